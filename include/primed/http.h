@@ -1,0 +1,63 @@
+/* http.h — the server-independent shape of a request and a response.
+ *
+ * Handlers (api, metrics, profiling) see only these structs, never libmicrohttpd, so they can be
+ * unit-tested without sockets. server.c adapts them to MHD. A response body is owned by the
+ * response (malloc'd, freed by http_response_fini) unless body_static is set.
+ */
+#ifndef PRIMED_HTTP_H
+#define PRIMED_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HTTP_MAX_EXTRA_HEADERS 6
+#define HTTP_HEADER_VALUE_MAX 256
+
+struct http_request {
+    const char *method;      /* "GET", "POST", … */
+    const char *path;        /* path only, no query string */
+    const char *request_id;  /* sanitised X-Request-Id or a generated one */
+    const char *client_addr; /* textual peer address */
+    const char *body;        /* borrowed; NULL when there is none */
+    size_t body_len;
+    /* Query-string argument / header lookup (NULL when absent). Borrowed, valid for the
+     * request's lifetime. */
+    const char *(*get_arg)(const struct http_request *req, const char *name);
+    const char *(*get_header)(const struct http_request *req, const char *name);
+    /* Calls fn(arg, name, value) for every query argument, in order (to reject unknown ones). */
+    void (*each_arg)(const struct http_request *req,
+                     void (*fn)(void *arg, const char *name, const char *value), void *arg);
+    void *impl; /* server-private */
+};
+
+struct http_header {
+    const char *name; /* static string */
+    char value[HTTP_HEADER_VALUE_MAX];
+};
+
+struct http_response {
+    int status;
+    const char *content_type; /* static string */
+    char *body;               /* owned unless body_static */
+    size_t body_len;
+    bool body_static;
+    struct http_header headers[HTTP_MAX_EXTRA_HEADERS];
+    int nheaders;
+};
+
+void http_response_init(struct http_response *resp);
+void http_response_fini(struct http_response *resp); /* frees the body if owned */
+/* Add a header (value copied, truncated to HTTP_HEADER_VALUE_MAX-1). Returns -ENOSPC when
+ * full. */
+int http_response_header(struct http_response *resp, const char *name, const char *value);
+/* Set an owned body copied from buf (or static). Returns 0 or -ENOMEM. */
+int http_response_body(struct http_response *resp, int status, const char *content_type,
+                       const char *buf, size_t len);
+void http_response_static(struct http_response *resp, int status, const char *content_type,
+                          const char *buf, size_t len);
+
+#define HTTP_JSON "application/json"
+#define HTTP_TEXT "text/plain; charset=utf-8"
+
+#endif

@@ -1,0 +1,51 @@
+/* metrics.h — the metric registry and its Prometheus text exposition (version 0.0.4).
+ *
+ * Hot-path updates are relaxed atomics (no locks); everything that is a "current value" (pool
+ * depth, tcmalloc, /proc) is pulled at scrape time by collectors. Label values are bounded: the
+ * handler label takes one of enum metrics_handler, the code label one of the statuses primed
+ * sends, the method label GET/POST/HEAD/OTHER.
+ */
+#ifndef PRIMED_METRICS_H
+#define PRIMED_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum metrics_handler {
+    MH_ROOT = 0, MH_HEALTHZ, MH_READYZ, MH_METRICS, MH_PRIMES, MH_COUNT, MH_ISPRIME, MH_NTH,
+    MH_NEXT, MH_PREV, MH_BATCH, MH_DEBUG, MH_OTHER, MH__COUNT
+};
+const char *metrics_handler_name(enum metrics_handler h);
+
+/* Process-wide registry. metrics_init is idempotent; call once from main before threads. */
+int metrics_init(void);
+void metrics_fini(void);
+
+/* Hot path: one finished request (any thread). */
+void metrics_observe_request(enum metrics_handler h, const char *method, int status,
+                             double seconds, uint64_t response_bytes);
+/* Open-connection gauge (server notify-connection callback). */
+void metrics_connections_add(int delta);
+
+/* Collectors write families at scrape time through a writer. */
+struct metrics_writer;
+typedef void (*metrics_collect_fn)(void *arg, struct metrics_writer *w);
+/* Register a collector (arg borrowed until metrics_unregister_collector). At most 16. */
+int metrics_register_collector(metrics_collect_fn fn, void *arg);
+void metrics_unregister_collector(metrics_collect_fn fn, void *arg);
+
+/* Writer helpers: a family header (HELP + TYPE: "counter", "gauge", "histogram"), then its
+ * samples. labels is the already-formatted inside of {…} (e.g. "outcome=\"done\"") or NULL. */
+void metrics_write_family(struct metrics_writer *w, const char *name, const char *type,
+                          const char *help);
+void metrics_write_sample(struct metrics_writer *w, const char *name, const char *labels,
+                          double value);
+void metrics_write_sample_u64(struct metrics_writer *w, const char *name, const char *labels,
+                              uint64_t value);
+
+/* The whole exposition into a malloc'd buffer (owned by the caller). Returns 0 or -ENOMEM. */
+int metrics_render(char **out, size_t *len);
+
+#define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+#endif

@@ -1,0 +1,66 @@
+/* sieve.h — segmented sieve of Eratosthenes over all of 0 … 2^64-1.
+ *
+ * A library that knows nothing of HTTP, JSON or the worker pool. All ranges are inclusive.
+ * The sieving primes up to √hi are shared by every thread (computed once, extended on demand,
+ * published with an atomic pointer: readers never block). Everything else a sieving thread needs
+ * lives in a sieve_ctx, which belongs to exactly one thread at a time.
+ *
+ * Cancellation: every long call takes `cancel`, a flag polled once per segment (may be NULL).
+ * When it reads non-zero the call stops and returns -ECANCELED. It never allocates without bound.
+ */
+#ifndef PRIMED_SIEVE_H
+#define PRIMED_SIEVE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sieve_ctx sieve_ctx;
+
+/* Per-thread working state (segment buffers, bucket lists). Returns NULL on ENOMEM.
+ * segment_bytes 0 picks the default (sized to the L1/L2 cache). */
+sieve_ctx *sieve_ctx_create(size_t segment_bytes);
+void sieve_ctx_destroy(sieve_ctx *ctx); /* accepts NULL */
+
+/* Count the primes in [lo, hi] (0 when lo > hi). Returns 0, -ECANCELED or -ENOMEM. */
+int sieve_count(sieve_ctx *ctx, uint64_t lo, uint64_t hi, uint64_t *count,
+                const atomic_int *cancel);
+
+/* Called with the primes of [lo, hi] in increasing order, a batch (usually one segment) at a
+ * time. `primes` is borrowed, valid only during the call. Return 0 to go on, anything else to
+ * stop: sieve_foreach then returns that value. */
+typedef int (*sieve_emit_fn)(void *arg, const uint64_t *primes, size_t n);
+
+/* Iterate the primes of [lo, hi]. Returns 0, the callback's non-zero value, -ECANCELED or
+ * -ENOMEM. Memory is O(segment) whatever the width of the range. */
+int sieve_foreach(sieve_ctx *ctx, uint64_t lo, uint64_t hi, sieve_emit_fn emit, void *arg,
+                  const atomic_int *cancel);
+
+/* Chunking for intra-request parallelism: the recommended chunk width for splitting a count of
+ * [lo, hi] into independent pieces (a multiple of the segment span, large enough that per-chunk
+ * setup is amortised). Any split is correct; this one is efficient. */
+uint64_t sieve_chunk_width(uint64_t lo, uint64_t hi);
+
+/* nth prime, 1-based: nth(1) = 2. Single-threaded convenience. Returns 0, -ERANGE when the k-th
+ * prime exceeds 2^64-1, -ECANCELED, -ENOMEM. */
+int sieve_nth(sieve_ctx *ctx, uint64_t k, uint64_t *prime, const atomic_int *cancel);
+
+/* Pieces of sieve_nth for callers that count in parallel:
+ * sieve_nth_estimate(k) returns x with π(x) close to k (from the inverse of li);
+ * sieve_nth_finish(ctx, x, pi_x, k, ...) finds the k-th prime given pi_x = π(x), by sieving
+ * forward from x+1 when pi_x < k, or backward from x when pi_x >= k. */
+uint64_t sieve_nth_estimate(uint64_t k);
+int sieve_nth_finish(sieve_ctx *ctx, uint64_t x, uint64_t pi_x, uint64_t k, uint64_t *prime,
+                     const atomic_int *cancel);
+
+/* Process-wide counters for /metrics (relaxed atomics, flushed once per call, not per prime). */
+struct sieve_stats {
+    uint64_t numbers_sieved;   /* width of all ranges sieved */
+    uint64_t segments;         /* segments processed */
+    uint64_t primes_emitted;   /* primes handed to sieve_emit_fn callbacks */
+    uint64_t table_bytes;      /* bytes held by the shared sieving-prime table now */
+    uint64_t table_limit;      /* the table covers sieving primes up to this value */
+};
+void sieve_stats_get(struct sieve_stats *out);
+
+#endif
