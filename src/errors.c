@@ -82,7 +82,15 @@ int errors_render(struct http_response *resp, enum primed_err e, const char *par
         va_end(ap);
         if (n >= 0) {
             m = msg;
-            mlen = (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1;
+            mlen = (size_t)n;
+            if (mlen >= sizeof(msg)) {
+                /* cut at a character boundary and say so */
+                size_t cut = sizeof(msg) - 4;
+                while (cut > 0 && ((unsigned char)msg[cut] & 0xC0) == 0x80)
+                    cut--;
+                memcpy(msg + cut, "...", 4);
+                mlen = cut + 3;
+            }
         }
     }
 
@@ -94,7 +102,7 @@ int errors_render(struct http_response *resp, enum primed_err e, const char *par
     jsonw_strn_trunc(&w, m, mlen, ERRORS_MSG_MAX * 6 + 2);
     if (param != NULL) {
         jsonw_lit(&w, ",\"param\":");
-        jsonw_strn_trunc(&w, param, strnlen(param, ERRORS_PARAM_MAX * 4), ERRORS_PARAM_MAX * 6);
+        jsonw_strn_trunc(&w, param, strnlen(param, ERRORS_PARAM_MAX + 1), ERRORS_PARAM_MAX);
     }
     jsonw_lit(&w, "}}");
 
