@@ -250,6 +250,20 @@ static void show_value(const char *v, char *out, size_t outlen)
     out[i] = '\0';
 }
 
+/* 262144 → "256KiB"; sizes that are not a whole number of KiB stay plain bytes. Parses back
+ * through parse_bytes. */
+static void format_bytes(uint64_t v, char *out, size_t outlen)
+{
+    static const char *const units[] = {"TiB", "GiB", "MiB", "KiB"};
+    static const uint64_t mults[] = {TIB, GIB, MIB, KIB};
+    for (int i = 0; i < 4; i++)
+        if (v != 0 && v % mults[i] == 0) {
+            snprintf(out, outlen, "%" PRIu64 "%s", v / mults[i], units[i]);
+            return;
+        }
+    snprintf(out, outlen, "%" PRIu64, v);
+}
+
 /* "an integer from 1 to 1024", "0 (auto) or a size from 4096 to 1073741824 bytes …" */
 static void range_text(const struct setting *s, char *out, size_t outlen)
 {
@@ -259,15 +273,17 @@ static void range_text(const struct setting *s, char *out, size_t outlen)
     switch (s->type) {
     case T_UINT:
     case T_U64:
-        snprintf(out, outlen, "%san integer from %" PRIu64 " to %" PRIu64 " (1e12 form allowed)",
-                 zero, s->min, s->max);
+        snprintf(out, outlen, "%san integer from %" PRIu64 " to %" PRIu64, zero, s->min,
+                 s->max);
         break;
-    case T_BYTES:
-        snprintf(out, outlen,
-                 "%sa byte count from %" PRIu64 " to %" PRIu64
-                 " (suffix K, M, G, T = KiB, MiB, GiB, TiB allowed)",
-                 zero, s->min, s->max);
+    case T_BYTES: {
+        char lo[32], hi[32];
+        format_bytes(s->min, lo, sizeof(lo));
+        format_bytes(s->max, hi, sizeof(hi));
+        snprintf(out, outlen, "%sa byte count from %s to %s (suffix K, M, G, T = KiB, MiB, GiB, TiB)",
+                 zero, lo, hi);
         break;
+    }
     case T_BOOL:
         snprintf(out, outlen, "true or false (or 1 or 0)");
         break;
@@ -758,8 +774,10 @@ static void format_setting(const struct primed_config *cfg, const struct setting
         snprintf(out, outlen, "%u", *(const unsigned *)(base + s->off));
         break;
     case T_U64:
-    case T_BYTES:
         snprintf(out, outlen, "%" PRIu64, *(const uint64_t *)(base + s->off));
+        break;
+    case T_BYTES:
+        format_bytes(*(const uint64_t *)(base + s->off), out, outlen);
         break;
     case T_BOOL:
         snprintf(out, outlen, "%s", *(const bool *)(base + s->off) ? "true" : "false");
@@ -802,6 +820,36 @@ void config_each(const struct primed_config *cfg,
     }
 }
 
+/* Word-wrap text to 78 columns with a 6-space indent. */
+static void print_wrapped(FILE *out, const char *text)
+{
+    const size_t indent = 6, width = 78;
+    size_t col = 0;
+    const char *p = text;
+    while (*p != '\0') {
+        while (*p == ' ')
+            p++;
+        size_t w = strcspn(p, " ");
+        if (w == 0)
+            break;
+        if (col == 0) {
+            fprintf(out, "%*s", (int)indent, "");
+            col = indent;
+        } else if (col + 1 + w > width) {
+            fprintf(out, "\n%*s", (int)indent, "");
+            col = indent;
+        } else {
+            fputc(' ', out);
+            col++;
+        }
+        fwrite(p, 1, w, out);
+        col += w;
+        p += w;
+    }
+    if (col > 0)
+        fputc('\n', out);
+}
+
 void config_usage(FILE *out)
 {
     struct primed_config d;
@@ -832,7 +880,10 @@ void config_usage(FILE *out)
             snprintf(def, sizeof(def), "none");
         else if (s->zero != NULL && strcmp(def, "0") == 0)
             snprintf(def, sizeof(def), "0 (%s)", s->zero);
-        fprintf(out, "\n  %s\n      %s\n      env %s; default %s; %s.\n", left, s->help, env,
-                def, range);
+        char rest[CONFIG_PATH_MAX + 1024];
+        snprintf(rest, sizeof(rest), "env %s; default %s; %s.", env, def, range);
+        fprintf(out, "\n  %s\n", left);
+        print_wrapped(out, s->help);
+        print_wrapped(out, rest);
     }
 }

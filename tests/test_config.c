@@ -260,7 +260,7 @@ START_TEST(bad_numbers_name_the_flag_and_the_range)
     set_args(c, "--workers", "abc", NULL);
     ck_assert_int_eq(load(c), CONFIG_ERROR);
     ck_assert_str_eq(c->err,
-                     "--workers: must be an integer from 1 to 1024 (1e12 form allowed), got 'abc'");
+                     "--workers: must be an integer from 1 to 1024, got 'abc'");
     set_args(c, "--workers=0", NULL);
     expect_error(c, "--workers:", "from 1 to 1024", "got '0'", NULL);
     set_args(c, "--workers=1025", NULL);
@@ -276,7 +276,7 @@ START_TEST(bad_numbers_name_the_flag_and_the_range)
     set_args(c, "--memory-budget", "1KB", NULL);
     expect_error(c, "--memory-budget:", "suffix K, M, G, T", "got '1KB'", NULL);
     set_args(c, "--memory-budget", "2TiB", NULL);
-    expect_error(c, "--memory-budget:", "1099511627776", NULL);
+    expect_error(c, "--memory-budget:", "from 64KiB to 1TiB", NULL);
     set_args(c, "--memory-budget", "20000000000TiB", NULL); /* multiplication overflow */
     expect_error(c, "--memory-budget:", NULL);
     set_args(c, "--sieve-segment-bytes", "100", NULL);

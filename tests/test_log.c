@@ -260,7 +260,7 @@ START_TEST(overlong_line_is_truncated_but_stays_valid_json)
 END_TEST
 
 #define NTHREADS 4
-#define NLINES 2000
+#define NLINES 500
 
 static void *log_many(void *arg)
 {
@@ -381,6 +381,7 @@ static Suite *log_suite(void)
 {
     Suite *s = suite_create("log");
     TCase *tc = tcase_create("log");
+    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, event_line_is_json_with_ts_level_event_msg_and_pairs);
     tcase_add_test(tc, request_line_has_every_documented_field);
     tcase_add_test(tc, level_filter_drops_less_severe_lines);
