@@ -48,9 +48,9 @@ enum setting_type {
 struct setting {
     const char *name; /* JSON key; flag = "--" + name with '_' → '-'; env = PRIMED_ + upper */
     enum setting_type type;
-    size_t off;    /* offsetof(struct primed_config, field) (unused by the listen types) */
-    size_t size;   /* T_STRING: size of the char array */
-    uint64_t min;  /* numbers: accepted range; a value of 0 is also accepted when zero != NULL */
+    size_t off;   /* offsetof(struct primed_config, field) (unused by the listen types) */
+    size_t size;  /* T_STRING: size of the char array */
+    uint64_t min; /* numbers: accepted range; a value of 0 is also accepted when zero != NULL */
     uint64_t max;
     const char *zero; /* what 0 means when it is accepted outside min…max ("auto") */
     const char *meta; /* placeholder in --help: N, BYTES, S, HOST:PORT … */
@@ -81,12 +81,12 @@ static const struct setting settings[] = {
      "Sieve segment size per worker; 0 sizes it from the CPU cache."},
     {"max_connections", T_UINT, F(max_connections), 0, 1, 1000000, NULL, "N",
      "Concurrent client connections."},
-    {"max_connections_per_ip", T_UINT, F(max_connections_per_ip), 0, 1, 1000000, "unlimited",
-     "N", "Concurrent connections from one client address."},
+    {"max_connections_per_ip", T_UINT, F(max_connections_per_ip), 0, 1, 1000000, "unlimited", "N",
+     "Concurrent connections from one client address."},
     {"connection_timeout", T_UINT, F(connection_timeout), 0, 1, 86400, NULL, "S",
      "Seconds an idle connection is kept open."},
-    {"connection_memory_limit", T_BYTES, F(connection_memory_limit), 0, 4 * KIB, GIB, NULL,
-     "BYTES", "Memory per connection for request headers and buffers."},
+    {"connection_memory_limit", T_BYTES, F(connection_memory_limit), 0, 4 * KIB, GIB, NULL, "BYTES",
+     "Memory per connection for request headers and buffers."},
     {"request_timeout_ms", T_UINT, F(request_timeout_ms), 0, 1, 3600000, NULL, "MS",
      "Deadline of one request; beyond it the answer is 504 deadline_exceeded."},
     {"max_body_bytes", T_BYTES, F(max_body_bytes), 0, 1, GIB, NULL, "BYTES",
@@ -126,8 +126,7 @@ static const char *const tooling_env[] = {"PRIMED_BIN", "PRIMED_BUILD", "PRIMED_
 static unsigned online_cpus(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 1)
-        return 1;
+    if (n < 1) return 1;
     return n > 1024 ? 1024 : (unsigned)n;
 }
 
@@ -168,8 +167,7 @@ void config_defaults(struct primed_config *cfg)
 static void flag_name(const struct setting *s, char *out, size_t outlen)
 {
     size_t n = strlen(s->name);
-    if (n + 3 > outlen)
-        n = outlen - 3;
+    if (n + 3 > outlen) n = outlen - 3;
     out[0] = out[1] = '-';
     for (size_t i = 0; i < n; i++)
         out[2 + i] = s->name[i] == '_' ? '-' : s->name[i];
@@ -179,8 +177,7 @@ static void flag_name(const struct setting *s, char *out, size_t outlen)
 static void env_name(const struct setting *s, char *out, size_t outlen)
 {
     size_t n = strlen(s->name);
-    if (n + 8 > outlen)
-        n = outlen - 8;
+    if (n + 8 > outlen) n = outlen - 8;
     memcpy(out, "PRIMED_", 7);
     for (size_t i = 0; i < n; i++) {
         char c = s->name[i];
@@ -194,8 +191,7 @@ static const struct setting *find_by_flag(const char *name, size_t len)
     char buf[64];
     for (size_t i = 0; i < NSETTINGS; i++) {
         flag_name(&settings[i], buf, sizeof(buf));
-        if (strlen(buf) == len && memcmp(buf, name, len) == 0)
-            return &settings[i];
+        if (strlen(buf) == len && memcmp(buf, name, len) == 0) return &settings[i];
     }
     return NULL;
 }
@@ -205,8 +201,7 @@ static const struct setting *find_by_env(const char *name, size_t len)
     char buf[64];
     for (size_t i = 0; i < NSETTINGS; i++) {
         env_name(&settings[i], buf, sizeof(buf));
-        if (strlen(buf) == len && memcmp(buf, name, len) == 0)
-            return &settings[i];
+        if (strlen(buf) == len && memcmp(buf, name, len) == 0) return &settings[i];
     }
     return NULL;
 }
@@ -214,25 +209,22 @@ static const struct setting *find_by_env(const char *name, size_t len)
 static const struct setting *find_by_key(const char *key)
 {
     for (size_t i = 0; i < NSETTINGS; i++)
-        if (strcmp(settings[i].name, key) == 0)
-            return &settings[i];
+        if (strcmp(settings[i].name, key) == 0) return &settings[i];
     return NULL;
 }
 
 /* ---- errors --------------------------------------------------------------------------- */
 
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen,
-                                                          const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
+                                                          ...)
 {
-    if (err == NULL || errlen == 0)
-        return;
+    if (err == NULL || errlen == 0) return;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
     for (char *p = err; *p; p++) /* one line, whatever the value contained */
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
+        if (*p == '\n' || *p == '\r') *p = ' ';
 }
 
 /* A value as shown back in an error: at most 64 bytes, non-printables as '?'. */
@@ -268,20 +260,19 @@ static void format_bytes(uint64_t v, char *out, size_t outlen)
 static void range_text(const struct setting *s, char *out, size_t outlen)
 {
     char zero[32] = "";
-    if (s->zero != NULL)
-        snprintf(zero, sizeof(zero), "0 (%s) or ", s->zero);
+    if (s->zero != NULL) snprintf(zero, sizeof(zero), "0 (%s) or ", s->zero);
     switch (s->type) {
     case T_UINT:
     case T_U64:
-        snprintf(out, outlen, "%san integer from %" PRIu64 " to %" PRIu64, zero, s->min,
-                 s->max);
+        snprintf(out, outlen, "%san integer from %" PRIu64 " to %" PRIu64, zero, s->min, s->max);
         break;
     case T_BYTES: {
         char lo[32], hi[32];
         format_bytes(s->min, lo, sizeof(lo));
         format_bytes(s->max, hi, sizeof(hi));
-        snprintf(out, outlen, "%sa byte count from %s to %s (suffix K, M, G, T = KiB, MiB, GiB, TiB)",
-                 zero, lo, hi);
+        snprintf(out, outlen,
+                 "%sa byte count from %s to %s (suffix K, M, G, T = KiB, MiB, GiB, TiB)", zero, lo,
+                 hi);
         break;
     }
     case T_BOOL:
@@ -305,8 +296,7 @@ static void range_text(const struct setting *s, char *out, size_t outlen)
         break;
     case T_STRING:
         if (s->off == F(debug_token))
-            snprintf(out, outlen, "printable ASCII without spaces, at most %zu bytes",
-                     s->size - 1);
+            snprintf(out, outlen, "printable ASCII without spaces, at most %zu bytes", s->size - 1);
         else
             snprintf(out, outlen, "a path of at most %zu bytes", s->size - 1);
         break;
@@ -342,8 +332,7 @@ static bool parse_bytes(const char *v, uint64_t *out)
         }
     }
     uint64_t x;
-    if (numparse_u64n(v, n, &x) != NUMPARSE_OK || x > UINT64_MAX / mult)
-        return false;
+    if (numparse_u64n(v, n, &x) != NUMPARSE_OK || x > UINT64_MAX / mult) return false;
     *out = x * mult;
     return true;
 }
@@ -353,11 +342,9 @@ static bool host_is_loopback(const char *host)
 {
     struct in_addr a4;
     struct in6_addr a6;
-    if (inet_pton(AF_INET, host, &a4) == 1)
-        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET, host, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
     if (inet_pton(AF_INET6, host, &a6) == 1) {
-        if (IN6_IS_ADDR_LOOPBACK(&a6))
-            return true;
+        if (IN6_IS_ADDR_LOOPBACK(&a6)) return true;
         return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;
     }
     return false;
@@ -377,18 +364,15 @@ static bool parse_hostport(const char *v, char host[CONFIG_HOST_MAX], uint16_t *
     int family;
     if (v[0] == '[') {
         const char *close = strchr(v, ']');
-        if (close == NULL || close[1] != ':')
-            return false;
+        if (close == NULL || close[1] != ':') return false;
         hlen = (size_t)(close - v - 1);
-        if (hlen == 0 || hlen >= sizeof(h))
-            return false;
+        if (hlen == 0 || hlen >= sizeof(h)) return false;
         memcpy(h, v + 1, hlen);
         colon = close + 1;
         family = AF_INET6;
     } else {
         colon = strrchr(v, ':');
-        if (colon == NULL)
-            return false;
+        if (colon == NULL) return false;
         hlen = (size_t)(colon - v);
         if (hlen == 0 || hlen >= sizeof(h) || memchr(v, ':', hlen) != NULL)
             return false; /* an IPv6 address needs brackets */
@@ -398,16 +382,12 @@ static bool parse_hostport(const char *v, char host[CONFIG_HOST_MAX], uint16_t *
     h[hlen] = '\0';
     const char *p = colon + 1;
     size_t plen = strlen(p);
-    if (plen == 0 || plen > 5 || strspn(p, "0123456789") != plen)
-        return false;
+    if (plen == 0 || plen > 5 || strspn(p, "0123456789") != plen) return false;
     uint64_t pv;
-    if (numparse_u64n(p, plen, &pv) != NUMPARSE_OK || pv > 65535)
-        return false;
-    if (family == AF_INET && strcmp(h, "localhost") == 0)
-        strcpy(h, "127.0.0.1");
+    if (numparse_u64n(p, plen, &pv) != NUMPARSE_OK || pv > 65535) return false;
+    if (family == AF_INET && strcmp(h, "localhost") == 0) strcpy(h, "127.0.0.1");
     unsigned char addr[sizeof(struct in6_addr)];
-    if (inet_pton(family, h, addr) != 1)
-        return false;
+    if (inet_pton(family, h, addr) != 1) return false;
     memcpy(host, h, strlen(h) + 1);
     *port = (uint16_t)pv;
     return true;
@@ -425,8 +405,7 @@ static int set_value(struct primed_config *cfg, const struct setting *s, const c
     case T_U64:
     case T_BYTES: {
         bool ok = s->type == T_BYTES ? parse_bytes(v, &x) : numparse_u64(v, &x) == NUMPARSE_OK;
-        if (!ok || !((x >= s->min && x <= s->max) || (x == 0 && s->zero != NULL)))
-            goto bad;
+        if (!ok || !((x >= s->min && x <= s->max) || (x == 0 && s->zero != NULL))) goto bad;
         if (s->type == T_UINT)
             *(unsigned *)(base + s->off) = (unsigned)x; /* max <= UINT_MAX in the table */
         else
@@ -459,26 +438,22 @@ static int set_value(struct primed_config *cfg, const struct setting *s, const c
             goto bad;
         return 0;
     case T_LISTEN:
-        if (!parse_hostport(v, cfg->listen_host, &cfg->listen_port))
-            goto bad;
+        if (!parse_hostport(v, cfg->listen_host, &cfg->listen_port)) goto bad;
         return 0;
     case T_DEBUG_LISTEN:
         if (strcmp(v, "off") == 0) {
             cfg->debug_enabled = false;
             return 0;
         }
-        if (!parse_hostport(v, cfg->debug_host, &cfg->debug_port))
-            goto bad;
+        if (!parse_hostport(v, cfg->debug_host, &cfg->debug_port)) goto bad;
         cfg->debug_enabled = true;
         return 0;
     case T_STRING: {
         size_t n = strlen(v);
-        if (n >= s->size)
-            goto bad;
+        if (n >= s->size) goto bad;
         if (s->off == F(debug_token))
             for (size_t i = 0; i < n; i++)
-                if ((unsigned char)v[i] <= ' ' || (unsigned char)v[i] >= 0x7f)
-                    goto bad;
+                if ((unsigned char)v[i] <= ' ' || (unsigned char)v[i] >= 0x7f) goto bad;
         memcpy(base + s->off, v, n + 1);
         return 0;
     }
@@ -504,8 +479,7 @@ static int next_flag(int argc, char *const argv[], int *i, const char **name, si
     if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
         char shown[80];
         show_value(a, shown, sizeof(shown));
-        set_err(err, errlen, "unexpected argument '%s' (flags start with --; see --help)",
-                shown);
+        set_err(err, errlen, "unexpected argument '%s' (flags start with --; see --help)", shown);
         return -1;
     }
     a += 2;
@@ -550,8 +524,8 @@ static int load_file(struct primed_config *cfg, const char *path, char *err, siz
         if (jerr.line < 1)
             set_err(err, errlen, "--config %s: %s", path, jerr.text);
         else
-            set_err(err, errlen, "--config %s: line %d column %d: %s", path, jerr.line,
-                    jerr.column, jerr.text);
+            set_err(err, errlen, "--config %s: line %d column %d: %s", path, jerr.line, jerr.column,
+                    jerr.text);
         return -1;
     }
     int rc = -1;
@@ -569,8 +543,8 @@ static int load_file(struct primed_config *cfg, const char *path, char *err, siz
         show_value(key, kshown, sizeof(kshown));
         snprintf(src, sizeof(src), "\"%s\" in %s", kshown, path);
         if (s == NULL) {
-            set_err(err, errlen, "--config %s: unknown key \"%s\" (see --help for the keys)",
-                    path, kshown);
+            set_err(err, errlen, "--config %s: unknown key \"%s\" (see --help for the keys)", path,
+                    kshown);
             goto out;
         }
         const char *v;
@@ -596,8 +570,7 @@ static int load_file(struct primed_config *cfg, const char *path, char *err, siz
         } else {
             v = json_is_null(val) ? "null" : json_is_array(val) ? "an array" : "an object";
         }
-        if (set_value(cfg, s, src, v, err, errlen) != 0)
-            goto out;
+        if (set_value(cfg, s, src, v, err, errlen) != 0) goto out;
     }
     rc = 0;
 out:
@@ -610,23 +583,19 @@ out:
 static bool is_tooling_env(const char *name, size_t len)
 {
     for (size_t i = 0; i < sizeof(tooling_env) / sizeof(tooling_env[0]); i++)
-        if (strlen(tooling_env[i]) == len && memcmp(tooling_env[i], name, len) == 0)
-            return true;
+        if (strlen(tooling_env[i]) == len && memcmp(tooling_env[i], name, len) == 0) return true;
     return len >= strlen(TOOLING_ENV_PREFIX) &&
            memcmp(name, TOOLING_ENV_PREFIX, strlen(TOOLING_ENV_PREFIX)) == 0;
 }
 
 static int load_env(struct primed_config *cfg, char *const envp[], char *err, size_t errlen)
 {
-    if (envp == NULL)
-        return 0;
+    if (envp == NULL) return 0;
     for (size_t i = 0; envp[i] != NULL; i++) {
         const char *e = envp[i];
-        if (strncmp(e, "PRIMED_", 7) != 0)
-            continue;
+        if (strncmp(e, "PRIMED_", 7) != 0) continue;
         const char *eq = strchr(e, '=');
-        if (eq == NULL)
-            continue;
+        if (eq == NULL) continue;
         size_t nlen = (size_t)(eq - e);
         if ((nlen == 13 && memcmp(e, "PRIMED_CONFIG", 13) == 0) || is_tooling_env(e, nlen))
             continue;
@@ -636,14 +605,12 @@ static int load_env(struct primed_config *cfg, char *const envp[], char *err, si
             char name[128];
             snprintf(name, sizeof(name), "%.*s", (int)(nlen < 100 ? nlen : 100), e);
             show_value(name, shown, sizeof(shown));
-            set_err(err, errlen, "%s: unknown PRIMED_ environment variable (see --help)",
-                    shown);
+            set_err(err, errlen, "%s: unknown PRIMED_ environment variable (see --help)", shown);
             return -1;
         }
         char src[64];
         env_name(s, src, sizeof(src));
-        if (set_value(cfg, s, src, eq + 1, err, errlen) != 0)
-            return -1;
+        if (set_value(cfg, s, src, eq + 1, err, errlen) != 0) return -1;
     }
     return 0;
 }
@@ -652,8 +619,7 @@ static const char *env_config(char *const envp[])
 {
     const char *path = NULL;
     for (size_t i = 0; envp != NULL && envp[i] != NULL; i++)
-        if (strncmp(envp[i], "PRIMED_CONFIG=", 14) == 0)
-            path = envp[i] + 14;
+        if (strncmp(envp[i], "PRIMED_CONFIG=", 14) == 0) path = envp[i] + 14;
     return path;
 }
 
@@ -680,8 +646,7 @@ static int cross_check(const struct primed_config *cfg, char *err, size_t errlen
     }
     if (cfg->stream_buffer_bytes > cfg->memory_budget) {
         set_err(err, errlen,
-                "--stream-buffer-bytes (%" PRIu64 ") must not exceed --memory-budget (%" PRIu64
-                ")",
+                "--stream-buffer-bytes (%" PRIu64 ") must not exceed --memory-budget (%" PRIu64 ")",
                 cfg->stream_buffer_bytes, cfg->memory_budget);
         return -1;
     }
@@ -703,16 +668,14 @@ enum config_result config_load(struct primed_config *cfg, int argc, char *const 
 {
     const char *name, *value;
     size_t nlen;
-    if (err != NULL && errlen > 0)
-        err[0] = '\0';
+    if (err != NULL && errlen > 0) err[0] = '\0';
     config_defaults(cfg);
 
     /* Pass 1 over argv: --help/--version win at once; find --config; reject unknown flags
      * before reading any file. */
     const char *file = env_config(envp);
     for (int i = 1; i < argc;) {
-        if (next_flag(argc, argv, &i, &name, &nlen, &value, err, errlen) != 0)
-            return CONFIG_ERROR;
+        if (next_flag(argc, argv, &i, &name, &nlen, &value, err, errlen) != 0) return CONFIG_ERROR;
         if (value == NULL && nlen == 4) {
             config_usage(stdout);
             return CONFIG_EXIT_OK;
@@ -740,27 +703,21 @@ enum config_result config_load(struct primed_config *cfg, int argc, char *const 
             set_err(err, errlen, "--config: must be a file path, got ''");
             return CONFIG_ERROR;
         }
-        if (load_file(cfg, file, err, errlen) != 0)
-            return CONFIG_ERROR;
+        if (load_file(cfg, file, err, errlen) != 0) return CONFIG_ERROR;
     }
-    if (load_env(cfg, envp, err, errlen) != 0)
-        return CONFIG_ERROR;
+    if (load_env(cfg, envp, err, errlen) != 0) return CONFIG_ERROR;
 
     /* Pass 2: apply the flags, in order (a later repeat wins). */
     for (int i = 1; i < argc;) {
-        if (next_flag(argc, argv, &i, &name, &nlen, &value, err, errlen) != 0)
-            return CONFIG_ERROR;
-        if (is_config_flag(name, nlen))
-            continue;
+        if (next_flag(argc, argv, &i, &name, &nlen, &value, err, errlen) != 0) return CONFIG_ERROR;
+        if (is_config_flag(name, nlen)) continue;
         const struct setting *s = find_by_flag(name - 2, nlen + 2);
         char src[64];
         flag_name(s, src, sizeof(src));
-        if (set_value(cfg, s, src, value, err, errlen) != 0)
-            return CONFIG_ERROR;
+        if (set_value(cfg, s, src, value, err, errlen) != 0) return CONFIG_ERROR;
     }
 
-    if (cross_check(cfg, err, errlen) != 0)
-        return CONFIG_ERROR;
+    if (cross_check(cfg, err, errlen) != 0) return CONFIG_ERROR;
     return CONFIG_OK;
 }
 
@@ -830,8 +787,7 @@ static void print_wrapped(FILE *out, const char *text)
         while (*p == ' ')
             p++;
         size_t w = strcspn(p, " ");
-        if (w == 0)
-            break;
+        if (w == 0) break;
         if (col == 0) {
             fprintf(out, "%*s", (int)indent, "");
             col = indent;
@@ -846,8 +802,7 @@ static void print_wrapped(FILE *out, const char *text)
         col += w;
         p += w;
     }
-    if (col > 0)
-        fputc('\n', out);
+    if (col > 0) fputc('\n', out);
 }
 
 void config_usage(FILE *out)

@@ -24,15 +24,13 @@ static const struct primed_error_info error_table[PERR__COUNT] = {
     [PERR_NOT_FOUND] = {404, "not_found", "no such resource"},
     [PERR_NO_SUCH_PRIME] = {404, "no_such_prime",
                             "no prime satisfies the request within 0 ... 2^64-1"},
-    [PERR_METHOD_NOT_ALLOWED] = {405, "method_not_allowed",
-                                 "method not allowed for this resource"},
+    [PERR_METHOD_NOT_ALLOWED] = {405, "method_not_allowed", "method not allowed for this resource"},
     [PERR_NOT_ACCEPTABLE] = {406, "not_acceptable",
                              "cannot produce a representation the client accepts"},
     [PERR_CONFLICT] = {409, "conflict", "the request conflicts with an operation in progress"},
     [PERR_BODY_TOO_LARGE] = {413, "body_too_large", "the request body is too large"},
     [PERR_URI_TOO_LONG] = {414, "uri_too_long", "the request URI is too long"},
-    [PERR_UNSUPPORTED_MEDIA] = {415, "unsupported_media_type",
-                                "unsupported request content type"},
+    [PERR_UNSUPPORTED_MEDIA] = {415, "unsupported_media_type", "unsupported request content type"},
     [PERR_HEADERS_TOO_LARGE] = {431, "headers_too_large", "the request headers are too large"},
     [PERR_INTERNAL] = {500, "internal", "internal error"},
     [PERR_NOT_IMPLEMENTED] = {501, "not_implemented", "not implemented in this build"},
@@ -47,8 +45,7 @@ static const char enomem_body[] =
 
 const struct primed_error_info *errors_info(enum primed_err e)
 {
-    if ((unsigned)e >= PERR__COUNT)
-        e = PERR_INTERNAL;
+    if ((unsigned)e >= PERR__COUNT) e = PERR_INTERNAL;
     return &error_table[e];
 }
 
@@ -114,8 +111,7 @@ int errors_render(struct http_response *resp, enum primed_err e, const char *par
     size_t len;
     char *body = jsonw_steal(&w, &len);
     http_response_body_owned(resp, info->status, HTTP_JSON, body, len);
-    if (e == PERR_METHOD_NOT_ALLOWED && allow != NULL)
-        http_response_header(resp, "Allow", allow);
+    if (e == PERR_METHOD_NOT_ALLOWED && allow != NULL) http_response_header(resp, "Allow", allow);
     if (e == PERR_OVERLOADED || e == PERR_UNAVAILABLE)
         http_response_header(resp, "Retry-After", "1");
     return 0;

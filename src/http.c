@@ -19,8 +19,7 @@ void http_response_init(struct http_response *resp)
 
 static void drop_body(struct http_response *resp)
 {
-    if (resp->body != NULL && !resp->body_static)
-        free(resp->body);
+    if (resp->body != NULL && !resp->body_static) free(resp->body);
     resp->body = NULL;
     resp->body_len = 0;
     resp->body_static = false;
@@ -28,21 +27,18 @@ static void drop_body(struct http_response *resp)
 
 void http_response_fini(struct http_response *resp)
 {
-    if (resp == NULL)
-        return;
+    if (resp == NULL) return;
     drop_body(resp);
     resp->nheaders = 0;
 }
 
 int http_response_header(struct http_response *resp, const char *name, const char *value)
 {
-    if (resp->nheaders >= HTTP_MAX_EXTRA_HEADERS)
-        return -ENOSPC;
+    if (resp->nheaders >= HTTP_MAX_EXTRA_HEADERS) return -ENOSPC;
     struct http_header *h = &resp->headers[resp->nheaders++];
     h->name = name;
     size_t n = value != NULL ? strnlen(value, HTTP_HEADER_VALUE_MAX - 1) : 0;
-    if (n > 0)
-        memcpy(h->value, value, n);
+    if (n > 0) memcpy(h->value, value, n);
     h->value[n] = '\0';
     return 0;
 }
@@ -52,10 +48,8 @@ int http_response_body(struct http_response *resp, int status, const char *conte
 {
     /* +1 keeps the body NUL-terminated for handlers and tests that treat it as a string. */
     char *copy = malloc(len + 1);
-    if (copy == NULL)
-        return -ENOMEM;
-    if (len > 0)
-        memcpy(copy, buf, len);
+    if (copy == NULL) return -ENOMEM;
+    if (len > 0) memcpy(copy, buf, len);
     copy[len] = '\0';
     drop_body(resp);
     resp->status = status;

@@ -48,8 +48,7 @@ static const uint64_t pow10_table[20] = {
 
 static unsigned dec_digits(uint64_t v)
 {
-    if (v < 10)
-        return 1;
+    if (v < 10) return 1;
     /* floor(log10(2^bits)) ≈ bits * 1233 / 4096; t is exact or one too high after the +1. */
     unsigned bits = 64u - (unsigned)__builtin_clzll(v);
     unsigned t = (bits * 1233u) >> 12;
@@ -81,8 +80,7 @@ void jsonw_init_fixed(struct jsonw *w, char *buf, size_t size)
     w->buf = buf;
     w->cap = size > 0 ? size - 1 : 0;
     w->max = w->cap;
-    if (size > 0)
-        buf[0] = '\0';
+    if (size > 0) buf[0] = '\0';
 }
 
 void jsonw_init_dynamic(struct jsonw *w, size_t max)
@@ -94,8 +92,7 @@ void jsonw_init_dynamic(struct jsonw *w, size_t max)
 
 void jsonw_fini(struct jsonw *w)
 {
-    if (w->dynamic)
-        free(w->buf);
+    if (w->dynamic) free(w->buf);
     w->buf = NULL;
     w->len = w->cap = 0;
 }
@@ -104,8 +101,7 @@ void jsonw_reset(struct jsonw *w)
 {
     w->len = 0;
     w->overflow = false;
-    if (w->buf != NULL)
-        w->buf[0] = '\0';
+    if (w->buf != NULL) w->buf[0] = '\0';
 }
 
 char *jsonw_steal(struct jsonw *w, size_t *len)
@@ -114,8 +110,7 @@ char *jsonw_steal(struct jsonw *w, size_t *len)
     *len = w->len;
     if (b == NULL) {
         b = malloc(1);
-        if (b != NULL)
-            b[0] = '\0';
+        if (b != NULL) b[0] = '\0';
         *len = 0;
     }
     w->buf = NULL;
@@ -127,8 +122,7 @@ char *jsonw_steal(struct jsonw *w, size_t *len)
 /* Make room for `need` more bytes of text; 0 or a negative errno (then overflow is set). */
 static int reserve(struct jsonw *w, size_t need)
 {
-    if (need <= w->cap - w->len)
-        return 0;
+    if (need <= w->cap - w->len) return 0;
     if (!w->dynamic || need > w->max - w->len) {
         w->overflow = true;
         return -ENOSPC;
@@ -137,15 +131,13 @@ static int reserve(struct jsonw *w, size_t need)
     size_t ncap = w->cap < 240 ? 240 : w->cap;
     while (ncap < want)
         ncap = ncap > w->max / 2 ? w->max : ncap * 2;
-    if (ncap > w->max)
-        ncap = w->max;
+    if (ncap > w->max) ncap = w->max;
     char *nb = realloc(w->buf, ncap + 1);
     if (nb == NULL) {
         w->overflow = true;
         return -ENOMEM;
     }
-    if (w->buf == NULL)
-        nb[0] = '\0';
+    if (w->buf == NULL) nb[0] = '\0';
     w->buf = nb;
     w->cap = ncap;
     return 0;
@@ -154,8 +146,7 @@ static int reserve(struct jsonw *w, size_t need)
 int jsonw_raw(struct jsonw *w, const char *s, size_t n)
 {
     int rc = reserve(w, n);
-    if (rc != 0)
-        return rc;
+    if (rc != 0) return rc;
     memcpy(w->buf + w->len, s, n);
     w->len += n;
     w->buf[w->len] = '\0';
@@ -209,11 +200,9 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
     } else {
         return 0;
     }
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
+    if (n < len || s[1] < lo || s[1] > hi) return 0;
     for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF)
-            return 0;
+        if (s[i] < 0x80 || s[i] > 0xBF) return 0;
     return len;
 }
 
@@ -233,10 +222,8 @@ size_t jsonw_escape(char *out, size_t cap, const char *s, size_t n, size_t *cons
             while (j < n && u[j] >= 0x20 && u[j] < 0x80 && u[j] != '"' && u[j] != '\\')
                 j++;
             size_t run = j - i;
-            if (run > cap - o)
-                run = cap - o;
-            if (run == 0)
-                break;
+            if (run > cap - o) run = cap - o;
+            if (run == 0) break;
             memcpy(out + o, s + i, run);
             o += run;
             i += run;
@@ -252,11 +239,21 @@ size_t jsonw_escape(char *out, size_t cap, const char *s, size_t n, size_t *cons
             piece = esc;
             plen = 2;
             switch (c) {
-            case '\n': esc[1] = 'n'; break;
-            case '\r': esc[1] = 'r'; break;
-            case '\t': esc[1] = 't'; break;
-            case '\b': esc[1] = 'b'; break;
-            case '\f': esc[1] = 'f'; break;
+            case '\n':
+                esc[1] = 'n';
+                break;
+            case '\r':
+                esc[1] = 'r';
+                break;
+            case '\t':
+                esc[1] = 't';
+                break;
+            case '\b':
+                esc[1] = 'b';
+                break;
+            case '\f':
+                esc[1] = 'f';
+                break;
             default:
                 esc[1] = 'u';
                 esc[2] = '0';
@@ -276,14 +273,12 @@ size_t jsonw_escape(char *out, size_t cap, const char *s, size_t n, size_t *cons
                 in_len = 1;
             }
         }
-        if (plen > cap - o)
-            break;
+        if (plen > cap - o) break;
         memcpy(out + o, piece, plen);
         o += plen;
         i += in_len;
     }
-    if (consumed != NULL)
-        *consumed = i;
+    if (consumed != NULL) *consumed = i;
     return o;
 }
 
@@ -318,8 +313,7 @@ int jsonw_strn(struct jsonw *w, const char *s, size_t n)
 {
     size_t need = escaped_len(s, n) + 2;
     int rc = reserve(w, need);
-    if (rc != 0)
-        return rc;
+    if (rc != 0) return rc;
     char *p = w->buf + w->len;
     p[0] = '"';
     size_t o = jsonw_escape(p + 1, need - 2, s, n, NULL);
@@ -337,15 +331,13 @@ int jsonw_str(struct jsonw *w, const char *s)
 int jsonw_strn_trunc(struct jsonw *w, const char *s, size_t n, size_t limit)
 {
     size_t need = escaped_len(s, n) + 2;
-    if (need <= limit)
-        return jsonw_strn(w, s, n);
+    if (need <= limit) return jsonw_strn(w, s, n);
     if (limit < 5) {
         w->overflow = true;
         return -ENOSPC;
     }
     int rc = reserve(w, limit);
-    if (rc != 0)
-        return rc;
+    if (rc != 0) return rc;
     char *p = w->buf + w->len;
     p[0] = '"';
     size_t o = jsonw_escape(p + 1, limit - 5, s, n, NULL); /* room for "..." and the quote */

@@ -42,10 +42,14 @@ int log_enabled(enum log_level level)
 static const char *level_name(enum log_level level)
 {
     switch (level) {
-    case LOG_DEBUG: return "debug";
-    case LOG_INFO: return "info";
-    case LOG_WARN: return "warn";
-    case LOG_ERROR: return "error";
+    case LOG_DEBUG:
+        return "debug";
+    case LOG_INFO:
+        return "info";
+    case LOG_WARN:
+        return "warn";
+    case LOG_ERROR:
+        return "error";
     }
     return "info";
 }
@@ -59,9 +63,15 @@ static void format_ts(char out[25])
     gmtime_r(&ts.tv_sec, &tm);
     unsigned year = (unsigned)(tm.tm_year + 1900) % 10000;
     unsigned ms = (unsigned)(ts.tv_nsec / 1000000);
-    unsigned f[] = {year / 1000,          year / 100 % 10,     year / 10 % 10,
-                    year % 10,            (unsigned)tm.tm_mon + 1, (unsigned)tm.tm_mday,
-                    (unsigned)tm.tm_hour, (unsigned)tm.tm_min, (unsigned)tm.tm_sec};
+    unsigned f[] = {year / 1000,
+                    year / 100 % 10,
+                    year / 10 % 10,
+                    year % 10,
+                    (unsigned)tm.tm_mon + 1,
+                    (unsigned)tm.tm_mday,
+                    (unsigned)tm.tm_hour,
+                    (unsigned)tm.tm_min,
+                    (unsigned)tm.tm_sec};
     char *p = out;
     for (int i = 0; i < 4; i++)
         *p++ = (char)('0' + f[i]);
@@ -84,8 +94,7 @@ static void write_all(const char *buf, size_t len)
     while (len > 0) {
         ssize_t n = write(STDERR_FILENO, buf, len);
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             return; /* nowhere left to report a logging failure */
         }
         buf += n;
@@ -133,12 +142,10 @@ static void line_start(struct line *l, enum log_level level, const char *event)
 /* True when a text-format value can be shown without quotes. */
 static bool text_plain(const char *v, size_t n)
 {
-    if (n == 0)
-        return false;
+    if (n == 0) return false;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)v[i];
-        if (c <= ' ' || c >= 0x7f || c == '"' || c == '\\' || c == '=')
-            return false;
+        if (c <= ' ' || c >= 0x7f || c == '"' || c == '\\' || c == '=') return false;
     }
     return true;
 }
@@ -147,8 +154,7 @@ static bool text_plain(const char *v, size_t n)
  * marked truncated and every later field is dropped. */
 static void line_kv(struct line *l, const char *key, const char *val, size_t vlen)
 {
-    if (l->truncated)
-        return;
+    if (l->truncated) return;
     size_t save = l->w.len;
     int rc;
     if (l->json) {
@@ -172,19 +178,16 @@ static void line_kv(struct line *l, const char *key, const char *val, size_t vle
         }
         return;
     }
-    if (!l->json && text_plain(val, vlen) && jsonw_raw(&l->w, val, vlen) == 0)
-        return;
+    if (!l->json && text_plain(val, vlen) && jsonw_raw(&l->w, val, vlen) == 0) return;
     rc = jsonw_strn_trunc(&l->w, val, vlen, l->w.cap - l->w.len);
-    if (rc != 0)
-        l->truncated = true;
+    if (rc != 0) l->truncated = true;
 }
 
 static void line_kv_u64(struct line *l, const char *key, uint64_t v)
 {
     char d[JSONW_U64_MAX];
     size_t n = jsonw_u64_format(d, v);
-    if (l->truncated)
-        return;
+    if (l->truncated) return;
     size_t save = l->w.len;
     if (l->json) {
         jsonw_char(&l->w, ',');
@@ -220,18 +223,15 @@ static void line_finish(struct line *l)
 
 void log_event(enum log_level level, const char *event, const char *msg, ...)
 {
-    if (!log_enabled(level))
-        return;
+    if (!log_enabled(level)) return;
     struct line l;
     line_start(&l, level, event != NULL ? event : "event");
-    if (msg != NULL)
-        line_kv(&l, "msg", msg, strlen(msg));
+    if (msg != NULL) line_kv(&l, "msg", msg, strlen(msg));
     va_list ap;
     va_start(ap, msg);
     for (;;) {
         const char *k = va_arg(ap, const char *);
-        if (k == NULL)
-            break;
+        if (k == NULL) break;
         const char *v = va_arg(ap, const char *);
         line_kv(&l, k, v, v != NULL ? strlen(v) : 0);
     }
@@ -246,8 +246,7 @@ static const char *or_dash(const char *s)
 
 void log_request(const struct log_request_rec *r)
 {
-    if (!log_enabled(LOG_INFO))
-        return;
+    if (!log_enabled(LOG_INFO)) return;
     struct line l;
     line_start(&l, LOG_INFO, "request");
     const char *id = or_dash(r->request_id), *m = or_dash(r->method), *p = or_dash(r->path),
@@ -267,7 +266,7 @@ void log_request(const struct log_request_rec *r)
 /* Request ids: splitmix64's finaliser over seed + n * golden for a process-wide counter n. The
  * finaliser is a bijection, so ids never repeat within a process; the random seed makes them
  * differ between processes. One relaxed fetch_add per id, no lock. */
-static uint64_t rid_seed;          /* written once under rid_once */
+static uint64_t rid_seed; /* written once under rid_once */
 static pthread_once_t rid_once = PTHREAD_ONCE_INIT;
 static atomic_uint_fast64_t rid_counter; /* every thread: fetch_add, relaxed (only uniqueness) */
 
@@ -300,18 +299,15 @@ void log_new_request_id(char buf[17])
 
 int log_sanitize_request_id(const char *in, char *out, unsigned outlen)
 {
-    if (in == NULL || out == NULL)
-        return -1;
+    if (in == NULL || out == NULL) return -1;
     size_t n = 0;
     for (; in[n] != '\0'; n++) {
         char c = in[n];
         bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
                   c == '.' || c == '_' || c == '-';
-        if (!ok || n >= 64)
-            return -1;
+        if (!ok || n >= 64) return -1;
     }
-    if (n == 0 || n + 1 > outlen)
-        return -1;
+    if (n == 0 || n + 1 > outlen) return -1;
     memcpy(out, in, n + 1);
     return 0;
 }

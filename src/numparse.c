@@ -22,8 +22,7 @@ static bool digits_value(const char *s, size_t n, uint64_t *out)
     for (size_t i = 0; i < n; i++) {
         unsigned d = (unsigned)(s[i] - '0');
         /* v * 10 + d <= UINT64_MAX  <=>  v < M/10, or v == M/10 and d <= M%10 */
-        if (v > UINT64_MAX / 10 || (v == UINT64_MAX / 10 && d > UINT64_MAX % 10))
-            return false;
+        if (v > UINT64_MAX / 10 || (v == UINT64_MAX / 10 && d > UINT64_MAX % 10)) return false;
         v = v * 10 + d;
     }
     *out = v;
@@ -32,31 +31,26 @@ static bool digits_value(const char *s, size_t n, uint64_t *out)
 
 enum numparse_result numparse_u64n(const char *s, size_t len, uint64_t *out)
 {
-    if (s == NULL || len == 0)
-        return NUMPARSE_EMPTY;
+    if (s == NULL || len == 0) return NUMPARSE_EMPTY;
 
     /* Syntax: D+ ( [eE] D+ )? — an embedded NUL fails is_digit like any other byte. */
     size_t i = 0;
     while (i < len && is_digit(s[i]))
         i++;
     size_t mant_len = i;
-    if (mant_len == 0)
-        return NUMPARSE_SYNTAX;
+    if (mant_len == 0) return NUMPARSE_SYNTAX;
     size_t exp_start = 0, exp_len = 0;
     if (i < len) {
-        if (s[i] != 'e' && s[i] != 'E')
-            return NUMPARSE_SYNTAX;
+        if (s[i] != 'e' && s[i] != 'E') return NUMPARSE_SYNTAX;
         exp_start = ++i;
         while (i < len && is_digit(s[i]))
             i++;
         exp_len = i - exp_start;
-        if (exp_len == 0 || i != len)
-            return NUMPARSE_SYNTAX;
+        if (exp_len == 0 || i != len) return NUMPARSE_SYNTAX;
     }
 
     uint64_t mant;
-    if (!digits_value(s, mant_len, &mant))
-        return NUMPARSE_OVERFLOW;
+    if (!digits_value(s, mant_len, &mant)) return NUMPARSE_OVERFLOW;
     if (exp_len == 0 || mant == 0) {
         *out = mant; /* 0eK == 0 for any K, however long */
         return NUMPARSE_OK;
@@ -69,16 +63,12 @@ enum numparse_result numparse_u64n(const char *s, size_t len, uint64_t *out)
         e++;
         exp_len--;
     }
-    if (exp_len > 2)
-        return NUMPARSE_OVERFLOW;
+    if (exp_len > 2) return NUMPARSE_OVERFLOW;
     unsigned k = (unsigned)(e[0] - '0');
-    if (exp_len == 2)
-        k = k * 10 + (unsigned)(e[1] - '0');
-    if (k > 19)
-        return NUMPARSE_OVERFLOW;
+    if (exp_len == 2) k = k * 10 + (unsigned)(e[1] - '0');
+    if (k > 19) return NUMPARSE_OVERFLOW;
     while (k-- > 0) {
-        if (mant > UINT64_MAX / 10)
-            return NUMPARSE_OVERFLOW;
+        if (mant > UINT64_MAX / 10) return NUMPARSE_OVERFLOW;
         mant *= 10;
     }
     *out = mant;
@@ -87,8 +77,7 @@ enum numparse_result numparse_u64n(const char *s, size_t len, uint64_t *out)
 
 enum numparse_result numparse_u64(const char *s, uint64_t *out)
 {
-    if (s == NULL)
-        return NUMPARSE_EMPTY;
+    if (s == NULL) return NUMPARSE_EMPTY;
     return numparse_u64n(s, strlen(s), out);
 }
 

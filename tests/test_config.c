@@ -25,8 +25,7 @@ static enum config_result load(struct call *c)
 {
     memset(c->err, 'Z', sizeof(c->err)); /* must be overwritten */
     c->err[sizeof(c->err) - 1] = '\0';
-    enum config_result r = config_load(&c->cfg, c->argc, c->argv, c->envp, c->err,
-                                       sizeof(c->err));
+    enum config_result r = config_load(&c->cfg, c->argc, c->argv, c->envp, c->err, sizeof(c->err));
     if (r == CONFIG_ERROR) {
         ck_assert_msg(c->err[0] != '\0' && c->err[0] != 'Z', "no message");
         ck_assert_msg(strchr(c->err, '\n') == NULL, "message is not one line: %s", c->err);
@@ -84,8 +83,7 @@ static void expect_error(struct call *c, ...)
     va_list ap;
     va_start(ap, c);
     for (const char *needle; (needle = va_arg(ap, const char *)) != NULL;)
-        ck_assert_msg(strstr(c->err, needle) != NULL, "'%s' not in message: %s", needle,
-                      c->err);
+        ck_assert_msg(strstr(c->err, needle) != NULL, "'%s' not in message: %s", needle, c->err);
     va_end(ap);
 }
 
@@ -192,9 +190,9 @@ START_TEST(numbers_take_exponents_and_byte_suffixes)
 {
     struct call *c = new_call();
     set_args(c, "--max-list-range", "1e12", "--max-count-range", "18446744073709551615",
-             "--memory-budget", "1GiB", "--stream-buffer-bytes=64K",
-             "--connection-memory-limit", "8192", "--max-body-bytes", "2M",
-             "--sieve-segment-bytes", "0", "--heap-sample-bytes", "1e6", NULL);
+             "--memory-budget", "1GiB", "--stream-buffer-bytes=64K", "--connection-memory-limit",
+             "8192", "--max-body-bytes", "2M", "--sieve-segment-bytes", "0", "--heap-sample-bytes",
+             "1e6", NULL);
     ck_assert_int_eq(load(c), CONFIG_OK);
     ck_assert_uint_eq(c->cfg.max_list_range, 1000000000000ULL);
     ck_assert_uint_eq(c->cfg.max_count_range, UINT64_MAX);
@@ -236,12 +234,11 @@ END_TEST
 
 START_TEST(bad_listen_addresses_are_rejected_naming_the_flag)
 {
-    static const char *const bad[] = {"8080",          ":8080",          "0.0.0.0:",
-                                      "0.0.0.0:65536", "0.0.0.0:-1",     "0.0.0.0:80x",
-                                      "1.2.3:80",      "256.0.0.1:80",   "::1:80",
-                                      "[::1]80",       "[::1]:",         "[zz]:80",
-                                      "example.com:80", "0.0.0.0:1e3",   "",
-                                      " 0.0.0.0:80",   "0.0.0.0:8080 ", "[]:80"};
+    static const char *const bad[] = {"8080",           ":8080",       "0.0.0.0:", "0.0.0.0:65536",
+                                      "0.0.0.0:-1",     "0.0.0.0:80x", "1.2.3:80", "256.0.0.1:80",
+                                      "::1:80",         "[::1]80",     "[::1]:",   "[zz]:80",
+                                      "example.com:80", "0.0.0.0:1e3", "",         " 0.0.0.0:80",
+                                      "0.0.0.0:8080 ",  "[]:80"};
     struct call *c = new_call();
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         set_args(c, "--listen", bad[i], NULL);
@@ -259,8 +256,7 @@ START_TEST(bad_numbers_name_the_flag_and_the_range)
     struct call *c = new_call();
     set_args(c, "--workers", "abc", NULL);
     ck_assert_int_eq(load(c), CONFIG_ERROR);
-    ck_assert_str_eq(c->err,
-                     "--workers: must be an integer from 1 to 1024, got 'abc'");
+    ck_assert_str_eq(c->err, "--workers: must be an integer from 1 to 1024, got 'abc'");
     set_args(c, "--workers=0", NULL);
     expect_error(c, "--workers:", "from 1 to 1024", "got '0'", NULL);
     set_args(c, "--workers=1025", NULL);
@@ -303,8 +299,7 @@ START_TEST(bad_enums_and_bools_are_rejected)
     expect_error(c, "--log-format:", "json, text", NULL);
     set_args(c, "--heap-sampling", "yes", NULL);
     expect_error(c, "--heap-sampling:", "true or false", NULL);
-    set_args(c, "--heap-sampling", "false", "--log-format", "text", "--log-level", "debug",
-             NULL);
+    set_args(c, "--heap-sampling", "false", "--log-format", "text", "--log-level", "debug", NULL);
     ck_assert_int_eq(load(c), CONFIG_OK);
     ck_assert(!c->cfg.heap_sampling);
     ck_assert_int_eq(c->cfg.log_format, LOG_FORMAT_TEXT);
@@ -348,8 +343,8 @@ START_TEST(unknown_environment_variables_are_rejected_but_tooling_ones_ignored)
     set_env(c, "PRIMED_WORKERS=lots", NULL);
     expect_error(c, "PRIMED_WORKERS: must be an integer from 1 to 1024", "got 'lots'", NULL);
     /* set by scripts/run-tests.sh and inherited by the servers the e2e tests start */
-    set_env(c, "PRIMED_BIN=/x/primed", "PRIMED_BUILD=/x", "PRIMED_VARIANT=asan",
-            "PRIMED_TSAN=1", "PRIMED_DEPS=all", "PRIMED_TEST_FOO=1", "PRIMEDX=1", NULL);
+    set_env(c, "PRIMED_BIN=/x/primed", "PRIMED_BUILD=/x", "PRIMED_VARIANT=asan", "PRIMED_TSAN=1",
+            "PRIMED_DEPS=all", "PRIMED_TEST_FOO=1", "PRIMEDX=1", NULL);
     ck_assert_int_eq(load(c), CONFIG_OK);
     free(c);
 }
@@ -474,19 +469,37 @@ static void collect(void *arg, const char *key, const char *value)
     struct seen *s = arg;
     ck_assert_int_lt(s->n, 64);
     snprintf(s->keys[s->n++], sizeof(s->keys[0]), "%s", key);
-    if (strcmp(key, "debug_token") == 0)
-        snprintf(s->token, sizeof(s->token), "%s", value);
+    if (strcmp(key, "debug_token") == 0) snprintf(s->token, sizeof(s->token), "%s", value);
 }
 
 /* The example config, --help and config_each all cover every setting: the flags listed in
  * issue 2 (copied here, not derived from the table). */
-static const char *const issue_flags[] = {
-    "listen", "debug_listen", "debug_token", "port_file", "workers", "queue_capacity",
-    "memory_budget", "stream_buffer_bytes", "sieve_segment_bytes", "max_connections",
-    "max_connections_per_ip", "connection_timeout", "connection_memory_limit",
-    "request_timeout_ms", "max_body_bytes", "max_uri_bytes", "shutdown_timeout",
-    "max_list_range", "max_count_range", "max_nth", "max_batch_queries", "log_level",
-    "log_format", "heap_sampling", "heap_sample_bytes", "max_profile_seconds"};
+static const char *const issue_flags[] = {"listen",
+                                          "debug_listen",
+                                          "debug_token",
+                                          "port_file",
+                                          "workers",
+                                          "queue_capacity",
+                                          "memory_budget",
+                                          "stream_buffer_bytes",
+                                          "sieve_segment_bytes",
+                                          "max_connections",
+                                          "max_connections_per_ip",
+                                          "connection_timeout",
+                                          "connection_memory_limit",
+                                          "request_timeout_ms",
+                                          "max_body_bytes",
+                                          "max_uri_bytes",
+                                          "shutdown_timeout",
+                                          "max_list_range",
+                                          "max_count_range",
+                                          "max_nth",
+                                          "max_batch_queries",
+                                          "log_level",
+                                          "log_format",
+                                          "heap_sampling",
+                                          "heap_sample_bytes",
+                                          "max_profile_seconds"};
 #define NISSUE (sizeof(issue_flags) / sizeof(issue_flags[0]))
 
 START_TEST(help_and_example_and_each_cover_every_setting)

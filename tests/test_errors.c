@@ -42,8 +42,7 @@ static const struct {
 static const char *header(const struct http_response *r, const char *name)
 {
     for (int i = 0; i < r->nheaders; i++)
-        if (strcasecmp(r->headers[i].name, name) == 0)
-            return r->headers[i].value;
+        if (strcasecmp(r->headers[i].name, name) == 0) return r->headers[i].value;
     return NULL;
 }
 
@@ -53,8 +52,7 @@ static json_t *parse_error(const struct http_response *r, json_t **root)
 {
     json_error_t e;
     *root = json_loadb(r->body, r->body_len, 0, &e);
-    ck_assert_msg(*root != NULL, "body is not JSON: %.*s (%s)", (int)r->body_len, r->body,
-                  e.text);
+    ck_assert_msg(*root != NULL, "body is not JSON: %.*s (%s)", (int)r->body_len, r->body, e.text);
     ck_assert_uint_eq(json_object_size(*root), 1);
     json_t *inner = json_object_get(*root, "error");
     ck_assert(json_is_object(inner));
@@ -171,7 +169,7 @@ END_TEST
 START_TEST(out_of_range_enum_maps_to_internal)
 {
     ck_assert_int_eq(errors_info((enum primed_err)PERR__COUNT)->status, 500);
-    ck_assert_int_eq(errors_info((enum primed_err)-1)->status, 500);
+    ck_assert_int_eq(errors_info((enum primed_err) - 1)->status, 500);
 }
 END_TEST
 

@@ -31,9 +31,21 @@ static void check_u64(uint64_t v)
 
 START_TEST(u64_format_matches_snprintf_at_boundaries)
 {
-    static const uint64_t vals[] = {0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, UINT64_MAX,
-                                    UINT64_MAX - 1, 10000000000000000000ULL,
-                                    9999999999999999999ULL, 9223372036854775807ULL,
+    static const uint64_t vals[] = {0,
+                                    1,
+                                    9,
+                                    10,
+                                    11,
+                                    99,
+                                    100,
+                                    101,
+                                    999,
+                                    1000,
+                                    UINT64_MAX,
+                                    UINT64_MAX - 1,
+                                    10000000000000000000ULL,
+                                    9999999999999999999ULL,
+                                    9223372036854775807ULL,
                                     9223372036854775808ULL};
     for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++)
         check_u64(vals[i]);
@@ -43,8 +55,7 @@ START_TEST(u64_format_matches_snprintf_at_boundaries)
         check_u64(p - 1);
         check_u64(p);
         check_u64(p + 1);
-        if (k < 19)
-            p *= 10;
+        if (k < 19) p *= 10;
     }
     /* every power of two and its neighbours: the bit-length estimate edges */
     for (int b = 0; b < 64; b++) {
@@ -111,9 +122,10 @@ static json_t *roundtrip(const char *s, size_t n)
 
 START_TEST(escaped_strings_parse_back_identically)
 {
-    static const char *const samples[] = {"", "plain", "quote\"backslash\\", "\n\r\t\b\f",
-                                          "\x01\x1f\x7f", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
-                                          "/slash/"};
+    static const char *const samples[] = {
+        "",           "plain",        "quote\"backslash\\",
+        "\n\r\t\b\f", "\x01\x1f\x7f", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+        "/slash/"};
     for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
         json_t *j = roundtrip(samples[i], strlen(samples[i]));
         ck_assert_str_eq(json_string_value(j), samples[i]);
@@ -136,8 +148,9 @@ END_TEST
 
 START_TEST(invalid_utf8_becomes_replacement_character)
 {
-    static const char *const bad[] = {"\xff", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80",
-                                      "\xf4\x90\x80\x80", "\xc3", "\xe2\x82", "\x80"};
+    static const char *const bad[] = {
+        "\xff", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+        "\xc3", "\xe2\x82", "\x80"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         json_t *j = roundtrip(bad[i], strlen(bad[i]));
         const char *v = json_string_value(j);
@@ -199,8 +212,7 @@ START_TEST(dynamic_writer_grows_to_its_cap_and_no_further)
         ck_assert(wl + (size_t)n <= sizeof(want));
         memcpy(want + wl, d, (size_t)n);
         wl += (size_t)n;
-        if (w.overflow)
-            break;
+        if (w.overflow) break;
     }
     ck_assert(w.len <= 1000);
     ck_assert(w.len > 990); /* filled up to the cap, give or take one number */

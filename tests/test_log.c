@@ -32,8 +32,7 @@ static void *drain(void *arg)
             ck_assert_ptr_nonnull(c->buf);
         }
         ssize_t n = read(c->rfd, c->buf + c->len, c->cap - c->len);
-        if (n <= 0)
-            break;
+        if (n <= 0) break;
         c->len += (size_t)n;
     }
     c->buf[c->len] = '\0';
@@ -107,8 +106,8 @@ static void check_ts(const char *ts)
     memset(&tm, 0, sizeof(tm));
     const char *end = strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm);
     ck_assert_ptr_nonnull(end);
-    ck_assert(end[0] == '.' && end[1] >= '0' && end[1] <= '9' && end[2] >= '0' &&
-              end[2] <= '9' && end[3] >= '0' && end[3] <= '9' && end[4] == 'Z');
+    ck_assert(end[0] == '.' && end[1] >= '0' && end[1] <= '9' && end[2] >= '0' && end[2] <= '9' &&
+              end[3] >= '0' && end[3] <= '9' && end[4] == 'Z');
     time_t t = timegm(&tm);
     ck_assert(llabs((long long)(t - time(NULL))) < 60);
 }
@@ -118,8 +117,8 @@ START_TEST(event_line_is_json_with_ts_level_event_msg_and_pairs)
     log_init(LOG_INFO, LOG_FORMAT_JSON);
     struct capture c;
     capture_start(&c);
-    log_event(LOG_WARN, "listening", "ready on \"port\"\n", "port", "8080", "addr",
-              "0.0.0.0", "nothing", NULL, NULL);
+    log_event(LOG_WARN, "listening", "ready on \"port\"\n", "port", "8080", "addr", "0.0.0.0",
+              "nothing", NULL, NULL);
     char *text = capture_stop(&c);
     json_t *l[4];
     ck_assert_uint_eq(parse_lines(text, l, 4), 1);
@@ -149,8 +148,10 @@ START_TEST(request_line_has_every_documented_field)
                                 .bytes = UINT64_C(9000000000),
                                 .duration_us = 1234};
     log_request(&r);
-    struct log_request_rec hostile = {.request_id = "x", .method = "G\"ET",
-                                      .path = "/\xff\x01\"\\\n", .client_addr = NULL,
+    struct log_request_rec hostile = {.request_id = "x",
+                                      .method = "G\"ET",
+                                      .path = "/\xff\x01\"\\\n",
+                                      .client_addr = NULL,
                                       .status = 200};
     log_request(&hostile);
     char *text = capture_stop(&c);
@@ -207,8 +208,12 @@ START_TEST(text_format_is_one_readable_line)
     struct capture c;
     capture_start(&c);
     log_event(LOG_INFO, "listening", "two words", "port", "8080", NULL);
-    struct log_request_rec r = {.request_id = "id1", .method = "GET", .path = "/a b",
-                                .client_addr = "::1", .status = 404, .bytes = 7,
+    struct log_request_rec r = {.request_id = "id1",
+                                .method = "GET",
+                                .path = "/a b",
+                                .client_addr = "::1",
+                                .status = 404,
+                                .bytes = 7,
                                 .duration_us = 9};
     log_request(&r);
     char *text = capture_stop(&c);
@@ -364,8 +369,8 @@ START_TEST(request_id_sanitising_accepts_only_safe_short_ids)
     char over[66];
     memset(over, 'a', 65);
     over[65] = '\0';
-    static const char *const bad[] = {"", "a b", "a\"b", "a\nb", "a/b", "a:b", "é", "a%20",
-                                      "<script>"};
+    static const char *const bad[] = {"",    "a b", "a\"b", "a\nb",    "a/b",
+                                      "a:b", "é",   "a%20", "<script>"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         ck_assert_msg(log_sanitize_request_id(bad[i], out, sizeof(out)) == -1, "accepted '%s'",
                       bad[i]);

@@ -81,9 +81,9 @@ END_TEST
 START_TEST(malformed_inputs_rejected)
 {
     ASSERT_RES("", NUMPARSE_EMPTY);
-    static const char *const bad[] = {" 1",  "1 ",  "+1",   "-1",    "0x10", "1.5", "1e",
-                                      "e5",  "1e-3", "1e+3", "1e10x", "x",    "1_000", "1,000",
-                                      "1ee3", "1e3e3", "E5",  "\t1",   "1\n",  "１",   "0b1"};
+    static const char *const bad[] = {" 1",   "1 ",    "+1",   "-1",    "0x10", "1.5",   "1e",
+                                      "e5",   "1e-3",  "1e+3", "1e10x", "x",    "1_000", "1,000",
+                                      "1ee3", "1e3e3", "E5",   "\t1",   "1\n",  "１",    "0b1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         ASSERT_RES(bad[i], NUMPARSE_SYNTAX);
     /* syntax is judged before magnitude */
@@ -96,8 +96,14 @@ START_TEST(length_bounded_variant_respects_len_and_nul)
     uint64_t v = 7;
     ck_assert_int_eq(numparse_u64n("12345", 3, &v), NUMPARSE_OK);
     ck_assert_uint_eq(v, 123);
-    ck_assert_int_eq(numparse_u64n("12\0" "3", 4, &v), NUMPARSE_SYNTAX);
-    ck_assert_int_eq(numparse_u64n("1e\0" "5", 4, &v), NUMPARSE_SYNTAX);
+    ck_assert_int_eq(numparse_u64n("12\0"
+                                   "3",
+                                   4, &v),
+                     NUMPARSE_SYNTAX);
+    ck_assert_int_eq(numparse_u64n("1e\0"
+                                   "5",
+                                   4, &v),
+                     NUMPARSE_SYNTAX);
     ck_assert_int_eq(numparse_u64n("\0", 1, &v), NUMPARSE_SYNTAX);
     ck_assert_int_eq(numparse_u64n("1", 0, &v), NUMPARSE_EMPTY);
     ck_assert_int_eq(numparse_u64n(NULL, 0, &v), NUMPARSE_EMPTY);
@@ -163,11 +169,9 @@ START_TEST(random_exponent_forms_agree_with_128bit_arithmetic)
         int over = 0;
         for (unsigned j = 0; j < k && !over; j++) {
             x *= 10;
-            if (x > UINT64_MAX)
-                over = 1;
+            if (x > UINT64_MAX) over = 1;
         }
-        if (m == 0)
-            over = 0, x = 0;
+        if (m == 0) over = 0, x = 0;
         uint64_t got;
         enum numparse_result r = numparse_u64(s, &got);
         if (over) {
