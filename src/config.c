@@ -674,6 +674,7 @@ enum config_result config_load(struct primed_config *cfg, int argc, char *const 
     /* Pass 1 over argv: --help/--version win at once; find --config; reject unknown flags
      * before reading any file. */
     const char *file = env_config(envp);
+    const char *file_src = "PRIMED_CONFIG";
     for (int i = 1; i < argc;) {
         if (next_flag(argc, argv, &i, &name, &nlen, &value, err, errlen) != 0) return CONFIG_ERROR;
         if (value == NULL && nlen == 4) {
@@ -686,6 +687,7 @@ enum config_result config_load(struct primed_config *cfg, int argc, char *const 
         }
         if (is_config_flag(name, nlen)) {
             file = value;
+            file_src = "--config";
             continue;
         }
         if (find_by_flag(name - 2, nlen + 2) == NULL) {
@@ -700,7 +702,7 @@ enum config_result config_load(struct primed_config *cfg, int argc, char *const 
 
     if (file != NULL) {
         if (file[0] == '\0') {
-            set_err(err, errlen, "--config: must be a file path, got ''");
+            set_err(err, errlen, "%s: must be a file path, got ''", file_src);
             return CONFIG_ERROR;
         }
         if (load_file(cfg, file, err, errlen) != 0) return CONFIG_ERROR;

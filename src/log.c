@@ -54,30 +54,40 @@ static const char *level_name(enum log_level level)
     return "info";
 }
 
-/* "2026-01-02T03:04:05.678Z" (24 chars) into out[25]. */
-static void format_ts(char out[25])
+/* Days since 1970-01-01 → proleptic Gregorian date. The usual era arithmetic: an era is 400
+ * years (146097 days) and years are counted from March so the leap day ends the year. Done by
+ * hand because glibc's gmtime_r takes the global tzset lock on every call, which would
+ * serialise the request log. Valid for every time_t of years 1970…9999. */
+static void civil_from_days(int64_t days, unsigned *y, unsigned *m, unsigned *d)
 {
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    unsigned year = (unsigned)(tm.tm_year + 1900) % 10000;
-    unsigned ms = (unsigned)(ts.tv_nsec / 1000000);
-    unsigned f[] = {year / 1000,
-                    year / 100 % 10,
-                    year / 10 % 10,
-                    year % 10,
-                    (unsigned)tm.tm_mon + 1,
-                    (unsigned)tm.tm_mday,
-                    (unsigned)tm.tm_hour,
-                    (unsigned)tm.tm_min,
-                    (unsigned)tm.tm_sec};
+    days += 719468; /* 0000-03-01 → 1970-01-01 */
+    int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+    unsigned doe = (unsigned)(days - era * 146097);                       /* [0, 146096] */
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* [0, 365] */
+    unsigned mp = (5 * doy + 2) / 153;                                    /* March = 0 */
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (unsigned)(yoe + era * 400 + (*m <= 2));
+}
+
+void log_format_time(const struct timespec *ts, char out[25])
+{
+    int64_t sec = ts->tv_sec < 0 ? 0 : (int64_t)ts->tv_sec;
+    unsigned y, mo, d;
+    civil_from_days(sec / 86400, &y, &mo, &d);
+    unsigned sod = (unsigned)(sec % 86400);
+    unsigned ms = (unsigned)(ts->tv_nsec / 1000000) % 1000;
+    y %= 10000;
+    unsigned f[] = {mo, d, sod / 3600, sod / 60 % 60, sod % 60};
     char *p = out;
-    for (int i = 0; i < 4; i++)
-        *p++ = (char)('0' + f[i]);
+    *p++ = (char)('0' + y / 1000);
+    *p++ = (char)('0' + y / 100 % 10);
+    *p++ = (char)('0' + y / 10 % 10);
+    *p++ = (char)('0' + y % 10);
     static const char seps[] = "--T::";
-    for (int i = 4; i < 9; i++) {
-        *p++ = seps[i - 4];
+    for (int i = 0; i < 5; i++) {
+        *p++ = seps[i];
         *p++ = (char)('0' + f[i] / 10);
         *p++ = (char)('0' + f[i] % 10);
     }
@@ -87,6 +97,13 @@ static void format_ts(char out[25])
     *p++ = (char)('0' + ms % 10);
     *p++ = 'Z';
     *p = '\0';
+}
+
+static void format_ts(char out[25])
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    log_format_time(&ts, out);
 }
 
 static void write_all(const char *buf, size_t len)

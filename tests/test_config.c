@@ -388,7 +388,10 @@ START_TEST(json_file_errors_name_the_file_and_key)
     set_args(c, "--config", "/nonexistent/primed.json", NULL);
     expect_error(c, "/nonexistent/primed.json", NULL);
     set_args(c, "--config=", NULL);
-    expect_error(c, "--config", NULL);
+    expect_error(c, "--config: must be a file path", NULL);
+    set_args(c, NULL);
+    set_env(c, "PRIMED_CONFIG=", NULL);
+    expect_error(c, "PRIMED_CONFIG: must be a file path", NULL);
     free(c);
 }
 END_TEST

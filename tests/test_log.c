@@ -382,6 +382,41 @@ START_TEST(request_id_sanitising_accepts_only_safe_short_ids)
 }
 END_TEST
 
+/* The hand-written civil-date conversion against glibc's gmtime_r + strftime, at the calendar's
+ * edges (leap days, century rules, year ends) and for random instants up to year 9999. */
+static void check_time(time_t t, long ns)
+{
+    struct timespec ts = {.tv_sec = t, .tv_nsec = ns};
+    char got[25], want[40];
+    log_format_time(&ts, got);
+    struct tm tm;
+    ck_assert_ptr_nonnull(gmtime_r(&t, &tm));
+    size_t n = strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(want + n, sizeof(want) - n, ".%03ldZ", ns / 1000000);
+    ck_assert_str_eq(got, want);
+}
+
+START_TEST(timestamps_match_gmtime_everywhere_in_the_calendar)
+{
+    static const time_t edges[] = {0,           59,         86399,      86400,
+                                   951782399,   951782400,  951868800,  /* 2000-02-29 */
+                                   4107542399,  4107542400, 4107628800, /* 2100-02-28/03-01 */
+                                   1709164800,  1709251199, 1735689599, 1735689600,
+                                   253402300799 /* 9999-12-31T23:59:59 */};
+    for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++) {
+        check_time(edges[i], 0);
+        check_time(edges[i], 999999999);
+    }
+    uint64_t x = 88172645463325252ULL;
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        check_time((time_t)(x % 253402300800ULL), (long)(x >> 34) % 1000000000L);
+    }
+}
+END_TEST
+
 static Suite *log_suite(void)
 {
     Suite *s = suite_create("log");
@@ -395,6 +430,7 @@ static Suite *log_suite(void)
     tcase_add_test(tc, concurrent_lines_never_interleave);
     tcase_add_test(tc, request_ids_are_16_hex_and_unique_across_threads);
     tcase_add_test(tc, request_id_sanitising_accepts_only_safe_short_ids);
+    tcase_add_test(tc, timestamps_match_gmtime_everywhere_in_the_calendar);
     suite_add_tcase(s, tc);
     return s;
 }
