@@ -586,6 +586,70 @@ START_TEST(help_and_version_exit_ok_before_anything_else)
 }
 END_TEST
 
+/* Random flag/value soup: every outcome is CONFIG_OK or a one-line CONFIG_ERROR (load() checks
+ * the message), never a crash or an overrun (the ASan build runs this too). */
+START_TEST(random_values_for_every_flag_never_crash)
+{
+    static const char *const pieces[] = {"0",
+                                         "1",
+                                         "65535",
+                                         "65536",
+                                         "1e12",
+                                         "1e999",
+                                         "-1",
+                                         "18446744073709551615",
+                                         "18446744073709551616",
+                                         "K",
+                                         "KiB",
+                                         "GiB",
+                                         "x",
+                                         ":",
+                                         "[",
+                                         "]",
+                                         "::1",
+                                         "127.0.0.1",
+                                         "off",
+                                         "true",
+                                         "false",
+                                         "json",
+                                         "text",
+                                         "debug",
+                                         " ",
+                                         "\"",
+                                         "\xff",
+                                         "e",
+                                         "."};
+    struct call *c = new_call();
+    uint64_t x = 0x853c49e6748fea9bULL;
+    char vals[2][64], flags[2][96];
+    int oks = 0, errs = 0;
+    for (int iter = 0; iter < 3000; iter++) {
+        for (int k = 0; k < 2; k++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            vals[k][0] = '\0';
+            int npieces = 1 + (int)(x % 2);
+            for (int p = 0; p < npieces; p++)
+                strncat(vals[k], pieces[(x >> (8 + 5 * p)) % (sizeof(pieces) / sizeof(pieces[0]))],
+                        sizeof(vals[k]) - strlen(vals[k]) - 1);
+            snprintf(flags[k], sizeof(flags[k]), "--%s=%s", issue_flags[(x >> 40) % NISSUE],
+                     vals[k]);
+            for (char *q = flags[k] + 2; *q && *q != '='; q++)
+                *q = *q == '_' ? '-' : *q;
+        }
+        set_args(c, flags[0], flags[1], NULL);
+        enum config_result r = load(c);
+        ck_assert(r == CONFIG_OK || r == CONFIG_ERROR);
+        oks += r == CONFIG_OK;
+        errs += r == CONFIG_ERROR;
+    }
+    ck_assert_msg(oks > 0 && errs > 0, "ok %d, errors %d: the soup explores one side only", oks,
+                  errs);
+    free(c);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -606,6 +670,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, example_config_file_is_accepted);
     tcase_add_test(tc, help_and_example_and_each_cover_every_setting);
     tcase_add_test(tc, help_and_version_exit_ok_before_anything_else);
+    tcase_add_test(tc, random_values_for_every_flag_never_crash);
     suite_add_tcase(s, tc);
     return s;
 }
