@@ -91,7 +91,7 @@ static const struct setting settings[] = {
      "Deadline of one request; beyond it the answer is 504 deadline_exceeded."},
     {"max_body_bytes", T_BYTES, F(max_body_bytes), 0, 1, GIB, NULL, "BYTES",
      "Largest request body (batch queries); beyond it 413 body_too_large."},
-    {"max_uri_bytes", T_UINT, F(max_uri_bytes), 0, 256, 1048576, NULL, "N",
+    {"max_uri_bytes", T_UINT, F(max_uri_bytes), 0, 64, 1048576, NULL, "N",
      "Longest request URI; beyond it 414 uri_too_long."},
     {"shutdown_timeout", T_UINT, F(shutdown_timeout), 0, 0, 3600, NULL, "S",
      "Seconds to drain in-flight requests after SIGTERM/SIGINT before exiting."},
