@@ -1,6 +1,7 @@
 /* test_config.c — config_load: defaults, each precedence step (default < file < env < flag),
  * every rejection path with a message naming the key and the range, the example config, and
  * --help/--version. */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -512,6 +513,11 @@ START_TEST(help_and_example_and_each_cover_every_setting)
     FILE *f = open_memstream(&help, &helplen);
     config_usage(f);
     fclose(f);
+    static char docs[65536];
+    FILE *df = fopen("docs/configuration.md", "r");
+    ck_assert_ptr_nonnull(df);
+    docs[fread(docs, 1, sizeof(docs) - 1, df)] = '\0';
+    fclose(df);
     FILE *ex = fopen("configs/primed.json", "r");
     ck_assert_ptr_nonnull(ex);
     char example[8192];
@@ -539,6 +545,16 @@ START_TEST(help_and_example_and_each_cover_every_setting)
         ck_assert_msg(strstr(help, flag) != NULL, "help lacks %s", flag);
         ck_assert_msg(strstr(help, env) != NULL, "help lacks %s", env);
         ck_assert_msg(strstr(example, key) != NULL, "example config lacks %s", key);
+        /* the reference table names the key, the flag and the environment variable */
+        char up[48], dkey[128], denv[128];
+        size_t u = 0;
+        for (; issue_flags[i][u] != '\0' && u < sizeof(up) - 1; u++)
+            up[u] = (char)toupper((unsigned char)issue_flags[i][u]);
+        up[u] = '\0';
+        snprintf(dkey, sizeof(dkey), "| `%s` / `%.*s", issue_flags[i], (int)strlen(flag) - 1, flag);
+        snprintf(denv, sizeof(denv), "| `PRIMED_%s` |", up);
+        ck_assert_msg(strstr(docs, dkey) != NULL, "docs lack %s", dkey);
+        ck_assert_msg(strstr(docs, denv) != NULL, "docs lack %s", denv);
         int found = 0;
         for (int k = 0; k < s.n; k++)
             found |= strcmp(s.keys[k], issue_flags[i]) == 0;
