@@ -7,6 +7,7 @@
 #define PRIMED_LOG_H
 
 #include <stdint.h>
+#include <time.h>
 
 #include "primed/config.h"
 
@@ -34,5 +35,9 @@ void log_new_request_id(char buf[17]);
 /* Copy an incoming X-Request-Id if it is 1…64 chars of [A-Za-z0-9._-]; otherwise return -1 and
  * the caller makes a new one. */
 int log_sanitize_request_id(const char *in, char *out, unsigned outlen);
+
+/* The log's timestamp: RFC 3339 UTC with milliseconds, "2026-01-02T03:04:05.678Z" (24 chars +
+ * NUL) into out[25]. Lock-free (gmtime_r takes glibc's tz lock); years 1970…9999. */
+void log_format_time(const struct timespec *ts, char out[25]);
 
 #endif
