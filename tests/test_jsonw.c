@@ -287,6 +287,77 @@ START_TEST(escape_reports_consumed_input)
 }
 END_TEST
 
+/* The streaming helper: for every buffer size, the items written form exactly the prefix that
+ * snprintf would produce, no item is cut, and successive calls continue one array. */
+START_TEST(u64_items_fill_buffers_with_whole_numbers_only)
+{
+    enum { N = 300 };
+    uint64_t v[N];
+    char want[N * 21 + 1];
+    size_t wl = 0;
+    for (int i = 0; i < N; i++) {
+        v[i] = rnd() >> (rnd() % 64);
+        wl += (size_t)snprintf(want + wl, sizeof(want) - wl, "%s%" PRIu64, i ? "," : "", v[i]);
+    }
+    for (size_t size = 1; size < 300; size += 7) {
+        /* fixed buffers of every size, refilled until all items are out */
+        char out[N * 21 + 1];
+        size_t ol = 0, done = 0;
+        bool need_sep = false;
+        int rounds = 0;
+        while (done < N) {
+            char buf[300];
+            struct jsonw w;
+            jsonw_init_fixed(&w, buf, size + 1);
+            size_t k = jsonw_u64_items(&w, v + done, N - done, ',', &need_sep);
+            ck_assert(!w.overflow);
+            ck_assert(w.len <= size);
+            if (k == 0) { /* only when even one item cannot fit */
+                ck_assert(size < 21);
+                break;
+            }
+            memcpy(out + ol, buf, w.len);
+            ol += w.len;
+            done += k;
+            ck_assert_int_lt(++rounds, 2 * N);
+        }
+        if (done == N) {
+            ck_assert_uint_eq(ol, wl);
+            ck_assert_int_eq(memcmp(out, want, wl), 0);
+        } else {
+            ck_assert_int_eq(memcmp(out, want, ol), 0); /* a true prefix */
+        }
+    }
+    /* dynamic: grows to its cap, then stops at an item boundary */
+    struct jsonw w;
+    jsonw_init_dynamic(&w, 1000);
+    bool need_sep = false;
+    size_t k = jsonw_u64_items(&w, v, N, ',', &need_sep);
+    ck_assert(k > 0 && k < N);
+    ck_assert(w.len <= 1000 && w.len > 1000 - 21);
+    ck_assert_int_eq(memcmp(w.buf, want, w.len), 0);
+    ck_assert(want[w.len] == ',');
+    ck_assert(!w.overflow);
+    jsonw_fini(&w);
+}
+END_TEST
+
+START_TEST(steal_from_fixed_writer_copies)
+{
+    char buf[16];
+    struct jsonw w;
+    jsonw_init_fixed(&w, buf, sizeof(buf));
+    jsonw_lit(&w, "[1,2]");
+    size_t len;
+    char *s = jsonw_steal(&w, &len);
+    ck_assert_ptr_ne(s, buf);
+    ck_assert_str_eq(s, "[1,2]");
+    ck_assert_uint_eq(len, 5);
+    ck_assert_uint_eq(w.len, 0);
+    free(s);
+}
+END_TEST
+
 static Suite *jsonw_suite(void)
 {
     Suite *s = suite_create("jsonw");
@@ -302,6 +373,8 @@ static Suite *jsonw_suite(void)
     tcase_add_test(tc, steal_of_empty_writer_gives_empty_string);
     tcase_add_test(tc, truncated_string_stays_valid_json_and_marks_cut);
     tcase_add_test(tc, escape_reports_consumed_input);
+    tcase_add_test(tc, u64_items_fill_buffers_with_whole_numbers_only);
+    tcase_add_test(tc, steal_from_fixed_writer_copies);
     suite_add_tcase(s, tc);
     return s;
 }

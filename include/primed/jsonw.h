@@ -35,8 +35,9 @@ void jsonw_init_dynamic(struct jsonw *w, size_t max);
 void jsonw_fini(struct jsonw *w);
 /* Forget the text (keeps the buffer) and clear the overflow flag. */
 void jsonw_reset(struct jsonw *w);
-/* Dynamic mode: hand the NUL-terminated text to the caller (free() it) and leave w empty.
- * Returns NULL (and *len = 0) if nothing was ever written and memory for "" cannot be had. */
+/* Hand the NUL-terminated text to the caller (free() it) and leave w empty. Dynamic mode
+ * gives its buffer away; fixed mode returns a malloc'd copy. Returns NULL (and *len = 0) only
+ * when that memory cannot be had. */
 char *jsonw_steal(struct jsonw *w, size_t *len);
 
 /* Every append either fits whole and returns 0, or leaves the text unchanged, sets
@@ -51,6 +52,13 @@ int jsonw_u64(struct jsonw *w, uint64_t v);
 int jsonw_bool(struct jsonw *w, bool b);
 /* Literal text known at compile time. */
 #define jsonw_lit(w, s) jsonw_raw((w), (s), sizeof(s) - 1)
+
+/* Streaming helper for long arrays of numbers (e.g. /v1/primes): append v[0..n) in decimal,
+ * each preceded by `sep` when *need_sep is true; *need_sep becomes true after the first item,
+ * so successive calls continue one array. Stops before the first item that does not fit (never
+ * a partial number, never sets overflow) and returns how many items were written; a dynamic
+ * writer grows up to its max first. */
+size_t jsonw_u64_items(struct jsonw *w, const uint64_t *v, size_t n, char sep, bool *need_sep);
 
 /* A quoted string of at most `limit` bytes including its quotes (limit >= 5). When s does not
  * fit, a prefix cut at a character boundary followed by "..." is written instead. Returns 1 if

@@ -16,7 +16,8 @@ int log_enabled(enum log_level level);
 
 /* A lifecycle event: {"ts":"…","level":"info","event":"listening","msg":"…", k1:v1, …}.
  * kv is a NULL-terminated list of (const char *key, const char *value) string pairs, values
- * JSON-escaped by the logger. */
+ * JSON-escaped by the logger (a NULL value is written as null; msg may be NULL to omit it).
+ * Lines longer than 4096 bytes are cut and marked "truncated":true, still valid JSON. */
 void log_event(enum log_level level, const char *event, const char *msg, ...);
 
 struct log_request_rec {
