@@ -21,9 +21,6 @@
 #include "primed/procstat.h"
 #include "primed/sieve.h"
 
-/* Weak until every branch links the sieve: a binary without sieve.o reports zeros. */
-#pragma weak sieve_stats_get
-
 #if PRIMED_TCMALLOC
 #include <gperftools/malloc_extension_c.h>
 #endif
@@ -368,7 +365,7 @@ static void collect_sieve(struct metrics_writer *w)
 {
     struct sieve_stats s;
     memset(&s, 0, sizeof s);
-    if (sieve_stats_get) sieve_stats_get(&s);
+    sieve_stats_get(&s);
     metrics_write_family(w, "primed_sieve_numbers_sieved_total", "counter",
                          "Integers covered by all ranges the sieve has processed.");
     metrics_write_sample_u64(w, "primed_sieve_numbers_sieved_total", NULL, s.numbers_sieved);
