@@ -254,7 +254,7 @@ START_TEST(parallel_sieve_count_equals_single_count)
     sem_t s;
     sem_init(&s, 0, 0);
     struct pool *p = pool_create(2, 8, local_init, local_fini, NULL);
-    uint64_t lo = 18446744073659551615ull, hi = 18446744073709551615ull;
+    uint64_t lo = 1000000000000ull, hi = 1000050000000ull;
     struct sumpar sp = {.par = {.fn = sum_chunk}, .lo = lo, .hi = hi, .use_sieve = 1};
     sp.width = sieve_chunk_width(lo, hi);
     if (sp.width > (hi - lo) / 7) sp.width = (hi - lo) / 7; /* force several chunks */
