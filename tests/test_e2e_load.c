@@ -38,6 +38,15 @@ START_TEST(full_queue_returns_503_overloaded_with_retry_after)
     for (int i = 0; i < N; i++) {
         c[i] = (struct call){.port = p.port, .path = "/v1/count?from=0&to=1e12"};
         pthread_create(&t[i], NULL, do_get, &c[i]);
+        /* The first one must be running (not merely queued) before the rest arrive. */
+        for (int k = 0; i == 0 && k < 1000; k++) {
+            struct http_result m;
+            int busy = http_get(p.debug_port, "/metrics", &m) == 0 &&
+                       strstr(m.body, "\nprimed_workers_busy 1\n");
+            http_result_free(&m);
+            if (busy) break;
+            usleep(10000);
+        }
     }
     /* 1 running + 1 queued; the other 4 must be refused quickly, long before any count ends. */
     int overloaded = 0;
