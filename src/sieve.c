@@ -1,18 +1,19 @@
 /* sieve.c — the segmented mod-30 sieve of Eratosthenes behind sieve_count/foreach/bitmap.
  *
- * A range is cut into windows, a window into segments of seg_bytes (L1-sized). Per segment: the
+ * A range is cut into windows, a window into segments of seg_bytes (L2/4). Per segment: the
  * presieve pattern is copied (7 … 59), then small and medium sieving primes cross off their
  * multiples, segment-local and cache-hot. Big primes (far more bytes between two multiples than a
  * segment holds) are crossed off once per window, prime by prime, straight into the window
  * buffer: they hit a window a few times at most, so visiting them per segment would waste work.
- * The window buffer is bounded (win_bytes, 8 MiB by default), so per-ctx memory is bounded
+ * The window buffer is bounded (win_bytes, 16 MiB by default), so per-ctx memory is bounded
  * whatever the width of the range or the height of hi.
  *
  * Rejected: primesieve-style buckets that keep every big prime's next multiple across windows.
  * They avoid re-deriving a big prime's first multiple per window (one division), but hold 8
  * bytes per sieving prime: 237 MB for [1e18, 1e18+1e9], 381 MB near 2^64 (primesieve 11,
- * measured here), against our bound of ~10 MB per ctx. Here a window of 8 MiB spans 2.5e8
- * numbers, which amortises the divisions (4 per 1e9 numbers per big prime).
+ * measured here), against ~19 MB per ctx here. A window of 16 MiB spans 5e8 numbers, which
+ * amortises the divisions (2 per 1e9 numbers per big prime); the cost shows on wide ranges near
+ * 2^64, where each window re-derives 203M primes (~0.85 s).
  *
  * Must never: allocate per segment or per prime, hold a lock, or overflow near 2^64 (every
  * absolute value is derived from a checked 128-bit product or from offsets below hi).
@@ -32,7 +33,9 @@
 #include "primed/sieve_table.h"
 #include "primed/wheel.h"
 
-/* Default window when big primes are present: 8 MiB = 2.5e8 numbers; fits the L3 here. */
+/* Default window when big primes are present: 16 MiB = 5e8 numbers (half the L3 here). Measured
+ * on [1e18, 1e18+1e9]: 4 MiB 2.7 s, 16 MiB 1.4 s, 32 MiB 2.1 s (L3 misses outweigh the saved
+ * setup pass). */
 #define WIN_BYTES_DEFAULT ((size_t)16 << 20)
 #define BATCH_CAP 4096 /* primes per sieve_emit_fn call at most */
 #define HYBRID_LIMIT ((uint64_t)1 << 20) /* sieving limit of the hybrid mode (see run()) */
@@ -591,18 +594,21 @@ int sieve_bitmap(sieve_ctx *ctx, uint64_t byte_lo, size_t nbytes, uint8_t *out)
 
 uint64_t sieve_chunk_width(uint64_t lo, uint64_t hi)
 {
+    /* Mirrors run(): with big primes every window costs a pass over all of them (~0.2 s at
+     * 1e18, ~0.85 s near 2^64), so a chunk is one full window (16 MiB = 5e8 numbers) and never
+     * less. Without them, per-chunk setup is a few thousand divisions: chunks of width/8, kept
+     * within [1e8, 1e9] so that 2+ threads share the work and cancellation stays prompt. */
     size_t seg = default_seg_bytes();
-    /* Same decision as run(): with big primes a chunk should hold whole windows. */
-    uint64_t unit = isqrt64(hi) > (uint64_t)8 * seg ? (uint64_t)30 * (WIN_BYTES_DEFAULT / seg * seg)
-                                                    : (uint64_t)30 * seg;
-    uint64_t width = lo > hi ? 0 : hi - lo;
-    uint64_t w = width / 8; /* 8 chunks or more: 2 threads stay busy, cancellation is prompt */
+    uint64_t win = (uint64_t)30 * (WIN_BYTES_DEFAULT / seg * seg);
+    if (isqrt64(hi) > (uint64_t)8 * seg)
+        return win;
+    uint64_t unit = (uint64_t)30 * seg;
+    uint64_t w = (lo > hi ? 0 : hi - lo) / 8;
     if (w < 100000000)
         w = 100000000;
     if (w > 1000000000)
         w = 1000000000;
-    w = (w + unit - 1) / unit * unit;
-    return w;
+    return (w + unit - 1) / unit * unit;
 }
 
 void sieve_stats_get(struct sieve_stats *out)
