@@ -106,4 +106,7 @@ head -1 <(curl -s "http://127.0.0.1:$Q_DPORT/debug/pprof/heap") | grep -q '^%war
 tr '\0' '\n' </proc/$Q_PID/environ | grep -q '^TCMALLOC_SAMPLE_PARAMETER=' &&
   obs_fail "--heap-sampling false still set TCMALLOC_SAMPLE_PARAMETER"
 obs_ok "--heap-sampling false: no re-exec, unsampled heap"
+obs_stop Q
+obs_stop P
+obs_ok "both exit 0 on SIGTERM"
 exit 0
