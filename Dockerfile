@@ -11,13 +11,13 @@
 
 FROM debian:bookworm AS build
 # Only the docker build sets apply: the script then creates the user and drops the apt lists.
-ARG PRIMED_STEPS_MODE=apply
+ARG DOCKER_STEPS_MODE=apply
 WORKDIR /src
 COPY . .
 RUN scripts/docker-steps.sh build
 
 FROM debian:bookworm-slim AS runtime
-ARG PRIMED_STEPS_MODE=apply
+ARG DOCKER_STEPS_MODE=apply
 # Settings (one name per flag: --workers ↔ PRIMED_WORKERS). Set before the runtime RUN so its
 # smoke test starts primed with exactly this configuration.
 ENV PRIMED_LISTEN=0.0.0.0:8080 PRIMED_DEBUG_LISTEN=127.0.0.1:6060 PRIMED_LOG_FORMAT=json PRIMED_SHUTDOWN_TIMEOUT=20 PRIMED_REQUEST_TIMEOUT_MS=30000 PRIMED_MAX_CONNECTIONS=1024

@@ -5,21 +5,21 @@
 # call this script (`RUN scripts/docker-steps.sh build`, `RUN …/docker-steps.sh runtime`) and
 # tests/test_docker_steps.sh runs the same stages outside a container and greps the Dockerfile so
 # the two cannot drift. The script must never change the host outside its staging directory
-# unless PRIMED_STEPS_MODE=apply, which only the Dockerfile sets (as root, inside a build).
+# unless DOCKER_STEPS_MODE=apply, which only the Dockerfile sets (as root, inside a build).
 #
 # Usage: docker-steps.sh build|runtime
-#   PRIMED_STEPS_MODE      check (default) | apply: apply also creates the primed user and drops
+#   DOCKER_STEPS_MODE      check (default) | apply: apply also creates the primed user and drops
 #                          the apt lists; check only proves those steps could run.
-#   PRIMED_STEPS_DESTDIR   build: staging root the runtime stage copies to / (default /out)
-#   PRIMED_STEPS_ROOT      runtime: root the staging tree was copied to (default /)
-#   PRIMED_STEPS_BUILD_DIR build: make's object dir (default build/image: never a host build/
+#   DOCKER_STEPS_DESTDIR   build: staging root the runtime stage copies to / (default /out)
+#   DOCKER_STEPS_ROOT      runtime: root the staging tree was copied to (default /)
+#   DOCKER_STEPS_BUILD_DIR build: make's object dir (default build/image: never a host build/
 #                          that slipped into the build context)
-#   PRIMED_PREFIX          install prefix (default /usr/local)
+#   DOCKER_STEPS_PREFIX          install prefix (default /usr/local)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-mode=${PRIMED_STEPS_MODE:-check}
-prefix=${PRIMED_PREFIX:-/usr/local}
+mode=${DOCKER_STEPS_MODE:-check}
+prefix=${DOCKER_STEPS_PREFIX:-/usr/local}
 # The image's user. configs/k8s/deployment.yaml runs as this uid (checked by
 # tests/test_deploy_configs.sh): a fixed uid lets runAsNonRoot verify it without /etc/passwd.
 primed_uid=10001
@@ -29,9 +29,9 @@ say() { echo "docker-steps: $*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 case "$mode" in
-  apply) [ "$(id -u)" -eq 0 ] || die "PRIMED_STEPS_MODE=apply needs root (it runs in a docker build)" ;;
+  apply) [ "$(id -u)" -eq 0 ] || die "DOCKER_STEPS_MODE=apply needs root (it runs in a docker build)" ;;
   check) ;;
-  *) die "PRIMED_STEPS_MODE must be check or apply" ;;
+  *) die "DOCKER_STEPS_MODE must be check or apply" ;;
 esac
 
 # The shared library every ELF dependency of $1 resolves to must exist ("not found" means the
@@ -109,8 +109,8 @@ smoke_test() {
 stage_build() {
   local src destdir bdir jobs
   src=$(cd "$here/.." && pwd)
-  destdir=${PRIMED_STEPS_DESTDIR:-/out}
-  bdir=${PRIMED_STEPS_BUILD_DIR:-build/image}
+  destdir=${DOCKER_STEPS_DESTDIR:-/out}
+  bdir=${DOCKER_STEPS_BUILD_DIR:-build/image}
   jobs=$(nproc 2>/dev/null || echo 2)
   cd "$src"
   PRIMED_DEPS=build bash "$here/install-deps.sh"
@@ -129,7 +129,7 @@ stage_build() {
 
 stage_runtime() {
   local root bin
-  root=${PRIMED_STEPS_ROOT:-/}
+  root=${DOCKER_STEPS_ROOT:-/}
   bin="${root%/}$prefix/bin/primed"
   [ -x "$bin" ] || die "$bin missing: COPY the build stage's staging tree first"
   PRIMED_DEPS=runtime bash "$here/install-deps.sh"

@@ -53,7 +53,7 @@ lint_dockerfile() {
   grep -Eq "^EXPOSE ${lport:-none}$" <<<"$joined" || errs+=("EXPOSE does not match PRIMED_LISTEN port ${lport:-?}")
   grep -Eq '^HEALTHCHECK .*CMD curl .*/healthz' <<<"$joined" || errs+=("HEALTHCHECK must curl /healthz")
   grep -Eq '^STOPSIGNAL SIGTERM$' <<<"$joined" || errs+=("STOPSIGNAL SIGTERM missing")
-  grep -Eq '^ARG PRIMED_STEPS_MODE=apply$' <<<"$joined" || errs+=("ARG PRIMED_STEPS_MODE=apply missing")
+  grep -Eq '^ARG DOCKER_STEPS_MODE=apply$' <<<"$joined" || errs+=("ARG DOCKER_STEPS_MODE=apply missing")
   grep -Eq '^ENTRYPOINT \["/usr/local/bin/primed"\]$' <<<"$joined" || errs+=("ENTRYPOINT must be the installed primed")
   if [ ${#errs[@]} -gt 0 ]; then printf '  %s\n' "${errs[@]}"; return 1; fi
 }
@@ -78,7 +78,7 @@ before_user=$(getent passwd primed || true)
 # 2a. build stage: same make as the image, reusing this suite's object dir (up to date after
 #     `make`), installing into a temp DESTDIR.
 bdir=${PRIMED_BUILD:-$ROOT/build}; bdir=${bdir#"$ROOT"/}
-if PRIMED_STEPS_MODE=check PRIMED_STEPS_DESTDIR="$TMP/out" PRIMED_STEPS_BUILD_DIR="$bdir" \
+if DOCKER_STEPS_MODE=check DOCKER_STEPS_DESTDIR="$TMP/out" DOCKER_STEPS_BUILD_DIR="$bdir" \
      bash scripts/docker-steps.sh build >"$TMP/build.log" 2>&1; then
   ok "docker-steps.sh build"
 else
@@ -91,7 +91,7 @@ leftover=$(find "$TMP/out" -type f | sed "s#^$TMP/out##" | grep -Ev '^/usr/local
 
 # 2b. runtime stage on the staged tree, with the image's ENV.
 mapfile -t img_env < <(sed -n 's/^ENV //p' Dockerfile | tr ' ' '\n' | grep '^PRIMED_')
-if env "${img_env[@]}" PRIMED_STEPS_MODE=check PRIMED_STEPS_ROOT="$TMP/out" \
+if env "${img_env[@]}" DOCKER_STEPS_MODE=check DOCKER_STEPS_ROOT="$TMP/out" \
      bash scripts/docker-steps.sh runtime >"$TMP/runtime.log" 2>&1; then
   ok "docker-steps.sh runtime (libs in runtime package closure, smoke test with image ENV)"
 else
@@ -104,7 +104,7 @@ if [ -f /usr/lib/x86_64-linux-gnu/libcheck.so ] || pkg-config --exists check; th
   mkdir -p "$TMP/bad/usr/local/bin"
   printf '#include <check.h>\nint main(void){return srunner_ntests_failed(0);}\n' > "$TMP/bad.c"
   if gcc -o "$TMP/bad/usr/local/bin/primed" "$TMP/bad.c" $(pkg-config --cflags --libs check) 2>"$TMP/cc.log"; then
-    if PRIMED_STEPS_MODE=check PRIMED_STEPS_ROOT="$TMP/bad" bash scripts/docker-steps.sh runtime \
+    if DOCKER_STEPS_MODE=check DOCKER_STEPS_ROOT="$TMP/bad" bash scripts/docker-steps.sh runtime \
          >"$TMP/bad.log" 2>&1; then
       bad "runtime stage accepted a binary needing libcheck"
     elif grep -q 'PRIMED_DEPS=runtime does not install' "$TMP/bad.log"; then

@@ -115,7 +115,7 @@ function M.install(request_fn)
   response = on_response
   done = report
   -- Optional pacing (used by tests that need steady, light traffic rather than a flood).
-  local d = tonumber(os.getenv("PRIMED_WRK_DELAY_MS") or "")
+  local d = tonumber(os.getenv("LOADTEST_DELAY_MS") or "")
   if d and d > 0 then delay = function() return d end end
 end
 
