@@ -100,9 +100,10 @@ served_by() {
 declare -a m0 m1
 for i in 1 2 3; do m0[$i]=$(requests_total "${iport[$i]}"); done
 mark=$(( $(wc -l <"$ACCESS") + 1 ))
+# One curl, many URLs: one keep-alive client connection, one "-o /dev/null" per URL.
 urls=()
-for k in $(seq 90); do urls+=("$LB/v1/isprime?n=$((1000000 + k))"); done
-codes=$(curl -s --max-time 30 -o /dev/null -w '%{http_code}\n' "${urls[@]}" | sort | uniq -c | tr -s ' ')
+for k in $(seq 90); do urls+=(-o /dev/null "$LB/v1/isprime?n=$((1000000 + k))"); done
+codes=$(curl -s --max-time 30 -w '%{http_code}\n' "${urls[@]}" | sort | uniq -c | tr -s ' ')
 if [ "$codes" = " 90 200" ]; then ok "90 requests through nginx: all 200"; else bad "90 requests through nginx: $codes"; fi
 sleep 0.2   # nginx writes the log line after the response
 for i in 1 2 3; do
@@ -173,7 +174,7 @@ during=$(served_by "$mark" "${iport[2]}")
 
 # And fresh requests keep working with one instance gone.
 mark=$(( $(wc -l <"$ACCESS") + 1 ))
-codes=$(curl -s --max-time 30 -o /dev/null -w '%{http_code}\n' "${urls[@]:0:30}" | sort | uniq -c | tr -s ' ')
+codes=$(curl -s --max-time 30 -w '%{http_code}\n' "${urls[@]:0:90}" | sort | uniq -c | tr -s ' ')
 sleep 0.2
 n2=$(served_by "$mark" "${iport[2]}")
 if [ "$codes" = " 30 200" ] && [ "$n2" = 0 ]; then ok "30 more requests: all 200, none to the stopped instance"
