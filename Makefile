@@ -124,6 +124,8 @@ tsan:
 
 bench: deps all
 	bash scripts/bench.sh
+bench-report: deps all
+	bash scripts/bench-report.sh
 
 clean:
 	rm -rf build
