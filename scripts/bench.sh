@@ -39,8 +39,7 @@ bench "count [0, 1e10]"               1.5 0 10000000000
 bench "count [1e18, 1e18+1e9]"        2.0 1000000000000000000 1000000001000000000
 bench "count [2^64-1e9, 2^64-1]"      -   18446744072709551615 18446744073709551615
 
-# nth prime: primed's single-threaded sieve_nth against primecount's sieve-based nth (-p
-# would be pi by sieve; primesieve itself has -n): same algorithmic family.
+# nth prime: primed's single-threaded sieve_nth against primesieve -n (both sieve from 0).
 read -r ts ours < <(run_median "$BIN" nth 1000000000)
 read -r tp theirs < <(run_median primesieve 1000000000 -n -t1 -q)
 [ "$ours" = "$theirs" ] || { echo "MISMATCH nth(1e9): primed $ours, primesieve $theirs"; fail=1; }
@@ -48,6 +47,7 @@ printf '%-34s %12.3f %12.3f %8.2f %8s  %s\n' "nth(1e9)" "$ts" "$tp" "$(echo "$ts
 
 echo
 echo "peak RSS, count [2^64-1e9, 2^64-1] (shared prime table to 2^32 + one sieve_ctx):"
-/usr/bin/time -f "  primed     %M KB max RSS, %e s" "$BIN" count 18446744072709551615 18446744073709551615 >/dev/null
-/usr/bin/time -f "  primesieve %M KB max RSS, %e s" primesieve 18446744072709551615 18446744073709551615 -t1 -c -q >/dev/null
+rss=$(mktemp); trap 'rm -f "$rss"' EXIT
+/usr/bin/time -o "$rss" -f "  primed     %M KB max RSS, %e s" "$BIN" count 18446744072709551615 18446744073709551615 >/dev/null 2>&1; cat "$rss"
+/usr/bin/time -o "$rss" -f "  primesieve %M KB max RSS, %e s" primesieve 18446744072709551615 18446744073709551615 -t1 -c -q >/dev/null 2>&1; cat "$rss"
 exit $fail
