@@ -90,14 +90,16 @@ sieve_ctx *sieve_ctx_create(size_t segment_bytes)
     size_t s = segment_bytes ? segment_bytes : default_seg_bytes();
     if (s < 1024)
         s = 1024;
-    if (s > ((size_t)64 << 20))
-        s = (size_t)64 << 20;
+    if (s > ((size_t)4 << 20)) /* beyond L2 sizes there is nothing to gain */
+        s = (size_t)4 << 20;
     s &= ~(size_t)63;
     ctx->seg_bytes = s;
     ctx->win_bytes = WIN_BYTES_DEFAULT < s ? s : WIN_BYTES_DEFAULT / s * s;
     /* A medium prime p has about 8*seg_bytes/p multiples per segment; beyond ~1 per segment
      * the per-segment visit costs more than a per-window division. */
     ctx->big_min = (uint64_t)8 * s;
+    if (ctx->big_min > ((uint64_t)8 << 20)) /* bounds the medium state: π(8M) * 16 B = 8.6 MB */
+        ctx->big_min = (uint64_t)8 << 20;
     /* a full wheel cycle (p bytes) fits a segment several times */
     ctx->small_max = s / 4;
     ctx->hybrid = true;
