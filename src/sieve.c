@@ -58,6 +58,9 @@ struct sieve_ctx {
     struct sprime *sp; /* small + medium sieving primes of the current range */
     size_t sp_n, sp_cap;
     size_t sp_small;   /* sp[0 … sp_small) are small primes (< small_max), sorted by size */
+    size_t sp_tiny;    /* sp[0 … sp_tiny) are below tiny_max: sieved per L1-sized piece */
+    size_t l1_bytes;
+    uint64_t tiny_max;
     uint64_t small_max;
     bool hybrid;       /* narrow high windows by partial sieve + Miller-Rabin (default on) */
     uint64_t batch[BATCH_CAP]; /* sieve_foreach batches */
@@ -102,6 +105,9 @@ sieve_ctx *sieve_ctx_create(size_t segment_bytes)
         ctx->big_min = (uint64_t)8 << 20;
     /* a full wheel cycle (p bytes) fits a segment several times */
     ctx->small_max = s / 4;
+    long l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE);
+    ctx->l1_bytes = l1 >= 16384 && (size_t)l1 < s ? (size_t)l1 : s;
+    ctx->tiny_max = ctx->l1_bytes / 4;
     ctx->hybrid = true;
     return ctx;
 }
@@ -303,6 +309,7 @@ static int load_sprimes(sieve_ctx *ctx, const struct stable *t, struct job *jb, 
     uint64_t last = sq < ctx->big_min ? sq : ctx->big_min;
     ctx->sp_n = 0;
     ctx->sp_small = 0;
+    ctx->sp_tiny = 0;
     if (last <= PRESIEVE_LAST_PRIME)
         return 0;
     struct piter it;
@@ -329,6 +336,8 @@ static int load_sprimes(sieve_ctx *ctx, const struct stable *t, struct job *jb, 
         s->wi = (uint8_t)wi;
         if (p < ctx->small_max)
             ctx->sp_small = ctx->sp_n;
+        if (p < ctx->tiny_max)
+            ctx->sp_tiny = ctx->sp_n;
     }
     return 0;
 }
@@ -476,7 +485,14 @@ static int run(sieve_ctx *ctx, struct job *jb)
             size_t slen = wlen - s < S ? wlen - s : S;
             presieve_fill(buf + s, byte0 + wstart + s, slen);
             uint64_t end = s + slen;
-            for (size_t k = 0; k < ctx->sp_small; k++)
+            /* The smallest primes hit so often that they run in L1-sized pieces (the way
+             * primesieve's EratSmall does); the rest of the small ones sweep the segment. */
+            for (size_t sub = s; sub < end; sub += ctx->l1_bytes) {
+                uint64_t subend = end - sub < ctx->l1_bytes ? end : sub + ctx->l1_bytes;
+                for (size_t k = 0; k < ctx->sp_tiny; k++)
+                    cross_small(buf, subend, &ctx->sp[k]);
+            }
+            for (size_t k = ctx->sp_tiny; k < ctx->sp_small; k++)
                 cross_small(buf, end, &ctx->sp[k]);
             sieve_medium(ctx, end);
             jb->segments++;
