@@ -534,8 +534,10 @@ static int run(sieve_ctx *ctx, struct job *jb)
     return 0;
 }
 
-static void flush_stats(const struct job *jb, uint64_t numbers, uint64_t emitted)
+/* numbers = hi - lo + 1, which wraps to 0 for [0, 2^64-1]: callers pass hi - lo and we saturate. */
+static void flush_stats(const struct job *jb, uint64_t width_minus_1, uint64_t emitted)
 {
+    uint64_t numbers = width_minus_1 == UINT64_MAX ? UINT64_MAX : width_minus_1 + 1;
     atomic_fetch_add_explicit(&g_numbers, numbers, memory_order_relaxed);
     atomic_fetch_add_explicit(&g_segments, jb->segments, memory_order_relaxed);
     if (emitted)
@@ -571,7 +573,7 @@ int sieve_count(sieve_ctx *ctx, uint64_t lo, uint64_t hi, uint64_t *count,
     struct job jb = {.mode = MODE_COUNT, .cancel = cancel};
     job_range(&jb, lo, hi);
     int rc = run(ctx, &jb);
-    flush_stats(&jb, hi - lo + 1, 0);
+    flush_stats(&jb, hi - lo, 0);
     if (rc)
         return rc;
     *count = jb.count + tiny_primes(lo, hi, tiny);
@@ -598,7 +600,7 @@ int sieve_foreach(sieve_ctx *ctx, uint64_t lo, uint64_t hi, sieve_emit_fn emit, 
     if (rc == 0)
         rc = flush_batch(&jb);
 out:
-    flush_stats(&jb, hi - lo + 1, jb.count);
+    flush_stats(&jb, hi - lo, jb.count);
     return rc;
 }
 
@@ -608,7 +610,7 @@ int sieve_bitmap(sieve_ctx *ctx, uint64_t byte_lo, size_t nbytes, uint8_t *out)
         return 0;
     struct job jb = {.mode = MODE_BITMAP, .B = 30 * byte_lo, .nbytes = nbytes, .out = out};
     int rc = run(ctx, &jb);
-    flush_stats(&jb, 30 * (uint64_t)nbytes, 0);
+    flush_stats(&jb, 30 * (uint64_t)nbytes - 1, 0);
     return rc;
 }
 
