@@ -109,4 +109,19 @@ obs_ok "--heap-sampling false: no re-exec, unsampled heap"
 obs_stop Q
 obs_stop P
 obs_ok "both exit 0 on SIGTERM"
+
+# ---- SIGTERM during a long CPU profile: the profile ends with what it has, no 30 s drain ----
+obs_start R --workers 1 --heap-sampling false
+curl -s -o "$OBS_TMP/cut.prof" -w '%{http_code}' "http://127.0.0.1:$R_DPORT/debug/pprof/profile?seconds=30" \
+  >"$OBS_TMP/cut.code" &
+cpid=$!
+OBS_PIDS+=($cpid)
+sleep 1
+t0=$SECONDS
+obs_stop R
+wait $cpid
+[ $((SECONDS - t0)) -le 5 ] || obs_fail "SIGTERM during a CPU profile took $((SECONDS - t0)) s"
+[ "$(cat "$OBS_TMP/cut.code")" = 200 ] && [ -s "$OBS_TMP/cut.prof" ] ||
+  obs_fail "the cut-short profile was not delivered ($(cat "$OBS_TMP/cut.code"))"
+obs_ok "SIGTERM ends a running CPU profile at once; the client gets it"
 exit 0
