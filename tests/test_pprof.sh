@@ -97,6 +97,11 @@ wait $gopid || { cat "$OBS_TMP/cpu.err" >&2; obs_fail "go tool pprof CPU profile
 grep -Eq '\bsieve_[a-z_]+|\bpresieve_[a-z_]+|\bwheel_[a-z_]+' "$OBS_TMP/cpu.txt" ||
   { head -30 "$OBS_TMP/cpu.txt" "$OBS_TMP/cpu.err" >&2; obs_fail "CPU profile does not name the sieve"; }
 obs_ok "CPU profile names: $(grep -Eo '\b(pre)?sieve_[a-z_]+' "$OBS_TMP/cpu.txt" | sort -u | head -4 | tr '\n' ' '); concurrent profile → 409"
+# the perl client asks with its own ?seconds= (its URL parser wants the bare profile URL)
+google-pprof --seconds=1 --text "$D/debug/pprof/profile" >"$OBS_TMP/gcpu.txt" 2>"$OBS_TMP/gcpu.err"
+grep -Eq '\b(pre)?sieve_[a-z_]+|\bcross_[a-z_]+' "$OBS_TMP/gcpu.txt" ||
+  { head -20 "$OBS_TMP/gcpu.txt" "$OBS_TMP/gcpu.err" >&2; obs_fail "google-pprof CPU profile does not name the sieve"; }
+obs_ok "google-pprof --seconds=1 CPU profile names: $(grep -Eo '\b((pre)?sieve|cross)_[a-z_]+' "$OBS_TMP/gcpu.txt" | sort -u | head -4 | tr '\n' ' ')"
 grep -q '"/debug/pprof/profile"' "$OBS_TMP/P.log" || obs_fail "profile requests are not logged"
 
 # ---- sampling off ---------------------------------------------------------------------------
