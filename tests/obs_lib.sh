@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # obs_lib.sh — shared helpers of the observability scripts (tests/test_observability.sh,
 # tests/test_pprof.sh, scripts/bench-*.sh). Sourced, never run. Everything listens on 127.0.0.1
 # with ephemeral ports; every wait and every load loop is bounded in count and time.

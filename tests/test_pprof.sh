@@ -9,7 +9,7 @@
 # Needs tcmalloc: exits 77 on the sanitizer builds (their 501s are checked by
 # tests/test_observability.sh).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 [ "${PRIMED_VARIANT:-release}" = release ] || exit 77
 . tests/obs_lib.sh
 command -v google-pprof >/dev/null || obs_fail "google-pprof not installed (google-perftools)"
@@ -76,7 +76,7 @@ obs_ok "go tool pprof -top heap names: $(grep -Eo "$OWN" "$OBS_TMP/go.txt" | sor
 # the slow streams keep workers busy waiting on their clients: end them first
 kill "${SLOW[@]}" 2>/dev/null
 wait "${SLOW[@]}" 2>/dev/null
-for j in 1 2; do
+for _ in 1 2; do
   (
     end=$((SECONDS + 15)); n=0
     while [ $SECONDS -lt $end ] && [ $n -lt 200 ]; do
@@ -120,7 +120,7 @@ obs_start R --workers 1 --heap-sampling false
 curl -s -o "$OBS_TMP/cut.prof" -w '%{http_code}' "http://127.0.0.1:$R_DPORT/debug/pprof/profile?seconds=30" \
   >"$OBS_TMP/cut.code" &
 cpid=$!
-OBS_PIDS+=($cpid)
+OBS_PIDS+=("$cpid")
 sleep 1
 t0=$SECONDS
 obs_stop R
