@@ -28,7 +28,7 @@ obs_start() {
   local pid=$!
   OBS_PIDS+=("$pid")
   local i
-  for i in $(seq 150); do
+  for _ in $(seq 150); do
     if [ -s "$pf" ]; then
       read -r mp dp <"$pf"
       if [ -n "${mp:-}" ] && [ -n "${dp:-}" ]; then
@@ -53,7 +53,7 @@ obs_free_port() {
 # count and by SECONDS. Their pids are appended to OBS_LOAD_PIDS (and OBS_PIDS, for cleanup).
 OBS_LOAD_PIDS=()
 obs_load() {
-  local port=$1 secs=$2 j
+  local port=$1 secs=$2
   for _ in 1 2 3; do
     (
       end=$((SECONDS + secs)); n=0
