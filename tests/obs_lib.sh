@@ -27,7 +27,6 @@ obs_start() {
     2>"$OBS_TMP/$name.log" &
   local pid=$!
   OBS_PIDS+=("$pid")
-  local i
   for _ in $(seq 150); do
     if [ -s "$pf" ]; then
       read -r mp dp <"$pf"
