@@ -7,7 +7,7 @@
 #  - debug paths on the main listener are 404; in builds without tcmalloc every profiling
 #    endpoint on the debug listener is 501 (the pprof checks proper are tests/test_pprof.sh).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 . tests/obs_lib.sh
 VARIANT=${PRIMED_VARIANT:-release}
 for tool in promtool prometheus curl python3; do
@@ -172,4 +172,7 @@ if bad:
     sys.exit(1)
 EOF
 obs_ok "every dashboard expression is accepted by prometheus"
+for p in "${OBS_LOAD_PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+obs_stop P
+obs_ok "primed exits 0 on SIGTERM after all this"
 exit 0

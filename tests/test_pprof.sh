@@ -9,7 +9,7 @@
 # Needs tcmalloc: exits 77 on the sanitizer builds (their 501s are checked by
 # tests/test_observability.sh).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 [ "${PRIMED_VARIANT:-release}" = release ] || exit 77
 . tests/obs_lib.sh
 command -v google-pprof >/dev/null || obs_fail "google-pprof not installed (google-perftools)"
@@ -50,10 +50,12 @@ obs_ok "heap sampling on after the re-exec, same pid"
 # ---- heap profile of a workload that holds memory -----------------------------------------
 # 24 slow clients of a long /v1/primes stream: each stream holds its buffer blocks while the
 # client reads at 16 KiB/s. Bounded: curl -m 40.
+SLOW=()
 for i in $(seq 24); do
   curl -s -m 40 --limit-rate 16k -o /dev/null \
     "http://127.0.0.1:$P_PORT/v1/primes?from=$((i * 1000000000))&to=$((i * 1000000000 + 100000000000))" &
   OBS_PIDS+=($!)
+  SLOW+=($!)
 done
 sleep 3
 # names we accept as "primed's own": functions of src/*.c that allocate stream/sieve memory
@@ -71,7 +73,10 @@ grep -Eq "$OWN" "$OBS_TMP/go.txt" ||
 obs_ok "go tool pprof -top heap names: $(grep -Eo "$OWN" "$OBS_TMP/go.txt" | sort -u | head -4 | tr '\n' ' ')"
 
 # ---- CPU profile under counting load ------------------------------------------------------
-for j in 1 2; do
+# the slow streams keep workers busy waiting on their clients: end them first
+kill "${SLOW[@]}" 2>/dev/null
+wait "${SLOW[@]}" 2>/dev/null
+for _ in 1 2; do
   (
     end=$((SECONDS + 15)); n=0
     while [ $SECONDS -lt $end ] && [ $n -lt 200 ]; do
@@ -92,6 +97,11 @@ wait $gopid || { cat "$OBS_TMP/cpu.err" >&2; obs_fail "go tool pprof CPU profile
 grep -Eq '\bsieve_[a-z_]+|\bpresieve_[a-z_]+|\bwheel_[a-z_]+' "$OBS_TMP/cpu.txt" ||
   { head -30 "$OBS_TMP/cpu.txt" "$OBS_TMP/cpu.err" >&2; obs_fail "CPU profile does not name the sieve"; }
 obs_ok "CPU profile names: $(grep -Eo '\b(pre)?sieve_[a-z_]+' "$OBS_TMP/cpu.txt" | sort -u | head -4 | tr '\n' ' '); concurrent profile → 409"
+# the perl client asks with its own ?seconds= (its URL parser wants the bare profile URL)
+google-pprof --seconds=1 --text "$D/debug/pprof/profile" >"$OBS_TMP/gcpu.txt" 2>"$OBS_TMP/gcpu.err"
+grep -Eq '\b(pre)?sieve_[a-z_]+|\bcross_[a-z_]+' "$OBS_TMP/gcpu.txt" ||
+  { head -20 "$OBS_TMP/gcpu.txt" "$OBS_TMP/gcpu.err" >&2; obs_fail "google-pprof CPU profile does not name the sieve"; }
+obs_ok "google-pprof --seconds=1 CPU profile names: $(grep -Eo '\b((pre)?sieve|cross)_[a-z_]+' "$OBS_TMP/gcpu.txt" | sort -u | head -4 | tr '\n' ' ')"
 grep -q '"/debug/pprof/profile"' "$OBS_TMP/P.log" || obs_fail "profile requests are not logged"
 
 # ---- sampling off ---------------------------------------------------------------------------
@@ -101,4 +111,22 @@ head -1 <(curl -s "http://127.0.0.1:$Q_DPORT/debug/pprof/heap") | grep -q '^%war
 tr '\0' '\n' </proc/$Q_PID/environ | grep -q '^TCMALLOC_SAMPLE_PARAMETER=' &&
   obs_fail "--heap-sampling false still set TCMALLOC_SAMPLE_PARAMETER"
 obs_ok "--heap-sampling false: no re-exec, unsampled heap"
+obs_stop Q
+obs_stop P
+obs_ok "both exit 0 on SIGTERM"
+
+# ---- SIGTERM during a long CPU profile: the profile ends with what it has, no 30 s drain ----
+obs_start R --workers 1 --heap-sampling false
+curl -s -o "$OBS_TMP/cut.prof" -w '%{http_code}' "http://127.0.0.1:$R_DPORT/debug/pprof/profile?seconds=30" \
+  >"$OBS_TMP/cut.code" &
+cpid=$!
+OBS_PIDS+=("$cpid")
+sleep 1
+t0=$SECONDS
+obs_stop R
+wait $cpid
+[ $((SECONDS - t0)) -le 5 ] || obs_fail "SIGTERM during a CPU profile took $((SECONDS - t0)) s"
+[ "$(cat "$OBS_TMP/cut.code")" = 200 ] && [ -s "$OBS_TMP/cut.prof" ] ||
+  obs_fail "the cut-short profile was not delivered ($(cat "$OBS_TMP/cut.code"))"
+obs_ok "SIGTERM ends a running CPU profile at once; the client gets it"
 exit 0
