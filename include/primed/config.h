@@ -80,4 +80,10 @@ enum config_result config_load(struct primed_config *cfg, int argc, char *const 
 /* The --help text (flags, env names, defaults, ranges). */
 void config_usage(FILE *out);
 
+/* Calls fn(arg, key, value) for every setting, in table order, with the value formatted as a
+ * flag would take it (listen as HOST:PORT, debug_token shown only as "(set)" or ""). For
+ * logging the effective configuration at startup. */
+void config_each(const struct primed_config *cfg,
+                 void (*fn)(void *arg, const char *key, const char *value), void *arg);
+
 #endif

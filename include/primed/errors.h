@@ -39,7 +39,11 @@ struct primed_error_info {
     const char *message; /* default message when the caller gives none */
 };
 
+/* Out-of-range values map to PERR_INTERNAL's entry. */
 const struct primed_error_info *errors_info(enum primed_err e);
+/* Shorthands for errors_info(e)->status / ->code (e.g. for metrics labels). */
+int errors_status(enum primed_err e);
+const char *errors_code(enum primed_err e);
 
 /* Render the JSON error into resp (status, content type, body, and Allow/Retry-After where the
  * table says so: `allow` is used for 405 and may be NULL otherwise). `param` may be NULL; `fmt`

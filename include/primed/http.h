@@ -56,6 +56,10 @@ int http_response_body(struct http_response *resp, int status, const char *conte
                        const char *buf, size_t len);
 void http_response_static(struct http_response *resp, int status, const char *content_type,
                           const char *buf, size_t len);
+/* Set a body the caller malloc'd (e.g. from jsonw_steal): takes ownership of buf, which is freed
+ * by http_response_fini. Never fails. */
+void http_response_body_owned(struct http_response *resp, int status, const char *content_type,
+                              char *buf, size_t len);
 
 #define HTTP_JSON "application/json"
 #define HTTP_TEXT "text/plain; charset=utf-8"

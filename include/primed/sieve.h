@@ -42,7 +42,7 @@ int sieve_foreach(sieve_ctx *ctx, uint64_t lo, uint64_t hi, sieve_emit_fn emit, 
 uint64_t sieve_chunk_width(uint64_t lo, uint64_t hi);
 
 /* nth prime, 1-based: nth(1) = 2. Single-threaded convenience. Returns 0, -ERANGE when the k-th
- * prime exceeds 2^64-1, -ECANCELED, -ENOMEM. */
+ * prime exceeds 2^64-1 (k > 425656284035217743), -EINVAL for k = 0, -ECANCELED, -ENOMEM. */
 int sieve_nth(sieve_ctx *ctx, uint64_t k, uint64_t *prime, const atomic_int *cancel);
 
 /* Pieces of sieve_nth for callers that count in parallel:
@@ -62,5 +62,14 @@ struct sieve_stats {
     uint64_t table_limit;      /* the table covers sieving primes up to this value */
 };
 void sieve_stats_get(struct sieve_stats *out);
+
+/* The raw mod-30 prime bitmap (see wheel.h) of bytes [byte_lo, byte_lo + nbytes), i.e. of the
+ * numbers 30*byte_lo … 30*(byte_lo+nbytes)-1, into out[0 … nbytes) (caller-owned). Requires
+ * 30*(byte_lo+nbytes) <= 2^64 - 30. Used to build the shared table. Returns 0 or -ENOMEM. */
+int sieve_bitmap(sieve_ctx *ctx, uint64_t byte_lo, size_t nbytes, uint8_t *out);
+
+/* Frees the shared sieving-prime table. Call only when no thread is sieving (at exit); a later
+ * sieve call rebuilds it. */
+void sieve_shutdown(void);
 
 #endif

@@ -1,0 +1,45 @@
+/* sieve_table.h — the process-wide table of sieving primes, shared by every sieving thread.
+ *
+ * A mod-30 prime bitmap (see wheel.h) of [0, limit], cut into fixed blocks. It is computed once,
+ * extended on demand and published with an atomic pointer: readers never block and never see a
+ * table change under them. It must never be written after publication, and never freed while a
+ * sieve may run (only stable_shutdown() frees it).
+ */
+#ifndef PRIMED_SIEVE_TABLE_H
+#define PRIMED_SIEVE_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One block holds 2^19 bytes = 15,728,640 numbers; block 0 alone holds every prime needed to
+ * sieve any later block (sqrt(2^32) = 65536). 274 blocks (143.6 MB) reach 2^32 > sqrt(2^64). */
+#define STABLE_BLOCK_SHIFT 19
+#define STABLE_BLOCK_BYTES ((size_t)1 << STABLE_BLOCK_SHIFT)
+
+/* An immutable published directory. Blocks are shared between successive directories (an
+ * extension appends blocks), so memory is one bitmap however often the table grows. */
+struct stable {
+    uint64_t limit;          /* every prime <= limit is in the bitmap */
+    size_t nblocks;
+    uint8_t **blocks;        /* nblocks pointers to STABLE_BLOCK_BYTES each */
+    struct stable *retired;  /* older directory, kept reachable for stable_shutdown() */
+};
+
+/* A table with limit >= need (need is capped at 2^32-1). Builds or extends it when needed (the
+ * builder is serialised by a mutex on this cold path; readers of a big enough table take no
+ * lock). Returns NULL on ENOMEM. Borrowed: valid until stable_shutdown(). */
+const struct stable *stable_acquire(uint64_t need);
+
+/* Byte i of the bitmap (numbers 30i .. 30i+29); i must be < limit/30 + 1. */
+static inline uint8_t stable_byte(const struct stable *t, uint64_t i)
+{
+    return t->blocks[i >> STABLE_BLOCK_SHIFT][i & (STABLE_BLOCK_BYTES - 1)];
+}
+
+/* Bytes held and limit covered now (relaxed reads, for metrics). */
+void stable_stats(uint64_t *bytes, uint64_t *limit);
+
+/* Frees every table ever published. Only when no thread is sieving (e.g. at exit). */
+void stable_shutdown(void);
+
+#endif

@@ -1,0 +1,846 @@
+/* config.c — defaults < JSON file < PRIMED_* environment < command-line flags, into one struct.
+ *
+ * One table (`settings`) names every setting once: its JSON key, from which the flag
+ * (--queue-capacity) and the environment name (PRIMED_QUEUE_CAPACITY) are derived, its type,
+ * accepted range, field and help. All four sources reduce a value to a string and go through the
+ * same setter, so a setting cannot be accepted by one source and refused by another. Nothing is
+ * clamped: an unknown name or a bad value is a CONFIG_ERROR naming the key and the range. This
+ * module only reads and validates; it never opens sockets or starts anything.
+ */
+#include "primed/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "primed/numparse.h"
+
+#ifndef PRIMED_VERSION
+#define PRIMED_VERSION "0.0.0"
+#endif
+#ifndef PRIMED_REVISION
+#define PRIMED_REVISION "unknown"
+#endif
+
+#define KIB 1024ULL
+#define MIB (1024ULL * KIB)
+#define GIB (1024ULL * MIB)
+#define TIB (1024ULL * GIB)
+
+enum setting_type {
+    T_UINT,         /* unsigned, decimal or DeK */
+    T_U64,          /* uint64_t, decimal or DeK */
+    T_BYTES,        /* uint64_t, optionally with a K/M/G/T (KiB…TiB) suffix */
+    T_BOOL,         /* true|false|1|0 */
+    T_LEVEL,        /* debug|info|warn|error */
+    T_FORMAT,       /* json|text */
+    T_LISTEN,       /* HOST:PORT → listen_host, listen_port */
+    T_DEBUG_LISTEN, /* HOST:PORT|off → debug_enabled, debug_host, debug_port */
+    T_STRING,       /* char[size]; T_STRING values may be empty (= unset) */
+};
+
+struct setting {
+    const char *name; /* JSON key; flag = "--" + name with '_' → '-'; env = PRIMED_ + upper */
+    enum setting_type type;
+    size_t off;   /* offsetof(struct primed_config, field) (unused by the listen types) */
+    size_t size;  /* T_STRING: size of the char array */
+    uint64_t min; /* numbers: accepted range; a value of 0 is also accepted when zero != NULL */
+    uint64_t max;
+    const char *zero; /* what 0 means when it is accepted outside min…max ("auto") */
+    const char *meta; /* placeholder in --help: N, BYTES, S, HOST:PORT … */
+    const char *help;
+};
+
+#define F(field) offsetof(struct primed_config, field)
+
+static const struct setting settings[] = {
+    {"listen", T_LISTEN, 0, 0, 0, 65535, NULL, "HOST:PORT",
+     "Address of the API listener. HOST is an IPv4 address, [IPv6] or localhost; port 0 picks "
+     "a free port (see --port-file)."},
+    {"debug_listen", T_DEBUG_LISTEN, 0, 0, 0, 65535, NULL, "HOST:PORT|off",
+     "Address of the debug listener (/debug/pprof, /debug/heap), or off. A non-loopback HOST "
+     "requires --debug-token."},
+    {"debug_token", T_STRING, F(debug_token), CONFIG_TOKEN_MAX, 0, 0, NULL, "TOKEN",
+     "Bearer token the debug listener requires (printable ASCII, no spaces); empty = none."},
+    {"port_file", T_STRING, F(port_file), CONFIG_PATH_MAX, 0, 0, NULL, "PATH",
+     "Once listening, write \"API_PORT DEBUG_PORT\\n\" here (DEBUG_PORT 0 when off)."},
+    {"workers", T_UINT, F(workers), 0, 1, 1024, NULL, "N", "Sieve worker threads."},
+    {"queue_capacity", T_UINT, F(queue_capacity), 0, 1, 1000000, NULL, "N",
+     "Jobs that may wait for a worker; beyond it requests get 503 overloaded."},
+    {"memory_budget", T_BYTES, F(memory_budget), 0, 64 * KIB, TIB, NULL, "BYTES",
+     "Total bytes of stream buffers across all responses being streamed."},
+    {"stream_buffer_bytes", T_BYTES, F(stream_buffer_bytes), 0, 4 * KIB, GIB, NULL, "BYTES",
+     "Buffer bytes per streamed response (at most --memory-budget)."},
+    {"sieve_segment_bytes", T_BYTES, F(sieve_segment_bytes), 0, 4 * KIB, GIB, "auto", "BYTES",
+     "Sieve segment size per worker; 0 sizes it from the CPU cache."},
+    {"max_connections", T_UINT, F(max_connections), 0, 1, 1000000, NULL, "N",
+     "Concurrent client connections."},
+    {"max_connections_per_ip", T_UINT, F(max_connections_per_ip), 0, 1, 1000000, "unlimited", "N",
+     "Concurrent connections from one client address."},
+    {"connection_timeout", T_UINT, F(connection_timeout), 0, 1, 86400, NULL, "S",
+     "Seconds an idle connection is kept open."},
+    {"connection_memory_limit", T_BYTES, F(connection_memory_limit), 0, 4 * KIB, GIB, NULL, "BYTES",
+     "Memory per connection for request headers and buffers."},
+    {"request_timeout_ms", T_UINT, F(request_timeout_ms), 0, 1, 3600000, NULL, "MS",
+     "Deadline of one request; beyond it the answer is 504 deadline_exceeded."},
+    {"max_body_bytes", T_BYTES, F(max_body_bytes), 0, 1, GIB, NULL, "BYTES",
+     "Largest request body (batch queries); beyond it 413 body_too_large."},
+    {"max_uri_bytes", T_UINT, F(max_uri_bytes), 0, 64, 1048576, NULL, "N",
+     "Longest request URI; beyond it 414 uri_too_long."},
+    {"shutdown_timeout", T_UINT, F(shutdown_timeout), 0, 0, 3600, NULL, "S",
+     "Seconds to drain in-flight requests after SIGTERM/SIGINT before exiting."},
+    {"max_list_range", T_U64, F(max_list_range), 0, 1, UINT64_MAX, NULL, "N",
+     "Widest hi-lo range of /v1/primes."},
+    {"max_count_range", T_U64, F(max_count_range), 0, 1, UINT64_MAX, NULL, "N",
+     "Widest hi-lo range of /v1/count."},
+    {"max_nth", T_U64, F(max_nth), 0, 1, UINT64_MAX, NULL, "N", "Largest k of /v1/nth."},
+    {"max_batch_queries", T_UINT, F(max_batch_queries), 0, 1, 1000000, NULL, "N",
+     "Queries in one batch request."},
+    {"log_level", T_LEVEL, F(log_level), 0, 0, 0, NULL, "debug|info|warn|error",
+     "Least severe log level written."},
+    {"log_format", T_FORMAT, F(log_format), 0, 0, 0, NULL, "json|text",
+     "Log line format on stderr."},
+    {"heap_sampling", T_BOOL, F(heap_sampling), 0, 0, 0, NULL, "true|false",
+     "tcmalloc heap sampling for /debug/heap (release builds)."},
+    {"heap_sample_bytes", T_BYTES, F(heap_sample_bytes), 0, 1024, GIB, NULL, "BYTES",
+     "Average bytes between heap samples (TCMALLOC_SAMPLE_PARAMETER)."},
+    {"max_profile_seconds", T_UINT, F(max_profile_seconds), 0, 1, 3600, NULL, "S",
+     "Upper bound of /debug/pprof/profile?seconds=."},
+};
+
+#define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+/* PRIMED_* variables that belong to the build and test tooling (scripts/run-tests.sh,
+ * scripts/install-deps.sh), not to the server: the server inherits them in tests, so they are
+ * ignored rather than rejected. Everything else under PRIMED_ must be a setting. */
+static const char *const tooling_env[] = {"PRIMED_BIN", "PRIMED_BUILD", "PRIMED_VARIANT",
+                                          "PRIMED_TSAN", "PRIMED_DEPS"};
+#define TOOLING_ENV_PREFIX "PRIMED_TEST_"
+
+static unsigned online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) return 1;
+    return n > 1024 ? 1024 : (unsigned)n;
+}
+
+void config_defaults(struct primed_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    strcpy(cfg->listen_host, "0.0.0.0");
+    cfg->listen_port = 8080;
+    cfg->debug_enabled = true;
+    strcpy(cfg->debug_host, "127.0.0.1");
+    cfg->debug_port = 6060;
+    cfg->workers = online_cpus();
+    cfg->queue_capacity = 256;
+    cfg->memory_budget = 256 * MIB;
+    cfg->stream_buffer_bytes = 256 * KIB;
+    cfg->sieve_segment_bytes = 0;
+    cfg->max_connections = 1024;
+    cfg->max_connections_per_ip = 256;
+    cfg->connection_timeout = 30;
+    cfg->connection_memory_limit = 64 * KIB;
+    cfg->request_timeout_ms = 30000;
+    cfg->max_body_bytes = 1 * MIB;
+    cfg->max_uri_bytes = 8192;
+    cfg->shutdown_timeout = 10;
+    cfg->max_list_range = 1000000000000ULL;
+    cfg->max_count_range = UINT64_MAX;
+    cfg->max_nth = 100000000000ULL;
+    cfg->max_batch_queries = 1000;
+    cfg->log_level = LOG_INFO;
+    cfg->log_format = LOG_FORMAT_JSON;
+    cfg->heap_sampling = true;
+    cfg->heap_sample_bytes = 524288;
+    cfg->max_profile_seconds = 60;
+}
+
+/* ---- names ---------------------------------------------------------------------------- */
+
+static void flag_name(const struct setting *s, char *out, size_t outlen)
+{
+    size_t n = strlen(s->name);
+    if (n + 3 > outlen) n = outlen - 3;
+    out[0] = out[1] = '-';
+    for (size_t i = 0; i < n; i++)
+        out[2 + i] = s->name[i] == '_' ? '-' : s->name[i];
+    out[2 + n] = '\0';
+}
+
+static void env_name(const struct setting *s, char *out, size_t outlen)
+{
+    size_t n = strlen(s->name);
+    if (n + 8 > outlen) n = outlen - 8;
+    memcpy(out, "PRIMED_", 7);
+    for (size_t i = 0; i < n; i++) {
+        char c = s->name[i];
+        out[7 + i] = (c >= 'a' && c <= 'z') ? (char)(c - 'a' + 'A') : c;
+    }
+    out[7 + n] = '\0';
+}
+
+static const struct setting *find_by_flag(const char *name, size_t len)
+{
+    char buf[64];
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        flag_name(&settings[i], buf, sizeof(buf));
+        if (strlen(buf) == len && memcmp(buf, name, len) == 0) return &settings[i];
+    }
+    return NULL;
+}
+
+static const struct setting *find_by_env(const char *name, size_t len)
+{
+    char buf[64];
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        env_name(&settings[i], buf, sizeof(buf));
+        if (strlen(buf) == len && memcmp(buf, name, len) == 0) return &settings[i];
+    }
+    return NULL;
+}
+
+static const struct setting *find_by_key(const char *key)
+{
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (strcmp(settings[i].name, key) == 0) return &settings[i];
+    return NULL;
+}
+
+/* ---- errors --------------------------------------------------------------------------- */
+
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
+                                                          ...)
+{
+    if (err == NULL || errlen == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    for (char *p = err; *p; p++) /* one line, whatever the value contained */
+        if (*p == '\n' || *p == '\r') *p = ' ';
+}
+
+/* A value as shown back in an error: at most 64 bytes, non-printables as '?'. */
+static void show_value(const char *v, char *out, size_t outlen)
+{
+    size_t i = 0;
+    for (; v[i] != '\0' && i + 4 < outlen && i < 64; i++) {
+        unsigned char c = (unsigned char)v[i];
+        out[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    if (v[i] != '\0' && i + 4 <= outlen) {
+        memcpy(out + i, "...", 3);
+        i += 3;
+    }
+    out[i] = '\0';
+}
+
+/* 262144 → "256KiB"; sizes that are not a whole number of KiB stay plain bytes. Parses back
+ * through parse_bytes. */
+static void format_bytes(uint64_t v, char *out, size_t outlen)
+{
+    static const char *const units[] = {"TiB", "GiB", "MiB", "KiB"};
+    static const uint64_t mults[] = {TIB, GIB, MIB, KIB};
+    for (int i = 0; i < 4; i++)
+        if (v != 0 && v % mults[i] == 0) {
+            snprintf(out, outlen, "%" PRIu64 "%s", v / mults[i], units[i]);
+            return;
+        }
+    snprintf(out, outlen, "%" PRIu64, v);
+}
+
+/* "an integer from 1 to 1024", "0 (auto) or a size from 4096 to 1073741824 bytes …" */
+static void range_text(const struct setting *s, char *out, size_t outlen)
+{
+    char zero[32] = "";
+    if (s->zero != NULL) snprintf(zero, sizeof(zero), "0 (%s) or ", s->zero);
+    switch (s->type) {
+    case T_UINT:
+    case T_U64:
+        snprintf(out, outlen, "%san integer from %" PRIu64 " to %" PRIu64, zero, s->min, s->max);
+        break;
+    case T_BYTES: {
+        char lo[32], hi[32];
+        format_bytes(s->min, lo, sizeof(lo));
+        format_bytes(s->max, hi, sizeof(hi));
+        snprintf(out, outlen,
+                 "%sa byte count from %s to %s (suffix K, M, G, T = KiB, MiB, GiB, TiB)", zero, lo,
+                 hi);
+        break;
+    }
+    case T_BOOL:
+        snprintf(out, outlen, "true or false (or 1 or 0)");
+        break;
+    case T_LEVEL:
+        snprintf(out, outlen, "one of debug, info, warn, error");
+        break;
+    case T_FORMAT:
+        snprintf(out, outlen, "one of json, text");
+        break;
+    case T_LISTEN:
+        snprintf(out, outlen,
+                 "HOST:PORT with HOST an IPv4 address, [IPv6 address] or localhost and PORT "
+                 "from 0 to 65535");
+        break;
+    case T_DEBUG_LISTEN:
+        snprintf(out, outlen,
+                 "off or HOST:PORT with HOST an IPv4 address, [IPv6 address] or localhost and "
+                 "PORT from 0 to 65535");
+        break;
+    case T_STRING:
+        if (s->off == F(debug_token))
+            snprintf(out, outlen, "printable ASCII without spaces, at most %zu bytes", s->size - 1);
+        else
+            snprintf(out, outlen, "a path of at most %zu bytes", s->size - 1);
+        break;
+    }
+}
+
+static void bad_value(const struct setting *s, const char *src, const char *value, char *err,
+                      size_t errlen)
+{
+    char range[192], shown[80];
+    range_text(s, range, sizeof(range));
+    show_value(value, shown, sizeof(shown));
+    set_err(err, errlen, "%s: must be %s, got '%s'", src, range, shown);
+}
+
+/* ---- value parsers -------------------------------------------------------------------- */
+
+static bool parse_bytes(const char *v, uint64_t *out)
+{
+    static const struct {
+        const char *suffix;
+        uint64_t mult;
+    } suffixes[] = {{"KiB", KIB}, {"MiB", MIB}, {"GiB", GIB}, {"TiB", TIB},
+                    {"K", KIB},   {"M", MIB},   {"G", GIB},   {"T", TIB}};
+    size_t n = strlen(v);
+    uint64_t mult = 1;
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        size_t sl = strlen(suffixes[i].suffix);
+        if (n > sl && strcmp(v + n - sl, suffixes[i].suffix) == 0) {
+            mult = suffixes[i].mult;
+            n -= sl;
+            break;
+        }
+    }
+    uint64_t x;
+    if (numparse_u64n(v, n, &x) != NUMPARSE_OK || x > UINT64_MAX / mult) return false;
+    *out = x * mult;
+    return true;
+}
+
+/* IPv4 127.0.0.0/8, ::1 and IPv4-mapped 127.x. */
+static bool host_is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1) {
+        if (IN6_IS_ADDR_LOOPBACK(&a6)) return true;
+        return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;
+    }
+    return false;
+}
+
+static bool host_is_any(const char *host)
+{
+    return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
+}
+
+/* "1.2.3.4:80", "[::1]:80", "localhost:80" → host (numeric, no brackets) and port. */
+static bool parse_hostport(const char *v, char host[CONFIG_HOST_MAX], uint16_t *port)
+{
+    const char *colon;
+    char h[CONFIG_HOST_MAX];
+    size_t hlen;
+    int family;
+    if (v[0] == '[') {
+        const char *close = strchr(v, ']');
+        if (close == NULL || close[1] != ':') return false;
+        hlen = (size_t)(close - v - 1);
+        if (hlen == 0 || hlen >= sizeof(h)) return false;
+        memcpy(h, v + 1, hlen);
+        colon = close + 1;
+        family = AF_INET6;
+    } else {
+        colon = strrchr(v, ':');
+        if (colon == NULL) return false;
+        hlen = (size_t)(colon - v);
+        if (hlen == 0 || hlen >= sizeof(h) || memchr(v, ':', hlen) != NULL)
+            return false; /* an IPv6 address needs brackets */
+        memcpy(h, v, hlen);
+        family = AF_INET;
+    }
+    h[hlen] = '\0';
+    const char *p = colon + 1;
+    size_t plen = strlen(p);
+    if (plen == 0 || plen > 5 || strspn(p, "0123456789") != plen) return false;
+    uint64_t pv;
+    if (numparse_u64n(p, plen, &pv) != NUMPARSE_OK || pv > 65535) return false;
+    if (family == AF_INET && strcmp(h, "localhost") == 0) strcpy(h, "127.0.0.1");
+    unsigned char addr[sizeof(struct in6_addr)];
+    if (inet_pton(family, h, addr) != 1) return false;
+    memcpy(host, h, strlen(h) + 1);
+    *port = (uint16_t)pv;
+    return true;
+}
+
+/* The one setter every source goes through. `src` names the source in messages ("--workers",
+ * "PRIMED_WORKERS", "workers in primed.json"). Returns 0 or -1 with err set. */
+static int set_value(struct primed_config *cfg, const struct setting *s, const char *src,
+                     const char *v, char *err, size_t errlen)
+{
+    char *base = (char *)cfg;
+    uint64_t x = 0;
+    switch (s->type) {
+    case T_UINT:
+    case T_U64:
+    case T_BYTES: {
+        bool ok = s->type == T_BYTES ? parse_bytes(v, &x) : numparse_u64(v, &x) == NUMPARSE_OK;
+        if (!ok || !((x >= s->min && x <= s->max) || (x == 0 && s->zero != NULL))) goto bad;
+        if (s->type == T_UINT)
+            *(unsigned *)(base + s->off) = (unsigned)x; /* max <= UINT_MAX in the table */
+        else
+            *(uint64_t *)(base + s->off) = x;
+        return 0;
+    }
+    case T_BOOL:
+        if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+            *(bool *)(base + s->off) = true;
+        else if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+            *(bool *)(base + s->off) = false;
+        else
+            goto bad;
+        return 0;
+    case T_LEVEL: {
+        static const char *const names[] = {"debug", "info", "warn", "error"};
+        for (int i = 0; i < 4; i++)
+            if (strcmp(v, names[i]) == 0) {
+                cfg->log_level = (enum log_level)i;
+                return 0;
+            }
+        goto bad;
+    }
+    case T_FORMAT:
+        if (strcmp(v, "json") == 0)
+            cfg->log_format = LOG_FORMAT_JSON;
+        else if (strcmp(v, "text") == 0)
+            cfg->log_format = LOG_FORMAT_TEXT;
+        else
+            goto bad;
+        return 0;
+    case T_LISTEN:
+        if (!parse_hostport(v, cfg->listen_host, &cfg->listen_port)) goto bad;
+        return 0;
+    case T_DEBUG_LISTEN:
+        if (strcmp(v, "off") == 0) {
+            cfg->debug_enabled = false;
+            return 0;
+        }
+        if (!parse_hostport(v, cfg->debug_host, &cfg->debug_port)) goto bad;
+        cfg->debug_enabled = true;
+        return 0;
+    case T_STRING: {
+        size_t n = strlen(v);
+        if (n >= s->size) goto bad;
+        if (s->off == F(debug_token))
+            for (size_t i = 0; i < n; i++)
+                if ((unsigned char)v[i] <= ' ' || (unsigned char)v[i] >= 0x7f) goto bad;
+        memcpy(base + s->off, v, n + 1);
+        return 0;
+    }
+    }
+bad:
+    bad_value(s, src, v, err, errlen);
+    return -1;
+}
+
+/* ---- command line --------------------------------------------------------------------- */
+
+/* One flag of argv at *i: sets *name and *namelen (without "--"), *value (NULL for --help and
+ * --version) and advances *i. Returns 0, or -1 with err set for a positional argument or a
+ * missing value. */
+static int next_flag(int argc, char *const argv[], int *i, const char **name, size_t *namelen,
+                     const char **value, char *err, size_t errlen)
+{
+    const char *a = argv[*i];
+    if (strcmp(a, "-h") == 0)
+        a = "--help";
+    else if (strcmp(a, "-V") == 0)
+        a = "--version";
+    if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+        char shown[80];
+        show_value(a, shown, sizeof(shown));
+        set_err(err, errlen, "unexpected argument '%s' (flags start with --; see --help)", shown);
+        return -1;
+    }
+    a += 2;
+    const char *eq = strchr(a, '=');
+    *name = a;
+    *namelen = eq != NULL ? (size_t)(eq - a) : strlen(a);
+    (*i)++;
+    bool valueless = (*namelen == 4 && memcmp(a, "help", 4) == 0) ||
+                     (*namelen == 7 && memcmp(a, "version", 7) == 0);
+    if (valueless) {
+        if (eq != NULL) {
+            set_err(err, errlen, "--%.*s takes no value", (int)*namelen, a);
+            return -1;
+        }
+        *value = NULL;
+        return 0;
+    }
+    if (eq != NULL) {
+        *value = eq + 1;
+        return 0;
+    }
+    if (*i >= argc) {
+        set_err(err, errlen, "--%.*s: missing value (see --help)", (int)*namelen, a);
+        return -1;
+    }
+    *value = argv[(*i)++];
+    return 0;
+}
+
+static bool is_config_flag(const char *name, size_t len)
+{
+    return len == 6 && memcmp(name, "config", 6) == 0;
+}
+
+/* ---- JSON file ------------------------------------------------------------------------ */
+
+static int load_file(struct primed_config *cfg, const char *path, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        if (jerr.line < 1)
+            set_err(err, errlen, "--config %s: %s", path, jerr.text);
+        else
+            set_err(err, errlen, "--config %s: line %d column %d: %s", path, jerr.line, jerr.column,
+                    jerr.text);
+        return -1;
+    }
+    int rc = -1;
+    if (!json_is_object(root)) {
+        set_err(err, errlen, "--config %s: must be a JSON object of settings", path);
+        goto out;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(root, key, val)
+    {
+        const struct setting *s = find_by_key(key);
+        char src[CONFIG_PATH_MAX + 80], buf[64];
+        char kshown[80];
+        show_value(key, kshown, sizeof(kshown));
+        snprintf(src, sizeof(src), "\"%s\" in %s", kshown, path);
+        if (s == NULL) {
+            set_err(err, errlen, "--config %s: unknown key \"%s\" (see --help for the keys)", path,
+                    kshown);
+            goto out;
+        }
+        const char *v;
+        if (json_is_string(val)) {
+            v = json_string_value(val);
+            if (strlen(v) != json_string_length(val)) {
+                bad_value(s, src, "string with a NUL byte", err, errlen);
+                goto out;
+            }
+        } else if (json_is_integer(val)) {
+            snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(val));
+            v = buf;
+        } else if (json_is_real(val)) {
+            /* 1e12 in JSON is a real to jansson; accept it when it is a whole number. */
+            double d = json_real_value(val);
+            if (d >= 0 && d < 18446744073709551616.0 && d == floor(d))
+                snprintf(buf, sizeof(buf), "%.0f", d);
+            else
+                snprintf(buf, sizeof(buf), "%g", d);
+            v = buf;
+        } else if (json_is_boolean(val)) {
+            v = json_is_true(val) ? "true" : "false";
+        } else {
+            v = json_is_null(val) ? "null" : json_is_array(val) ? "an array" : "an object";
+        }
+        if (set_value(cfg, s, src, v, err, errlen) != 0) goto out;
+    }
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}
+
+/* ---- environment ---------------------------------------------------------------------- */
+
+static bool is_tooling_env(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof(tooling_env) / sizeof(tooling_env[0]); i++)
+        if (strlen(tooling_env[i]) == len && memcmp(tooling_env[i], name, len) == 0) return true;
+    return len >= strlen(TOOLING_ENV_PREFIX) &&
+           memcmp(name, TOOLING_ENV_PREFIX, strlen(TOOLING_ENV_PREFIX)) == 0;
+}
+
+static int load_env(struct primed_config *cfg, char *const envp[], char *err, size_t errlen)
+{
+    if (envp == NULL) return 0;
+    for (size_t i = 0; envp[i] != NULL; i++) {
+        const char *e = envp[i];
+        if (strncmp(e, "PRIMED_", 7) != 0) continue;
+        const char *eq = strchr(e, '=');
+        if (eq == NULL) continue;
+        size_t nlen = (size_t)(eq - e);
+        if ((nlen == 13 && memcmp(e, "PRIMED_CONFIG", 13) == 0) || is_tooling_env(e, nlen))
+            continue;
+        const struct setting *s = find_by_env(e, nlen);
+        if (s == NULL) {
+            char shown[80];
+            char name[128];
+            snprintf(name, sizeof(name), "%.*s", (int)(nlen < 100 ? nlen : 100), e);
+            show_value(name, shown, sizeof(shown));
+            set_err(err, errlen, "%s: unknown PRIMED_ environment variable (see --help)", shown);
+            return -1;
+        }
+        char src[64];
+        env_name(s, src, sizeof(src));
+        if (set_value(cfg, s, src, eq + 1, err, errlen) != 0) return -1;
+    }
+    return 0;
+}
+
+static const char *env_config(char *const envp[])
+{
+    const char *path = NULL;
+    for (size_t i = 0; envp != NULL && envp[i] != NULL; i++)
+        if (strncmp(envp[i], "PRIMED_CONFIG=", 14) == 0) path = envp[i] + 14;
+    return path;
+}
+
+/* ---- cross-checks --------------------------------------------------------------------- */
+
+static void format_hostport(const char *host, uint16_t port, char *out, size_t outlen)
+{
+    if (strchr(host, ':') != NULL)
+        snprintf(out, outlen, "[%s]:%u", host, port);
+    else
+        snprintf(out, outlen, "%s:%u", host, port);
+}
+
+static int cross_check(const struct primed_config *cfg, char *err, size_t errlen)
+{
+    char a[CONFIG_HOST_MAX + 8], b[CONFIG_HOST_MAX + 8];
+    if (cfg->debug_enabled && cfg->debug_token[0] == '\0' && !host_is_loopback(cfg->debug_host)) {
+        format_hostport(cfg->debug_host, cfg->debug_port, a, sizeof(a));
+        set_err(err, errlen,
+                "--debug-listen %s is not a loopback address: it requires --debug-token "
+                "(PRIMED_DEBUG_TOKEN), or listen on 127.0.0.1",
+                a);
+        return -1;
+    }
+    if (cfg->stream_buffer_bytes > cfg->memory_budget) {
+        set_err(err, errlen,
+                "--stream-buffer-bytes (%" PRIu64 ") must not exceed --memory-budget (%" PRIu64 ")",
+                cfg->stream_buffer_bytes, cfg->memory_budget);
+        return -1;
+    }
+    if (cfg->debug_enabled && cfg->listen_port != 0 && cfg->listen_port == cfg->debug_port &&
+        (strcmp(cfg->listen_host, cfg->debug_host) == 0 || host_is_any(cfg->listen_host) ||
+         host_is_any(cfg->debug_host))) {
+        format_hostport(cfg->listen_host, cfg->listen_port, a, sizeof(a));
+        format_hostport(cfg->debug_host, cfg->debug_port, b, sizeof(b));
+        set_err(err, errlen, "--listen %s and --debug-listen %s would use the same port", a, b);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- entry points --------------------------------------------------------------------- */
+
+enum config_result config_load(struct primed_config *cfg, int argc, char *const argv[],
+                               char *const envp[], char *err, size_t errlen)
+{
+    const char *name, *value;
+    size_t nlen;
+    if (err != NULL && errlen > 0) err[0] = '\0';
+    config_defaults(cfg);
+
+    /* Pass 1 over argv: --help/--version win at once; find --config; reject unknown flags
+     * before reading any file. */
+    const char *file = env_config(envp);
+    const char *file_src = "PRIMED_CONFIG";
+    for (int i = 1; i < argc;) {
+        if (next_flag(argc, argv, &i, &name, &nlen, &value, err, errlen) != 0) return CONFIG_ERROR;
+        if (value == NULL && nlen == 4) {
+            config_usage(stdout);
+            return CONFIG_EXIT_OK;
+        }
+        if (value == NULL) {
+            printf("primed %s (%s)\n", PRIMED_VERSION, PRIMED_REVISION);
+            return CONFIG_EXIT_OK;
+        }
+        if (is_config_flag(name, nlen)) {
+            file = value;
+            file_src = "--config";
+            continue;
+        }
+        if (find_by_flag(name - 2, nlen + 2) == NULL) {
+            char flag[80];
+            snprintf(flag, sizeof(flag), "--%.*s", (int)(nlen < 64 ? nlen : 64), name);
+            char shown[96];
+            show_value(flag, shown, sizeof(shown));
+            set_err(err, errlen, "%s: unknown flag (see --help)", shown);
+            return CONFIG_ERROR;
+        }
+    }
+
+    if (file != NULL) {
+        if (file[0] == '\0') {
+            set_err(err, errlen, "%s: must be a file path, got ''", file_src);
+            return CONFIG_ERROR;
+        }
+        if (load_file(cfg, file, err, errlen) != 0) return CONFIG_ERROR;
+    }
+    if (load_env(cfg, envp, err, errlen) != 0) return CONFIG_ERROR;
+
+    /* Pass 2: apply the flags, in order (a later repeat wins). */
+    for (int i = 1; i < argc;) {
+        if (next_flag(argc, argv, &i, &name, &nlen, &value, err, errlen) != 0) return CONFIG_ERROR;
+        if (is_config_flag(name, nlen)) continue;
+        const struct setting *s = find_by_flag(name - 2, nlen + 2);
+        char src[64];
+        flag_name(s, src, sizeof(src));
+        if (set_value(cfg, s, src, value, err, errlen) != 0) return CONFIG_ERROR;
+    }
+
+    if (cross_check(cfg, err, errlen) != 0) return CONFIG_ERROR;
+    return CONFIG_OK;
+}
+
+/* The value of a setting as it would be written in a flag. */
+static void format_setting(const struct primed_config *cfg, const struct setting *s, char *out,
+                           size_t outlen)
+{
+    const char *base = (const char *)cfg;
+    switch (s->type) {
+    case T_UINT:
+        snprintf(out, outlen, "%u", *(const unsigned *)(base + s->off));
+        break;
+    case T_U64:
+        snprintf(out, outlen, "%" PRIu64, *(const uint64_t *)(base + s->off));
+        break;
+    case T_BYTES:
+        format_bytes(*(const uint64_t *)(base + s->off), out, outlen);
+        break;
+    case T_BOOL:
+        snprintf(out, outlen, "%s", *(const bool *)(base + s->off) ? "true" : "false");
+        break;
+    case T_LEVEL: {
+        static const char *const names[] = {"debug", "info", "warn", "error"};
+        unsigned l = (unsigned)cfg->log_level;
+        snprintf(out, outlen, "%s", l < 4 ? names[l] : "info");
+        break;
+    }
+    case T_FORMAT:
+        snprintf(out, outlen, "%s", cfg->log_format == LOG_FORMAT_TEXT ? "text" : "json");
+        break;
+    case T_LISTEN:
+        format_hostport(cfg->listen_host, cfg->listen_port, out, outlen);
+        break;
+    case T_DEBUG_LISTEN:
+        if (!cfg->debug_enabled)
+            snprintf(out, outlen, "off");
+        else
+            format_hostport(cfg->debug_host, cfg->debug_port, out, outlen);
+        break;
+    case T_STRING:
+        snprintf(out, outlen, "%s", base + s->off);
+        break;
+    }
+}
+
+void config_each(const struct primed_config *cfg,
+                 void (*fn)(void *arg, const char *key, const char *value), void *arg)
+{
+    char v[CONFIG_PATH_MAX + 16];
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const struct setting *s = &settings[i];
+        if (s->type == T_STRING && s->off == F(debug_token))
+            snprintf(v, sizeof(v), "%s", cfg->debug_token[0] ? "(set)" : "");
+        else
+            format_setting(cfg, s, v, sizeof(v));
+        fn(arg, s->name, v);
+    }
+}
+
+/* Word-wrap text to 78 columns with a 6-space indent. */
+static void print_wrapped(FILE *out, const char *text)
+{
+    const size_t indent = 6, width = 78;
+    size_t col = 0;
+    const char *p = text;
+    while (*p != '\0') {
+        while (*p == ' ')
+            p++;
+        size_t w = strcspn(p, " ");
+        if (w == 0) break;
+        if (col == 0) {
+            fprintf(out, "%*s", (int)indent, "");
+            col = indent;
+        } else if (col + 1 + w > width) {
+            fprintf(out, "\n%*s", (int)indent, "");
+            col = indent;
+        } else {
+            fputc(' ', out);
+            col++;
+        }
+        fwrite(p, 1, w, out);
+        col += w;
+        p += w;
+    }
+    if (col > 0) fputc('\n', out);
+}
+
+void config_usage(FILE *out)
+{
+    struct primed_config d;
+    config_defaults(&d);
+    fprintf(out,
+            "Usage: primed [--config FILE] [--FLAG VALUE | --FLAG=VALUE]...\n"
+            "\n"
+            "primed %s: an HTTP service for primes in 0 ... 2^64-1.\n"
+            "Every setting can come from a JSON file (key as below with '_': \"queue_capacity\"),\n"
+            "the environment (PRIMED_QUEUE_CAPACITY) or a flag (--queue-capacity); later sources\n"
+            "win: defaults < file < environment < flags. Numbers accept the form 1e12.\n"
+            "\n"
+            "  --config FILE            env PRIMED_CONFIG. JSON object of settings.\n"
+            "  --help, -h               Print this help and exit.\n"
+            "  --version, -V            Print the version and exit.\n",
+            PRIMED_VERSION);
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const struct setting *s = &settings[i];
+        char flag[64], env[64], def[CONFIG_PATH_MAX + 16], range[192], left[128];
+        flag_name(s, flag, sizeof(flag));
+        env_name(s, env, sizeof(env));
+        format_setting(&d, s, def, sizeof(def));
+        range_text(s, range, sizeof(range));
+        snprintf(left, sizeof(left), "%s %s", flag, s->meta);
+        if (strcmp(s->name, "workers") == 0)
+            snprintf(def, sizeof(def), "online CPUs (%u here)", d.workers);
+        else if (def[0] == '\0')
+            snprintf(def, sizeof(def), "none");
+        else if (s->zero != NULL && strcmp(def, "0") == 0)
+            snprintf(def, sizeof(def), "0 (%s)", s->zero);
+        char rest[CONFIG_PATH_MAX + 1024];
+        snprintf(rest, sizeof(rest), "env %s; default %s; %s.", env, def, range);
+        fprintf(out, "\n  %s\n", left);
+        print_wrapped(out, s->help);
+        print_wrapped(out, rest);
+    }
+}

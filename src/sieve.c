@@ -1,0 +1,497 @@
+/* sieve.c — the segmented mod-30 sieve of Eratosthenes behind sieve_count/foreach/bitmap.
+ *
+ * A range is cut into windows, a window into segments of seg_bytes (L1-sized). Per segment: the
+ * presieve pattern is copied (7 … 43), then small and medium sieving primes cross off their
+ * multiples, segment-local and cache-hot. Big primes (far more bytes between two multiples than a
+ * segment holds) are crossed off once per window, prime by prime, straight into the window
+ * buffer: they hit a window a few times at most, so visiting them per segment would waste work.
+ * The window buffer is bounded (win_bytes, 8 MiB by default), so per-ctx memory is bounded
+ * whatever the width of the range or the height of hi.
+ *
+ * Rejected: primesieve-style buckets that keep every big prime's next multiple across windows.
+ * They avoid re-deriving a big prime's first multiple per window (one division), but hold 8
+ * bytes per sieving prime: 237 MB for [1e18, 1e18+1e9], 381 MB near 2^64 (primesieve 11,
+ * measured here), against our bound of ~10 MB per ctx. Here a window of 8 MiB spans 2.5e8
+ * numbers, which amortises the divisions (4 per 1e9 numbers per big prime).
+ *
+ * Must never: allocate per segment or per prime, hold a lock, or overflow near 2^64 (every
+ * absolute value is derived from a checked 128-bit product or from offsets below hi).
+ */
+#include "primed/sieve.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "primed/presieve.h"
+#include "primed/sieve_table.h"
+#include "primed/wheel.h"
+
+/* Default window when big primes are present: 8 MiB = 2.5e8 numbers; fits the L3 here. */
+#define WIN_BYTES_DEFAULT ((size_t)8 << 20)
+#define BATCH_CAP 4096 /* primes per sieve_emit_fn call at most */
+
+/* A small or medium sieving prime p = 30q + wheel_residue[ri], and its next multiple: byte
+ * `off` from the current window start, wheel index `wi` of the multiplier. */
+struct sprime {
+    uint64_t off;
+    uint32_t q;
+    uint8_t ri;
+    uint8_t wi;
+};
+
+struct sieve_ctx {
+    size_t seg_bytes;  /* multiple of 64 */
+    size_t win_bytes;  /* multiple of seg_bytes; the window when big primes are sieved */
+    uint64_t big_min;  /* primes above this are "big" */
+    uint8_t *buf;      /* window buffer, buf_bytes (+ 8 bytes of padding for word counting) */
+    size_t buf_bytes;
+    struct sprime *sp; /* small + medium sieving primes of the current range */
+    size_t sp_n, sp_cap;
+    uint64_t batch[BATCH_CAP]; /* sieve_foreach batches */
+};
+
+/* Process-wide statistics: written by every sieving thread with relaxed adds once per call (or
+ * once per window), read by sieve_stats_get. Values only; they order nothing. */
+static atomic_uint_least64_t g_numbers, g_segments, g_emitted;
+
+static size_t default_seg_bytes(void)
+{
+    long l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE);
+    size_t s = (l1 > 0) ? (size_t)l1 : 32768;
+    if (s < 16384)
+        s = 16384;
+    if (s > (1u << 20))
+        s = 1u << 20;
+    return s & ~(size_t)63;
+}
+
+sieve_ctx *sieve_ctx_create(size_t segment_bytes)
+{
+    sieve_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return NULL;
+    size_t s = segment_bytes ? segment_bytes : default_seg_bytes();
+    if (s < 1024)
+        s = 1024;
+    if (s > ((size_t)64 << 20))
+        s = (size_t)64 << 20;
+    s &= ~(size_t)63;
+    ctx->seg_bytes = s;
+    ctx->win_bytes = WIN_BYTES_DEFAULT < s ? s : WIN_BYTES_DEFAULT / s * s;
+    /* A medium prime p has about 8*seg_bytes/p multiples per segment; beyond ~1 per segment
+     * the per-segment visit costs more than a per-window division. */
+    ctx->big_min = (uint64_t)8 * s;
+    return ctx;
+}
+
+void sieve_ctx_destroy(sieve_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    free(ctx->buf);
+    free(ctx->sp);
+    free(ctx);
+}
+
+static int ensure_buf(sieve_ctx *ctx, size_t bytes)
+{
+    if (ctx->buf_bytes >= bytes)
+        return 0;
+    uint8_t *b = aligned_alloc(64, (bytes + 64 + 63) & ~(size_t)63);
+    if (!b)
+        return -ENOMEM;
+    free(ctx->buf);
+    ctx->buf = b;
+    ctx->buf_bytes = bytes;
+    return 0;
+}
+
+static uint64_t isqrt64(uint64_t n)
+{
+    uint64_t r = (uint64_t)sqrtl((long double)n);
+    while ((__uint128_t)r * r > n)
+        r--;
+    while ((__uint128_t)(r + 1) * (r + 1) <= n)
+        r++;
+    return r;
+}
+
+/* The first multiple p*n >= max(W0, p*p) with n coprime to 30, as a byte offset from W0 (a
+ * multiple of 30) and the wheel index of n. False when that multiple exceeds hi. */
+static inline bool first_multiple(uint64_t p, uint64_t W0, uint64_t hi, uint64_t *off,
+                                  unsigned *wi)
+{
+    uint64_t n = W0 / p + (W0 % p != 0);
+    if (n < p)
+        n = p;
+    unsigned r = (unsigned)(n % 30);
+    unsigned i = wheel_next_index[r];
+    n += wheel_residue[i] - r;
+    __uint128_t m = (__uint128_t)p * n;
+    if (m > hi)
+        return false;
+    *off = (uint64_t)m - W0;
+    *off /= 30;
+    *wi = i;
+    return true;
+}
+
+/* Cross off the multiples of p = 30q + residue[ri] from byte `off` while off < end. Returns the
+ * offset of the first multiple at or past end; *wi follows. */
+static inline uint64_t cross(uint8_t *buf, uint64_t off, uint64_t end, uint64_t q, unsigned ri,
+                             unsigned *wi)
+{
+    const struct wheel_step *st = wheel_steps[ri];
+    unsigned i = *wi;
+    while (off < end) {
+        buf[off] &= st[i].mask;
+        off += q * st[i].dm + st[i].dc;
+        i = (i + 1) & 7;
+    }
+    *wi = i;
+    return off;
+}
+
+/* Walks the primes of the shared table 64 bits at a time. */
+struct piter {
+    const struct stable *t;
+    uint64_t word; /* index of the 8-byte word in `bits` */
+    uint64_t bits;
+};
+
+static inline uint64_t table_word(const struct stable *t, uint64_t w)
+{
+    uint64_t v;
+    uint64_t byte = w * 8;
+    memcpy(&v, &t->blocks[byte >> STABLE_BLOCK_SHIFT][byte & (STABLE_BLOCK_BYTES - 1)], 8);
+    return v;
+}
+
+/* Start at the first prime >= from (from >= 7 gives only primes >= 7). */
+static void piter_init(struct piter *it, const struct stable *t, uint64_t from)
+{
+    it->t = t;
+    it->word = from / 240;
+    it->bits = table_word(t, it->word);
+    uint64_t base = it->word * 240;
+    for (int b = 0; b < 64; b++)
+        if (base + 30 * (uint64_t)(b / 8) + wheel_residue[b % 8] < from)
+            it->bits &= ~((uint64_t)1 << b);
+}
+
+/* Next prime, or 0 beyond the table's last word (callers stop at their own limit first). */
+static inline uint64_t piter_next(struct piter *it)
+{
+    while (it->bits == 0) {
+        if ((it->word + 1) * 240 > it->t->limit)
+            return 0;
+        it->bits = table_word(it->t, ++it->word);
+    }
+    unsigned b = (unsigned)__builtin_ctzll(it->bits);
+    it->bits &= it->bits - 1;
+    return it->word * 240 + 30 * (b / 8) + wheel_residue[b % 8];
+}
+
+enum mode { MODE_COUNT, MODE_EMIT, MODE_BITMAP };
+
+struct job {
+    enum mode mode;
+    uint64_t lo, hi; /* the numbers asked for (COUNT, EMIT) */
+    uint64_t B;      /* first number of byte 0: a multiple of 30 */
+    uint64_t nbytes; /* bytes of the range, from B */
+    sieve_emit_fn emit;
+    void *arg;
+    uint8_t *out; /* MODE_BITMAP destination, nbytes */
+    uint64_t *batch; /* MODE_EMIT: ctx->batch, batch_n used */
+    const atomic_int *cancel;
+    uint64_t count;   /* primes counted or emitted */
+    size_t batch_n;
+    uint64_t segments;
+};
+
+static inline bool cancelled(const atomic_int *c)
+{
+    return c && atomic_load_explicit(c, memory_order_relaxed) != 0;
+}
+
+/* Load the small and medium sieving primes (PRESIEVE_LAST_PRIME, min(sq, big_min)] with their
+ * first multiples in the range. */
+static int load_sprimes(sieve_ctx *ctx, const struct stable *t, struct job *jb, uint64_t sq)
+{
+    uint64_t last = sq < ctx->big_min ? sq : ctx->big_min;
+    ctx->sp_n = 0;
+    if (last <= PRESIEVE_LAST_PRIME)
+        return 0;
+    struct piter it;
+    piter_init(&it, t, PRESIEVE_LAST_PRIME + 1);
+    uint64_t hi = jb->B + (jb->nbytes - 1) * 30 + 29 < jb->B ? UINT64_MAX
+                                                               : jb->B + (jb->nbytes - 1) * 30 + 29;
+    for (uint64_t p; (p = piter_next(&it)) != 0 && p <= last;) {
+        uint64_t off;
+        unsigned wi;
+        if (!first_multiple(p, jb->B, hi, &off, &wi))
+            continue;
+        if (ctx->sp_n == ctx->sp_cap) {
+            size_t ncap = ctx->sp_cap ? 2 * ctx->sp_cap : 1024;
+            struct sprime *n = realloc(ctx->sp, ncap * sizeof *n);
+            if (!n)
+                return -ENOMEM;
+            ctx->sp = n;
+            ctx->sp_cap = ncap;
+        }
+        struct sprime *s = &ctx->sp[ctx->sp_n++];
+        s->off = off;
+        s->q = (uint32_t)(p / 30);
+        s->ri = (uint8_t)wheel_bit_of[p % 30];
+        s->wi = (uint8_t)wi;
+    }
+    return 0;
+}
+
+/* Cross off every big prime in (big_min, isqrt(whi)] in the window buffer [0, wlen) whose first
+ * number is W0 and last whi. */
+static int sieve_big(sieve_ctx *ctx, const struct stable *t, uint64_t W0, uint64_t whi,
+                     size_t wlen, const atomic_int *cancel)
+{
+    uint64_t sq = isqrt64(whi);
+    if (sq <= ctx->big_min)
+        return 0;
+    uint8_t *buf = ctx->buf;
+    struct piter it;
+    piter_init(&it, t, ctx->big_min + 1);
+    uint64_t n = 0;
+    for (uint64_t p; (p = piter_next(&it)) != 0 && p <= sq;) {
+        uint64_t off;
+        unsigned wi;
+        if ((++n & 0xfffff) == 0 && cancelled(cancel))
+            return -ECANCELED;
+        if (!first_multiple(p, W0, whi, &off, &wi))
+            continue;
+        cross(buf, off, wlen, p / 30, (unsigned)wheel_bit_of[p % 30], &wi);
+    }
+    return 0;
+}
+
+static int flush_batch(struct job *jb)
+{
+    if (jb->batch_n == 0)
+        return 0;
+    size_t n = jb->batch_n;
+    jb->batch_n = 0;
+    jb->count += n;
+    return jb->emit(jb->arg, jb->batch, n);
+}
+
+/* Hand out the primes of a finished window (bits set in buf[0 … wlen)) numbered from W0. */
+static int emit_window(sieve_ctx *ctx, struct job *jb, uint64_t W0, size_t wlen)
+{
+    const uint8_t *buf = ctx->buf;
+    for (size_t w = 0; w < wlen; w += 8) {
+        uint64_t bits;
+        memcpy(&bits, buf + w, 8);
+        while (bits) {
+            unsigned b = (unsigned)__builtin_ctzll(bits);
+            bits &= bits - 1;
+            jb->batch[jb->batch_n++] = W0 + 30 * (uint64_t)(w + b / 8) + wheel_residue[b % 8];
+            if (jb->batch_n == BATCH_CAP) {
+                int rc = flush_batch(jb);
+                if (rc)
+                    return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+static uint64_t count_window(const uint8_t *buf, size_t wlen)
+{
+    uint64_t c = 0;
+    for (size_t w = 0; w < wlen; w += 8) {
+        uint64_t bits;
+        memcpy(&bits, buf + w, 8);
+        c += (uint64_t)__builtin_popcountll(bits);
+    }
+    return c;
+}
+
+/* The engine: sieve bytes [0, nbytes) from B window by window and hand each window on. */
+static int run(sieve_ctx *ctx, struct job *jb)
+{
+    uint64_t last_num = jb->mode == MODE_BITMAP ? jb->B + 30 * jb->nbytes - 1 : jb->hi;
+    uint64_t sq = isqrt64(last_num);
+    const struct stable *t = stable_acquire(sq);
+    if (!t)
+        return -ENOMEM;
+    bool big = sq > ctx->big_min;
+    size_t wbytes = big ? ctx->win_bytes : ctx->seg_bytes;
+    if (wbytes > jb->nbytes)
+        wbytes = (size_t)((jb->nbytes + 63) & ~(uint64_t)63);
+    int rc = ensure_buf(ctx, wbytes);
+    if (rc)
+        return rc;
+    if ((rc = load_sprimes(ctx, t, jb, sq)) != 0)
+        return rc;
+    uint8_t *buf = ctx->buf;
+    const size_t S = ctx->seg_bytes;
+    const uint64_t byte0 = jb->B / 30;
+
+    for (uint64_t wstart = 0; wstart < jb->nbytes; wstart += wbytes) {
+        size_t wlen = jb->nbytes - wstart < wbytes ? (size_t)(jb->nbytes - wstart) : wbytes;
+        for (size_t s = 0; s < wlen; s += S) {
+            if (cancelled(jb->cancel))
+                return -ECANCELED;
+            size_t slen = wlen - s < S ? wlen - s : S;
+            presieve_fill(buf + s, byte0 + wstart + s, slen);
+            uint64_t end = s + slen;
+            for (size_t k = 0; k < ctx->sp_n; k++) {
+                struct sprime *p = &ctx->sp[k];
+                unsigned wi = p->wi;
+                p->off = cross(buf, p->off, end, p->q, p->ri, &wi);
+                p->wi = (uint8_t)wi;
+            }
+            jb->segments++;
+        }
+        for (size_t k = 0; k < ctx->sp_n; k++)
+            ctx->sp[k].off -= wlen;
+
+        uint64_t W0 = jb->B + 30 * wstart;
+        uint64_t whi = (last_num - W0) / 30 < wlen ? last_num : W0 + 30 * (uint64_t)wlen - 1;
+        if (big && (rc = sieve_big(ctx, t, W0, whi, wlen, jb->cancel)) != 0)
+            return rc;
+
+        if (jb->mode == MODE_BITMAP) {
+            memcpy(jb->out + wstart, buf, wlen);
+            continue;
+        }
+        /* Clip to [lo, hi] and zero the padding up to the next word. */
+        if (wstart == 0)
+            for (int b = 0; b < 8; b++)
+                if (jb->B + wheel_residue[b] < jb->lo)
+                    buf[0] &= (uint8_t) ~(1u << b);
+        if (wstart + wlen == jb->nbytes) {
+            uint64_t rem = jb->hi - (jb->B + 30 * (jb->nbytes - 1));
+            for (int b = 0; b < 8; b++)
+                if (wheel_residue[b] > rem)
+                    buf[wlen - 1] &= (uint8_t) ~(1u << b);
+        }
+        memset(buf + wlen, 0, 8);
+        if (jb->mode == MODE_COUNT) {
+            jb->count += count_window(buf, wlen);
+        } else if ((rc = emit_window(ctx, jb, W0, wlen)) != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static void flush_stats(const struct job *jb, uint64_t numbers, uint64_t emitted)
+{
+    atomic_fetch_add_explicit(&g_numbers, numbers, memory_order_relaxed);
+    atomic_fetch_add_explicit(&g_segments, jb->segments, memory_order_relaxed);
+    if (emitted)
+        atomic_fetch_add_explicit(&g_emitted, emitted, memory_order_relaxed);
+}
+
+static void job_range(struct job *jb, uint64_t lo, uint64_t hi)
+{
+    jb->lo = lo;
+    jb->hi = hi;
+    jb->B = lo - lo % 30;
+    jb->nbytes = (hi - jb->B) / 30 + 1;
+}
+
+/* Number of the primes 2, 3, 5 in [lo, hi]: the wheel does not represent them. */
+static unsigned tiny_primes(uint64_t lo, uint64_t hi, uint64_t out[3])
+{
+    static const uint64_t tiny[3] = {2, 3, 5};
+    unsigned n = 0;
+    for (int i = 0; i < 3; i++)
+        if (tiny[i] >= lo && tiny[i] <= hi)
+            out[n++] = tiny[i];
+    return n;
+}
+
+int sieve_count(sieve_ctx *ctx, uint64_t lo, uint64_t hi, uint64_t *count,
+                const atomic_int *cancel)
+{
+    *count = 0;
+    if (lo > hi)
+        return 0;
+    uint64_t tiny[3];
+    struct job jb = {.mode = MODE_COUNT, .cancel = cancel};
+    job_range(&jb, lo, hi);
+    int rc = run(ctx, &jb);
+    flush_stats(&jb, hi - lo + 1, 0);
+    if (rc)
+        return rc;
+    *count = jb.count + tiny_primes(lo, hi, tiny);
+    return 0;
+}
+
+int sieve_foreach(sieve_ctx *ctx, uint64_t lo, uint64_t hi, sieve_emit_fn emit, void *arg,
+                  const atomic_int *cancel)
+{
+    if (lo > hi)
+        return 0;
+    uint64_t tiny[3];
+    unsigned nt = tiny_primes(lo, hi, tiny);
+    int rc = 0;
+    struct job jb = {.mode = MODE_EMIT, .emit = emit, .arg = arg, .cancel = cancel};
+    if (nt && (rc = emit(arg, tiny, nt)) != 0)
+        goto out;
+    jb.count = nt;
+    if (hi < 7)
+        goto out;
+    job_range(&jb, lo, hi);
+    jb.batch = ctx->batch;
+    rc = run(ctx, &jb);
+    if (rc == 0)
+        rc = flush_batch(&jb);
+out:
+    flush_stats(&jb, hi - lo + 1, jb.count);
+    return rc;
+}
+
+int sieve_bitmap(sieve_ctx *ctx, uint64_t byte_lo, size_t nbytes, uint8_t *out)
+{
+    if (nbytes == 0)
+        return 0;
+    struct job jb = {.mode = MODE_BITMAP, .B = 30 * byte_lo, .nbytes = nbytes, .out = out};
+    int rc = run(ctx, &jb);
+    flush_stats(&jb, 30 * (uint64_t)nbytes, 0);
+    return rc;
+}
+
+uint64_t sieve_chunk_width(uint64_t lo, uint64_t hi)
+{
+    size_t seg = default_seg_bytes();
+    /* Same decision as run(): with big primes a chunk should hold whole windows. */
+    uint64_t unit = isqrt64(hi) > (uint64_t)8 * seg ? (uint64_t)30 * (WIN_BYTES_DEFAULT / seg * seg)
+                                                    : (uint64_t)30 * seg;
+    uint64_t width = lo > hi ? 0 : hi - lo;
+    uint64_t w = width / 8; /* 8 chunks or more: 2 threads stay busy, cancellation is prompt */
+    if (w < 100000000)
+        w = 100000000;
+    if (w > 1000000000)
+        w = 1000000000;
+    w = (w + unit - 1) / unit * unit;
+    return w;
+}
+
+void sieve_stats_get(struct sieve_stats *out)
+{
+    out->numbers_sieved = atomic_load_explicit(&g_numbers, memory_order_relaxed);
+    out->segments = atomic_load_explicit(&g_segments, memory_order_relaxed);
+    out->primes_emitted = atomic_load_explicit(&g_emitted, memory_order_relaxed);
+    stable_stats(&out->table_bytes, &out->table_limit);
+}
+
+void sieve_shutdown(void)
+{
+    stable_shutdown();
+}
