@@ -90,7 +90,7 @@ stop_server() {
   for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
   kill -KILL "$1" 2>/dev/null || true
 }
-baseline_cmd() { echo "$BASELINE" --listen 127.0.0.1:0 --port-file @PORTFILE@; }
+baseline_cmd() { echo "$BASELINE" @PORTFILE@; }  # tests/tools/baseline_server.c: argv[1] = port file
 primed_cmd() { echo "$BIN" --listen 127.0.0.1:0 --debug-listen off --log-level warn --port-file @PORTFILE@ "$@"; }
 
 CSV=$TMP/http.csv
