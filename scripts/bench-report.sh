@@ -174,12 +174,13 @@ log "plots written"
 # ---- report ----------------------------------------------------------------------------------
 table() { # label filter → markdown rows
   awk -F, -v l="$1" 'NR > 1 && $1 ~ l {
-    printf "| %s | %s | %s | %s | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %s | %s | %.1f → %.1f |\n",
+    printf "| %s | %s | %s | %s | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %s | %s | %s | %.1f → %.1f |\n",
       $1, $2, $3, $5, $8, $10 / 1000, $11 / 1000, $12 / 1000, $13 / 1000, $15, $16 + 0, $17,
-      $20 / 1048576, $21 / 1048576 }' "$CSV"
+      $18 + $19, $20 / 1048576, $21 / 1048576 }' "$CSV"
 }
-hdr="| run | scenario | conns | workers | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | 2xx | 4xx | 5xx | RSS MiB before → after |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+# "unexpected": replies the scenario does not allow (see scripts/wrk/*.lua) + socket errors.
+hdr="| run | scenario | conns | workers | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | 2xx | 4xx | 5xx | unexpected | RSS MiB before → after |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 rss_peak=$(awk 'BEGIN { m = 0 } $2 > m { m = $2 } END { printf "%.1f", m / 1048576 }' "$TMP/rss.dat" 2>/dev/null || echo "?")
 rss_first=$(awk 'NR == 1 { printf "%.1f", $2 / 1048576 }' "$TMP/rss.dat" 2>/dev/null || echo "?")
 rss_last=$(awk 'END { printf "%.1f", $2 / 1048576 }' "$TMP/rss.dat" 2>/dev/null || echo "?")
