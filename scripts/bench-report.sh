@@ -90,18 +90,18 @@ stop_server() {
   for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
   kill -KILL "$1" 2>/dev/null || true
 }
-baseline_cmd() { echo "$BASELINE" @PORTFILE@; }  # tests/tools/baseline_server.c: argv[1] = port file
-primed_cmd() { echo "$BIN" --listen 127.0.0.1:0 --debug-listen off --log-level warn --port-file @PORTFILE@ "$@"; }
+baseline_args=("$BASELINE" @PORTFILE@)   # tests/tools/baseline_server.c: argv[1] = port file
+primed_args=("$BIN" --listen 127.0.0.1:0 --debug-listen off --log-level warn --port-file @PORTFILE@)
 
 CSV=$TMP/http.csv
 LT() { bash scripts/loadtest.sh -d "$DUR" -o "$CSV" "$@" >>"$TMP/loadtest.txt" 2>&1 || true; }
 
 # 3a. latency vs concurrency: primed's cheapest request vs the constant-JSON MHD server.
 fixed_path="/v1/isprime?n=1000003"
-start_server primed_lat $(primed_cmd) || exit 1
+start_server primed_lat "${primed_args[@]}" || exit 1
 ppid=$SRV_PID pport=$SRV_PORT
 have_baseline=0
-if [ -x "$BASELINE" ] && start_server baseline $(baseline_cmd); then
+if [ -x "$BASELINE" ] && start_server baseline "${baseline_args[@]}"; then
   have_baseline=1 bpid=$SRV_PID bport=$SRV_PORT
 fi
 for c in 1 4 16 64; do

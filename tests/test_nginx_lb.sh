@@ -61,7 +61,7 @@ echo "instances on ports ${iport[1]} ${iport[2]} ${iport[3]}"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 mkdir -p "$TMP/nginx/logs" "$TMP/nginx/tmp"
 nport="" ngpid=""
-for attempt in 1 2 3; do   # the free port can be taken between probe and bind: retry
+for _ in 1 2 3; do   # the free port can be taken between probe and bind: retry
   nport=$(free_port)
   sed -e "s/^\(\s*\)listen 80;/\1listen 127.0.0.1:$nport;/" \
       -e "s/127\.0\.0\.1:8081/127.0.0.1:${iport[1]}/g" \
