@@ -1,0 +1,241 @@
+/* alloc_faults.c — every allocation a handler-level function makes may fail, and then it must
+ * return its documented error (-ENOMEM, a 500/503 JSON body, CONFIG_ERROR) without crashing,
+ * corrupting its output or leaking (LSan checks the last under the asan build).
+ *
+ * Built and run by tests/test_faults.sh, not by the Makefile's test glob: it links libprimed.a
+ * with -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc so that the library's own calls come here,
+ * and jansson's go through json_set_alloc_funcs. The product has no fault-injection flag or hook.
+ * Method: for N = 1, 2, … fail the Nth allocation after arming, until a run makes fewer than N
+ * allocations (every failure point has then been visited once).
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check_main.h"
+#include "primed/config.h"
+#include "primed/errors.h"
+#include "primed/http.h"
+#include "primed/jsonw.h"
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t m);
+void *__real_realloc(void *p, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t m);
+void *__wrap_realloc(void *p, size_t n);
+
+/* Single-threaded tests only: plain globals. */
+static bool armed;
+static unsigned long calls, fail_at, failed;
+
+static bool should_fail(void)
+{
+    if (!armed) return false;
+    if (++calls == fail_at) {
+        failed++;
+        return true;
+    }
+    return false;
+}
+
+void *__wrap_malloc(size_t n)
+{
+    return should_fail() ? NULL : __real_malloc(n);
+}
+void *__wrap_calloc(size_t n, size_t m)
+{
+    return should_fail() ? NULL : __real_calloc(n, m);
+}
+void *__wrap_realloc(void *p, size_t n)
+{
+    return should_fail() ? NULL : __real_realloc(p, n);
+}
+static void *json_fail_malloc(size_t n)
+{
+    return __wrap_malloc(n);
+}
+
+static void arm(unsigned long n)
+{
+    calls = 0;
+    failed = 0;
+    fail_at = n;
+    armed = true;
+}
+/* Returns true when the armed run reached its failure point. */
+static bool disarm(void)
+{
+    armed = false;
+    return failed > 0;
+}
+
+#define MAX_POINTS 10000 /* a run with more allocations than this is itself a bug here */
+/* Check records every assertion with an allocation in fork mode: tests only assert between
+ * disarm() and the next arm(). */
+
+/* The JSON error body: parseable, {"error":{"code":…,"message":…}}, code == want (or NULL). */
+static void assert_error_body(const struct http_response *r, const char *want)
+{
+    ck_assert_ptr_nonnull(r->body);
+    ck_assert_str_eq(r->content_type, HTTP_JSON);
+    json_error_t je;
+    json_t *j = json_loadb(r->body, r->body_len, 0, &je);
+    ck_assert_msg(j != NULL, "error body is not JSON: %.*s", (int)r->body_len, r->body);
+    json_t *code = json_object_get(json_object_get(j, "error"), "code");
+    ck_assert(json_is_string(code));
+    if (want != NULL) ck_assert_str_eq(json_string_value(code), want);
+    ck_assert(json_is_string(json_object_get(json_object_get(j, "error"), "message")));
+    json_decref(j);
+}
+
+START_TEST(errors_render_falls_back_to_static_500_when_allocation_fails)
+{
+    for (int e = 0; e < PERR__COUNT; e++) {
+        unsigned long n;
+        for (n = 1; n < MAX_POINTS; n++) {
+            struct http_response r;
+            http_response_init(&r);
+            arm(n);
+            int rc = errors_render(&r, (enum primed_err)e, "p\"aram", "GET, POST", "value %s",
+                                   "\xff bad utf-8 and \"quotes\"");
+            bool hit = disarm();
+            if (hit) {
+                ck_assert_int_eq(rc, -ENOMEM);
+                ck_assert_int_eq(r.status, 500);
+                assert_error_body(&r, "internal");
+            } else {
+                ck_assert_int_eq(rc, 0);
+                ck_assert_int_eq(r.status, errors_status((enum primed_err)e));
+                assert_error_body(&r, errors_code((enum primed_err)e));
+            }
+            http_response_fini(&r);
+            if (!hit) break;
+        }
+        ck_assert_uint_lt(n, MAX_POINTS);
+    }
+}
+END_TEST
+
+START_TEST(http_response_body_reports_enomem_and_keeps_no_body)
+{
+    struct http_response r;
+    http_response_init(&r);
+    arm(1);
+    int rc = http_response_body(&r, 200, HTTP_JSON, "{\"a\":1}", 7);
+    ck_assert(disarm());
+    ck_assert_int_eq(rc, -ENOMEM);
+    http_response_fini(&r); /* LSan: nothing may have been kept */
+    /* and after a failure the same response still works */
+    ck_assert_int_eq(http_response_body(&r, 200, HTTP_JSON, "{\"a\":1}", 7), 0);
+    ck_assert_mem_eq(r.body, "{\"a\":1}", 7);
+    http_response_fini(&r);
+}
+END_TEST
+
+START_TEST(jsonw_dynamic_growth_failure_keeps_text_and_sets_overflow)
+{
+    unsigned long n;
+    for (n = 1; n < MAX_POINTS; n++) {
+        struct jsonw w;
+        jsonw_init_dynamic(&w, 1 << 20);
+        char expect[70000];
+        size_t elen = 0;
+        bool hit = false;
+        /* No ck_assert while armed: Check allocates to record each assertion. */
+        bool all_or_nothing = true, overflow_set = true, other_error = false;
+        arm(n);
+        for (int i = 0; i < 5000 && !hit; i++) {
+            size_t before = w.len;
+            int rc = jsonw_u64(&w, (uint64_t)i * 1000003u);
+            if (rc == -ENOMEM) {
+                hit = true;
+                overflow_set = w.overflow;
+                all_or_nothing = w.len == before;
+            } else if (rc != 0) {
+                other_error = true;
+                break;
+            } else {
+                elen += (size_t)snprintf(expect + elen, sizeof(expect) - elen, "%llu",
+                                         (unsigned long long)i * 1000003u);
+            }
+        }
+        bool reached = disarm();
+        ck_assert(!other_error);
+        ck_assert(hit == reached);
+        ck_assert(overflow_set);
+        ck_assert(all_or_nothing);
+        ck_assert_uint_eq(w.len, elen);
+        if (w.len > 0) ck_assert_mem_eq(w.buf, expect, elen);
+        jsonw_fini(&w);
+        if (!reached) break;
+    }
+    ck_assert_uint_lt(n, MAX_POINTS);
+}
+END_TEST
+
+START_TEST(jsonw_steal_returns_null_when_the_copy_cannot_be_made)
+{
+    char buf[64];
+    struct jsonw w;
+    jsonw_init_fixed(&w, buf, sizeof(buf));
+    ck_assert_int_eq(jsonw_lit(&w, "[1,2,3]"), 0);
+    size_t len = 99;
+    arm(1);
+    char *s = jsonw_steal(&w, &len);
+    ck_assert(disarm());
+    ck_assert_ptr_null(s);
+    ck_assert_uint_eq(len, 0);
+}
+END_TEST
+
+START_TEST(config_load_reports_an_error_when_jansson_cannot_allocate)
+{
+    char path[] = "/tmp/primed-faults-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    const char *json = "{\"workers\": 3, \"listen\": \"127.0.0.1:0\", \"log_format\": \"text\"}";
+    ck_assert_int_eq(write(fd, json, strlen(json)), (ssize_t)strlen(json));
+    close(fd);
+    char *argv[] = {"primed", "--config", path, NULL};
+    unsigned long n;
+    for (n = 1; n < MAX_POINTS; n++) {
+        struct primed_config cfg;
+        char err[256] = "";
+        arm(n);
+        enum config_result r = config_load(&cfg, 3, argv, NULL, err, sizeof(err));
+        bool hit = disarm();
+        if (hit) {
+            ck_assert_int_eq(r, CONFIG_ERROR);
+            ck_assert_msg(err[0] != '\0', "CONFIG_ERROR without a message");
+        } else {
+            ck_assert_int_eq(r, CONFIG_OK);
+            ck_assert_uint_eq(cfg.workers, 3);
+            break;
+        }
+    }
+    ck_assert_uint_lt(n, MAX_POINTS);
+    unlink(path);
+}
+END_TEST
+
+static Suite *faults_suite(void)
+{
+    json_set_alloc_funcs(json_fail_malloc, free);
+    Suite *s = suite_create("alloc_faults");
+    TCase *tc = tcase_create("enomem");
+    tcase_add_test(tc, errors_render_falls_back_to_static_500_when_allocation_fails);
+    tcase_add_test(tc, http_response_body_reports_enomem_and_keeps_no_body);
+    tcase_add_test(tc, jsonw_dynamic_growth_failure_keeps_text_and_sets_overflow);
+    tcase_add_test(tc, jsonw_steal_returns_null_when_the_copy_cannot_be_made);
+    tcase_add_test(tc, config_load_reports_an_error_when_jansson_cannot_allocate);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+PRIMED_CHECK_MAIN(faults_suite)
