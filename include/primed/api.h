@@ -1,0 +1,63 @@
+/* api.h — the /v1 endpoints: parse and validate a query, then compute and render its answer.
+ *
+ * api_prepare runs on the I/O thread and does no computation beyond a primality test: it
+ * validates parameters (strict numbers, no unknown or repeated names, configured limits) and
+ * either answers at once (errors; isprime/next/prev, which cost less than a hand-off — see
+ * docs in api.c) or returns a query for a worker: api_run (fixed answer) or api_stream (the
+ * /v1/primes body, written block by block into a stream). Never touches sockets or the HTTP
+ * library; never invents an error status (errors.h).
+ */
+#ifndef PRIMED_API_H
+#define PRIMED_API_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "primed/config.h"
+#include "primed/http.h"
+#include "primed/pool.h"
+#include "primed/router.h"
+#include "primed/stream.h"
+
+struct api_ctx {
+    const struct primed_config *cfg; /* borrowed for the process lifetime */
+    struct pool *pool;               /* for intra-request parallelism; NULL = sequential */
+    bool inline_small;               /* answer isprime/next/prev on the I/O thread */
+};
+
+enum api_op { API_PRIMES, API_COUNT, API_ISPRIME, API_NTH, API_NEXT, API_PREV, API_BATCH };
+
+struct api_query {
+    enum api_op op;
+    uint64_t a, b; /* from/to, or n */
+    bool text;     /* /v1/primes as text/plain */
+    void *batch;   /* json_t * of validated queries (owned; api_query_fini) */
+};
+void api_query_fini(struct api_query *q);
+
+enum api_plan {
+    API_ANSWERED = 0, /* resp is filled (an error or an inline answer) */
+    API_RUN,          /* call api_run on a worker */
+    API_STREAM,       /* call api_stream on a worker; the body is chunked */
+};
+enum api_plan api_prepare(const struct api_ctx *ctx, enum route_id route,
+                          const struct http_request *req, struct api_query *q,
+                          struct http_response *resp);
+
+/* Worker-local state (pool_create's init/fini with arg = the api_ctx). */
+void *api_worker_init(void *ctx);
+void api_worker_fini(void *ctx, void *local);
+
+/* Compute q on a worker into resp. Cancellation: a DEADLINE reason yields 504, SHUTDOWN 503,
+ * CLIENT an (unsent) 503. local may be NULL only when cancel is already set. */
+enum pool_outcome api_run(const struct api_ctx *ctx, const struct api_query *q, void *local,
+                          const atomic_int *cancel, struct http_response *resp);
+
+/* The Content-Type of q's stream. */
+const char *api_stream_content_type(const struct api_query *q);
+/* Produce q's streamed body into s, then stream_finish(s, ok). */
+enum pool_outcome api_stream(const struct api_ctx *ctx, const struct api_query *q, void *local,
+                             struct stream *s, const atomic_int *cancel);
+
+#endif

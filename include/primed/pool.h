@@ -1,0 +1,117 @@
+/* pool.h — the worker threads that do every computation primed serves.
+ *
+ * A fixed set of pthreads takes jobs from one bounded FIFO queue. Submitting never blocks: a full
+ * queue is an immediate -EAGAIN (the caller answers 503), so the I/O threads never wait on
+ * computation. A running job may split itself into chunks (pool_parallel) that idle workers help
+ * with; a queued job is always taken before an idle worker helps, so one huge request cannot
+ * starve small ones. A watchdog cancels jobs past their deadline. The pool knows nothing of
+ * HTTP, JSON or the sieve: per-worker state (e.g. a sieve context) comes from the caller's
+ * worker_init callback.
+ */
+#ifndef PRIMED_POOL_H
+#define PRIMED_POOL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct pool;
+
+/* Why a job was cancelled: the value of pool_job.cancel (0 = not cancelled). The sieve polls the
+ * flag once per segment and stops on any non-zero value. */
+enum pool_cancel {
+    POOL_CANCEL_NONE = 0,
+    POOL_CANCEL_CLIENT = 1,   /* client disconnected */
+    POOL_CANCEL_DEADLINE = 2, /* request_timeout_ms passed */
+    POOL_CANCEL_SHUTDOWN = 3, /* shutdown_timeout passed while draining */
+};
+
+/* What a job reports when it finishes (counted in primed_jobs_total{outcome}). */
+enum pool_outcome {
+    POOL_DONE = 0,
+    POOL_REJECTED, /* counted by pool_submit, never returned by a job */
+    POOL_CANCELLED,
+    POOL_TIMEOUT,
+    POOL__OUTCOMES
+};
+
+/* A unit of work, embedded by the caller in its own per-request object (the pool never
+ * allocates or frees jobs). Ownership: from a successful pool_submit until `done` is called, the
+ * pool may touch the job; the caller must keep it alive that long (server.c holds a reference on
+ * the request for it and drops it in `done`). `run` is called exactly once per accepted job: on a worker with its
+ * `local` state, or — when the job's deadline passes while it is still queued — on the watchdog
+ * thread with local == NULL and cancel already set, so that the client gets its 504 at the
+ * deadline and not when a worker frees up. */
+struct pool_job {
+    enum pool_outcome (*run)(struct pool_job *job, void *local);
+    /* Called once after run, when the pool holds no pointer to the job any more (so it may drop
+     * the caller's reference and free it). May be NULL. */
+    void (*done)(struct pool_job *job);
+    /* Written by anyone (watchdog, I/O thread, pool_cancel) with release order, read by the job
+     * (relaxed, per segment). First non-zero reason wins (compare-exchange). */
+    atomic_int cancel;
+    /* Absolute CLOCK_MONOTONIC deadline in ns, 0 = none. Set before submit; cleared through
+     * pool_job_clear_deadline (under the pool lock). */
+    uint64_t deadline_ns;
+    /* pool-private */
+    struct pool_job *next;
+    bool running;
+};
+
+/* Per-worker state constructor/destructor, called on the worker thread itself (init returns NULL
+ * on failure: pool_create then fails). `arg` is borrowed for the pool's lifetime. */
+typedef void *(*pool_worker_init_fn)(void *arg);
+typedef void (*pool_worker_fini_fn)(void *arg, void *local);
+
+/* Start `workers` threads and a watchdog. Returns NULL (errno set) on failure. */
+struct pool *pool_create(unsigned workers, unsigned queue_capacity, pool_worker_init_fn init,
+                         pool_worker_fini_fn fini, void *arg);
+/* Stop accepting jobs; queued jobs still run (they see `cancel` if pool_cancel_all was called,
+ * so they finish at once). Waits for the queue to empty, joins every thread and frees the pool.
+ * Accepts NULL. */
+void pool_destroy(struct pool *p);
+
+/* Queue a job. Returns 0, -EAGAIN (queue full: answer 503) or -ESHUTDOWN (draining). Never
+ * blocks beyond the pool lock. */
+int pool_submit(struct pool *p, struct pool_job *job);
+
+/* Set job->cancel to `reason` if it is still 0. Any thread. Returns true when this call set it. */
+bool pool_job_cancel(struct pool_job *job, enum pool_cancel reason);
+/* Stop the watchdog from cancelling a running job (streams: the deadline covers waiting and
+ * time to first byte only). Call from the job's own run. */
+void pool_job_clear_deadline(struct pool *p, struct pool_job *job);
+/* Cancel every queued and running job (shutdown timeout). */
+void pool_cancel_all(struct pool *p, enum pool_cancel reason);
+
+/* Intra-job parallelism. The caller (a running job, on its worker, with its worker's `local`)
+ * fills `fn`, `arg`, `nchunks` and calls pool_parallel: it runs chunks itself while idle workers
+ * claim the others through an atomic cursor; returns when every claimed chunk has finished, with
+ * the first non-zero chunk result (or 0). A chunk result stops further chunks being started.
+ * Chunks must be independent; `fn` runs on any worker with that worker's `local`. `cancel` (may
+ * be NULL) is passed through to fn. */
+struct pool_par {
+    int (*fn)(void *arg, uint64_t chunk, void *local);
+    void *arg;
+    uint64_t nchunks;
+    /* pool-private */
+    atomic_uint_fast64_t cursor; /* next unclaimed chunk; fetch_add by owner and helpers */
+    atomic_int err;              /* first non-zero chunk result (compare-exchange) */
+    unsigned helpers;            /* workers inside a chunk of this task, under the pool lock */
+    struct pool_par *next;       /* in the pool's list of open tasks, under the pool lock */
+};
+int pool_parallel(struct pool *p, struct pool_par *par, void *local);
+
+/* Numbers for /metrics and tests (a consistent snapshot under the pool lock). */
+struct pool_stats {
+    unsigned workers;
+    unsigned busy; /* running a job or helping with a chunk */
+    unsigned queue_depth;
+    unsigned queue_capacity;
+    uint64_t jobs[POOL__OUTCOMES];
+};
+void pool_stats_get(struct pool *p, struct pool_stats *out);
+
+/* CLOCK_MONOTONIC now, in ns (deadlines are in this clock). */
+uint64_t pool_now_ns(void);
+
+#endif

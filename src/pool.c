@@ -1,0 +1,373 @@
+/* pool.c — worker threads, the bounded job queue, chunk helping and the deadline watchdog.
+ *
+ * One mutex guards the queue, the list of open parallel tasks, the per-worker `current` job and
+ * the counters. It is held only for O(1) work (plus an O(queue) scan by the watchdog when a
+ * deadline fires), never while a job or chunk runs. Idle workers sleep on cv_work; nothing spins.
+ * A lock-free queue was not used: a submit is one uncontended lock round-trip (~50 ns) against
+ * a job of ≥ several µs, and the condvar is needed for sleeping anyway. The chunk cursor of a
+ * parallel task is the one lock-free structure: claimed once per chunk by any worker.
+ */
+#include "primed/pool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct worker {
+    struct pool *p;
+    pthread_t tid;
+    bool started;
+    void *local;              /* from init; used and freed on this worker's thread only */
+    struct pool_job *current; /* the job being run, under p->mu (read by the watchdog) */
+};
+
+struct pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work; /* workers: a job is queued, a task opened, or stopping */
+    pthread_cond_t cv_par;  /* pool_parallel owners: a helper left their task */
+    pthread_cond_t cv_wd;   /* watchdog: an earlier deadline appeared, or stopping */
+    pthread_cond_t cv_init; /* pool_create: a worker finished its init */
+
+    /* Everything below is under mu. */
+    struct pool_job *qhead, *qtail;
+    unsigned qlen, qcap;
+    struct pool_par *pars; /* open parallel tasks, newest first */
+    unsigned nworkers, busy;
+    unsigned init_done, init_failed;
+    bool stopping;       /* no more submits; workers exit once the queue is empty */
+    bool wd_stop;        /* watchdog exits */
+    uint64_t wd_next_ns; /* the watchdog's next wake-up (UINT64_MAX = none): submit signals
+                            cv_wd only for an earlier deadline, so it does not wake per job */
+    uint64_t jobs[POOL__OUTCOMES];
+
+    pool_worker_init_fn init;
+    pool_worker_fini_fn fini;
+    void *arg;
+    struct worker *w; /* [nworkers] */
+    pthread_t wd;
+    bool wd_started;
+};
+
+uint64_t pool_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+bool pool_job_cancel(struct pool_job *job, enum pool_cancel reason)
+{
+    int expected = 0;
+    return atomic_compare_exchange_strong_explicit(&job->cancel, &expected, (int)reason,
+                                                   memory_order_release, memory_order_relaxed);
+}
+
+static struct pool_job *queue_pop(struct pool *p)
+{
+    struct pool_job *j = p->qhead;
+    if (!j) return NULL;
+    p->qhead = j->next;
+    if (!p->qhead) p->qtail = NULL;
+    j->next = NULL;
+    p->qlen--;
+    return j;
+}
+
+/* Claim and run one chunk of par. Returns false when no chunk was left to claim. */
+static bool par_run_one(struct pool_par *par, void *local)
+{
+    if (atomic_load_explicit(&par->err, memory_order_acquire) != 0) return false;
+    uint64_t c = atomic_fetch_add_explicit(&par->cursor, 1, memory_order_relaxed);
+    if (c >= par->nchunks) return false;
+    int r = par->fn(par->arg, c, local);
+    if (r != 0) {
+        int expected = 0;
+        atomic_compare_exchange_strong_explicit(&par->err, &expected, r, memory_order_release,
+                                                memory_order_relaxed);
+    }
+    return true;
+}
+
+static bool par_open(struct pool_par *par)
+{
+    return atomic_load_explicit(&par->err, memory_order_acquire) == 0 &&
+           atomic_load_explicit(&par->cursor, memory_order_relaxed) < par->nchunks;
+}
+
+/* Run one job; called and returns with mu held. w is NULL on the watchdog (expired job). */
+static void run_job(struct pool *p, struct worker *w, struct pool_job *job)
+{
+    job->running = true;
+    if (w) w->current = job;
+    p->busy += w != NULL;
+    pthread_mutex_unlock(&p->mu);
+    enum pool_outcome o = job->run(job, w ? w->local : NULL);
+    pthread_mutex_lock(&p->mu);
+    p->busy -= w != NULL;
+    if (w) w->current = NULL;
+    if ((unsigned)o >= POOL__OUTCOMES) o = POOL_DONE;
+    p->jobs[o]++;
+    pthread_mutex_unlock(&p->mu);
+    /* The pool holds no pointer to the job any more: its owner may free it now. */
+    if (job->done) job->done(job);
+    pthread_mutex_lock(&p->mu);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct pool *p = w->p;
+    void *local = p->init ? p->init(p->arg) : NULL;
+    bool failed = p->init && !local;
+
+    pthread_mutex_lock(&p->mu);
+    w->local = local;
+    p->init_done++;
+    p->init_failed += failed;
+    pthread_cond_broadcast(&p->cv_init);
+    if (failed) {
+        pthread_mutex_unlock(&p->mu);
+        return NULL;
+    }
+    for (;;) {
+        struct pool_job *job = queue_pop(p);
+        if (job) { /* queued jobs first: fairness towards small requests */
+            run_job(p, w, job);
+            continue;
+        }
+        struct pool_par *par = p->pars;
+        while (par && !par_open(par)) par = par->next;
+        if (par) {
+            /* One chunk, then back to the queue check. helpers > 0 keeps `par` alive: its owner
+             * waits for helpers == 0 before returning from pool_parallel. */
+            par->helpers++;
+            p->busy++;
+            pthread_mutex_unlock(&p->mu);
+            par_run_one(par, local);
+            pthread_mutex_lock(&p->mu);
+            p->busy--;
+            if (--par->helpers == 0) pthread_cond_broadcast(&p->cv_par);
+            continue;
+        }
+        if (p->stopping) break;
+        pthread_cond_wait(&p->cv_work, &p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (p->fini) p->fini(p->arg, local);
+    return NULL;
+}
+
+static void *watchdog_main(void *arg)
+{
+    struct pool *p = arg;
+    pthread_mutex_lock(&p->mu);
+    while (!p->wd_stop) {
+        uint64_t now = pool_now_ns(), next = UINT64_MAX;
+        for (unsigned i = 0; i < p->nworkers; i++) {
+            struct pool_job *j = p->w[i].current;
+            if (!j || !j->deadline_ns) continue;
+            if (j->deadline_ns <= now) {
+                pool_job_cancel(j, POOL_CANCEL_DEADLINE);
+                j->deadline_ns = 0;
+            } else if (j->deadline_ns < next) {
+                next = j->deadline_ns;
+            }
+        }
+        /* Queued jobs past their deadline are answered here and now (run with local == NULL),
+         * not when a worker frees up. */
+        struct pool_job *expired = NULL, **pp = &p->qhead, *prev = NULL;
+        while (*pp) {
+            struct pool_job *j = *pp;
+            if (j->deadline_ns && j->deadline_ns <= now) {
+                *pp = j->next;
+                if (p->qtail == j) p->qtail = prev;
+                p->qlen--;
+                j->next = expired;
+                expired = j;
+                continue;
+            }
+            if (j->deadline_ns && j->deadline_ns < next) next = j->deadline_ns;
+            prev = j;
+            pp = &j->next;
+        }
+        if (expired) {
+            while (expired) {
+                struct pool_job *j = expired;
+                expired = j->next;
+                j->next = NULL;
+                pool_job_cancel(j, POOL_CANCEL_DEADLINE);
+                run_job(p, NULL, j);
+            }
+            continue; /* rescan: time passed while running them */
+        }
+        p->wd_next_ns = next;
+        if (next == UINT64_MAX) {
+            pthread_cond_wait(&p->cv_wd, &p->mu);
+        } else {
+            struct timespec ts = {.tv_sec = (time_t)(next / 1000000000u),
+                                  .tv_nsec = (long)(next % 1000000000u)};
+            pthread_cond_timedwait(&p->cv_wd, &p->mu, &ts);
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+struct pool *pool_create(unsigned workers, unsigned queue_capacity, pool_worker_init_fn init,
+                         pool_worker_fini_fn fini, void *arg)
+{
+    if (workers == 0 || queue_capacity == 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct pool *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->w = calloc(workers, sizeof *p->w);
+    if (!p->w) {
+        free(p);
+        return NULL;
+    }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv_work, NULL);
+    pthread_cond_init(&p->cv_par, NULL);
+    pthread_cond_init(&p->cv_wd, &ca);
+    pthread_cond_init(&p->cv_init, NULL);
+    pthread_condattr_destroy(&ca);
+    p->qcap = queue_capacity;
+    p->init = init;
+    p->fini = fini;
+    p->arg = arg;
+    p->wd_next_ns = UINT64_MAX;
+
+    unsigned started = 0;
+    for (unsigned i = 0; i < workers; i++) {
+        p->w[i].p = p;
+        if (pthread_create(&p->w[i].tid, NULL, worker_main, &p->w[i]) != 0) break;
+        p->w[i].started = true;
+        started++;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->nworkers = started; /* the watchdog is not running yet: nobody reads it concurrently */
+    while (p->init_done < started) pthread_cond_wait(&p->cv_init, &p->mu);
+    bool ok = started == workers && p->init_failed == 0;
+    pthread_mutex_unlock(&p->mu);
+    if (ok && pthread_create(&p->wd, NULL, watchdog_main, p) == 0) p->wd_started = true;
+    if (!ok || !p->wd_started) {
+        pool_destroy(p);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return p;
+}
+
+void pool_destroy(struct pool *p)
+{
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    p->stopping = true;
+    pthread_cond_broadcast(&p->cv_work);
+    pthread_mutex_unlock(&p->mu);
+    for (unsigned i = 0; i < p->nworkers; i++)
+        if (p->w[i].started) pthread_join(p->w[i].tid, NULL);
+    pthread_mutex_lock(&p->mu);
+    p->wd_stop = true;
+    pthread_cond_broadcast(&p->cv_wd);
+    pthread_mutex_unlock(&p->mu);
+    if (p->wd_started) pthread_join(p->wd, NULL);
+    pthread_cond_destroy(&p->cv_init);
+    pthread_cond_destroy(&p->cv_wd);
+    pthread_cond_destroy(&p->cv_par);
+    pthread_cond_destroy(&p->cv_work);
+    pthread_mutex_destroy(&p->mu);
+    free(p->w);
+    free(p);
+}
+
+int pool_submit(struct pool *p, struct pool_job *job)
+{
+    job->next = NULL;
+    job->running = false;
+    pthread_mutex_lock(&p->mu);
+    if (p->stopping) {
+        pthread_mutex_unlock(&p->mu);
+        return -ESHUTDOWN;
+    }
+    if (p->qlen >= p->qcap) {
+        p->jobs[POOL_REJECTED]++;
+        pthread_mutex_unlock(&p->mu);
+        return -EAGAIN;
+    }
+    if (p->qtail) p->qtail->next = job;
+    else p->qhead = job;
+    p->qtail = job;
+    p->qlen++;
+    pthread_cond_signal(&p->cv_work);
+    if (job->deadline_ns && job->deadline_ns < p->wd_next_ns) {
+        p->wd_next_ns = job->deadline_ns;
+        pthread_cond_signal(&p->cv_wd);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+void pool_job_clear_deadline(struct pool *p, struct pool_job *job)
+{
+    pthread_mutex_lock(&p->mu);
+    job->deadline_ns = 0;
+    pthread_mutex_unlock(&p->mu);
+}
+
+void pool_cancel_all(struct pool *p, enum pool_cancel reason)
+{
+    pthread_mutex_lock(&p->mu);
+    for (struct pool_job *j = p->qhead; j; j = j->next) pool_job_cancel(j, reason);
+    for (unsigned i = 0; i < p->nworkers; i++)
+        if (p->w[i].current) pool_job_cancel(p->w[i].current, reason);
+    pthread_mutex_unlock(&p->mu);
+}
+
+int pool_parallel(struct pool *p, struct pool_par *par, void *local)
+{
+    atomic_store_explicit(&par->cursor, 0, memory_order_relaxed);
+    atomic_store_explicit(&par->err, 0, memory_order_relaxed);
+    par->helpers = 0;
+    bool shared = par->nchunks > 1 && p->nworkers > 1;
+    if (shared) {
+        pthread_mutex_lock(&p->mu);
+        par->next = p->pars;
+        p->pars = par;
+        pthread_cond_broadcast(&p->cv_work);
+        pthread_mutex_unlock(&p->mu);
+    }
+    while (par_run_one(par, local)) {
+    }
+    if (shared) {
+        /* Unlist first so no new helper enters, then wait for those inside a chunk. */
+        pthread_mutex_lock(&p->mu);
+        for (struct pool_par **pp = &p->pars; *pp; pp = &(*pp)->next) {
+            if (*pp == par) {
+                *pp = par->next;
+                break;
+            }
+        }
+        while (par->helpers > 0) pthread_cond_wait(&p->cv_par, &p->mu);
+        pthread_mutex_unlock(&p->mu);
+    }
+    return atomic_load_explicit(&par->err, memory_order_acquire);
+}
+
+void pool_stats_get(struct pool *p, struct pool_stats *out)
+{
+    pthread_mutex_lock(&p->mu);
+    out->workers = p->nworkers;
+    out->busy = p->busy;
+    out->queue_depth = p->qlen;
+    out->queue_capacity = p->qcap;
+    memcpy(out->jobs, p->jobs, sizeof out->jobs);
+    pthread_mutex_unlock(&p->mu);
+}

@@ -1,0 +1,502 @@
+/* profiling.c — pprof endpoints of the debug listener: tcmalloc's sampled heap, gperftools CPU
+ * profiles, and the symbol service both pprof clients (google-pprof and `go tool pprof`) use to
+ * name addresses without being given the binary.
+ *
+ * Everything here is cold path. It must never run two CPU profiles at once, never hold a
+ * profile longer than cfg->max_profile_seconds, and in builds without tcmalloc (the sanitizer
+ * builds) it answers 501 for every endpoint instead of touching gperftools.
+ */
+#include "primed/profiling.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "primed/errors.h"
+#include "primed/log.h"
+
+#if PRIMED_TCMALLOC
+#include <dlfcn.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <gperftools/malloc_extension_c.h>
+#include <gperftools/profiler.h>
+#include <link.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "primed/heap_sample.h"
+#endif
+
+#define SAMPLE_ENV "TCMALLOC_SAMPLE_PARAMETER"
+
+/* Settings copied from the config by profiling_early_init (main thread, before any other
+ * thread exists); read-only afterwards. */
+static unsigned max_profile_seconds = 60;
+
+int profiling_early_init(const struct primed_config *cfg, int argc, char *argv[])
+{
+    (void)argc;
+    max_profile_seconds = cfg->max_profile_seconds ? cfg->max_profile_seconds : 1;
+#if PRIMED_TCMALLOC
+    /* tcmalloc reads TCMALLOC_SAMPLE_PARAMETER once, while it initialises (before main), so the
+     * only way to turn sampling on from a config setting is to set it and start over. The
+     * variable being present is also what stops the second image from exec'ing again. */
+    if (!cfg->heap_sampling || getenv(SAMPLE_ENV) != NULL) return 0;
+    char val[32];
+    snprintf(val, sizeof val, "%" PRIu64, cfg->heap_sample_bytes);
+    if (setenv(SAMPLE_ENV, val, 1) != 0) return -errno;
+    execv("/proc/self/exe", argv);
+    int e = errno; /* exec only returns on failure: go on without sampling */
+    unsetenv(SAMPLE_ENV);
+    return -e;
+#else
+    (void)cfg;
+    (void)argv;
+    return 0;
+#endif
+}
+
+/* ---- endpoint table ------------------------------------------------------------------------ */
+
+enum endpoint { EP_INDEX, EP_HEAP, EP_PROFILE, EP_SYMBOL, EP_CMDLINE, EP_STATS, EP_NONE };
+
+static const struct {
+    const char *path;
+    enum endpoint ep;
+} routes[] = {
+    {"/debug/pprof/", EP_INDEX},        {"/debug/pprof", EP_INDEX},
+    {"/debug/heap", EP_HEAP},           {"/debug/pprof/heap", EP_HEAP},
+    {"/debug/pprof/profile", EP_PROFILE}, {"/debug/pprof/symbol", EP_SYMBOL},
+    {"/symbolz", EP_SYMBOL},            {"/debug/pprof/cmdline", EP_CMDLINE},
+    {"/debug/stats", EP_STATS},
+};
+
+static enum endpoint route(const char *path)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        if (strcmp(path, routes[i].path) == 0) return routes[i].ep;
+    return EP_NONE;
+}
+
+static bool is_get(const char *m) { return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0; }
+
+#if PRIMED_TCMALLOC
+
+/* ---- symbolization ------------------------------------------------------------------------
+ * Addresses in profiles are run-time addresses. For the executable we use its full .symtab
+ * (the product is built with -g and not stripped), which names static functions too, where
+ * dladdr() would see only exported dynamic symbols. Anything outside the executable (libc,
+ * tcmalloc, libmicrohttpd) goes to dladdr(), which covers their exported symbols. */
+
+struct sym {
+    uint64_t start; /* link-time address (st_value) */
+    uint64_t size;
+    uint32_t name;  /* offset into the string table */
+};
+
+/* Guarded by sym_mu; loaded on first use, dropped by profiling_shutdown. */
+static pthread_mutex_t sym_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    bool loaded;
+    void *map; /* the executable, mapped read-only; owns the names */
+    size_t map_len;
+    const char *strtab;
+    size_t strtab_len;
+    struct sym *syms; /* sorted by start; owned */
+    size_t nsyms;
+    uint64_t bias; /* run-time minus link-time address of the executable */
+    uint64_t lo, hi; /* run-time range of the executable's loaded segments */
+} st;
+
+static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    (void)arg;
+    /* The first object reported is the executable itself. */
+    st.bias = info->dlpi_addr;
+    st.lo = UINT64_MAX;
+    st.hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD) continue;
+        uint64_t a = info->dlpi_addr + ph->p_vaddr;
+        if (a < st.lo) st.lo = a;
+        if (a + ph->p_memsz > st.hi) st.hi = a + ph->p_memsz;
+    }
+    return 1; /* stop after the first */
+}
+
+static int sym_cmp(const void *a, const void *b)
+{
+    const struct sym *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static void symtab_unload(void)
+{
+    free(st.syms);
+    if (st.map) munmap(st.map, st.map_len);
+    memset(&st, 0, sizeof st);
+}
+
+/* Map /proc/self/exe and index its function symbols. Called with sym_mu held. On any failure
+ * the table stays empty and lookups fall back to dladdr(). */
+static void symtab_load(void)
+{
+    st.loaded = true;
+    dl_iterate_phdr(phdr_cb, NULL);
+    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || (size_t)sb.st_size < sizeof(ElfW(Ehdr))) {
+        close(fd);
+        return;
+    }
+    size_t len = (size_t)sb.st_size;
+    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) return;
+    st.map = map;
+    st.map_len = len;
+
+    const unsigned char *base = map;
+    const ElfW(Ehdr) *eh = map;
+    if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
+        eh->e_shentsize != sizeof(ElfW(Shdr)) || eh->e_shoff > len ||
+        (size_t)eh->e_shnum * sizeof(ElfW(Shdr)) > len - eh->e_shoff)
+        goto bad;
+    const ElfW(Shdr) *sh = (const ElfW(Shdr) *)(base + eh->e_shoff);
+    const ElfW(Shdr) *symsec = NULL;
+    for (unsigned i = 0; i < eh->e_shnum; i++)
+        if (sh[i].sh_type == SHT_SYMTAB) symsec = &sh[i];
+    if (!symsec)
+        for (unsigned i = 0; i < eh->e_shnum; i++)
+            if (sh[i].sh_type == SHT_DYNSYM) symsec = &sh[i];
+    if (!symsec || symsec->sh_link >= eh->e_shnum) goto bad;
+    const ElfW(Shdr) *strsec = &sh[symsec->sh_link];
+    if (symsec->sh_offset > len || symsec->sh_size > len - symsec->sh_offset ||
+        strsec->sh_offset > len || strsec->sh_size > len - strsec->sh_offset ||
+        symsec->sh_entsize != sizeof(ElfW(Sym)))
+        goto bad;
+    const ElfW(Sym) *syms = (const ElfW(Sym) *)(base + symsec->sh_offset);
+    size_t n = symsec->sh_size / sizeof(ElfW(Sym));
+    st.strtab = (const char *)(base + strsec->sh_offset);
+    st.strtab_len = strsec->sh_size;
+
+    st.syms = malloc((n ? n : 1) * sizeof *st.syms);
+    if (!st.syms) goto bad;
+    for (size_t i = 0; i < n; i++) {
+        unsigned type = ELF64_ST_TYPE(syms[i].st_info);
+        if ((type != STT_FUNC && type != STT_GNU_IFUNC) || syms[i].st_shndx == SHN_UNDEF ||
+            syms[i].st_value == 0 || syms[i].st_name >= st.strtab_len)
+            continue;
+        st.syms[st.nsyms++] = (struct sym){syms[i].st_value, syms[i].st_size, syms[i].st_name};
+    }
+    qsort(st.syms, st.nsyms, sizeof *st.syms, sym_cmp);
+    return;
+bad:
+    free(st.syms);
+    st.syms = NULL;
+    st.nsyms = 0;
+    munmap(st.map, st.map_len);
+    st.map = NULL;
+}
+
+/* The name of the function containing run-time address addr, or NULL. Called with sym_mu
+ * held; the result is valid until sym_mu is released. */
+static const char *symbolize(uint64_t addr)
+{
+    if (st.nsyms && addr >= st.lo && addr < st.hi) {
+        uint64_t rel = addr - st.bias;
+        size_t lo = 0, hi = st.nsyms; /* find the last start <= rel */
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (st.syms[mid].start <= rel) lo = mid + 1;
+            else hi = mid;
+        }
+        if (lo > 0) {
+            const struct sym *s = &st.syms[lo - 1];
+            if (rel < s->start + (s->size ? s->size : 1) &&
+                memchr(st.strtab + s->name, '\0', st.strtab_len - s->name))
+                return st.strtab + s->name;
+        }
+    }
+    Dl_info info;
+    if (dladdr((void *)(uintptr_t)addr, &info) && info.dli_sname) return info.dli_sname;
+    return NULL;
+}
+
+/* POST body "0xaddr+0xaddr+…" (also accepts whitespace/commas) → "0xaddr\tname\n" lines for
+ * the addresses we can name. The output is bounded by the body (≤ max_body_bytes) times a
+ * name length. */
+static int serve_symbol_post(const struct http_request *req, struct http_response *resp)
+{
+    size_t cap = 4096, len = 0;
+    char *out = malloc(cap);
+    if (!out) return errors_render(resp, PERR_INTERNAL, NULL, NULL, NULL);
+    pthread_mutex_lock(&sym_mu);
+    if (!st.loaded) symtab_load();
+    const char *p = req->body ? req->body : "", *end = p + (req->body ? req->body_len : 0);
+    while (p < end) {
+        while (p < end && (*p == '+' || *p == ' ' || *p == '\n' || *p == '\r' || *p == '\t' ||
+                           *p == ','))
+            p++;
+        if (p >= end) break;
+        char tok[24];
+        size_t tl = 0;
+        while (p < end && !(*p == '+' || *p == ' ' || *p == '\n' || *p == '\r' || *p == '\t' ||
+                            *p == ',')) {
+            if (tl + 1 < sizeof tok) tok[tl] = *p;
+            tl++;
+            p++;
+        }
+        if (tl >= sizeof tok) continue; /* not an address */
+        tok[tl] = '\0';
+        char *e;
+        errno = 0;
+        unsigned long long a = strtoull(tok, &e, 16); /* accepts an optional 0x */
+        if (errno || *e || e == tok) continue;
+        const char *name = symbolize(a);
+        if (!name) continue;
+        size_t need = strlen(name) + 24;
+        if (len + need > cap) {
+            while (len + need > cap) cap *= 2;
+            char *nb = realloc(out, cap);
+            if (!nb) {
+                pthread_mutex_unlock(&sym_mu);
+                free(out);
+                return errors_render(resp, PERR_INTERNAL, NULL, NULL, NULL);
+            }
+            out = nb;
+        }
+        len += (size_t)snprintf(out + len, cap - len, "0x%llx\t%s\n", a, name);
+    }
+    pthread_mutex_unlock(&sym_mu);
+    http_response_body_owned(resp, 200, HTTP_TEXT, out, len);
+    return 0;
+}
+
+static int serve_symbol(const struct http_request *req, struct http_response *resp)
+{
+    if (strcmp(req->method, "POST") == 0) return serve_symbol_post(req, resp);
+    /* GET: pprof only checks that symbols exist ("num_symbols: 0" means stripped). */
+    pthread_mutex_lock(&sym_mu);
+    if (!st.loaded) symtab_load();
+    pthread_mutex_unlock(&sym_mu);
+    static const char body[] = "num_symbols: 1\n";
+    http_response_static(resp, 200, HTTP_TEXT, body, sizeof body - 1);
+    return 0;
+}
+
+/* ---- heap, stats, cmdline ------------------------------------------------------------------ */
+
+static int serve_heap(struct http_response *resp)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    if (heap_sample_get(&buf, &len) != 0)
+        return errors_render(resp, PERR_INTERNAL, NULL, NULL, "heap sample: out of memory");
+    http_response_body_owned(resp, 200, HTTP_TEXT, buf, len);
+    return 0;
+}
+
+static int serve_stats(struct http_response *resp)
+{
+    /* MallocExtension_GetStats truncates to the buffer; 64 KiB holds the whole report
+     * (size-class table included). */
+    size_t cap = 64 * 1024;
+    char *buf = malloc(cap);
+    if (!buf) return errors_render(resp, PERR_INTERNAL, NULL, NULL, NULL);
+    buf[0] = '\0';
+    MallocExtension_GetStats(buf, (int)cap);
+    http_response_body_owned(resp, 200, HTTP_TEXT, buf, strnlen(buf, cap));
+    return 0;
+}
+
+static int serve_cmdline(struct http_response *resp)
+{
+    /* argv NUL-separated, as Go's net/http/pprof serves it: /proc/self/cmdline without its
+     * final NUL. Bounded by the kernel's argument limit; we read at most 64 KiB. */
+    size_t cap = 64 * 1024, len = 0;
+    char *buf = malloc(cap);
+    if (!buf) return errors_render(resp, PERR_INTERNAL, NULL, NULL, NULL);
+    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n;
+        while (len < cap && ((n = read(fd, buf + len, cap - len)) > 0 || (n < 0 && errno == EINTR)))
+            if (n > 0) len += (size_t)n;
+        close(fd);
+    }
+    if (len > 0 && buf[len - 1] == '\0') len--;
+    http_response_body_owned(resp, 200, HTTP_TEXT, buf, len);
+    return 0;
+}
+
+/* ---- CPU profile ---------------------------------------------------------------------------
+ * One at a time (cpu_busy). The requesting thread sleeps on cpu_cv for the duration so that
+ * profiling_shutdown can cut it short. The profiler samples with SIGPROF from setitimer
+ * (ITIMER_PROF, 100 Hz by default), which the kernel delivers to the thread that was running,
+ * so worker threads are sampled too. */
+static atomic_bool cpu_busy; /* set by the request that owns the profiler, cleared by it */
+static pthread_mutex_t cpu_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cpu_cv = PTHREAD_COND_INITIALIZER;
+static bool cpu_stop; /* guarded by cpu_mu: profiling_shutdown asks the profile to end */
+
+static int read_file(const char *path, char **out, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    size_t cap = (size_t)sb.st_size, n = 0;
+    char *buf = malloc(cap + 1);
+    if (!buf) {
+        close(fd);
+        return -ENOMEM;
+    }
+    while (n < cap) {
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        n += (size_t)r;
+    }
+    close(fd);
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+static int serve_profile(const struct http_request *req, struct http_response *resp)
+{
+    const char *s = req->get_arg ? req->get_arg(req, "seconds") : NULL;
+    unsigned long secs = 30; /* Go's default */
+    if (s) {
+        char *e;
+        errno = 0;
+        secs = strtoul(s, &e, 10);
+        if (errno || *e || e == s || s[0] == '-') secs = 0;
+    }
+    if (secs < 1 || secs > max_profile_seconds)
+        return errors_render(resp, PERR_BAD_PARAM, "seconds", NULL,
+                             "seconds must be an integer in 1 … %u", max_profile_seconds);
+    bool expected = false;
+    if (!atomic_compare_exchange_strong_explicit(&cpu_busy, &expected, true,
+                                                 memory_order_acq_rel, memory_order_acquire))
+        return errors_render(resp, PERR_CONFLICT, NULL, NULL, "a CPU profile is already running");
+
+    char path[] = "/tmp/primed-cpu-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        atomic_store_explicit(&cpu_busy, false, memory_order_release);
+        return errors_render(resp, PERR_INTERNAL, NULL, NULL, "cannot create profile file");
+    }
+    close(fd);
+    int rc;
+    if (!ProfilerStart(path)) {
+        rc = errors_render(resp, PERR_INTERNAL, NULL, NULL, "ProfilerStart failed");
+        goto out;
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)secs;
+    pthread_mutex_lock(&cpu_mu);
+    while (!cpu_stop && pthread_cond_timedwait(&cpu_cv, &cpu_mu, &until) != ETIMEDOUT) {
+    }
+    pthread_mutex_unlock(&cpu_mu);
+    ProfilerStop();
+
+    char *buf = NULL;
+    size_t len = 0;
+    if (read_file(path, &buf, &len) != 0) {
+        rc = errors_render(resp, PERR_INTERNAL, NULL, NULL, "cannot read profile file");
+        goto out;
+    }
+    http_response_body_owned(resp, 200, "application/octet-stream", buf, len);
+    http_response_header(resp, "Content-Disposition", "attachment; filename=\"profile\"");
+    rc = 0;
+out:
+    unlink(path);
+    atomic_store_explicit(&cpu_busy, false, memory_order_release);
+    return rc;
+}
+
+#endif /* PRIMED_TCMALLOC */
+
+static const char index_html[] =
+    "<html><head><title>/debug/pprof/</title></head><body>\n"
+    "<h1>/debug/pprof/</h1>\n"
+    "<p>Profiles of primed (gperftools). Use <code>go tool pprof URL</code> or "
+    "<code>google-pprof --text URL</code>.</p>\n"
+    "<table>\n"
+    "<tr><td><a href=\"/debug/pprof/heap\">heap</a></td><td>sampled live heap "
+    "(tcmalloc, legacy text format)</td></tr>\n"
+    "<tr><td><a href=\"/debug/pprof/profile?seconds=30\">profile</a></td><td>CPU profile; "
+    "?seconds=N</td></tr>\n"
+    "<tr><td><a href=\"/debug/pprof/symbol\">symbol</a></td><td>address → function "
+    "(POST 0xaddr+0xaddr…)</td></tr>\n"
+    "<tr><td><a href=\"/debug/pprof/cmdline\">cmdline</a></td><td>command line, "
+    "NUL-separated</td></tr>\n"
+    "<tr><td><a href=\"/debug/stats\">stats</a></td><td>tcmalloc statistics</td></tr>\n"
+    "</table>\n</body></html>\n";
+
+int profiling_handle(const struct http_request *req, struct http_response *resp)
+{
+    enum endpoint ep = route(req->path);
+    log_event(LOG_INFO, "profile_request", "debug endpoint", "path", req->path, "method",
+              req->method, "client", req->client_addr ? req->client_addr : "-", "request_id",
+              req->request_id ? req->request_id : "-", (const char *)NULL);
+    if (ep == EP_NONE) return errors_render(resp, PERR_NOT_FOUND, NULL, NULL, NULL);
+    if (ep == EP_SYMBOL) {
+        if (!is_get(req->method) && strcmp(req->method, "POST") != 0)
+            return errors_render(resp, PERR_METHOD_NOT_ALLOWED, NULL, "GET, HEAD, POST", NULL);
+    } else if (!is_get(req->method)) {
+        return errors_render(resp, PERR_METHOD_NOT_ALLOWED, NULL, "GET, HEAD", NULL);
+    }
+#if PRIMED_TCMALLOC
+    switch (ep) {
+    case EP_INDEX:
+        http_response_static(resp, 200, "text/html; charset=utf-8", index_html,
+                             sizeof index_html - 1);
+        return 0;
+    case EP_HEAP: return serve_heap(resp);
+    case EP_PROFILE: return serve_profile(req, resp);
+    case EP_SYMBOL: return serve_symbol(req, resp);
+    case EP_CMDLINE: return serve_cmdline(resp);
+    case EP_STATS: return serve_stats(resp);
+    case EP_NONE: break;
+    }
+    return errors_render(resp, PERR_NOT_FOUND, NULL, NULL, NULL);
+#else
+    (void)index_html;
+    return errors_render(resp, PERR_NOT_IMPLEMENTED, NULL, NULL,
+                         "profiling needs the tcmalloc build (this build has sanitizers)");
+#endif
+}
+
+void profiling_shutdown(void)
+{
+#if PRIMED_TCMALLOC
+    pthread_mutex_lock(&cpu_mu);
+    cpu_stop = true;
+    pthread_cond_broadcast(&cpu_cv);
+    pthread_mutex_unlock(&cpu_mu);
+    /* A profile in flight stops itself now; wait (bounded) for it to release the profiler. */
+    for (int i = 0; i < 200 && atomic_load_explicit(&cpu_busy, memory_order_acquire); i++)
+        usleep(10000);
+    pthread_mutex_lock(&sym_mu);
+    symtab_unload();
+    pthread_mutex_unlock(&sym_mu);
+#endif
+}

@@ -1,0 +1,771 @@
+/* server.c — see server.h.
+ *
+ * Lifetime of a request (struct req), shared by up to three parties, each holding one reference:
+ *   - the connection: from the URI-log callback (request start) until NOTIFY_COMPLETED;
+ *   - the pool job: taken just before pool_submit, dropped in the job's `done` callback (after
+ *     the pool has forgotten the job);
+ *   - a streamed response's reader: taken when the callback response is created, dropped in the
+ *     response's free callback (libmicrohttpd may destroy the response after NOTIFY_COMPLETED).
+ * The last unref frees the request, its body, its response and its stream.
+ *
+ * Suspend/resume ordering: libmicrohttpd forbids resuming a connection that is not suspended,
+ * and a worker may finish before the I/O thread gets to suspend. So every suspend happens with
+ * r->mu held and sets r->suspended; every resume happens after taking r->mu and clearing it
+ * (req_wake). A stream reader suspends from inside stream_read's lock (park), so the producer's
+ * wake, which follows its commit under that lock, always comes after the suspend.
+ *
+ * Keep-alive: libmicrohttpd 0.9.75 closes the connection when a response is queued in the first
+ * access-handler call (the body may be unread), so normal answers are queued only from the
+ * second call on. The one exception is 413 from Content-Length, where closing is the point.
+ */
+#include "primed/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "primed/errors.h"
+#include "primed/http.h"
+#include "primed/log.h"
+#include "primed/metrics.h"
+#include "primed/profiling.h"
+#include "primed/router.h"
+#include "primed/stream.h"
+
+#ifndef PRIMED_VERSION
+#define PRIMED_VERSION "0.0.0"
+#endif
+
+/* Bytes libmicrohttpd asks the stream reader for at once (its write buffer per call). */
+#define STREAM_READ_BLOCK (64u * 1024)
+/* A stream buffer is split in blocks of this size (4 × 64 KiB by default). */
+#define STREAM_BLOCK_BYTES (64u * 1024)
+#define PATH_LOG_MAX 256
+#define ADDR_MAX 64
+
+struct server;
+
+struct listener {
+    struct server *srv;
+    bool debug;
+    struct MHD_Daemon *d;
+    unsigned port;
+};
+
+enum phase {
+    PH_NEW = 0, /* first access-handler call not seen yet */
+    PH_BODY,    /* headers seen; reading the body (if any) */
+    PH_WAIT,    /* handed to a worker; connection suspended until it resumes us */
+    PH_DONE,    /* a response was queued */
+};
+
+struct req {
+    atomic_int refs;
+    struct server *srv;
+    struct listener *lis;
+    struct MHD_Connection *conn;
+    struct req *prev, *next; /* server's in-flight list, under srv->mu */
+
+    /* I/O thread only (the connection's daemon thread). */
+    enum phase phase;
+    bool uri_too_long;
+    bool body_too_large;
+    uint64_t t0_ns;
+    size_t uri_len;
+    char method[8];
+    char path[PATH_LOG_MAX];
+    char request_id[65];
+    char client_addr[ADDR_MAX];
+    char *body; /* malloc'd, body_len of body_cap bytes, never above cfg.max_body_bytes */
+    size_t body_len, body_cap;
+    const struct route *route;
+    struct http_request hreq;
+    int status;
+    atomic_uint_fast64_t bytes; /* response bytes (the stream reader adds, the logger reads) */
+
+    /* Written by the worker before `done`, read by the I/O thread after the resume (the
+     * mutex/resume pair orders them). */
+    struct http_response resp;
+    struct api_query query;
+    bool is_stream;
+    struct stream *stream; /* owned; created on the I/O thread before submit */
+    /* The same pointer, published (release) for server_cancel_all on the main thread. The
+     * stream lives until the last unref, which follows removal from the in-flight list. */
+    _Atomic(struct stream *) live_stream;
+    struct pool_job job;
+
+    pthread_mutex_t mu; /* orders suspend before resume */
+    bool suspended;     /* under mu */
+};
+
+struct server {
+    const struct primed_config *cfg;
+    struct pool *pool;
+    struct api_ctx *api;
+    struct listener main, debug;
+    struct stream_budget budget;
+    atomic_bool ready;    /* /readyz */
+    atomic_bool draining; /* Connection: close on every response */
+    atomic_uint streams;  /* streams alive (metrics) */
+    pthread_mutex_t mu;   /* the in-flight list */
+    struct req *inflight;
+    unsigned ninflight;
+    char root_body[512];
+    size_t root_len;
+};
+
+/* ---- request objects ----------------------------------------------------------------------- */
+
+static void req_unref(struct req *r)
+{
+    if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1) return;
+    if (r->stream) {
+        stream_destroy(r->stream);
+        atomic_fetch_sub_explicit(&r->srv->streams, 1, memory_order_relaxed);
+    }
+    api_query_fini(&r->query);
+    http_response_fini(&r->resp);
+    pthread_mutex_destroy(&r->mu);
+    free(r->body);
+    free(r);
+}
+
+static void req_ref(struct req *r)
+{
+    atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+}
+
+/* Resume the connection if it is suspended. Any thread. */
+static void req_wake(void *arg)
+{
+    struct req *r = arg;
+    pthread_mutex_lock(&r->mu);
+    bool was = r->suspended;
+    r->suspended = false;
+    if (was) MHD_resume_connection(r->conn);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Stream park: called by stream_read with the stream lock held (I/O thread). */
+static void req_park(void *arg)
+{
+    struct req *r = arg;
+    pthread_mutex_lock(&r->mu);
+    r->suspended = true;
+    MHD_suspend_connection(r->conn);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static const char *req_get_arg(const struct http_request *hr, const char *name)
+{
+    struct req *r = hr->impl;
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static const char *req_get_header(const struct http_request *hr, const char *name)
+{
+    struct req *r = hr->impl;
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+struct each_ctx {
+    void (*fn)(void *arg, const char *name, const char *value);
+    void *arg;
+};
+
+static enum MHD_Result each_arg_it(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    struct each_ctx *e = cls;
+    e->fn(e->arg, key, value);
+    return MHD_YES;
+}
+
+static void req_each_arg(const struct http_request *hr,
+                         void (*fn)(void *arg, const char *name, const char *value), void *arg)
+{
+    struct req *r = hr->impl;
+    struct each_ctx e = {fn, arg};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, each_arg_it, &e);
+}
+
+static void client_addr(struct MHD_Connection *c, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "-");
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr) return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+                  (socklen_t)outlen);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+                  (socklen_t)outlen);
+}
+
+/* URI-log callback: the start of every request; its result becomes *con_cls. */
+static void *on_request_start(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct listener *l = cls;
+    struct server *s = l->srv;
+    struct req *r = calloc(1, sizeof *r);
+    if (!r) return NULL; /* the access handler answers 500 */
+    atomic_init(&r->refs, 1); /* the connection's reference */
+    atomic_init(&r->bytes, 0);
+    atomic_init(&r->job.cancel, 0); /* before the list insert: server_cancel_all may set it */
+    atomic_init(&r->live_stream, NULL);
+    pthread_mutex_init(&r->mu, NULL);
+    http_response_init(&r->resp);
+    r->srv = s;
+    r->lis = l;
+    r->conn = conn;
+    r->t0_ns = pool_now_ns();
+    r->uri_len = strlen(uri);
+    r->uri_too_long = r->uri_len > s->cfg->max_uri_bytes;
+    snprintf(r->path, sizeof r->path, "%.*s", (int)strcspn(uri, "?"), uri);
+    client_addr(conn, r->client_addr, sizeof r->client_addr);
+    pthread_mutex_lock(&s->mu);
+    r->next = s->inflight;
+    if (s->inflight) s->inflight->prev = r;
+    s->inflight = r;
+    s->ninflight++;
+    pthread_mutex_unlock(&s->mu);
+    return r;
+}
+
+/* ---- responses ----------------------------------------------------------------------------- */
+
+static void add_common_headers(struct req *r, struct MHD_Response *m, const char *ctype)
+{
+    if (ctype) MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(m, "X-Request-Id", r->request_id);
+    MHD_add_response_header(m, "X-Content-Type-Options", "nosniff");
+    if (atomic_load_explicit(&r->srv->draining, memory_order_relaxed))
+        MHD_add_response_header(m, MHD_HTTP_HEADER_CONNECTION, "close");
+}
+
+/* Queue hr (its body moves to libmicrohttpd). */
+static enum MHD_Result queue_http(struct req *r, struct http_response *hr)
+{
+    struct MHD_Response *m;
+    if (hr->body == NULL || hr->body_len == 0) {
+        m = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    } else if (hr->body_static) {
+        m = MHD_create_response_from_buffer(hr->body_len, hr->body, MHD_RESPMEM_PERSISTENT);
+    } else {
+        m = MHD_create_response_from_buffer(hr->body_len, hr->body, MHD_RESPMEM_MUST_FREE);
+        if (m) hr->body = NULL; /* libmicrohttpd frees it */
+    }
+    if (!m) return MHD_NO;
+    add_common_headers(r, m, hr->content_type);
+    for (int i = 0; i < hr->nheaders; i++)
+        MHD_add_response_header(m, hr->headers[i].name, hr->headers[i].value);
+    r->status = hr->status;
+    if (strcmp(r->method, "HEAD") != 0) atomic_store(&r->bytes, hr->body_len);
+    r->phase = PH_DONE;
+    enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)hr->status, m);
+    MHD_destroy_response(m);
+    return ret;
+}
+
+static enum MHD_Result queue_error(struct req *r, enum primed_err e, const char *param,
+                                   const char *allow, const char *msg)
+{
+    struct http_response hr;
+    http_response_init(&hr);
+    if (msg) errors_render(&hr, e, param, allow, "%s", msg);
+    else errors_render(&hr, e, param, allow, NULL);
+    enum MHD_Result ret = queue_http(r, &hr);
+    http_response_fini(&hr);
+    return ret;
+}
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct req *r = cls;
+    size_t n = 0;
+    switch (stream_read(r->stream, buf, max, &n, req_park, r)) {
+    case STREAM_DATA: atomic_fetch_add_explicit(&r->bytes, n, memory_order_relaxed); return (ssize_t)n;
+    case STREAM_EMPTY: return 0; /* suspended by req_park; the producer resumes us */
+    case STREAM_EOF: return MHD_CONTENT_READER_END_OF_STREAM;
+    default: return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+}
+
+static void stream_reader_free(void *cls)
+{
+    req_unref(cls);
+}
+
+static enum MHD_Result queue_stream(struct req *r)
+{
+    struct MHD_Response *m = MHD_create_response_from_callback(
+        MHD_SIZE_UNKNOWN, STREAM_READ_BLOCK, stream_reader, r, stream_reader_free);
+    if (!m) return queue_error(r, PERR_INTERNAL, NULL, NULL, NULL);
+    req_ref(r); /* the reader's reference, dropped by stream_reader_free */
+    add_common_headers(r, m, api_stream_content_type(&r->query));
+    r->status = 200;
+    r->phase = PH_DONE;
+    enum MHD_Result ret = MHD_queue_response(r->conn, MHD_HTTP_OK, m);
+    MHD_destroy_response(m);
+    return ret;
+}
+
+/* ---- jobs ---------------------------------------------------------------------------------- */
+
+static enum pool_outcome req_job_run(struct pool_job *job, void *local)
+{
+    struct req *r = (struct req *)((char *)job - offsetof(struct req, job));
+    const atomic_int *cancel = &job->cancel;
+    if (r->is_stream) {
+        /* The deadline covers the wait in the queue; once producing, the stream is paced by
+         * its reader (and a stalled reader by the connection idle timeout). */
+        if (local) pool_job_clear_deadline(r->srv->pool, job);
+        return api_stream(r->srv->api, &r->query, local, r->stream, cancel);
+    }
+    return api_run(r->srv->api, &r->query, local, cancel, &r->resp);
+}
+
+static void req_job_done(struct pool_job *job)
+{
+    struct req *r = (struct req *)((char *)job - offsetof(struct req, job));
+    if (!r->is_stream) req_wake(r); /* streams wake through the stream */
+    req_unref(r);                   /* the job's reference */
+}
+
+static enum MHD_Result submit(struct req *r, bool stream)
+{
+    struct server *s = r->srv;
+    r->is_stream = stream;
+    if (stream) {
+        r->stream = stream_create(&s->budget, s->cfg->stream_buffer_bytes, STREAM_BLOCK_BYTES,
+                                  req_wake, r);
+        if (!r->stream)
+            return queue_error(r, errno == EAGAIN ? PERR_OVERLOADED : PERR_INTERNAL, NULL, NULL,
+                               errno == EAGAIN ? "stream memory budget exhausted" : NULL);
+        atomic_fetch_add_explicit(&s->streams, 1, memory_order_relaxed);
+        atomic_store_explicit(&r->live_stream, r->stream, memory_order_release);
+    }
+    r->job.run = req_job_run;
+    r->job.done = req_job_done;
+    r->job.deadline_ns = s->cfg->request_timeout_ms
+                             ? r->t0_ns + (uint64_t)s->cfg->request_timeout_ms * 1000000u
+                             : 0;
+    req_ref(r); /* the job's reference */
+    pthread_mutex_lock(&r->mu);
+    int rc = pool_submit(s->pool, &r->job);
+    if (rc == 0) {
+        r->suspended = true;
+        r->phase = PH_WAIT;
+        MHD_suspend_connection(r->conn);
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (rc == 0) return MHD_YES;
+    atomic_fetch_sub_explicit(&r->refs, 1, memory_order_relaxed); /* never submitted */
+    if (rc == -EAGAIN) return queue_error(r, PERR_OVERLOADED, NULL, NULL, "job queue is full");
+    return queue_error(r, PERR_UNAVAILABLE, NULL, NULL, "server is shutting down");
+}
+
+/* After the worker resumed us. */
+static enum MHD_Result finish_wait(struct req *r)
+{
+    if (!r->is_stream) return queue_http(r, &r->resp);
+    int reason = atomic_load_explicit(&r->job.cancel, memory_order_acquire);
+    if (stream_state(r->stream) == STREAM_S_FAILED_EMPTY) {
+        if (reason == POOL_CANCEL_DEADLINE)
+            return queue_error(r, PERR_DEADLINE, NULL, NULL,
+                               "request waited longer than request_timeout_ms");
+        if (reason == POOL_CANCEL_SHUTDOWN || reason == POOL_CANCEL_CLIENT)
+            return queue_error(r, PERR_UNAVAILABLE, NULL, NULL, "server is shutting down");
+        return queue_error(r, PERR_INTERNAL, NULL, NULL, "stream failed");
+    }
+    return queue_stream(r);
+}
+
+/* ---- handlers ------------------------------------------------------------------------------ */
+
+static bool token_ok(struct req *r)
+{
+    const char *tok = r->srv->cfg->debug_token;
+    if (!tok[0]) return true;
+    const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
+    if (!h || strncmp(h, "Bearer ", 7) != 0) return false;
+    h += 7;
+    size_t hl = strlen(h), tl = strlen(tok);
+    unsigned char diff = hl != tl;
+    for (size_t i = 0; i < tl; i++) diff |= (unsigned char)(tok[i] ^ (i < hl ? h[i] : 0));
+    return diff == 0;
+}
+
+static enum MHD_Result handle(struct req *r, const char *url)
+{
+    struct server *s = r->srv;
+    if (r->uri_too_long)
+        return queue_error(r, PERR_URI_TOO_LONG, NULL, NULL, NULL);
+    const struct route *rt = NULL;
+    enum router_result rr = router_match(r->lis->debug, r->method, url, &rt);
+    r->route = rt;
+    if (rr == ROUTER_NOT_FOUND) return queue_error(r, PERR_NOT_FOUND, NULL, NULL, NULL);
+    if (rr == ROUTER_METHOD_NOT_ALLOWED)
+        return queue_error(r, PERR_METHOD_NOT_ALLOWED, NULL, rt->allow, NULL);
+    if (r->body_too_large)
+        return queue_error(r, PERR_BODY_TOO_LARGE, NULL, NULL, NULL);
+
+    struct http_response *hr = &r->resp;
+    switch (rt->id) {
+    case ROUTE_HEALTHZ:
+        http_response_static(hr, 200, HTTP_JSON, "{\"status\":\"ok\"}", 15);
+        return queue_http(r, hr);
+    case ROUTE_READYZ:
+        if (atomic_load(&s->ready) && !atomic_load(&s->draining)) {
+            http_response_static(hr, 200, HTTP_JSON, "{\"status\":\"ready\"}", 18);
+            return queue_http(r, hr);
+        }
+        return queue_error(r, PERR_UNAVAILABLE, NULL, NULL,
+                           atomic_load(&s->draining) ? "draining" : "starting");
+    case ROUTE_ROOT:
+        http_response_static(hr, 200, HTTP_JSON, s->root_body, s->root_len);
+        return queue_http(r, hr);
+    case ROUTE_METRICS: {
+        char *out = NULL;
+        size_t len = 0;
+        if (metrics_render(&out, &len) != 0) return queue_error(r, PERR_INTERNAL, NULL, NULL, NULL);
+        http_response_body_owned(hr, 200, METRICS_CONTENT_TYPE, out, len);
+        return queue_http(r, hr);
+    }
+    case ROUTE_DEBUG:
+        if (!token_ok(r))
+            return queue_error(r, PERR_UNAUTHORIZED, NULL, NULL,
+                               "Authorization: Bearer <debug_token> required");
+        profiling_handle(&r->hreq, hr);
+        return queue_http(r, hr);
+    default: break;
+    }
+    enum api_plan plan = api_prepare(s->api, rt->id, &r->hreq, &r->query, hr);
+    if (plan == API_ANSWERED) return queue_http(r, hr);
+    return submit(r, plan == API_STREAM);
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
+{
+    struct req *r = *con_cls;
+    if (!r) return MHD_NO; /* out of memory at request start: drop the connection */
+    struct server *s = r->srv;
+
+    if (r->phase == PH_NEW) {
+        r->phase = PH_BODY;
+        snprintf(r->method, sizeof r->method, "%s", method);
+        const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+        if (!rid || log_sanitize_request_id(rid, r->request_id, sizeof r->request_id) != 0)
+            log_new_request_id(r->request_id);
+        r->hreq = (struct http_request){.method = r->method, .path = url,
+                                        .request_id = r->request_id,
+                                        .client_addr = r->client_addr, .get_arg = req_get_arg,
+                                        .get_header = req_get_header, .each_arg = req_each_arg,
+                                        .impl = r};
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl) {
+            char *end;
+            errno = 0;
+            unsigned long long n = strtoull(cl, &end, 10);
+            if (errno || *end || n > s->cfg->max_body_bytes)
+                /* Early: the body is never read, so libmicrohttpd closes the connection. */
+                return queue_error(r, PERR_BODY_TOO_LARGE, NULL, NULL,
+                                   "request body larger than max_body_bytes");
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (r->body_too_large) return MHD_YES; /* discard, answer 413 at the end */
+        if (r->body_len + n > s->cfg->max_body_bytes) {
+            r->body_too_large = true;
+            free(r->body);
+            r->body = NULL;
+            r->body_len = r->body_cap = 0;
+            return MHD_YES;
+        }
+        if (r->body_len + n + 1 > r->body_cap) {
+            size_t cap = r->body_cap ? r->body_cap : 4096;
+            while (cap < r->body_len + n + 1) cap *= 2;
+            char *nb = realloc(r->body, cap);
+            if (!nb) return MHD_NO;
+            r->body = nb;
+            r->body_cap = cap;
+        }
+        memcpy(r->body + r->body_len, upload_data, n);
+        r->body_len += n;
+        r->body[r->body_len] = '\0';
+        return MHD_YES;
+    }
+    switch (r->phase) {
+    case PH_BODY:
+        r->hreq.body = r->body;
+        r->hreq.body_len = r->body_len;
+        r->hreq.path = url;
+        return handle(r, url);
+    case PH_WAIT: return finish_wait(r);
+    default: return MHD_YES;
+    }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct req *r = *con_cls;
+    if (!r) return;
+    *con_cls = NULL;
+    struct server *s = r->srv;
+    /* Whatever the reason, the answer is no longer wanted: a HEAD of a stream, a client that
+     * went away, a timeout. Stops a producing worker within one segment. */
+    if (r->phase == PH_WAIT || r->is_stream) {
+        pool_job_cancel(&r->job, POOL_CANCEL_CLIENT);
+        if (r->stream) stream_cancel(r->stream);
+    }
+    uint64_t dur_ns = pool_now_ns() - r->t0_ns;
+    int status = r->status;
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && status == 0) status = 499;
+    uint64_t bytes = atomic_load(&r->bytes);
+    struct log_request_rec rec = {.request_id = r->request_id[0] ? r->request_id : NULL,
+                                  .method = r->method[0] ? r->method : "-",
+                                  .path = r->path,
+                                  .client_addr = r->client_addr,
+                                  .status = status,
+                                  .bytes = bytes,
+                                  .duration_us = dur_ns / 1000};
+    log_request(&rec);
+    metrics_observe_request(r->route ? r->route->handler : MH_OTHER, r->method, status,
+                            (double)dur_ns / 1e9, bytes);
+
+    pthread_mutex_lock(&s->mu);
+    if (r->prev) r->prev->next = r->next;
+    else s->inflight = r->next;
+    if (r->next) r->next->prev = r->prev;
+    s->ninflight--;
+    pthread_mutex_unlock(&s->mu);
+    req_unref(r); /* the connection's reference */
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    metrics_connections_add(toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+}
+
+/* ---- metrics ------------------------------------------------------------------------------- */
+
+static void collect(void *arg, struct metrics_writer *w)
+{
+    struct server *s = arg;
+    struct pool_stats ps;
+    pool_stats_get(s->pool, &ps);
+    metrics_write_family(w, "primed_workers", "gauge", "Worker threads.");
+    metrics_write_sample_u64(w, "primed_workers", NULL, ps.workers);
+    metrics_write_family(w, "primed_workers_busy", "gauge", "Workers running a job or a chunk.");
+    metrics_write_sample_u64(w, "primed_workers_busy", NULL, ps.busy);
+    metrics_write_family(w, "primed_queue_depth", "gauge", "Jobs waiting for a worker.");
+    metrics_write_sample_u64(w, "primed_queue_depth", NULL, ps.queue_depth);
+    metrics_write_family(w, "primed_queue_capacity", "gauge", "Job queue bound.");
+    metrics_write_sample_u64(w, "primed_queue_capacity", NULL, ps.queue_capacity);
+    metrics_write_family(w, "primed_jobs_total", "counter", "Jobs by outcome.");
+    static const char *const names[POOL__OUTCOMES] = {
+        "outcome=\"done\"", "outcome=\"rejected\"", "outcome=\"cancelled\"", "outcome=\"timeout\""};
+    for (int i = 0; i < POOL__OUTCOMES; i++)
+        metrics_write_sample_u64(w, "primed_jobs_total", names[i], ps.jobs[i]);
+    metrics_write_family(w, "primed_streams_active", "gauge", "Streamed responses alive.");
+    metrics_write_sample_u64(w, "primed_streams_active", NULL, atomic_load(&s->streams));
+    metrics_write_family(w, "primed_stream_buffer_bytes", "gauge",
+                         "Bytes of stream buffers in use (charged to the memory budget).");
+    metrics_write_sample_u64(w, "primed_stream_buffer_bytes", NULL,
+                             atomic_load_explicit(&s->budget.used, memory_order_relaxed));
+    metrics_write_family(w, "primed_memory_budget_bytes", "gauge", "The stream memory budget.");
+    metrics_write_sample_u64(w, "primed_memory_budget_bytes", NULL, s->budget.limit);
+    metrics_write_family(w, "primed_inflight_requests", "gauge", "Requests in flight.");
+    metrics_write_sample_u64(w, "primed_inflight_requests", NULL, server_inflight(s));
+}
+
+/* ---- daemons ------------------------------------------------------------------------------- */
+
+static int resolve(const char *host, unsigned port, struct sockaddr_storage *ss, socklen_t *len)
+{
+    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE | AI_NUMERICSERV,
+                             .ai_socktype = SOCK_STREAM};
+    struct addrinfo *ai = NULL;
+    char ps[8];
+    snprintf(ps, sizeof ps, "%u", port);
+    int rc = getaddrinfo(host, ps, &hints, &ai);
+    if (rc != 0 || !ai) {
+        hints.ai_flags &= ~AI_NUMERICHOST;
+        rc = getaddrinfo(host, ps, &hints, &ai);
+        if (rc != 0 || !ai) return -1;
+    }
+    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+    *len = ai->ai_addrlen;
+    freeaddrinfo(ai);
+    return 0;
+}
+
+static unsigned io_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 4 ? 4 : (unsigned)n;
+}
+
+static int start_listener(struct server *s, struct listener *l, const char *host, unsigned port)
+{
+    const struct primed_config *c = s->cfg;
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (resolve(host, port, &ss, &sl) != 0) {
+        log_event(LOG_ERROR, "listen_failed", "cannot resolve listen address", "host", host, NULL);
+        return -1;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD;
+    if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
+    if (l->debug) flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL; /* profiles block */
+    else flags |= MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    struct MHD_OptionItem ops[16];
+    int n = 0;
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_request_start, l};
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, l};
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, l};
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, c->connection_timeout, NULL};
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                                       (intptr_t)c->connection_memory_limit, NULL};
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL};
+    if (!l->debug) {
+        ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, c->max_connections, NULL};
+        if (c->max_connections_per_ip)
+            ops[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                               c->max_connections_per_ip, NULL};
+        unsigned t = io_threads();
+        if (t > 1) ops[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, t, NULL};
+    } else {
+        ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, 64, NULL};
+    }
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    l->d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, l, MHD_OPTION_ARRAY, ops,
+                            MHD_OPTION_END);
+    if (!l->d) {
+        char ps[8];
+        snprintf(ps, sizeof ps, "%u", port);
+        log_event(LOG_ERROR, "listen_failed", "cannot start listener", "host", host, "port", ps,
+                  NULL);
+        return -1;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(l->d, MHD_DAEMON_INFO_BIND_PORT);
+    l->port = di ? di->port : port;
+    return 0;
+}
+
+static int write_port_file(const char *path, unsigned mp, unsigned dp)
+{
+    char tmp[CONFIG_PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return -1;
+    fprintf(f, "%u %u\n", mp, dp);
+    if (fclose(f) != 0) return -1;
+    return rename(tmp, path);
+}
+
+struct server *server_create(const struct primed_config *cfg, struct pool *pool,
+                             struct api_ctx *api)
+{
+    struct server *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->cfg = cfg;
+    s->pool = pool;
+    s->api = api;
+    pthread_mutex_init(&s->mu, NULL);
+    stream_budget_init(&s->budget, cfg->memory_budget);
+    s->main = (struct listener){.srv = s, .debug = false};
+    s->debug = (struct listener){.srv = s, .debug = true};
+    int rl = snprintf(s->root_body, sizeof s->root_body,
+                      "{\"name\":\"primed\",\"version\":\"%s\",\"endpoints\":[\"/v1/primes\","
+                      "\"/v1/count\",\"/v1/isprime\",\"/v1/nth\",\"/v1/next\",\"/v1/prev\","
+                      "\"/v1/batch\",\"/healthz\",\"/readyz\",\"/metrics\"]}",
+                      PRIMED_VERSION);
+    s->root_len = rl > 0 && (size_t)rl < sizeof s->root_body ? (size_t)rl : 0;
+    if (metrics_register_collector(collect, s) != 0) goto err;
+    if (start_listener(s, &s->main, cfg->listen_host, cfg->listen_port) != 0) goto err_metrics;
+    if (cfg->debug_enabled &&
+        start_listener(s, &s->debug, cfg->debug_host, cfg->debug_port) != 0)
+        goto err_main;
+    if (cfg->port_file[0] && write_port_file(cfg->port_file, s->main.port, s->debug.port) != 0) {
+        log_event(LOG_ERROR, "port_file_failed", strerror(errno), "path", cfg->port_file, NULL);
+        goto err_debug;
+    }
+    return s;
+
+err_debug:
+    if (s->debug.d) MHD_stop_daemon(s->debug.d);
+err_main:
+    MHD_stop_daemon(s->main.d);
+err_metrics:
+    metrics_unregister_collector(collect, s);
+err:
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+    return NULL;
+}
+
+void server_set_ready(struct server *s, bool ready)
+{
+    atomic_store(&s->ready, ready);
+}
+
+void server_ports(const struct server *s, unsigned *main_port, unsigned *debug_port)
+{
+    *main_port = s->main.port;
+    *debug_port = s->debug.port;
+}
+
+void server_begin_drain(struct server *s)
+{
+    atomic_store(&s->draining, true);
+    MHD_socket fd = MHD_quiesce_daemon(s->main.d);
+    if (fd != MHD_INVALID_SOCKET) close(fd);
+}
+
+unsigned server_inflight(struct server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    unsigned n = s->ninflight;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+void server_cancel_all(struct server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    for (struct req *r = s->inflight; r; r = r->next) {
+        pool_job_cancel(&r->job, POOL_CANCEL_SHUTDOWN);
+        struct stream *st = atomic_load_explicit(&r->live_stream, memory_order_acquire);
+        if (st) stream_cancel(st);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+void server_destroy(struct server *s)
+{
+    if (!s) return;
+    if (s->debug.d) MHD_stop_daemon(s->debug.d);
+    if (s->main.d) MHD_stop_daemon(s->main.d);
+    metrics_unregister_collector(collect, s);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}

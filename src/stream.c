@@ -1,0 +1,202 @@
+/* stream.c — see stream.h. A ring of nblocks fixed blocks under one mutex: the producer fills
+ * block (head + count) % nblocks privately and publishes it with commit; the consumer copies
+ * out of block `head` and frees it when read to its end. One copy (into libmicrohttpd's write
+ * buffer) is the only one on the path; the producer formats text straight into a block.
+ */
+#include "primed/stream.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct stream {
+    pthread_mutex_t mu;
+    pthread_cond_t cv_space; /* producer waits here for a free block */
+    struct stream_budget *budget;
+    stream_wake_fn wake;
+    void *wake_arg;
+    size_t capacity, block_bytes, nblocks;
+    char *mem;    /* nblocks × block_bytes */
+    size_t *lens; /* [nblocks] committed length of each block */
+    /* under mu */
+    size_t head;   /* consumer's block */
+    size_t count;  /* committed, not yet fully read blocks */
+    size_t off;    /* consumer's offset in block head */
+    bool parked;   /* consumer found it empty and waits for wake */
+    bool started;  /* something was committed or the stream finished */
+    bool finished, ok, cancelled;
+    bool committed_any; /* some block was ever committed */
+};
+
+void stream_budget_init(struct stream_budget *b, uint64_t limit)
+{
+    atomic_init(&b->used, 0);
+    b->limit = limit;
+}
+
+struct stream *stream_create(struct stream_budget *budget, size_t capacity, size_t block_bytes,
+                             stream_wake_fn wake, void *wake_arg)
+{
+    if (block_bytes == 0 || capacity / block_bytes < 2) {
+        errno = EINVAL;
+        return NULL;
+    }
+    size_t nblocks = capacity / block_bytes;
+    capacity = nblocks * block_bytes;
+    if (budget) {
+        uint64_t used = atomic_fetch_add_explicit(&budget->used, capacity, memory_order_relaxed);
+        if (used + capacity > budget->limit) {
+            atomic_fetch_sub_explicit(&budget->used, capacity, memory_order_relaxed);
+            errno = EAGAIN;
+            return NULL;
+        }
+    }
+    struct stream *s = calloc(1, sizeof *s);
+    if (!s) goto err_budget;
+    s->mem = malloc(capacity);
+    if (!s->mem) goto err_s;
+    s->lens = calloc(nblocks, sizeof *s->lens);
+    if (!s->lens) goto err_mem;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv_space, NULL);
+    s->budget = budget;
+    s->wake = wake;
+    s->wake_arg = wake_arg;
+    s->capacity = capacity;
+    s->block_bytes = block_bytes;
+    s->nblocks = nblocks;
+    return s;
+
+err_mem:
+    free(s->mem);
+err_s:
+    free(s);
+err_budget:
+    if (budget) atomic_fetch_sub_explicit(&budget->used, capacity, memory_order_relaxed);
+    errno = ENOMEM;
+    return NULL;
+}
+
+void stream_destroy(struct stream *s)
+{
+    if (!s) return;
+    if (s->budget) atomic_fetch_sub_explicit(&s->budget->used, s->capacity, memory_order_relaxed);
+    pthread_cond_destroy(&s->cv_space);
+    pthread_mutex_destroy(&s->mu);
+    free(s->lens);
+    free(s->mem);
+    free(s);
+}
+
+char *stream_block_get(struct stream *s, size_t *cap)
+{
+    pthread_mutex_lock(&s->mu);
+    while (!s->cancelled && s->count == s->nblocks) pthread_cond_wait(&s->cv_space, &s->mu);
+    char *b = NULL;
+    if (!s->cancelled) {
+        b = s->mem + ((s->head + s->count) % s->nblocks) * s->block_bytes;
+        *cap = s->block_bytes;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return b;
+}
+
+/* Called with mu held: whether the producer must call wake after unlocking. */
+static bool take_wake(struct stream *s)
+{
+    bool first = !s->started;
+    s->started = true;
+    if (s->parked || first) {
+        s->parked = false;
+        return true;
+    }
+    return false;
+}
+
+void stream_block_commit(struct stream *s, size_t len)
+{
+    if (len == 0) return;
+    pthread_mutex_lock(&s->mu);
+    bool wake = false;
+    if (!s->cancelled && s->count < s->nblocks) {
+        s->lens[(s->head + s->count) % s->nblocks] = len;
+        s->count++;
+        s->committed_any = true;
+        wake = take_wake(s);
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (wake && s->wake) s->wake(s->wake_arg);
+}
+
+void stream_finish(struct stream *s, bool ok)
+{
+    pthread_mutex_lock(&s->mu);
+    s->finished = true;
+    s->ok = ok;
+    bool wake = take_wake(s);
+    pthread_mutex_unlock(&s->mu);
+    if (wake && s->wake) s->wake(s->wake_arg);
+}
+
+void stream_cancel(struct stream *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->cancelled = true;
+    pthread_cond_broadcast(&s->cv_space);
+    bool wake = take_wake(s);
+    pthread_mutex_unlock(&s->mu);
+    if (wake && s->wake) s->wake(s->wake_arg);
+}
+
+enum stream_read_result stream_read(struct stream *s, char *buf, size_t max, size_t *n,
+                                    stream_park_fn park, void *park_arg)
+{
+    *n = 0;
+    pthread_mutex_lock(&s->mu);
+    enum stream_read_result r;
+    if (s->cancelled) {
+        r = STREAM_FAILED;
+    } else if (s->count > 0) {
+        bool freed = false;
+        while (s->count > 0 && *n < max) {
+            size_t len = s->lens[s->head];
+            size_t take = len - s->off;
+            if (take > max - *n) take = max - *n;
+            memcpy(buf + *n, s->mem + s->head * s->block_bytes + s->off, take);
+            *n += take;
+            s->off += take;
+            if (s->off == len) {
+                s->off = 0;
+                s->head = (s->head + 1) % s->nblocks;
+                s->count--;
+                freed = true;
+            }
+        }
+        if (freed) pthread_cond_signal(&s->cv_space);
+        r = STREAM_DATA;
+    } else if (s->finished) {
+        r = s->ok ? STREAM_EOF : STREAM_FAILED;
+    } else {
+        s->parked = true;
+        if (park) park(park_arg);
+        r = STREAM_EMPTY;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return r;
+}
+
+enum stream_state stream_state(struct stream *s)
+{
+    pthread_mutex_lock(&s->mu);
+    enum stream_state st = STREAM_S_PENDING;
+    if (s->committed_any || (s->finished && s->ok && !s->cancelled)) st = STREAM_S_FLOWING;
+    else if (s->cancelled || (s->finished && !s->ok)) st = STREAM_S_FAILED_EMPTY;
+    pthread_mutex_unlock(&s->mu);
+    return st;
+}
+
+size_t stream_capacity(const struct stream *s)
+{
+    return s->capacity;
+}

@@ -1,0 +1,333 @@
+/* test_pool.c — the worker pool: bounded queue, exactly-once runs, cancellation, deadlines,
+ * parallel chunks (against a direct computation and against sieve_count), fairness, joins. */
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "check_main.h"
+#include "primed/pool.h"
+#include "primed/sieve.h"
+
+struct tjob {
+    struct pool_job job; /* first: the pool hands us &job */
+    sem_t *done_sem;
+    atomic_int *gate; /* run spins politely (sleep) until *gate != 0 or cancelled */
+    atomic_int runs;
+    int local_was_null;
+    enum pool_outcome outcome;
+    int seen_cancel;
+};
+
+static enum pool_outcome tjob_run(struct pool_job *j, void *local)
+{
+    struct tjob *t = (struct tjob *)j;
+    atomic_fetch_add(&t->runs, 1);
+    t->local_was_null = local == NULL;
+    while (t->gate && !atomic_load(t->gate) && !atomic_load(&j->cancel)) usleep(1000);
+    t->seen_cancel = atomic_load(&j->cancel);
+    t->outcome = t->seen_cancel == POOL_CANCEL_DEADLINE ? POOL_TIMEOUT
+                 : t->seen_cancel                     ? POOL_CANCELLED
+                                                      : POOL_DONE;
+    return t->outcome;
+}
+
+static void tjob_done(struct pool_job *j)
+{
+    struct tjob *t = (struct tjob *)j;
+    if (t->done_sem) sem_post(t->done_sem);
+}
+
+static void tjob_init(struct tjob *t, sem_t *s, atomic_int *gate)
+{
+    *t = (struct tjob){.done_sem = s, .gate = gate};
+    t->job.run = tjob_run;
+    t->job.done = tjob_done;
+    atomic_init(&t->job.cancel, 0);
+    atomic_init(&t->runs, 0);
+}
+
+static atomic_int inits, finis;
+static void *local_init(void *arg)
+{
+    atomic_fetch_add(&inits, 1);
+    return sieve_ctx_create(0);
+}
+static void local_fini(void *arg, void *local)
+{
+    atomic_fetch_add(&finis, 1);
+    sieve_ctx_destroy(local);
+}
+
+static void wait_busy(struct pool *p, unsigned busy)
+{
+    struct pool_stats st;
+    for (int i = 0; i < 5000; i++) {
+        pool_stats_get(p, &st);
+        if (st.busy >= busy) return;
+        usleep(1000);
+    }
+    ck_abort_msg("pool never reached %u busy workers", busy);
+}
+
+START_TEST(queue_full_returns_eagain_and_counts_rejected)
+{
+    sem_t s;
+    sem_init(&s, 0, 0);
+    atomic_int gate = 0;
+    struct pool *p = pool_create(1, 1, NULL, NULL, NULL);
+    ck_assert_ptr_nonnull(p);
+    struct tjob a, b, c;
+    tjob_init(&a, &s, &gate);
+    tjob_init(&b, &s, &gate);
+    tjob_init(&c, &s, &gate);
+    ck_assert_int_eq(pool_submit(p, &a.job), 0);
+    wait_busy(p, 1); /* a is running, the queue is empty */
+    ck_assert_int_eq(pool_submit(p, &b.job), 0);
+    ck_assert_int_eq(pool_submit(p, &c.job), -EAGAIN);
+    struct pool_stats st;
+    pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.queue_depth, 1);
+    ck_assert_uint_eq(st.jobs[POOL_REJECTED], 1);
+    atomic_store(&gate, 1);
+    sem_wait(&s);
+    sem_wait(&s);
+    pool_destroy(p);
+    ck_assert_int_eq(atomic_load(&a.runs), 1);
+    ck_assert_int_eq(atomic_load(&b.runs), 1);
+    ck_assert_int_eq(atomic_load(&c.runs), 0);
+    sem_destroy(&s);
+}
+END_TEST
+
+START_TEST(every_job_runs_exactly_once)
+{
+    enum { N = 500 };
+    sem_t s;
+    sem_init(&s, 0, 0);
+    struct pool *p = pool_create(3, N, NULL, NULL, NULL);
+    static struct tjob jobs[N];
+    for (int i = 0; i < N; i++) {
+        tjob_init(&jobs[i], &s, NULL);
+        ck_assert_int_eq(pool_submit(p, &jobs[i].job), 0);
+    }
+    for (int i = 0; i < N; i++) sem_wait(&s);
+    struct pool_stats st;
+    pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.jobs[POOL_DONE], N);
+    pool_destroy(p);
+    for (int i = 0; i < N; i++) ck_assert_int_eq(atomic_load(&jobs[i].runs), 1);
+    sem_destroy(&s);
+}
+END_TEST
+
+START_TEST(cancel_stops_a_running_job)
+{
+    sem_t s;
+    sem_init(&s, 0, 0);
+    atomic_int gate = 0;
+    struct pool *p = pool_create(1, 4, NULL, NULL, NULL);
+    struct tjob a;
+    tjob_init(&a, &s, &gate);
+    ck_assert_int_eq(pool_submit(p, &a.job), 0);
+    wait_busy(p, 1);
+    ck_assert(pool_job_cancel(&a.job, POOL_CANCEL_CLIENT));
+    ck_assert(!pool_job_cancel(&a.job, POOL_CANCEL_DEADLINE)); /* first reason wins */
+    sem_wait(&s);
+    ck_assert_int_eq(a.seen_cancel, POOL_CANCEL_CLIENT);
+    struct pool_stats st;
+    pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.jobs[POOL_CANCELLED], 1);
+    ck_assert_uint_eq(st.busy, 0);
+    pool_destroy(p);
+    sem_destroy(&s);
+}
+END_TEST
+
+START_TEST(deadline_cancels_running_and_expires_queued_jobs)
+{
+    sem_t s;
+    sem_init(&s, 0, 0);
+    atomic_int gate = 0;
+    struct pool *p = pool_create(1, 4, NULL, NULL, NULL);
+    struct tjob a, b;
+    tjob_init(&a, &s, &gate);
+    tjob_init(&b, &s, &gate);
+    a.job.deadline_ns = pool_now_ns() + 30 * 1000000u;
+    b.job.deadline_ns = pool_now_ns() + 10 * 1000000u;
+    ck_assert_int_eq(pool_submit(p, &a.job), 0);
+    wait_busy(p, 1);
+    ck_assert_int_eq(pool_submit(p, &b.job), 0); /* queued behind a, expires first */
+    sem_wait(&s);
+    sem_wait(&s);
+    ck_assert_int_eq(a.seen_cancel, POOL_CANCEL_DEADLINE);
+    ck_assert_int_eq(b.seen_cancel, POOL_CANCEL_DEADLINE);
+    ck_assert_int_eq(b.local_was_null, 1); /* answered by the watchdog, not a worker */
+    struct pool_stats st;
+    pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.jobs[POOL_TIMEOUT], 2);
+    pool_destroy(p);
+    sem_destroy(&s);
+}
+END_TEST
+
+/* ---- parallel ---- */
+
+struct sumpar {
+    struct pool_par par;
+    uint64_t width;
+    atomic_uint_fast64_t total;
+    atomic_int chunks_done;
+    int sleep_us;
+    uint64_t lo, hi;
+    int use_sieve;
+};
+
+static int sum_chunk(void *arg, uint64_t c, void *local)
+{
+    struct sumpar *sp = arg;
+    uint64_t lo = sp->lo + c * sp->width;
+    uint64_t hi = sp->hi - lo < sp->width ? sp->hi : lo + sp->width - 1;
+    uint64_t v = 0;
+    if (sp->use_sieve) {
+        int r = sieve_count(local, lo, hi, &v, NULL);
+        if (r) return r;
+    } else {
+        for (uint64_t x = lo; x <= hi; x++) v += x;
+    }
+    if (sp->sleep_us) usleep((useconds_t)sp->sleep_us);
+    atomic_fetch_add(&sp->total, v);
+    atomic_fetch_add(&sp->chunks_done, 1);
+    return 0;
+}
+
+struct parjob {
+    struct pool_job job;
+    struct pool *p;
+    struct sumpar *sp;
+    int rc;
+    sem_t *done;
+};
+
+static enum pool_outcome parjob_run(struct pool_job *j, void *local)
+{
+    struct parjob *pj = (struct parjob *)j;
+    pj->rc = pool_parallel(pj->p, &pj->sp->par, local);
+    return POOL_DONE;
+}
+static void parjob_done(struct pool_job *j)
+{
+    sem_post(((struct parjob *)j)->done);
+}
+
+static void run_par(struct pool *p, struct sumpar *sp, sem_t *s)
+{
+    struct parjob pj = {.job = {.run = parjob_run, .done = parjob_done}, .p = p, .sp = sp, .done = s};
+    atomic_init(&pj.job.cancel, 0);
+    ck_assert_int_eq(pool_submit(p, &pj.job), 0);
+    sem_wait(s);
+    ck_assert_int_eq(pj.rc, 0);
+}
+
+START_TEST(parallel_chunks_combine_to_the_single_threaded_sum)
+{
+    sem_t s;
+    sem_init(&s, 0, 0);
+    struct pool *p = pool_create(3, 8, local_init, local_fini, NULL);
+    struct sumpar sp = {.par = {.fn = sum_chunk}, .lo = 7, .hi = 1000003, .width = 9973};
+    sp.par.arg = &sp;
+    sp.par.nchunks = (sp.hi - sp.lo) / sp.width + 1;
+    atomic_init(&sp.total, 0);
+    run_par(p, &sp, &s);
+    uint64_t expect = (sp.hi * (sp.hi + 1) - (sp.lo - 1) * sp.lo) / 2;
+    ck_assert_uint_eq(atomic_load(&sp.total), expect);
+    ck_assert_int_eq(atomic_load(&sp.chunks_done), (int)sp.par.nchunks);
+    pool_destroy(p);
+    sem_destroy(&s);
+}
+END_TEST
+
+START_TEST(parallel_sieve_count_equals_single_count)
+{
+    sem_t s;
+    sem_init(&s, 0, 0);
+    struct pool *p = pool_create(2, 8, local_init, local_fini, NULL);
+    uint64_t lo = 1000000000000ull, hi = 1000050000000ull;
+    struct sumpar sp = {.par = {.fn = sum_chunk}, .lo = lo, .hi = hi, .use_sieve = 1};
+    sp.width = sieve_chunk_width(lo, hi);
+    if (sp.width > (hi - lo) / 7) sp.width = (hi - lo) / 7; /* force several chunks */
+    sp.par.arg = &sp;
+    sp.par.nchunks = (hi - lo) / sp.width + 1;
+    atomic_init(&sp.total, 0);
+    run_par(p, &sp, &s);
+    sieve_ctx *c = sieve_ctx_create(0);
+    uint64_t single = 0;
+    ck_assert_int_eq(sieve_count(c, lo, hi, &single, NULL), 0);
+    sieve_ctx_destroy(c);
+    ck_assert_uint_gt(single, 0);
+    ck_assert_uint_eq(atomic_load(&sp.total), single);
+    pool_destroy(p);
+    sem_destroy(&s);
+}
+END_TEST
+
+START_TEST(queued_small_job_is_taken_before_helping_with_chunks)
+{
+    sem_t s, small_done;
+    sem_init(&s, 0, 0);
+    sem_init(&small_done, 0, 0);
+    struct pool *p = pool_create(2, 8, local_init, local_fini, NULL);
+    struct sumpar sp = {.par = {.fn = sum_chunk, .nchunks = 400}, .lo = 0, .hi = 399,
+                        .width = 1, .sleep_us = 2000};
+    sp.par.arg = &sp;
+    atomic_init(&sp.total, 0);
+    struct parjob pj = {.job = {.run = parjob_run, .done = parjob_done}, .p = p, .sp = &sp, .done = &s};
+    atomic_init(&pj.job.cancel, 0);
+    ck_assert_int_eq(pool_submit(p, &pj.job), 0);
+    wait_busy(p, 2); /* the owner and a helper are in chunks */
+    struct tjob small;
+    tjob_init(&small, &small_done, NULL);
+    ck_assert_int_eq(pool_submit(p, &small.job), 0);
+    sem_wait(&small_done);
+    int done_when_small_finished = atomic_load(&sp.chunks_done);
+    sem_wait(&s);
+    ck_assert_int_lt(done_when_small_finished, 200);
+    ck_assert_int_eq(atomic_load(&sp.chunks_done), 400);
+    pool_destroy(p);
+    sem_destroy(&s);
+    sem_destroy(&small_done);
+}
+END_TEST
+
+START_TEST(destroy_joins_every_worker_and_runs_fini)
+{
+    atomic_store(&inits, 0);
+    atomic_store(&finis, 0);
+    struct pool *p = pool_create(4, 4, local_init, local_fini, NULL);
+    ck_assert_int_eq(atomic_load(&inits), 4);
+    pool_destroy(p);
+    ck_assert_int_eq(atomic_load(&finis), 4);
+    pool_destroy(NULL);
+}
+END_TEST
+
+static Suite *pool_suite(void)
+{
+    Suite *s = suite_create("pool");
+    TCase *tc = tcase_create("pool");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, queue_full_returns_eagain_and_counts_rejected);
+    tcase_add_test(tc, every_job_runs_exactly_once);
+    tcase_add_test(tc, cancel_stops_a_running_job);
+    tcase_add_test(tc, deadline_cancels_running_and_expires_queued_jobs);
+    tcase_add_test(tc, parallel_chunks_combine_to_the_single_threaded_sum);
+    tcase_add_test(tc, parallel_sieve_count_equals_single_count);
+    tcase_add_test(tc, queued_small_job_is_taken_before_helping_with_chunks);
+    tcase_add_test(tc, destroy_joins_every_worker_and_runs_fini);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+PRIMED_CHECK_MAIN(pool_suite)
