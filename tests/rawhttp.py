@@ -54,7 +54,8 @@ class Server:
             raise RuntimeError("primed did not write its port file within 10 s")
 
     def log_text(self, limit=4000):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path, "rb") as f:
             data = f.read()
         return data[-limit:].decode("utf-8", "replace")
