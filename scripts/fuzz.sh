@@ -29,9 +29,11 @@ for h in "${harnesses[@]}"; do
   log=build/fuzz/$h.log
   # -use_value_profile helps the numeric comparisons in numparse; stdin is /dev/null so that no
   # input can make a harness block on it.
+  jobs=()
+  [ "${FUZZ_JOBS:-1}" -gt 1 ] && jobs=(-jobs="$FUZZ_JOBS" -workers="$FUZZ_JOBS")
   "$bin" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-         -use_value_profile=1 -jobs="${FUZZ_JOBS:-1}" -workers="${FUZZ_JOBS:-1}" \
-         -artifact_prefix="$art/" "$work" "$seeds" </dev/null >"$log" 2>&1
+         -use_value_profile=1 "${jobs[@]}" -artifact_prefix="$art/" "$work" "$seeds" \
+         </dev/null >"$log" 2>&1
   rc=$?
   [ "${FUZZ_JOBS:-1}" -gt 1 ] && cat fuzz-*.log >>"$log" 2>/dev/null && rm -f fuzz-*.log
   execs=$(grep -h 'stat::number_of_executed_units' "$log" | awk '{s+=$2} END {print s+0}')

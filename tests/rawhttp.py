@@ -64,9 +64,10 @@ class Server:
         return self.proc.poll() is None
 
     def stop(self, sig=signal.SIGTERM, timeout=15.0):
-        """Signal and wait; returns the exit code (negative = killed by that signal), or None
-        when it had to be SIGKILLed after timeout."""
-        if self.proc.poll() is None:
+        """Signal (sig=None: only wait) and wait; returns the exit code (negative = killed by
+        that signal), or None when it had to be SIGKILLed after timeout. A second SIGTERM
+        during a drain forces primed out early, so never signal twice."""
+        if sig is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
             rc = self.proc.wait(timeout=timeout * SLOW)

@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 [ -x "${PRIMED_BIN:-build/primed}" ] || { echo "test_hostile: no primed binary"; exit 1; }
 exec python3 - "$@" <<'PY'
 import os, signal, sys, time
+sys.dont_write_bytecode = True
 sys.path.insert(0, "tests")
 from rawhttp import (Server, Closed, Reader, connect, exchange, healthz_ok, error_shape, SLOW)
 

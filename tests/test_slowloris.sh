@@ -14,6 +14,7 @@ cd "$(dirname "$0")/.."
 [ -x "${PRIMED_BIN:-build/primed}" ] || { echo "test_slowloris: no primed binary"; exit 1; }
 exec python3 - <<'PY'
 import os, random, resource, selectors, signal, socket, sys, threading, time
+sys.dont_write_bytecode = True
 sys.path.insert(0, "tests")
 from rawhttp import Server, Closed, Reader, connect, get, healthz_ok, percentile, SLOW
 
