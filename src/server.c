@@ -455,6 +455,13 @@ static enum MHD_Result handle(struct req *r, const char *url)
     return submit(r, plan == API_STREAM);
 }
 
+static enum MHD_Result header_bytes_it(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       const char *value)
+{
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    return MHD_YES;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
@@ -474,6 +481,16 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                                         .client_addr = r->client_addr, .get_arg = req_get_arg,
                                         .get_header = req_get_header, .each_arg = req_each_arg,
                                         .impl = r};
+        /* libmicrohttpd answers headers that overflow the connection's memory itself (431 with
+         * an HTML body, or 414 when the request line alone does); headers above half of that
+         * memory get our JSON 431 first. The other half is the read and write buffers. */
+        size_t hbytes = 0;
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, header_bytes_it, &hbytes);
+        if (hbytes > s->cfg->connection_memory_limit / 2) {
+            r->phase = PH_DONE;
+            return queue_error(r, PERR_HEADERS_TOO_LARGE, NULL, NULL,
+                               "request headers larger than connection_memory_limit/2");
+        }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl) {
             char *end;

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Memory of streaming (issue 4 acceptance), 127.0.0.1 only, bounded (~40 s):
+#  1. 64 concurrent `curl --limit-rate 1M` streaming /v1/primes?from=0&to=1e10 for 20 s; VmRSS of
+#     primed sampled every second: peak <= 64 MiB, and no growth from the 5th to the 20th second
+#     (allowance 5% for allocator noise).
+#  2. then 1,000 requests disconnected mid-stream (curl -m 0.1, 50 at a time): RSS afterwards
+#     within 5% of RSS before, every worker idle and no stream buffer left (/metrics).
+# primed runs with --workers 64 --queue-capacity 64: a stream occupies a worker while its client
+# reads (the producer waits on the full buffer), so 64 concurrent streams need 64 workers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=${B:-build}
+STREAMS=${STREAMS:-64}
+DURATION=${DURATION:-20}
+DISCONNECTS=${DISCONNECTS:-1000}
+tmp=$(mktemp -d)
+pid=
+cleanup() { pkill -P $$ curl 2>/dev/null || true; [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+"$B/primed" --listen 127.0.0.1:0 --debug-listen off --port-file "$tmp/port" --workers "$STREAMS" \
+  --queue-capacity "$STREAMS" --max-connections-per-ip 0 2>/dev/null &
+pid=$!
+for _ in $(seq 200); do [ -s "$tmp/port" ] && break; sleep 0.05; done
+port=$(cut -d' ' -f1 "$tmp/port")
+url="http://127.0.0.1:$port/v1/primes?from=0&to=1e10"
+rss() { awk '/^VmRSS:/ {print $2}' "/proc/$pid/status"; } # KiB
+metric() { curl -s "http://127.0.0.1:$port/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+
+echo "idle RSS: $(( $(rss) / 1024 )) MiB"
+curls=()
+for _ in $(seq "$STREAMS"); do
+  curl -s --limit-rate 1M -o /dev/null "$url" & curls+=($!)
+done
+peak=0; rss5=0
+for s in $(seq "$DURATION"); do
+  sleep 1
+  r=$(rss); [ "$r" -gt "$peak" ] && peak=$r
+  [ "$s" -eq 5 ] && rss5=$r
+  printf 'second %2d: RSS %6d KiB, streams %s\n' "$s" "$r" "$(metric primed_streams_active)"
+done
+rss20=$(rss)
+kill "${curls[@]}" 2>/dev/null || true
+wait "${curls[@]}" 2>/dev/null || true
+echo "peak RSS $((peak / 1024)) MiB (target <= 64); RSS at 5 s $rss5 KiB, at ${DURATION} s $rss20 KiB"
+fail=0
+[ "$peak" -le $((64 * 1024)) ] || { echo "FAIL: peak RSS above 64 MiB"; fail=1; }
+[ "$rss20" -le $((rss5 * 105 / 100)) ] || { echo "FAIL: RSS grew from 5 s to ${DURATION} s"; fail=1; }
+
+for _ in $(seq 100); do [ "$(metric primed_streams_active)" = 0 ] && break; sleep 0.1; done
+before=$(rss)
+seq "$DISCONNECTS" | xargs -P 50 -I{} curl -s -m 0.1 -o /dev/null "$url" || true
+for _ in $(seq 100); do
+  [ "$(metric primed_workers_busy)" = 0 ] && [ "$(metric primed_streams_active)" = 0 ] && break
+  sleep 0.1
+done
+after=$(rss)
+echo "after $DISCONNECTS mid-stream disconnects: RSS $before -> $after KiB;" \
+     "workers_busy $(metric primed_workers_busy), streams_active $(metric primed_streams_active)," \
+     "stream_buffer_bytes $(metric primed_stream_buffer_bytes)," \
+     "jobs cancelled $(curl -s "http://127.0.0.1:$port/metrics" | awk -F' ' '/outcome="cancelled"/ {print $2}')"
+[ "$after" -le $((before * 105 / 100)) ] || { echo "FAIL: RSS did not return within 5%"; fail=1; }
+[ "$(metric primed_workers_busy)" = 0 ] || { echo "FAIL: workers still busy"; fail=1; }
+[ "$(metric primed_stream_buffer_bytes)" = 0 ] || { echo "FAIL: stream buffers not freed"; fail=1; }
+kill -TERM "$pid"; wait "$pid"; rc=$?; pid=
+echo "primed exit status $rc"
+[ $fail -eq 0 ] && [ $rc -eq 0 ] && echo PASS

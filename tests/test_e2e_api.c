@@ -1,0 +1,227 @@
+/* test_e2e_api.c — every /v1 endpoint through HTTP against the real binary, with primesieve /
+ * primecount CLIs as oracles: 2^64 edges, JSON and text listings, batch, errors, and a stream
+ * aborted by the client mid-way after which the server is healthy and every worker idle. */
+#include <check.h>
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check_main.h"
+#include "harness.h"
+
+static struct primed_proc srv;
+
+static void start(void)
+{
+    const char *args[] = {"--workers", "2", "--max-list-range", "1e10", NULL};
+    if (primed_start(&srv, args) != 0) ck_abort_msg("primed did not start");
+}
+
+static void stop(void)
+{
+    ck_assert_int_eq(primed_stop(&srv, SIGTERM, 10000), 0);
+}
+
+/* Output of a shell command (oracle CLIs), malloc'd. */
+static char *run(const char *cmd)
+{
+    FILE *f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t cap = 1 << 16, len = 0;
+    char *out = malloc(cap);
+    size_t n;
+    while ((n = fread(out + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len < 2) out = realloc(out, cap *= 2);
+    }
+    out[len] = '\0';
+    pclose(f);
+    return out;
+}
+
+static uint64_t oracle_u64(const char *cmd)
+{
+    char *o = run(cmd);
+    uint64_t v = strtoull(o, NULL, 10);
+    free(o);
+    return v;
+}
+
+static const char *get_body(const char *path, long status)
+{
+    static struct http_result r;
+    http_result_free(&r);
+    ck_assert_int_eq(http_get(srv.port, path, &r), 0);
+    ck_assert_msg(r.status == status, "%s: status %ld, body %s", path, r.status, r.body);
+    return r.body;
+}
+
+START_TEST(count_matches_primecount)
+{
+    const char *cases[][3] = {{"0", "1e8", "primecount 1e8"},
+                              {"1000", "2000000", "primesieve 1000 2000000 -q"},
+                              {"18446744073708551615", "18446744073709551615",
+                               "primesieve 18446744073708551615 18446744073709551615 -q"}};
+    for (int i = 0; i < 3; i++) {
+        char path[256], expect[256];
+        snprintf(path, sizeof path, "/v1/count?from=%s&to=%s", cases[i][0], cases[i][1]);
+        const char *b = get_body(path, 200);
+        uint64_t n = oracle_u64(cases[i][2]);
+        json_t *j = json_loads(b, JSON_DECODE_INT_AS_REAL, NULL);
+        ck_assert_ptr_nonnull(j);
+        json_decref(j);
+        snprintf(expect, sizeof expect, ",\"count\":%" PRIu64 "}", n);
+        ck_assert_msg(strstr(b, expect), "%s: %s, expected count %" PRIu64, path, b, n);
+    }
+}
+END_TEST
+
+START_TEST(isprime_next_prev_nth_at_the_edges)
+{
+    ck_assert_str_eq(get_body("/v1/isprime?n=18446744073709551557", 200),
+                     "{\"n\":18446744073709551557,\"prime\":true}");
+    ck_assert_str_eq(get_body("/v1/isprime?n=18446744073709551615", 200),
+                     "{\"n\":18446744073709551615,\"prime\":false}");
+    ck_assert_str_eq(get_body("/v1/isprime?n=0", 200), "{\"n\":0,\"prime\":false}");
+    ck_assert_str_eq(get_body("/v1/next?n=18446744073709551556", 200),
+                     "{\"n\":18446744073709551556,\"next\":18446744073709551557}");
+    get_body("/v1/next?n=18446744073709551557", 404);
+    get_body("/v1/next?n=18446744073709551615", 404);
+    ck_assert_str_eq(get_body("/v1/prev?n=3", 200), "{\"n\":3,\"prev\":2}");
+    get_body("/v1/prev?n=2", 404);
+    get_body("/v1/prev?n=0", 404);
+    ck_assert_str_eq(get_body("/v1/next?n=0", 200), "{\"n\":0,\"next\":2}");
+    ck_assert_str_eq(get_body("/v1/nth?n=1", 200), "{\"n\":1,\"prime\":2}");
+    char expect[128];
+    snprintf(expect, sizeof expect, "{\"n\":10000000,\"prime\":%" PRIu64 "}",
+             oracle_u64("primesieve 1e7 -n -q"));
+    ck_assert_str_eq(get_body("/v1/nth?n=1e7", 200), expect);
+    get_body("/v1/nth?n=0", 400);
+    get_body("/v1/isprime?n=18446744073709551616", 400);
+    get_body("/v1/isprime?n=-1", 400);
+    get_body("/v1/isprime", 400);
+    get_body("/v1/isprime?n=1&m=2", 400);
+    get_body("/v1/count?from=10&to=9", 400);
+    get_body("/v1/primes?from=0&to=10000000001", 400); /* > max_list_range */
+}
+END_TEST
+
+START_TEST(primes_json_and_text_match_primesieve)
+{
+    const char *lo = "18446744073709400000", *hi = "18446744073709551615";
+    char cmd[256], path[256];
+    snprintf(cmd, sizeof cmd, "primesieve %s %s -p", lo, hi);
+    char *expect = run(cmd); /* one per line */
+    snprintf(path, sizeof path, "/v1/primes?from=%s&to=%s&format=text", lo, hi);
+    ck_assert_str_eq(get_body(path, 200), expect);
+    /* JSON: the same numbers, comma-separated, count at the end. */
+    snprintf(path, sizeof path, "/v1/primes?from=%s&to=%s", lo, hi);
+    const char *b = get_body(path, 200);
+    size_t n = 0;
+    for (char *p = expect; *p; p++)
+        if (*p == '\n') {
+            *p = ',';
+            n++;
+        }
+    if (n) expect[strlen(expect) - 1] = '\0';
+    char *want = malloc(strlen(expect) + 256);
+    sprintf(want, "{\"from\":%s,\"to\":%s,\"primes\":[%s],\"count\":%zu}", lo, hi, expect, n);
+    ck_assert_str_eq(b, want);
+    free(want);
+    free(expect);
+    /* Accept: text/plain picks text; an empty range is valid JSON. */
+    const char *h[] = {"Accept: text/plain", NULL};
+    struct http_result r;
+    ck_assert_int_eq(http_do(srv.port, "GET", "/v1/primes?from=0&to=20", NULL, h, &r), 0);
+    ck_assert_str_eq(r.body, "2\n3\n5\n7\n11\n13\n17\n19\n");
+    http_result_free(&r);
+    ck_assert_str_eq(get_body("/v1/primes?from=24&to=28", 200),
+                     "{\"from\":24,\"to\":28,\"primes\":[],\"count\":0}");
+}
+END_TEST
+
+START_TEST(batch_answers_in_order)
+{
+    const char *h[] = {"Content-Type: application/json", NULL};
+    struct http_result r;
+    ck_assert_int_eq(http_do(srv.port, "POST", "/v1/batch",
+                             "{\"queries\":[{\"op\":\"isprime\",\"n\":97},"
+                             "{\"op\":\"count\",\"from\":0,\"to\":\"1e6\"},"
+                             "{\"op\":\"next\",\"n\":\"18446744073709551556\"},"
+                             "{\"op\":\"prev\",\"n\":2},{\"op\":\"nth\",\"n\":10000}]}",
+                             h, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "{\"results\":[{\"n\":97,\"prime\":true},"
+                             "{\"from\":0,\"to\":1000000,\"count\":78498},"
+                             "{\"n\":18446744073709551556,\"next\":18446744073709551557},"
+                             "{\"error\":{\"code\":\"no_such_prime\",\"message\":\"no prime "
+                             "satisfies the request within 0 ... 2^64-1\",\"param\":\"n\"}},"
+                             "{\"n\":10000,\"prime\":104729}]}");
+    http_result_free(&r);
+    ck_assert_int_eq(http_do(srv.port, "POST", "/v1/batch", "{\"queries\":", h, &r), 0);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_ptr_nonnull(strstr(r.body, "bad_json"));
+    http_result_free(&r);
+    const char *t[] = {"Content-Type: text/plain", NULL};
+    ck_assert_int_eq(http_do(srv.port, "POST", "/v1/batch", "{\"queries\":[]}", t, &r), 0);
+    ck_assert_int_eq(r.status, 415);
+    http_result_free(&r);
+}
+END_TEST
+
+static size_t abort_after(char *p, size_t s, size_t n, void *u)
+{
+    size_t *got = u;
+    *got += s * n;
+    return *got > (4u << 20) ? 0 : s * n; /* 0 aborts the transfer */
+}
+
+START_TEST(client_abort_mid_stream_frees_the_worker)
+{
+    for (int i = 0; i < 3; i++) {
+        CURL *c = curl_easy_init();
+        char url[128];
+        size_t got = 0;
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/primes?from=0&to=1e10", srv.port);
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, abort_after);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &got);
+        ck_assert_int_eq(curl_easy_perform(c), CURLE_WRITE_ERROR);
+        curl_easy_cleanup(c);
+    }
+    get_body("/healthz", 200);
+    /* Every worker goes idle and every stream buffer is returned. */
+    int ok = 0;
+    for (int i = 0; i < 500 && !ok; i++) {
+        const char *m = get_body("/metrics", 200);
+        ok = strstr(m, "\nprimed_workers_busy 0\n") && strstr(m, "\nprimed_streams_active 0\n") &&
+             strstr(m, "\nprimed_stream_buffer_bytes 0\n");
+        if (!ok) usleep(10000);
+    }
+    ck_assert_msg(ok, "workers or stream buffers still busy after the client went away");
+    const char *m = get_body("/metrics", 200);
+    ck_assert_ptr_nonnull(strstr(m, "primed_jobs_total{outcome=\"cancelled\"} 3"));
+}
+END_TEST
+
+static Suite *e2e_api_suite(void)
+{
+    Suite *s = suite_create("e2e_api");
+    TCase *tc = tcase_create("api");
+    tcase_add_unchecked_fixture(tc, start, stop);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, count_matches_primecount);
+    tcase_add_test(tc, isprime_next_prev_nth_at_the_edges);
+    tcase_add_test(tc, primes_json_and_text_match_primesieve);
+    tcase_add_test(tc, batch_answers_in_order);
+    tcase_add_test(tc, client_abort_mid_stream_frees_the_worker);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+PRIMED_CHECK_MAIN(e2e_api_suite)

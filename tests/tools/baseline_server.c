@@ -1,0 +1,65 @@
+/* baseline_server.c — the HTTP-overhead yardstick for scripts/bench-http.sh: a minimal
+ * libmicrohttpd server with the same daemon flags and I/O thread count as primed's main listener
+ * that answers every request with one constant JSON body (queued on the second access-handler
+ * call, as primed does for keep-alive). Listens on 127.0.0.1:0 and writes its port to argv[1];
+ * exits on SIGTERM/SIGINT. */
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char body[] = "{\"n\":1000003,\"prime\":true}";
+static struct MHD_Response *resp;
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
+                                 const char *method, const char *version, const char *data,
+                                 size_t *data_size, void **con_cls)
+{
+    static int first;
+    if (*con_cls == NULL) {
+        *con_cls = &first;
+        return MHD_YES;
+    }
+    *data_size = 0;
+    return MHD_queue_response(c, MHD_HTTP_OK, resp);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: baseline_server PORT_FILE\n");
+        return 2;
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    resp = MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned threads = n < 1 ? 1 : n > 4 ? 4 : (unsigned)n; /* as server.c io_threads() */
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+    struct MHD_Daemon *d = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
+        on_access, NULL, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_THREAD_POOL_SIZE,
+        threads > 1 ? threads : 1, MHD_OPTION_CONNECTION_LIMIT, 1024u,
+        MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
+        MHD_OPTION_END);
+    if (!d) return 1;
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    FILE *f = fopen(argv[1], "w");
+    if (!f) return 1;
+    fprintf(f, "%u\n", di->port);
+    fclose(f);
+    int sig;
+    sigwait(&set, &sig);
+    MHD_stop_daemon(d);
+    MHD_destroy_response(resp);
+    return 0;
+}
