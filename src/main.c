@@ -114,6 +114,9 @@ int main(int argc, char *argv[])
     }
     log_event(LOG_INFO, "draining", "signal received, draining", "signal", strsignal(sig), NULL);
     server_begin_drain(srv);
+    /* A CPU profile in flight (up to max_profile_seconds) ends now and answers with what it has,
+     * instead of holding the debug listener's thread through the drain. */
+    profiling_shutdown();
     if (!drain_wait(srv, sfd, (uint64_t)cfg.shutdown_timeout * 1000)) {
         log_event(LOG_WARN, "drain_timeout", "cancelling requests still in flight", NULL);
         server_cancel_all(srv);

@@ -71,3 +71,15 @@ obs_load() {
     OBS_PIDS+=($!)
   done
 }
+
+# obs_stop NAME — SIGTERM, wait ≤ 20 s; fails unless primed exits 0 (a sanitizer report at exit
+# makes the exit code non-zero).
+obs_stop() {
+  local name=$1 pidvar="${1}_PID" i rc
+  local pid=${!pidvar}
+  kill -TERM "$pid" 2>/dev/null
+  for i in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && { kill -KILL "$pid"; obs_fail "primed ($name) did not exit in 20 s after SIGTERM"; }
+  wait "$pid"; rc=$?
+  [ $rc = 0 ] || { tail -20 "$OBS_TMP/$name.log" >&2; obs_fail "primed ($name) exited with $rc"; }
+}

@@ -172,4 +172,7 @@ if bad:
     sys.exit(1)
 EOF
 obs_ok "every dashboard expression is accepted by prometheus"
+for p in "${OBS_LOAD_PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+obs_stop P
+obs_ok "primed exits 0 on SIGTERM after all this"
 exit 0

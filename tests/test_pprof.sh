@@ -50,10 +50,12 @@ obs_ok "heap sampling on after the re-exec, same pid"
 # ---- heap profile of a workload that holds memory -----------------------------------------
 # 24 slow clients of a long /v1/primes stream: each stream holds its buffer blocks while the
 # client reads at 16 KiB/s. Bounded: curl -m 40.
+SLOW=()
 for i in $(seq 24); do
   curl -s -m 40 --limit-rate 16k -o /dev/null \
     "http://127.0.0.1:$P_PORT/v1/primes?from=$((i * 1000000000))&to=$((i * 1000000000 + 100000000000))" &
   OBS_PIDS+=($!)
+  SLOW+=($!)
 done
 sleep 3
 # names we accept as "primed's own": functions of src/*.c that allocate stream/sieve memory
@@ -71,6 +73,9 @@ grep -Eq "$OWN" "$OBS_TMP/go.txt" ||
 obs_ok "go tool pprof -top heap names: $(grep -Eo "$OWN" "$OBS_TMP/go.txt" | sort -u | head -4 | tr '\n' ' ')"
 
 # ---- CPU profile under counting load ------------------------------------------------------
+# the slow streams keep workers busy waiting on their clients: end them first
+kill "${SLOW[@]}" 2>/dev/null
+wait "${SLOW[@]}" 2>/dev/null
 for j in 1 2; do
   (
     end=$((SECONDS + 15)); n=0
@@ -101,4 +106,22 @@ head -1 <(curl -s "http://127.0.0.1:$Q_DPORT/debug/pprof/heap") | grep -q '^%war
 tr '\0' '\n' </proc/$Q_PID/environ | grep -q '^TCMALLOC_SAMPLE_PARAMETER=' &&
   obs_fail "--heap-sampling false still set TCMALLOC_SAMPLE_PARAMETER"
 obs_ok "--heap-sampling false: no re-exec, unsampled heap"
+obs_stop Q
+obs_stop P
+obs_ok "both exit 0 on SIGTERM"
+
+# ---- SIGTERM during a long CPU profile: the profile ends with what it has, no 30 s drain ----
+obs_start R --workers 1 --heap-sampling false
+curl -s -o "$OBS_TMP/cut.prof" -w '%{http_code}' "http://127.0.0.1:$R_DPORT/debug/pprof/profile?seconds=30" \
+  >"$OBS_TMP/cut.code" &
+cpid=$!
+OBS_PIDS+=($cpid)
+sleep 1
+t0=$SECONDS
+obs_stop R
+wait $cpid
+[ $((SECONDS - t0)) -le 5 ] || obs_fail "SIGTERM during a CPU profile took $((SECONDS - t0)) s"
+[ "$(cat "$OBS_TMP/cut.code")" = 200 ] && [ -s "$OBS_TMP/cut.prof" ] ||
+  obs_fail "the cut-short profile was not delivered ($(cat "$OBS_TMP/cut.code"))"
+obs_ok "SIGTERM ends a running CPU profile at once; the client gets it"
 exit 0
