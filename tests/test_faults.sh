@@ -133,9 +133,14 @@ if rc != 0:
     print(srv.log_text(2000))
 
 # ---- out of file descriptors ----
+# Measured (docs/reliability.md): once the fd limit (or --max-connections) is reached, connections
+# whose clients have gone away are reclaimed only by the idle timeout, not when the client closes
+# (below the limit they go at once). So recovery is asserted within --connection-timeout + 3 s;
+# PRIMED_TEST_KNOWN_BUGS=1 asserts the intended "within 2 s".
+IDLE = 5
 def limit_fds():
     resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
-srv = Server(["--workers", "2", "--connection-timeout", "30", "--log-level", "error"], preexec=limit_fds)
+srv = Server(["--workers", "2", "--connection-timeout", str(IDLE), "--log-level", "error"], preexec=limit_fds)
 def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         st = f.read().rsplit(")", 1)[1].split()
@@ -148,27 +153,40 @@ for i in range(120):
         held.append(s)
     except OSError:
         break
-time.sleep(1.0)
+time.sleep(0.5)
 fds_server = len(os.listdir("/proc/%d/fd" % srv.proc.pid))
 c0 = cpu_seconds(srv.proc.pid); t0 = time.time()
-starved = not healthz_ok(srv.port, timeout=2)
-time.sleep(2.0)
+starved = not healthz_ok(srv.port, timeout=1)
+time.sleep(1.0)
 cpu_share = (cpu_seconds(srv.proc.pid) - c0) / (time.time() - t0)
 for s in held: s.close()
 recovered, t_rec = False, time.time()
-while time.time() - t_rec < 10 * SLOW:
-    if healthz_ok(srv.port, timeout=2):
+while time.time() - t_rec < IDLE + 3 * SLOW:
+    if healthz_ok(srv.port, timeout=1):
         recovered = True
         break
     time.sleep(0.2)
 rec_s = time.time() - t_rec
 alive = srv.alive()
-rc = srv.stop(timeout=20)
-# cpu_share < 0.5: a level-triggered listen socket that cannot be accepted must not spin a core
-report("fd_exhaustion_recovers", alive and recovered and rc == 0 and cpu_share < 0.5,
+rc = srv.stop(timeout=30)
+bound = 2.0 if os.environ.get("PRIMED_TEST_KNOWN_BUGS") == "1" else IDLE + 3 * SLOW
+# cpu_share < 0.5: a listen socket that cannot be accepted must not spin a core
+report("fd_exhaustion_recovers", alive and recovered and rec_s <= bound and rc == 0 and cpu_share < 0.5,
        "%d clients connected, server at %d/64 fds, healthz %s while full, CPU %.0f%% while full, "
-       "healthz back after %.1f s, exit %s"
+       "healthz back %.1f s after the clients closed (bound %.0f s), exit %s"
        % (len(held), fds_server, "refused" if starved else "still served", 100 * cpu_share,
-          rec_s, rc))
+          rec_s, bound, rc))
+
+# ---- a half-sent request does not hold up shutdown (known bug: it waits shutdown_timeout) ----
+if os.environ.get("PRIMED_TEST_KNOWN_BUGS") == "1":
+    srv = Server(["--workers", "2", "--shutdown-timeout", "10", "--connection-timeout", "30"])
+    s = connect(srv.port)
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    time.sleep(0.3)
+    t = time.time()
+    rc = srv.stop(timeout=30)
+    took = time.time() - t
+    report("sigterm_not_delayed_by_partial_headers", rc == 0 and took < 2 * SLOW,
+           "exit %s %.1f s after SIGTERM with one client mid-headers (--shutdown-timeout 10)" % (rc, took))
 sys.exit(1 if failures else 0)
 PY
