@@ -107,6 +107,11 @@ def either(*checks):
         return False, outs[0][1]
     return f
 
+def ctype(prefix, then=None):
+    def f(o):
+        return (o.header("content-type") or "").startswith(prefix) and (then is None or then(o))
+    return f
+
 def json_has(key):
     def f(o):
         j = o.json()
@@ -241,6 +246,13 @@ cases = [
      either(err(400, "bad_json"), item_err("bad_parameter"))),
     ("query: 2^64-1 as string", post("/v1/batch", Q('{"op":"isprime","n":"18446744073709551615"}')),
      ok200(lambda o: o.json()["results"][0].get("prime") is False)),
+    # security defaults: nosniff and the right Content-Type on every kind of 200
+    ("streamed JSON list", get("/v1/primes?from=0&to=100"), ok200(ctype("application/json", json_has("primes")))),
+    ("streamed text list", get("/v1/primes?from=0&to=100&format=text"),
+     ok200(ctype("text/plain", lambda o: o.body.split(b"\n")[:3] == [b"2", b"3", b"5"]))),
+    ("metrics on main listener", get("/metrics"), ok200(ctype("text/plain", lambda o: b"# TYPE" in o.body))),
+    ("root", get("/"), ok200()),
+    ("HEAD healthz", req("HEAD /healthz HTTP/1.1"), lambda o: (not isinstance(o, Closed) and o.status == 200, describe(o))),
     # protocol variants that must work
     ("HTTP/1.0 request", b"GET /v1/isprime?n=7 HTTP/1.0\r\n\r\n", ok200(json_has("prime"))),
     ("HTTP/1.1 without Host", b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n", either(ok200(), err(400), reject())),
@@ -270,7 +282,7 @@ def run_case(data, check):
             pass
         try:
             rd = Reader(s)
-            o = rd.response()
+            o = rd.response(head=data.startswith(b"HEAD "))
             while 100 <= o.status < 200:  # 100 Continue: the final answer follows
                 o = rd.response()
         except Closed as c:
