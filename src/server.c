@@ -45,7 +45,7 @@
 #endif
 
 /* Bytes libmicrohttpd asks the stream reader for at once (its write buffer per call). */
-#define STREAM_READ_BLOCK (64u * 1024)
+#define STREAM_READ_BLOCK (32u * 1024)
 /* A stream buffer is split in blocks of this size (4 × 64 KiB by default). */
 #define STREAM_BLOCK_BYTES (64u * 1024)
 #define PATH_LOG_MAX 256
