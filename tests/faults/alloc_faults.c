@@ -307,13 +307,13 @@ START_TEST(api_answers_500_or_its_result_when_any_allocation_fails)
     for (size_t k = 0; k < sizeof reqs / sizeof reqs[0]; k++) {
         bool hit = false;
         /* the answer without faults */
-        int want = api_once(&ctx, local, reqs[k].route, reqs[k].arg, reqs[k].value, reqs[k].body,
-                            0, &hit);
+        int want =
+            api_once(&ctx, local, reqs[k].route, reqs[k].arg, reqs[k].value, reqs[k].body, 0, &hit);
         ck_assert_int_ne(want, 0);
         unsigned long n;
         for (n = 1; n < MAX_POINTS; n++) {
-            int got = api_once(&ctx, local, reqs[k].route, reqs[k].arg, reqs[k].value,
-                               reqs[k].body, n, &hit);
+            int got = api_once(&ctx, local, reqs[k].route, reqs[k].arg, reqs[k].value, reqs[k].body,
+                               n, &hit);
             if (!hit) {
                 ck_assert_int_eq(got, want);
                 break;
@@ -325,15 +325,17 @@ START_TEST(api_answers_500_or_its_result_when_any_allocation_fails)
                 enomem_as_400++;
                 continue;
             }
-            ck_assert_msg(got == want || got == 500, "request %zu, allocation %lu: status %d",
-                          k, n, got);
+            ck_assert_msg(got == want || got == 500, "request %zu, allocation %lu: status %d", k, n,
+                          got);
         }
         ck_assert_uint_lt(n, MAX_POINTS);
     }
     /* after all that, answers are still right: π(10^6) = 78498 (published value) */
     if (enomem_as_400)
-        fprintf(stderr, "note: %u allocation failures in batch parsing answered 400 bad_json "
-                        "(known bug, see docs/reliability.md)\n", enomem_as_400);
+        fprintf(stderr,
+                "note: %u allocation failures in batch parsing answered 400 bad_json "
+                "(known bug, see docs/reliability.md)\n",
+                enomem_as_400);
     char body[] = "{\"queries\":[{\"op\":\"count\",\"from\":0,\"to\":1000000}]}";
     struct fake_req fr = {.name = NULL};
     fr.req.method = "POST";

@@ -198,8 +198,8 @@ static void run_stream(const struct api_query *q)
         json_t *j = check_ok_json(out, len);
         json_t *arr = json_object_get(j, "primes"), *x;
         size_t i;
-        if (!json_is_array(arr) || json_real_value(json_object_get(j, "count")) !=
-                                       (double)json_array_size(arr))
+        if (!json_is_array(arr) ||
+            json_real_value(json_object_get(j, "count")) != (double)json_array_size(arr))
             abort();
         json_array_foreach(arr, i, x)
         {

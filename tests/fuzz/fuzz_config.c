@@ -169,8 +169,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int argc = 1;
     argv[0] = "primed";
     if (mode == 0) {
-        if (ftruncate(file_fd, 0) != 0 || pwrite(file_fd, data, size, 0) != (ssize_t)size)
-            abort();
+        if (ftruncate(file_fd, 0) != 0 || pwrite(file_fd, data, size, 0) != (ssize_t)size) abort();
         argv[argc++] = "--config";
         argv[argc++] = file_path;
     } else if (mode == 1) {
