@@ -62,15 +62,20 @@ done
 wait "$WRK"
 kill "$DISC" 2>/dev/null; wait "$DISC" 2>/dev/null; DISC=
 
+# Proof that the disconnect path ran: jobs cancelled because their client went away.
+curl -s --max-time 2 "$URL/metrics" | grep -E '^primed_jobs_total\{|^primed_(inflight_requests|streams_active|stream_buffer_bytes) ' \
+  > "$OUT/metrics-end.txt" || true
+grep -E '^primed_jobs_total' "$OUT/metrics-end.txt" | tr '\n' ' '; echo
+
 kill -TERM "$PID"
 rc=124
 for _ in $(seq 300); do kill -0 "$PID" 2>/dev/null || { wait "$PID"; rc=$?; break; }; sleep 0.1; done
 trap - EXIT
 
 cat "$OUT/wrk.txt" | grep -E "Requests/sec|SOAK|Latency" 
-python3 - "$OUT/soak.csv" "$OUT/wrk.txt" "$rc" <<'PY'
+python3 - "$OUT/soak.csv" "$OUT/wrk.txt" "$rc" "$OUT/metrics-end.txt" <<'PY'
 import sys
-csv, wrk, rc = sys.argv[1], sys.argv[2], int(sys.argv[3])
+csv, wrk, rc, mend = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 rows = [l.strip().split(",") for l in open(csv)][1:]
 half = rows[len(rows) // 2:]
 LIMITS = {"rss_kib": 64.0, "threads": 0.02, "fds": 0.2, "queue_depth": 0.5}
@@ -102,6 +107,19 @@ else:
         print("FAIL: %s 5xx responses other than 503" % kv["5xx"]); fail = True
     if int(kv["requests"]) == 0:
         print("FAIL: no requests completed"); fail = True
+m = {}
+for l in open(mend):
+    parts = l.split()
+    if len(parts) == 2:
+        m[parts[0]] = float(parts[1])
+cancelled = m.get('primed_jobs_total{outcome="cancelled"}')
+if cancelled is not None:
+    print("jobs cancelled by client disconnects: %d %s" % (cancelled, "ok" if cancelled > 0 else "FAIL"))
+    fail |= cancelled == 0
+for k in ("primed_inflight_requests", "primed_streams_active", "primed_stream_buffer_bytes"):
+    if k in m:  # idle after the load: nothing may be left behind
+        print("%s at the end: %d %s" % (k, m[k], "ok" if m[k] <= (1 if k == "primed_inflight_requests" else 0) else "FAIL"))
+        fail |= m[k] > (1 if k == "primed_inflight_requests" else 0)
 print("exit code after SIGTERM: %d %s" % (rc, "ok" if rc == 0 else "FAIL"))
 fail |= rc != 0
 sys.exit(1 if fail else 0)
