@@ -90,6 +90,15 @@ $(B)/tools/%: tests/tools/%.c $(B)/libprimed.a | $(B)/tools
 $(B)/obj $(B)/tests $(B)/tools:
 	mkdir -p $@
 
+# The revision is compiled into the objects that print it; this stamp changes only when HEAD
+# does, so an incremental build never reports a stale revision and a clean one is not slowed.
+REV_USERS := $(patsubst src/%.c,$(B)/obj/%.o,$(shell grep -l PRIMED_REVISION src/*.c 2>/dev/null))
+$(B)/revision.stamp: FORCE | $(B)/obj
+	@[ "$$(cat $@ 2>/dev/null)" = "$(REVISION)" ] || echo "$(REVISION)" > $@
+$(REV_USERS): $(B)/revision.stamp
+.PHONY: FORCE
+FORCE:
+
 # `make run`: install what is missing, build, serve on :8080 (Ctrl-C drains and exits 0).
 run: deps
 	$(MAKE) all
@@ -115,6 +124,8 @@ tsan:
 
 bench: deps all
 	bash scripts/bench.sh
+bench-report: deps all
+	bash scripts/bench-report.sh
 
 # `make fuzz`: libFuzzer harnesses tests/fuzz/<h>.c → build/fuzz/<h>, clang with ASan+UBSan; the
 # library objects get coverage instrumentation (fuzzer-no-link) in their own directory.

@@ -18,7 +18,7 @@ pid=
 cleanup() { pkill -P $$ curl 2>/dev/null || true; [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-"$B/primed" --listen 127.0.0.1:0 --debug-listen off --port-file "$tmp/port" --workers "$STREAMS" --heap-sampling false \
+"$B/primed" --listen 127.0.0.1:0 --debug-listen off --port-file "$tmp/port" --workers "$STREAMS" \
   --queue-capacity "$STREAMS" --max-connections-per-ip 0 2>/dev/null &
 pid=$!
 for _ in $(seq 200); do [ -s "$tmp/port" ] && break; sleep 0.05; done

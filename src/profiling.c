@@ -244,8 +244,9 @@ static const char *symbolize(uint64_t addr)
 }
 
 /* POST body "0xaddr+0xaddr+…" (also accepts whitespace/commas) → "0xaddr\tname\n" lines for
- * the addresses we can name. The output is bounded by the body (≤ max_body_bytes) times a
- * name length. */
+ * the addresses we can name. pprof sends each distinct PC of a profile once (a few thousand);
+ * SYMBOL_MAX_ADDRS bounds the answer whatever the body holds. */
+#define SYMBOL_MAX_ADDRS 65536
 static int serve_symbol_post(const struct http_request *req, struct http_response *resp)
 {
     size_t cap = 4096, len = 0;
@@ -254,7 +255,8 @@ static int serve_symbol_post(const struct http_request *req, struct http_respons
     pthread_mutex_lock(&sym_mu);
     if (!st.loaded) symtab_load();
     const char *p = req->body ? req->body : "", *end = p + (req->body ? req->body_len : 0);
-    while (p < end) {
+    unsigned naddrs = 0;
+    while (p < end && naddrs < SYMBOL_MAX_ADDRS) {
         while (p < end &&
                (*p == '+' || *p == ' ' || *p == '\n' || *p == '\r' || *p == '\t' || *p == ','))
             p++;
@@ -272,7 +274,8 @@ static int serve_symbol_post(const struct http_request *req, struct http_respons
         char *e;
         errno = 0;
         unsigned long long a = strtoull(tok, &e, 16); /* accepts an optional 0x */
-        if (errno || *e || e == tok) continue;
+        if (errno || *e || e == tok || tok[0] == '-') continue;
+        naddrs++;
         const char *name = symbolize(a);
         if (!name) continue;
         size_t need = strlen(name) + 24;
@@ -358,7 +361,8 @@ static int serve_cmdline(struct http_response *resp)
 static atomic_bool cpu_busy; /* set by the request that owns the profiler, cleared by it */
 static pthread_mutex_t cpu_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cpu_cv = PTHREAD_COND_INITIALIZER;
-static bool cpu_stop; /* guarded by cpu_mu: profiling_shutdown asks the profile to end */
+static bool cpu_stop; /* guarded by cpu_mu: set once by profiling_shutdown, never cleared, so a
+                       * profile asked for during the drain ends at once */
 
 static int read_file(const char *path, char **out, size_t *len)
 {

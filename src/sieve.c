@@ -1,18 +1,19 @@
 /* sieve.c — the segmented mod-30 sieve of Eratosthenes behind sieve_count/foreach/bitmap.
  *
- * A range is cut into windows, a window into segments of seg_bytes (L1-sized). Per segment: the
- * presieve pattern is copied (7 … 43), then small and medium sieving primes cross off their
+ * A range is cut into windows, a window into segments of seg_bytes (L2/4). Per segment: the
+ * presieve pattern is copied (7 … 59), then small and medium sieving primes cross off their
  * multiples, segment-local and cache-hot. Big primes (far more bytes between two multiples than a
  * segment holds) are crossed off once per window, prime by prime, straight into the window
  * buffer: they hit a window a few times at most, so visiting them per segment would waste work.
- * The window buffer is bounded (win_bytes, 8 MiB by default), so per-ctx memory is bounded
+ * The window buffer is bounded (win_bytes, 16 MiB by default), so per-ctx memory is bounded
  * whatever the width of the range or the height of hi.
  *
  * Rejected: primesieve-style buckets that keep every big prime's next multiple across windows.
  * They avoid re-deriving a big prime's first multiple per window (one division), but hold 8
  * bytes per sieving prime: 237 MB for [1e18, 1e18+1e9], 381 MB near 2^64 (primesieve 11,
- * measured here), against our bound of ~10 MB per ctx. Here a window of 8 MiB spans 2.5e8
- * numbers, which amortises the divisions (4 per 1e9 numbers per big prime).
+ * measured here), against ~19 MB per ctx here. A window of 16 MiB spans 5e8 numbers, which
+ * amortises the divisions (2 per 1e9 numbers per big prime); the cost shows on wide ranges near
+ * 2^64, where each window re-derives 203M primes (~0.85 s).
  *
  * Must never: allocate per segment or per prime, hold a lock, or overflow near 2^64 (every
  * absolute value is derived from a checked 128-bit product or from offsets below hi).
@@ -28,12 +29,16 @@
 #include <unistd.h>
 
 #include "primed/presieve.h"
+#include "primed/primality.h"
 #include "primed/sieve_table.h"
 #include "primed/wheel.h"
 
-/* Default window when big primes are present: 8 MiB = 2.5e8 numbers; fits the L3 here. */
-#define WIN_BYTES_DEFAULT ((size_t)8 << 20)
+/* Default window when big primes are present: 16 MiB = 5e8 numbers (half the L3 here). Measured
+ * on [1e18, 1e18+1e9]: 4 MiB 2.7 s, 16 MiB 1.4 s, 32 MiB 2.1 s (L3 misses outweigh the saved
+ * setup pass). */
+#define WIN_BYTES_DEFAULT ((size_t)16 << 20)
 #define BATCH_CAP 4096 /* primes per sieve_emit_fn call at most */
+#define HYBRID_LIMIT ((uint64_t)1 << 20) /* sieving limit of the hybrid mode (see run()) */
 
 /* A small or medium sieving prime p = 30q + wheel_residue[ri], and its next multiple: byte
  * `off` from the current window start, wheel index `wi` of the multiplier. */
@@ -52,6 +57,12 @@ struct sieve_ctx {
     size_t buf_bytes;
     struct sprime *sp; /* small + medium sieving primes of the current range */
     size_t sp_n, sp_cap;
+    size_t sp_small;   /* sp[0 … sp_small) are small primes (< small_max), sorted by size */
+    size_t sp_tiny;    /* sp[0 … sp_tiny) are below tiny_max: sieved per L1-sized piece */
+    size_t l1_bytes;
+    uint64_t tiny_max;
+    uint64_t small_max;
+    bool hybrid;       /* narrow high windows by partial sieve + Miller-Rabin (default on) */
     uint64_t batch[BATCH_CAP]; /* sieve_foreach batches */
 };
 
@@ -59,12 +70,16 @@ struct sieve_ctx {
  * once per window), read by sieve_stats_get. Values only; they order nothing. */
 static atomic_uint_least64_t g_numbers, g_segments, g_emitted;
 
+/* A segment is a quarter of L2: the small primes' unrolled loops stream through it while the
+ * presieve patterns and medium-prime state stay cached too. Measured here (L1 48K, L2 1M):
+ * count to 1e10 took 1.12 s with 48 KiB segments, 1.03 s with 256 KiB. */
 static size_t default_seg_bytes(void)
 {
+    long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
     long l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE);
-    size_t s = (l1 > 0) ? (size_t)l1 : 32768;
-    if (s < 16384)
-        s = 16384;
+    size_t s = l2 > 0 ? (size_t)l2 / 4 : l1 > 0 ? (size_t)l1 * 4 : 131072;
+    if (s < 32768)
+        s = 32768;
     if (s > (1u << 20))
         s = 1u << 20;
     return s & ~(size_t)63;
@@ -78,14 +93,22 @@ sieve_ctx *sieve_ctx_create(size_t segment_bytes)
     size_t s = segment_bytes ? segment_bytes : default_seg_bytes();
     if (s < 1024)
         s = 1024;
-    if (s > ((size_t)64 << 20))
-        s = (size_t)64 << 20;
+    if (s > ((size_t)4 << 20)) /* beyond L2 sizes there is nothing to gain */
+        s = (size_t)4 << 20;
     s &= ~(size_t)63;
     ctx->seg_bytes = s;
     ctx->win_bytes = WIN_BYTES_DEFAULT < s ? s : WIN_BYTES_DEFAULT / s * s;
     /* A medium prime p has about 8*seg_bytes/p multiples per segment; beyond ~1 per segment
      * the per-segment visit costs more than a per-window division. */
     ctx->big_min = (uint64_t)8 * s;
+    if (ctx->big_min > ((uint64_t)8 << 20)) /* bounds the medium state: π(8M) * 16 B = 8.6 MB */
+        ctx->big_min = (uint64_t)8 << 20;
+    /* a full wheel cycle (p bytes) fits a segment several times */
+    ctx->small_max = s / 4;
+    long l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE);
+    ctx->l1_bytes = l1 >= 16384 && (size_t)l1 < s ? (size_t)l1 : s;
+    ctx->tiny_max = ctx->l1_bytes / 4;
+    ctx->hybrid = true;
     return ctx;
 }
 
@@ -96,6 +119,11 @@ void sieve_ctx_destroy(sieve_ctx *ctx)
     free(ctx->buf);
     free(ctx->sp);
     free(ctx);
+}
+
+void sieve_ctx_set_hybrid(sieve_ctx *ctx, bool allow)
+{
+    ctx->hybrid = allow;
 }
 
 static int ensure_buf(sieve_ctx *ctx, size_t bytes)
@@ -155,6 +183,61 @@ static inline uint64_t cross(uint8_t *buf, uint64_t off, uint64_t end, uint64_t 
     }
     *wi = i;
     return off;
+}
+
+/* Small primes (many multiples per segment): the technique of primesieve's EratSmall. The 8
+ * multiples p*(30j + M[i]) of one wheel cycle lie at bytes base + q*M[i] + floor(r*M[i]/30),
+ * base advancing by p bytes per cycle; with r fixed (one switch case per residue) the 8 masks
+ * are constants and the offsets loop-invariant, so a cycle is 8 and-to-memory instructions. */
+#define SM_OFF(R, i) (q * WHEEL_M(i) + (uint64_t)(WHEEL_M(R) * WHEEL_M(i)) / 30)
+#define SM_MASK(R, i) ((uint8_t) ~(1u << WHEEL_BIT((WHEEL_M(R) * WHEEL_M(i)) % 30)))
+#define SM_CASE(R)                                                                                 \
+    case R: {                                                                                      \
+        const uint64_t o[8] = {SM_OFF(R, 0), SM_OFF(R, 1), SM_OFF(R, 2), SM_OFF(R, 3),            \
+                               SM_OFF(R, 4), SM_OFF(R, 5), SM_OFF(R, 6), SM_OFF(R, 7)};           \
+        uint64_t base = sp->off - o[i];                                                            \
+        for (; i < 8; i++) { /* finish the current cycle */                                        \
+            if (base + o[i] >= end)                                                                \
+                goto save_##R;                                                                     \
+            buf[base + o[i]] &= wheel_steps[R][i].mask;                                            \
+        }                                                                                          \
+        base += p;                                                                                 \
+        for (; base + o[7] < end; base += p) {                                                     \
+            uint8_t *c = buf + base;                                                               \
+            c[o[0]] &= SM_MASK(R, 0);                                                              \
+            c[o[1]] &= SM_MASK(R, 1);                                                              \
+            c[o[2]] &= SM_MASK(R, 2);                                                              \
+            c[o[3]] &= SM_MASK(R, 3);                                                              \
+            c[o[4]] &= SM_MASK(R, 4);                                                              \
+            c[o[5]] &= SM_MASK(R, 5);                                                              \
+            c[o[6]] &= SM_MASK(R, 6);                                                              \
+            c[o[7]] &= SM_MASK(R, 7);                                                              \
+        }                                                                                          \
+        for (i = 0; base + o[i] < end; i++) /* o[7] >= end: stops by i = 7 */                      \
+            buf[base + o[i]] &= wheel_steps[R][i].mask;                                            \
+    save_##R:                                                                                      \
+        sp->off = base + o[i];                                                                     \
+        sp->wi = (uint8_t)i;                                                                       \
+        return;                                                                                    \
+    }
+
+/* Cross off the multiples of a small prime in buf[... end); the prime's next multiple is >= the
+ * segment start (it was left there by the previous segment). */
+static inline void cross_small(uint8_t *buf, uint64_t end, struct sprime *sp)
+{
+    const uint64_t q = sp->q;
+    const uint64_t p = 30 * q + wheel_residue[sp->ri];
+    unsigned i = sp->wi;
+    switch (sp->ri) {
+        SM_CASE(0)
+        SM_CASE(1)
+        SM_CASE(2)
+        SM_CASE(3)
+        SM_CASE(4)
+        SM_CASE(5)
+        SM_CASE(6)
+        SM_CASE(7)
+    }
 }
 
 /* Walks the primes of the shared table 64 bits at a time. */
@@ -225,6 +308,8 @@ static int load_sprimes(sieve_ctx *ctx, const struct stable *t, struct job *jb, 
 {
     uint64_t last = sq < ctx->big_min ? sq : ctx->big_min;
     ctx->sp_n = 0;
+    ctx->sp_small = 0;
+    ctx->sp_tiny = 0;
     if (last <= PRESIEVE_LAST_PRIME)
         return 0;
     struct piter it;
@@ -249,16 +334,23 @@ static int load_sprimes(sieve_ctx *ctx, const struct stable *t, struct job *jb, 
         s->q = (uint32_t)(p / 30);
         s->ri = (uint8_t)wheel_bit_of[p % 30];
         s->wi = (uint8_t)wi;
+        if (p < ctx->small_max)
+            ctx->sp_small = ctx->sp_n;
+        if (p < ctx->tiny_max)
+            ctx->sp_tiny = ctx->sp_n;
     }
     return 0;
 }
 
 /* Cross off every big prime in (big_min, isqrt(whi)] in the window buffer [0, wlen) whose first
  * number is W0 and last whi. */
-static int sieve_big(sieve_ctx *ctx, const struct stable *t, uint64_t W0, uint64_t whi,
-                     size_t wlen, const atomic_int *cancel)
+__attribute__((noinline)) static int sieve_big(sieve_ctx *ctx, const struct stable *t,
+                                               uint64_t W0, uint64_t whi, uint64_t sq, size_t wlen,
+                                               const atomic_int *cancel)
 {
-    uint64_t sq = isqrt64(whi);
+    uint64_t wsq = isqrt64(whi);
+    if (sq > wsq)
+        sq = wsq;
     if (sq <= ctx->big_min)
         return 0;
     uint8_t *buf = ctx->buf;
@@ -319,16 +411,63 @@ static uint64_t count_window(const uint8_t *buf, size_t wlen)
     return c;
 }
 
+/* Hybrid mode: clear the survivors of a partial sieve that are not prime. */
+static int verify_window(sieve_ctx *ctx, uint64_t W0, size_t wlen, const atomic_int *cancel)
+{
+    uint8_t *buf = ctx->buf;
+    for (size_t w = 0; w < wlen; w++) {
+        if ((w & 4095) == 0 && cancelled(cancel))
+            return -ECANCELED;
+        for (unsigned bits = buf[w]; bits; bits &= bits - 1) {
+            unsigned b = (unsigned)__builtin_ctz(bits);
+            if (!primality_is_prime(W0 + 30 * (uint64_t)w + wheel_residue[b]))
+                buf[w] &= (uint8_t) ~(1u << b);
+        }
+    }
+    return 0;
+}
+
+/* Medium primes: a few multiples per segment each, generic wheel stepping. */
+__attribute__((noinline)) static void sieve_medium(sieve_ctx *ctx, uint64_t end)
+{
+    uint8_t *buf = ctx->buf;
+    for (size_t k = ctx->sp_small; k < ctx->sp_n; k++) {
+        struct sprime *p = &ctx->sp[k];
+        unsigned wi = p->wi;
+        p->off = cross(buf, p->off, end, p->q, p->ri, &wi);
+        p->wi = (uint8_t)wi;
+    }
+}
+
 /* The engine: sieve bytes [0, nbytes) from B window by window and hand each window on. */
 static int run(sieve_ctx *ctx, struct job *jb)
 {
     uint64_t last_num = jb->mode == MODE_BITMAP ? jb->B + 30 * jb->nbytes - 1 : jb->hi;
     uint64_t sq = isqrt64(last_num);
+    /* Hybrid: a window narrow next to π(√hi) costs more in sieving-prime setup (one division
+     * per prime up to √hi) than proving its few survivors. Then sieve only by the primes up to
+     * HYBRID_LIMIT and let Miller–Rabin decide the rest. Measured here: the hybrid costs ~37 ns
+     * per number, the full sieve ~3.5 ns per sieving prime (setup) + ~3 ns per number, so they
+     * break even near width = π(√hi)/10 (2e7 near 2^64, 5e6 at 1e18); [2^64-1e6, 2^64-1] takes
+     * 0.04 s instead of 0.75 s. */
+    bool verify = false;
+    if (jb->mode != MODE_BITMAP && ctx->hybrid && sq > HYBRID_LIMIT &&
+        (double)(jb->hi - jb->lo) < (double)sq / log((double)sq) / 10) {
+        verify = true;
+        sq = HYBRID_LIMIT;
+    }
     const struct stable *t = stable_acquire(sq);
     if (!t)
         return -ENOMEM;
     bool big = sq > ctx->big_min;
     size_t wbytes = big ? ctx->win_bytes : ctx->seg_bytes;
+    if (big) {
+        /* equal windows: each costs one setup pass over the big primes, so 1e9 numbers (33 MB)
+         * take 2 windows of 16.7 MB rather than 16 + 16 + 1.3 */
+        uint64_t nwin = (jb->nbytes + wbytes - 1) / wbytes;
+        uint64_t per = (jb->nbytes + nwin - 1) / nwin;
+        wbytes = (size_t)((per + ctx->seg_bytes - 1) / ctx->seg_bytes * ctx->seg_bytes);
+    }
     if (wbytes > jb->nbytes)
         wbytes = (size_t)((jb->nbytes + 63) & ~(uint64_t)63);
     int rc = ensure_buf(ctx, wbytes);
@@ -348,12 +487,16 @@ static int run(sieve_ctx *ctx, struct job *jb)
             size_t slen = wlen - s < S ? wlen - s : S;
             presieve_fill(buf + s, byte0 + wstart + s, slen);
             uint64_t end = s + slen;
-            for (size_t k = 0; k < ctx->sp_n; k++) {
-                struct sprime *p = &ctx->sp[k];
-                unsigned wi = p->wi;
-                p->off = cross(buf, p->off, end, p->q, p->ri, &wi);
-                p->wi = (uint8_t)wi;
+            /* The smallest primes hit so often that they run in L1-sized pieces (the way
+             * primesieve's EratSmall does); the rest of the small ones sweep the segment. */
+            for (size_t sub = s; sub < end; sub += ctx->l1_bytes) {
+                uint64_t subend = end - sub < ctx->l1_bytes ? end : sub + ctx->l1_bytes;
+                for (size_t k = 0; k < ctx->sp_tiny; k++)
+                    cross_small(buf, subend, &ctx->sp[k]);
             }
+            for (size_t k = ctx->sp_tiny; k < ctx->sp_small; k++)
+                cross_small(buf, end, &ctx->sp[k]);
+            sieve_medium(ctx, end);
             jb->segments++;
         }
         for (size_t k = 0; k < ctx->sp_n; k++)
@@ -361,7 +504,9 @@ static int run(sieve_ctx *ctx, struct job *jb)
 
         uint64_t W0 = jb->B + 30 * wstart;
         uint64_t whi = (last_num - W0) / 30 < wlen ? last_num : W0 + 30 * (uint64_t)wlen - 1;
-        if (big && (rc = sieve_big(ctx, t, W0, whi, wlen, jb->cancel)) != 0)
+        if (big && (rc = sieve_big(ctx, t, W0, whi, sq, wlen, jb->cancel)) != 0)
+            return rc;
+        if (verify && (rc = verify_window(ctx, W0, wlen, jb->cancel)) != 0)
             return rc;
 
         if (jb->mode == MODE_BITMAP) {
@@ -389,8 +534,10 @@ static int run(sieve_ctx *ctx, struct job *jb)
     return 0;
 }
 
-static void flush_stats(const struct job *jb, uint64_t numbers, uint64_t emitted)
+/* numbers = hi - lo + 1, which wraps to 0 for [0, 2^64-1]: callers pass hi - lo and we saturate. */
+static void flush_stats(const struct job *jb, uint64_t width_minus_1, uint64_t emitted)
 {
+    uint64_t numbers = width_minus_1 == UINT64_MAX ? UINT64_MAX : width_minus_1 + 1;
     atomic_fetch_add_explicit(&g_numbers, numbers, memory_order_relaxed);
     atomic_fetch_add_explicit(&g_segments, jb->segments, memory_order_relaxed);
     if (emitted)
@@ -426,7 +573,7 @@ int sieve_count(sieve_ctx *ctx, uint64_t lo, uint64_t hi, uint64_t *count,
     struct job jb = {.mode = MODE_COUNT, .cancel = cancel};
     job_range(&jb, lo, hi);
     int rc = run(ctx, &jb);
-    flush_stats(&jb, hi - lo + 1, 0);
+    flush_stats(&jb, hi - lo, 0);
     if (rc)
         return rc;
     *count = jb.count + tiny_primes(lo, hi, tiny);
@@ -453,7 +600,7 @@ int sieve_foreach(sieve_ctx *ctx, uint64_t lo, uint64_t hi, sieve_emit_fn emit, 
     if (rc == 0)
         rc = flush_batch(&jb);
 out:
-    flush_stats(&jb, hi - lo + 1, jb.count);
+    flush_stats(&jb, hi - lo, jb.count);
     return rc;
 }
 
@@ -463,24 +610,27 @@ int sieve_bitmap(sieve_ctx *ctx, uint64_t byte_lo, size_t nbytes, uint8_t *out)
         return 0;
     struct job jb = {.mode = MODE_BITMAP, .B = 30 * byte_lo, .nbytes = nbytes, .out = out};
     int rc = run(ctx, &jb);
-    flush_stats(&jb, 30 * (uint64_t)nbytes, 0);
+    flush_stats(&jb, 30 * (uint64_t)nbytes - 1, 0);
     return rc;
 }
 
 uint64_t sieve_chunk_width(uint64_t lo, uint64_t hi)
 {
+    /* Mirrors run(): with big primes every window costs a pass over all of them (~0.2 s at
+     * 1e18, ~0.85 s near 2^64), so a chunk is one full window (16 MiB = 5e8 numbers) and never
+     * less. Without them, per-chunk setup is a few thousand divisions: chunks of width/8, kept
+     * within [1e8, 1e9] so that 2+ threads share the work and cancellation stays prompt. */
     size_t seg = default_seg_bytes();
-    /* Same decision as run(): with big primes a chunk should hold whole windows. */
-    uint64_t unit = isqrt64(hi) > (uint64_t)8 * seg ? (uint64_t)30 * (WIN_BYTES_DEFAULT / seg * seg)
-                                                    : (uint64_t)30 * seg;
-    uint64_t width = lo > hi ? 0 : hi - lo;
-    uint64_t w = width / 8; /* 8 chunks or more: 2 threads stay busy, cancellation is prompt */
+    uint64_t win = (uint64_t)30 * (WIN_BYTES_DEFAULT / seg * seg);
+    if (isqrt64(hi) > (uint64_t)8 * seg)
+        return win;
+    uint64_t unit = (uint64_t)30 * seg;
+    uint64_t w = (lo > hi ? 0 : hi - lo) / 8;
     if (w < 100000000)
         w = 100000000;
     if (w > 1000000000)
         w = 1000000000;
-    w = (w + unit - 1) / unit * unit;
-    return w;
+    return (w + unit - 1) / unit * unit;
 }
 
 void sieve_stats_get(struct sieve_stats *out)

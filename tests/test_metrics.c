@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check_main.h"
 #include "primed/metrics.h"
@@ -232,11 +233,11 @@ static void weird_collector(void *arg, struct metrics_writer *w)
 {
     int *calls = arg;
     (*calls)++;
-    metrics_write_family(w, "primed_test_gauge", "gauge", "back\\slash and\nnewline");
-    metrics_write_sample(w, "primed_test_gauge", "kind=\"a\\\"b\"", 0.1);
-    metrics_write_sample(w, "primed_test_gauge", "kind=\"inf\"", INFINITY);
-    metrics_write_sample(w, "primed_test_gauge", "kind=\"neg\"", -2.5e-7);
-    metrics_write_sample_u64(w, "primed_test_gauge", "kind=\"max\"", UINT64_MAX);
+    metrics_write_family(w, "primed_test_value", "gauge", "back\\slash and\nnewline");
+    metrics_write_sample(w, "primed_test_value", "kind=\"a\\\"b\"", 0.1);
+    metrics_write_sample(w, "primed_test_value", "kind=\"inf\"", INFINITY);
+    metrics_write_sample(w, "primed_test_value", "kind=\"neg\"", -2.5e-7);
+    metrics_write_sample_u64(w, "primed_test_value", "kind=\"max\"", UINT64_MAX);
 }
 
 START_TEST(collectors_are_called_per_render_and_help_is_escaped)
@@ -246,17 +247,17 @@ START_TEST(collectors_are_called_per_render_and_help_is_escaped)
     char *t = render();
     ck_assert_int_eq(calls, 1);
     ck_assert_int_eq(
-        count_lines_starting(t, "# HELP primed_test_gauge back\\\\slash and\\nnewline\n"), 1);
-    ck_assert_int_eq(count_lines_starting(t, "primed_test_gauge{kind=\"a\\\"b\"} 0.1\n"), 1);
-    ck_assert_int_eq(count_lines_starting(t, "primed_test_gauge{kind=\"inf\"} +Inf\n"), 1);
-    ck_assert_double_eq(sample(t, "primed_test_gauge{kind=\"neg\"}"), -2.5e-7);
+        count_lines_starting(t, "# HELP primed_test_value back\\\\slash and\\nnewline\n"), 1);
+    ck_assert_int_eq(count_lines_starting(t, "primed_test_value{kind=\"a\\\"b\"} 0.1\n"), 1);
+    ck_assert_int_eq(count_lines_starting(t, "primed_test_value{kind=\"inf\"} +Inf\n"), 1);
+    ck_assert_double_eq(sample(t, "primed_test_value{kind=\"neg\"}"), -2.5e-7);
     ck_assert_int_eq(
-        count_lines_starting(t, "primed_test_gauge{kind=\"max\"} 18446744073709551615\n"), 1);
+        count_lines_starting(t, "primed_test_value{kind=\"max\"} 18446744073709551615\n"), 1);
     free(t);
     metrics_unregister_collector(weird_collector, &calls);
     t = render();
     ck_assert_int_eq(calls, 1);
-    ck_assert_int_eq(count_lines_starting(t, "# TYPE primed_test_gauge"), 0);
+    ck_assert_int_eq(count_lines_starting(t, "# TYPE primed_test_value"), 0);
     free(t);
 }
 END_TEST
@@ -321,6 +322,31 @@ START_TEST(concurrent_observations_sum_exactly)
 }
 END_TEST
 
+START_TEST(promtool_accepts_a_render_with_every_kind_of_series)
+{
+    /* An oracle we did not write: Prometheus' own linter (scripts/install-deps.sh installs it). */
+    int calls = 0;
+    ck_assert_int_eq(metrics_register_collector(weird_collector, &calls), 0);
+    for (int h = 0; h < MH__COUNT; h++)
+        metrics_observe_request((enum metrics_handler)h, h % 2 ? "GET" : "PUT", 200 + h, h * 0.37,
+                                (uint64_t)h);
+    metrics_connections_add(1);
+    char *t = render();
+    char path[] = "/tmp/primed-metrics-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    FILE *f = fdopen(fd, "w");
+    ck_assert_int_eq(fputs(t, f) >= 0, 1);
+    fclose(f);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "promtool check metrics < %s", path);
+    int rc = system(cmd);
+    unlink(path);
+    free(t);
+    ck_assert_msg(rc == 0, "promtool check metrics failed (%d)", rc);
+}
+END_TEST
+
 static Suite *metrics_suite(void)
 {
     Suite *s = suite_create("metrics");
@@ -331,6 +357,7 @@ static Suite *metrics_suite(void)
     tcase_add_test(tc, collectors_are_called_per_render_and_help_is_escaped);
     tcase_add_test(tc, at_most_sixteen_collectors);
     tcase_add_test(tc, concurrent_observations_sum_exactly);
+    tcase_add_test(tc, promtool_accepts_a_render_with_every_kind_of_series);
     suite_add_tcase(s, tc);
     return s;
 }

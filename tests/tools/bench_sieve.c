@@ -1,0 +1,65 @@
+/* bench_sieve.c — one single-threaded sieve job per process, for scripts/bench.sh.
+ *
+ *   bench_sieve count LO HI     prints π-count of [LO, HI]
+ *   bench_sieve nth K           prints the K-th prime
+ * then, on stderr, the wall time of the job and the peak RSS of the process. The script times
+ * whole processes (like it times primesieve), so the table build is included, as it is for
+ * primesieve's generation of its sieving primes. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "primed/sieve.h"
+
+static uint64_t arg_u64(const char *s)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 0);
+    if (errno || *end) {
+        fprintf(stderr, "bench_sieve: bad number %s\n", s);
+        exit(2);
+    }
+    return v;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: bench_sieve count LO HI | nth K\n");
+        return 2;
+    }
+    /* BENCH_SEGMENT_BYTES: tune the segment size without rebuilding */
+    const char *seg = getenv("BENCH_SEGMENT_BYTES");
+    sieve_ctx *ctx = sieve_ctx_create(seg ? (size_t)arg_u64(seg) : 0);
+    if (!ctx)
+        return 1;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    uint64_t r = 0;
+    int rc;
+    if (strcmp(argv[1], "count") == 0 && argc == 4)
+        rc = sieve_count(ctx, arg_u64(argv[2]), arg_u64(argv[3]), &r, NULL);
+    else if (strcmp(argv[1], "nth") == 0)
+        rc = sieve_nth(ctx, arg_u64(argv[2]), &r, NULL);
+    else
+        rc = -EINVAL;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (rc) {
+        fprintf(stderr, "bench_sieve: error %d\n", rc);
+        return 1;
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("%" PRIu64 "\n", r);
+    fprintf(stderr, "seconds %.3f maxrss_kb %ld\n",
+            (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+            ru.ru_maxrss);
+    sieve_ctx_destroy(ctx);
+    sieve_shutdown();
+    return 0;
+}
