@@ -148,11 +148,14 @@ if rc != 0:
     print(srv.log_text(2000))
 
 # ---- out of file descriptors ----
-# Measured (docs/reliability.md): once the fd limit (or --max-connections) is reached, connections
-# whose clients have gone away are reclaimed only by the idle timeout, not when the client closes
-# (below the limit they go at once). So recovery is asserted within --connection-timeout + 3 s;
-# PRIMED_TEST_KNOWN_BUGS=1 asserts the intended "within 2 s".
+# Measured (docs/reliability.md, finding 3): once accept() fails with EMFILE, one of
+# libmicrohttpd's pool threads may spin on epoll_wait/accept4 (~32k EMFILE/s, 40-75 % of a core)
+# and connections whose clients have gone are then reclaimed only by the idle timeout. It happens
+# in about half the runs, so without PRIMED_TEST_KNOWN_BUGS=1 this asserts what always holds
+# (alive, refuses while full, back within --connection-timeout + 3 s, exit 0) and prints the CPU;
+# with it, also "CPU < 10 % while full" and "back within 2 s".
 IDLE = 5
+KNOWN = os.environ.get("PRIMED_TEST_KNOWN_BUGS") == "1"
 def limit_fds():
     resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
 srv = Server(["--workers", "2", "--connection-timeout", str(IDLE), "--log-level", "error"], preexec=limit_fds)
@@ -171,9 +174,9 @@ for i in range(120):
 time.sleep(0.5)
 fds_server = len(os.listdir("/proc/%d/fd" % srv.proc.pid))
 c0 = cpu_seconds(srv.proc.pid); t0 = time.time()
-starved = not healthz_ok(srv.port, timeout=1)
-time.sleep(1.0)
+time.sleep(2.0)
 cpu_share = (cpu_seconds(srv.proc.pid) - c0) / (time.time() - t0)
+starved = not healthz_ok(srv.port, timeout=1)
 for s in held: s.close()
 recovered, t_rec = False, time.time()
 while time.time() - t_rec < IDLE + 3 * SLOW:
@@ -184,9 +187,11 @@ while time.time() - t_rec < IDLE + 3 * SLOW:
 rec_s = time.time() - t_rec
 alive = srv.alive()
 rc = srv.stop(timeout=30)
-bound = 2.0 if os.environ.get("PRIMED_TEST_KNOWN_BUGS") == "1" else IDLE + 3 * SLOW
-# cpu_share < 0.5: a listen socket that cannot be accepted must not spin a core
-report("fd_exhaustion_recovers", alive and recovered and rec_s <= bound and rc == 0 and cpu_share < 0.5,
+bound = 2.0 if KNOWN else IDLE + 3 * SLOW
+ok = alive and starved and recovered and rec_s <= bound and rc == 0
+if KNOWN:
+    ok = ok and cpu_share < 0.10
+report("fd_exhaustion_recovers", ok,
        "%d clients connected, server at %d/64 fds, healthz %s while full, CPU %.0f%% while full, "
        "healthz back %.1f s after the clients closed (bound %.0f s), exit %s"
        % (len(held), fds_server, "refused" if starved else "still served", 100 * cpu_share,
