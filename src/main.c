@@ -125,9 +125,12 @@ int main(int argc, char *argv[])
     }
     rc = 0;
 
-    server_destroy(srv);
+    /* Reverse order of construction, except that the pool (whose last jobs may still reference
+     * requests and the server) is joined between stopping the server and freeing it. */
+    server_stop(srv);
 out_pool:
     pool_destroy(pool);
+    server_destroy(srv);
 out_metrics:
     profiling_shutdown();
     metrics_fini();

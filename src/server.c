@@ -777,12 +777,19 @@ void server_cancel_all(struct server *s)
     pthread_mutex_unlock(&s->mu);
 }
 
-void server_destroy(struct server *s)
+void server_stop(struct server *s)
 {
     if (!s) return;
     if (s->debug.d) MHD_stop_daemon(s->debug.d);
     if (s->main.d) MHD_stop_daemon(s->main.d);
+    s->debug.d = s->main.d = NULL;
     metrics_unregister_collector(collect, s);
+}
+
+void server_destroy(struct server *s)
+{
+    if (!s) return;
+    server_stop(s);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }

@@ -3,6 +3,8 @@
  * memory budget refuses a stream that does not fit, and /healthz keeps answering throughout. */
 #include <check.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,14 +18,21 @@
 struct call {
     int port;
     const char *path;
-    struct http_result r;
+    struct http_result r; /* valid once done is set (release/acquire) */
+    atomic_int done;
 };
 
 static void *do_get(void *arg)
 {
     struct call *c = arg;
     http_get(c->port, c->path, &c->r);
+    atomic_store_explicit(&c->done, 1, memory_order_release);
     return NULL;
+}
+
+static bool overloaded(struct call *c)
+{
+    return atomic_load_explicit(&c->done, memory_order_acquire) && c->r.status == 503;
 }
 
 START_TEST(full_queue_returns_503_overloaded_with_retry_after)
@@ -49,15 +58,15 @@ START_TEST(full_queue_returns_503_overloaded_with_retry_after)
         }
     }
     /* 1 running + 1 queued; the other 4 must be refused quickly, long before any count ends. */
-    int overloaded = 0;
-    for (int i = 0; i < 3000 && overloaded < N - 2; i++) {
-        overloaded = 0;
-        for (int k = 0; k < N; k++) overloaded += c[k].r.status == 503;
+    int n503 = 0;
+    for (int i = 0; i < 3000 && n503 < N - 2; i++) {
+        n503 = 0;
+        for (int k = 0; k < N; k++) n503 += overloaded(&c[k]);
         usleep(10000);
     }
-    ck_assert_int_eq(overloaded, N - 2);
+    ck_assert_int_eq(n503, N - 2);
     for (int k = 0; k < N; k++) {
-        if (c[k].r.status != 503) continue;
+        if (!overloaded(&c[k])) continue;
         ck_assert_ptr_nonnull(strstr(c[k].r.body, "\"code\":\"overloaded\""));
         char ra[16];
         ck_assert_int_eq(http_header_value(&c[k].r, "Retry-After", ra, sizeof ra), 0);
