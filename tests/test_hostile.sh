@@ -274,10 +274,10 @@ if os.environ.get("PRIMED_TEST_KNOWN_BUGS") == "1":
         ("percent-encoded NUL then junk", get("/v1/isprime?n=7%00junk"), err(400, "bad_parameter")),
     ]
 
-def run_case(data, check):
+def run_case(data, check, port=None):
     t0 = time.time()
     try:
-        s = connect(P, timeout=CONN_TIMEOUT + 8)
+        s = connect(port or P, timeout=CONN_TIMEOUT + 8)
         try:
             s.sendall(data)
         except (BrokenPipeError, ConnectionResetError):
@@ -340,6 +340,40 @@ if srv.alive():
 rc = srv.stop(signal.SIGTERM, timeout=15)
 rows.append(("SIGTERM at the end", "exit %s" % rc, "", "ok" if rc == 0 else "FAIL"))
 failures += rc != 0
+
+# Overload and deadline on a second, tiny server: one worker, a queue of one, 300 ms deadline.
+# (--max-count-range is unlimited by default.)
+# Six counts of 10^12 numbers at once: one runs (504 at the deadline), one waits (504 too), the
+# rest find the queue full (503 overloaded + Retry-After). All JSON errors; /healthz unaffected.
+import threading
+srv2 = Server(["--workers", "1", "--queue-capacity", "1", "--request-timeout-ms", "300",
+               "--log-level", "error"])
+outs = [None] * 6
+def heavy(i):
+    outs[i] = run_case(get("/v1/count?from=%d&to=%d" % (i * 10**12, (i + 1) * 10**12)),
+                       lambda o: (True, o), port=srv2.port)[0][1]
+ths = [threading.Thread(target=heavy, args=(i,)) for i in range(6)]
+for t in ths: t.start()
+for t in ths: t.join(timeout=30)
+alive = healthz_ok(srv2.port)
+got = {}
+good = alive
+for o in outs:
+    if isinstance(o, Closed) or o is None:
+        good = False
+        continue
+    ok503, _ = err(503, "overloaded")(o)
+    ok504, _ = err(504, "deadline_exceeded")(o)
+    key = "503" if ok503 else "504" if ok504 else describe(o)
+    got[key] = got.get(key, 0) + 1
+    good = good and (ok503 or ok504)
+good = good and got.get("503", 0) >= 1 and got.get("504", 0) >= 1
+rows.append(("6 counts vs 1 worker + queue of 1", ", ".join("%s×%d" % kv for kv in sorted(got.items()))
+             + ("" if alive else "; /healthz DOWN"), "", "ok" if good else "FAIL"))
+failures += not good
+rc2 = srv2.stop(signal.SIGTERM, timeout=15)
+rows.append(("SIGTERM after overload", "exit %s" % rc2, "", "ok" if rc2 == 0 else "FAIL"))
+failures += rc2 != 0
 
 w = max(len(r[0]) for r in rows)
 print("%-*s  %-44s %6s  %s" % (w, "case", "answered", "secs", "verdict"))
