@@ -6,7 +6,8 @@
 #   2. SIGTERM under load: 50 requests of varying size in flight; every one must complete with a
 #      full, valid response (counts checked against the primecount CLI), and the exit code is 0.
 #   3. Out of file descriptors: primed under RLIMIT_NOFILE=64 and 120 client connections; it
-#      must stay up without spinning, and answer /healthz again once the clients go away.
+#      must stay up, refuse while full and answer /healthz again once the clients go away.
+# PRIMED_TEST_KNOWN_BUGS=1 adds the checks that fail today (docs/reliability.md, "Findings").
 # Under the asan build every exit also proves "no leak" (LSan exit code 23 otherwise).
 set -uo pipefail
 cd "$(dirname "$0")/.."
