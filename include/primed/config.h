@@ -52,7 +52,7 @@ struct primed_config {
     /* API limits */
     uint64_t max_list_range;           /* widest /v1/primes range (hi-lo), default 1e12 */
     uint64_t max_count_range;          /* widest /v1/count range, default 2^64-1 (no limit) */
-    uint64_t max_nth;                  /* largest k for /v1/nth, default 1e11 */
+    uint64_t max_nth;                  /* largest k for /v1/nth, default 1e10 */
     unsigned max_batch_queries;        /* default 1000 */
 
     /* logging and profiling */
