@@ -3,7 +3,7 @@
 # same daemon flags and I/O threads, constant JSON body), measured in the same run with
 #   wrk -t1 -c64 -d${SECONDS_PER_RUN}s http://127.0.0.1:PORT/v1/isprime?n=1000003
 # Runs (alternating, ROUNDS times): baseline, primed (isprime answered inline on the I/O thread,
-# the default), primed with PRIMED_HANDOFF_ALL=1 (isprime handed to the worker pool: suspend +
+# the default), primed with BENCH_HANDOFF_ALL=1 (isprime handed to the worker pool: suspend +
 # resume). Prints the median req/s of each and the ratios. Target: primed >= 80% of baseline.
 # 127.0.0.1 only; bounded: ROUNDS × 3 × SECONDS_PER_RUN seconds.
 set -euo pipefail
@@ -27,7 +27,7 @@ wait_file "$tmp/base.port"; base_port=$(cat "$tmp/base.port")
 "$B/primed" --listen 127.0.0.1:0 --debug-listen off --port-file "$tmp/inline.port" \
   2>/dev/null & pids+=($!)
 wait_file "$tmp/inline.port"; inline_port=$(cut -d' ' -f1 "$tmp/inline.port")
-PRIMED_HANDOFF_ALL=1 "$B/primed" --listen 127.0.0.1:0 --debug-listen off \
+BENCH_HANDOFF_ALL=1 "$B/primed" --listen 127.0.0.1:0 --debug-listen off \
   --port-file "$tmp/handoff.port" 2>/dev/null & pids+=($!)
 wait_file "$tmp/handoff.port"; handoff_port=$(cut -d' ' -f1 "$tmp/handoff.port")
 

@@ -13,30 +13,53 @@ URL_PATH=${URL_PATH:-/v1/count?from=1000000&to=2000000}
 command -v wrk >/dev/null || obs_fail "wrk not installed"
 
 obs_start P
-rps() { wrk -t1 -c8 -d"${DUR}s" "http://127.0.0.1:$P_PORT$URL_PATH" | awk '/^Requests\/sec:/{print $2}'; }
+TCK=$(getconf CLK_TCK)
+ticks() { awk '{print $14 + $15}' "/proc/$P_PID/stat"; } # server utime + stime, clock ticks
+# one wrk run → "req/s server-CPU-µs-per-request" (the CPU includes the scrapes, when running)
+rps() {
+  local t0 t1 out
+  t0=$(ticks)
+  out=$(wrk -t1 -c8 -d"${DUR}s" "http://127.0.0.1:$P_PORT$URL_PATH")
+  t1=$(ticks)
+  awk -v t="$((t1 - t0))" -v tck="$TCK" '/requests in/{n=$1} /^Requests\/sec:/{r=$2}
+    END{printf "%s %.1f\n", r, t / tck * 1e6 / n}' <<<"$out"
+}
 median() { sort -g | awk '{a[NR]=$1} END{print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-scraper() { # every 100 ms for DUR+1 s, bounded
-  local end=$((SECONDS + DUR + 1)) n=0
-  while [ $SECONDS -lt $end ] && [ $n -lt $(((DUR + 1) * 10)) ]; do
-    curl -s -o /dev/null "http://127.0.0.1:$P_PORT/metrics"; n=$((n + 1)); sleep 0.1
-  done
+scraper() { # every 100 ms for DUR+1 s over one keep-alive connection, like Prometheus does
+  # (a curl process per scrape would cost the shared CPUs more than the scrape itself)
+  python3 - "$P_PORT" "$DUR" <<'PY'
+import http.client, sys, time
+port, dur = int(sys.argv[1]), float(sys.argv[2])
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+end = time.monotonic() + dur + 1
+while time.monotonic() < end:
+    c.request("GET", "/metrics")
+    c.getresponse().read()
+    time.sleep(0.1)
+PY
 }
 
 rps >/dev/null # warm-up
-plain=(); scraped=()
+plain=(); scraped=(); cp=(); cs=()
 for r in $(seq "$RUNS"); do
-  a=$(rps)
-  scraper & sp=$!
-  b=$(rps)
-  wait $sp
-  plain+=("$a"); scraped+=("$b")
-  printf 'run %d: no scrapes %10s req/s   scrape every 100 ms %10s req/s\n' "$r" "$a" "$b"
+  if [ $((r % 2)) = 1 ]; then
+    a=$(rps); scraper & sp=$!; b=$(rps); wait $sp
+  else
+    scraper & sp=$!; b=$(rps); wait $sp; a=$(rps)
+  fi
+  plain+=("${a% *}"); scraped+=("${b% *}"); cp+=("${a#* }"); cs+=("${b#* }")
+  printf 'run %d: no scrapes %10s req/s %6s µs CPU/req   scrape every 100 ms %10s req/s %6s µs CPU/req\n' \
+    "$r" "${a% *}" "${a#* }" "${b% *}" "${b#* }"
 done
 mp=$(printf '%s\n' "${plain[@]}" | median)
 ms=$(printf '%s\n' "${scraped[@]}" | median)
+mcp=$(printf '%s\n' "${cp[@]}" | median)
+mcs=$(printf '%s\n' "${cs[@]}" | median)
 read -r t sz < <(curl -s -o /dev/null -w '%{time_total} %{size_download}\n' "http://127.0.0.1:$P_PORT/metrics")
-awk -v a="$mp" -v b="$ms" -v p="$URL_PATH" -v t="$t" -v s="$sz" 'BEGIN{
+awk -v a="$mp" -v b="$ms" -v c="$mcp" -v e="$mcs" -v p="$URL_PATH" -v t="$t" -v s="$sz" 'BEGIN{
   printf "GET %s, wrk -t1 -c8\n", p;
-  printf "median: no scrapes %.0f req/s, scraped %.0f req/s, ratio %.3f (overhead %.1f %%)\n",
+  printf "median req/s: no scrapes %.0f, scraped %.0f, ratio %.3f (overhead %.1f %%)\n",
          a, b, b / a, (1 - b / a) * 100;
+  printf "median server CPU per request: no scrapes %.1f µs, scraped %.1f µs (overhead %.1f %%)\n",
+         c, e, (e / c - 1) * 100;
   printf "one scrape: %d bytes in %.2f ms (curl time_total, idle server)\n", s, t * 1000 }'

@@ -59,9 +59,13 @@ int main(int argc, char *argv[])
     static struct primed_config cfg;
     char err[512];
     switch (config_load(&cfg, argc, argv, environ, err, sizeof err)) {
-    case CONFIG_OK: break;
-    case CONFIG_EXIT_OK: return 0;
-    default: fprintf(stderr, "primed: %s\n", err); return 2;
+    case CONFIG_OK:
+        break;
+    case CONFIG_EXIT_OK:
+        return 0;
+    default:
+        fprintf(stderr, "primed: %s\n", err);
+        return 2;
     }
     int prc = profiling_early_init(&cfg, argc, argv);
 
@@ -84,7 +88,7 @@ int main(int argc, char *argv[])
     }
 
     int rc = 1;
-    struct api_ctx api = {.cfg = &cfg, .inline_small = getenv("PRIMED_HANDOFF_ALL") == NULL};
+    struct api_ctx api = {.cfg = &cfg, .inline_small = getenv("BENCH_HANDOFF_ALL") == NULL};
     struct pool *pool = NULL;
     struct server *srv = NULL;
     if (metrics_init() != 0) {
@@ -106,14 +110,17 @@ int main(int argc, char *argv[])
     snprintf(mps, sizeof mps, "%u", mp);
     snprintf(dps, sizeof dps, "%u", dp);
     server_set_ready(srv, true);
-    log_event(LOG_INFO, "listening", "ready", "port", mps, "debug_port", cfg.debug_enabled ? dps : NULL,
-              NULL);
+    log_event(LOG_INFO, "listening", "ready", "port", mps, "debug_port",
+              cfg.debug_enabled ? dps : NULL, NULL);
 
     int sig;
     while ((sig = wait_signal(sfd, -1)) == 0) {
     }
     log_event(LOG_INFO, "draining", "signal received, draining", "signal", strsignal(sig), NULL);
     server_begin_drain(srv);
+    /* A CPU profile in flight (up to max_profile_seconds) ends now and answers with what it has,
+     * instead of holding the debug listener's thread through the drain. */
+    profiling_shutdown();
     if (!drain_wait(srv, sfd, (uint64_t)cfg.shutdown_timeout * 1000)) {
         log_event(LOG_WARN, "drain_timeout", "cancelling requests still in flight", NULL);
         server_cancel_all(srv);
@@ -122,9 +129,12 @@ int main(int argc, char *argv[])
     }
     rc = 0;
 
-    server_destroy(srv);
+    /* Reverse order of construction, except that the pool (whose last jobs may still reference
+     * requests and the server) is joined between stopping the server and freeing it. */
+    server_stop(srv);
 out_pool:
     pool_destroy(pool);
+    server_destroy(srv);
 out_metrics:
     profiling_shutdown();
     metrics_fini();

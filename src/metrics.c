@@ -58,9 +58,8 @@ static const int codes[] = {200, 400, 401, 404, 405, 406, 409, 413,
 
 /* Latency buckets (seconds): 100 µs … 30 s, roughly 1-2.5-5 per decade. The +Inf bucket is the
  * extra last slot of the per-handler bucket array. */
-static const double buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                 0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
-                                 1,      2.5,     5,      10,    30};
+static const double buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                 0.1,    0.25,    0.5,    1,     2.5,    5,     10,   30};
 #define NBUCKETS (sizeof buckets / sizeof buckets[0])
 
 /* ---- hot-path state ----------------------------------------------------------------------
@@ -94,20 +93,20 @@ static unsigned code_index(int status)
     return CODE_OTHER;
 }
 
-void metrics_observe_request(enum metrics_handler h, const char *method, int status,
-                             double seconds, uint64_t response_bytes)
+void metrics_observe_request(enum metrics_handler h, const char *method, int status, double seconds,
+                             uint64_t response_bytes)
 {
     if ((unsigned)h >= MH__COUNT) h = MH_OTHER;
     atomic_fetch_add_explicit(&req_total[h][method_index(method)][code_index(status)], 1,
                               memory_order_relaxed);
     if (!(seconds >= 0)) seconds = 0; /* also catches NaN */
     unsigned b = 0;
-    while (b < NBUCKETS && seconds > buckets[b]) b++;
+    while (b < NBUCKETS && seconds > buckets[b])
+        b++;
     atomic_fetch_add_explicit(&dur_bucket[h][b], 1, memory_order_relaxed);
     /* Nanoseconds in a u64 overflow after 584 years of summed latency. */
     double ns = seconds * 1e9;
-    atomic_fetch_add_explicit(&dur_sum_ns[h], ns < 1.8e19 ? (uint64_t)ns : 0,
-                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&dur_sum_ns[h], ns < 1.8e19 ? (uint64_t)ns : 0, memory_order_relaxed);
     atomic_fetch_add_explicit(&resp_bytes[h], response_bytes, memory_order_relaxed);
 }
 
@@ -190,7 +189,8 @@ static bool w_reserve(struct metrics_writer *w, size_t more)
     if (w->err) return false;
     if (w->len + more + 1 <= w->cap) return true;
     size_t cap = w->cap ? w->cap : WRITER_INIT;
-    while (cap < w->len + more + 1) cap *= 2;
+    while (cap < w->len + more + 1)
+        cap *= 2;
     char *nb = cap <= WRITER_MAX ? realloc(w->buf, cap) : NULL;
     if (!nb) {
         w->err = -ENOMEM;
@@ -253,9 +253,12 @@ void metrics_write_family(struct metrics_writer *w, const char *name, const char
     /* HELP text escapes backslash and newline; nothing else. */
     w_printf(w, "# HELP %s ", name);
     for (const char *p = help ? help : ""; *p; p++) {
-        if (*p == '\\') w_puts(w, "\\\\", 2);
-        else if (*p == '\n') w_puts(w, "\\n", 2);
-        else w_puts(w, p, 1);
+        if (*p == '\\')
+            w_puts(w, "\\\\", 2);
+        else if (*p == '\n')
+            w_puts(w, "\\n", 2);
+        else
+            w_puts(w, p, 1);
     }
     w_printf(w, "\n# TYPE %s %s\n", name, type);
 }
@@ -265,15 +268,19 @@ void metrics_write_sample(struct metrics_writer *w, const char *name, const char
 {
     char v[40];
     format_value(v, sizeof v, value);
-    if (labels && *labels) w_printf(w, "%s{%s} %s\n", name, labels, v);
-    else w_printf(w, "%s %s\n", name, v);
+    if (labels && *labels)
+        w_printf(w, "%s{%s} %s\n", name, labels, v);
+    else
+        w_printf(w, "%s %s\n", name, v);
 }
 
 void metrics_write_sample_u64(struct metrics_writer *w, const char *name, const char *labels,
                               uint64_t value)
 {
-    if (labels && *labels) w_printf(w, "%s{%s} %llu\n", name, labels, (unsigned long long)value);
-    else w_printf(w, "%s %llu\n", name, (unsigned long long)value);
+    if (labels && *labels)
+        w_printf(w, "%s{%s} %llu\n", name, labels, (unsigned long long)value);
+    else
+        w_printf(w, "%s %llu\n", name, (unsigned long long)value);
 }
 
 /* A label value escaped for the exposition format (\\, \", \n) into out[outlen]; truncates. */
@@ -307,8 +314,10 @@ static void collect_http(struct metrics_writer *w)
                 uint64_t v = atomic_load_explicit(&req_total[h][m][c], memory_order_relaxed);
                 if (!v) continue; /* only series that happened: at most 13×4×16, usually ~20 */
                 char code[8];
-                if (c == CODE_OTHER) snprintf(code, sizeof code, "other");
-                else snprintf(code, sizeof code, "%d", codes[c]);
+                if (c == CODE_OTHER)
+                    snprintf(code, sizeof code, "other");
+                else
+                    snprintf(code, sizeof code, "%d", codes[c]);
                 snprintf(labels, sizeof labels, "handler=\"%s\",method=\"%s\",code=\"%s\"",
                          handler_names[h], method_names[m], code);
                 metrics_write_sample_u64(w, "primed_http_requests_total", labels, v);
@@ -333,8 +342,7 @@ static void collect_http(struct metrics_writer *w)
             char le[40];
             format_value(le, sizeof le, buckets[i]);
             snprintf(labels, sizeof labels, "handler=\"%s\",le=\"%s\"", handler_names[h], le);
-            metrics_write_sample_u64(w, "primed_http_request_duration_seconds_bucket", labels,
-                                     cum);
+            metrics_write_sample_u64(w, "primed_http_request_duration_seconds_bucket", labels, cum);
         }
         snprintf(labels, sizeof labels, "handler=\"%s\",le=\"+Inf\"", handler_names[h]);
         metrics_write_sample_u64(w, "primed_http_request_duration_seconds_bucket", labels,
@@ -369,8 +377,7 @@ static void collect_sieve(struct metrics_writer *w)
     metrics_write_family(w, "primed_sieve_numbers_sieved_total", "counter",
                          "Integers covered by all ranges the sieve has processed.");
     metrics_write_sample_u64(w, "primed_sieve_numbers_sieved_total", NULL, s.numbers_sieved);
-    metrics_write_family(w, "primed_sieve_segments_total", "counter",
-                         "Sieve segments processed.");
+    metrics_write_family(w, "primed_sieve_segments_total", "counter", "Sieve segments processed.");
     metrics_write_sample_u64(w, "primed_sieve_segments_total", NULL, s.segments);
     metrics_write_family(w, "primed_sieve_primes_emitted_total", "counter",
                          "Primes handed to listing callbacks.");
@@ -422,8 +429,7 @@ static void collect_process(struct metrics_writer *w)
     metrics_write_sample_u64(w, "process_virtual_memory_bytes", NULL, ps.virtual_bytes);
     metrics_write_family(w, "process_open_fds", "gauge", "Number of open file descriptors.");
     metrics_write_sample_u64(w, "process_open_fds", NULL, ps.open_fds);
-    metrics_write_family(w, "process_max_fds", "gauge",
-                         "Maximum number of open file descriptors.");
+    metrics_write_family(w, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
     metrics_write_sample_u64(w, "process_max_fds", NULL, ps.max_fds);
     metrics_write_family(w, "process_start_time_seconds", "gauge",
                          "Start time of the process since unix epoch in seconds.");
@@ -455,7 +461,8 @@ int metrics_render(char **out, size_t *len)
     collect_process(&w);
     collect_build_info(&w);
     pthread_mutex_lock(&coll_mu);
-    for (int i = 0; i < ncollectors; i++) collectors[i].fn(collectors[i].arg, &w);
+    for (int i = 0; i < ncollectors; i++)
+        collectors[i].fn(collectors[i].arg, &w);
     pthread_mutex_unlock(&coll_mu);
     if (w.err) {
         free(w.buf);

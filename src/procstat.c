@@ -75,7 +75,10 @@ static long long read_btime(void)
 
 static long long boot_time = -1; /* written once under boot_once, then read-only */
 static pthread_once_t boot_once = PTHREAD_ONCE_INIT;
-static void boot_time_init(void) { boot_time = read_btime(); }
+static void boot_time_init(void)
+{
+    boot_time = read_btime();
+}
 
 /* Entries of /proc/self/fd, not counting the descriptor opendir() itself holds. */
 static uint64_t count_fds(void)
@@ -104,11 +107,13 @@ int procstat_read(struct procstat *out)
     unsigned long long f[24] = {0}; /* f[k] = field k+3, up to field 26 */
     int field = 3;
     while (*p && field <= 26) {
-        while (*p == ' ') p++;
+        while (*p == ' ')
+            p++;
         if (!*p) break;
         char *end;
         if (field == 3) { /* state: a letter */
-            while (*p && *p != ' ') p++;
+            while (*p && *p != ' ')
+                p++;
         } else {
             f[field - 3] = strtoull(p, &end, 10);
             if (end == p) return -EINVAL;

@@ -72,10 +72,14 @@ static const struct {
     const char *path;
     enum endpoint ep;
 } routes[] = {
-    {"/debug/pprof/", EP_INDEX},        {"/debug/pprof", EP_INDEX},
-    {"/debug/heap", EP_HEAP},           {"/debug/pprof/heap", EP_HEAP},
-    {"/debug/pprof/profile", EP_PROFILE}, {"/debug/pprof/symbol", EP_SYMBOL},
-    {"/symbolz", EP_SYMBOL},            {"/debug/pprof/cmdline", EP_CMDLINE},
+    {"/debug/pprof/", EP_INDEX},
+    {"/debug/pprof", EP_INDEX},
+    {"/debug/heap", EP_HEAP},
+    {"/debug/pprof/heap", EP_HEAP},
+    {"/debug/pprof/profile", EP_PROFILE},
+    {"/debug/pprof/symbol", EP_SYMBOL},
+    {"/symbolz", EP_SYMBOL},
+    {"/debug/pprof/cmdline", EP_CMDLINE},
     {"/debug/stats", EP_STATS},
 };
 
@@ -86,7 +90,10 @@ static enum endpoint route(const char *path)
     return EP_NONE;
 }
 
-static bool is_get(const char *m) { return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0; }
+static bool is_get(const char *m)
+{
+    return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
+}
 
 #if PRIMED_TCMALLOC
 
@@ -99,7 +106,7 @@ static bool is_get(const char *m) { return strcmp(m, "GET") == 0 || strcmp(m, "H
 struct sym {
     uint64_t start; /* link-time address (st_value) */
     uint64_t size;
-    uint32_t name;  /* offset into the string table */
+    uint32_t name; /* offset into the string table */
 };
 
 /* Guarded by sym_mu; loaded on first use, dropped by profiling_shutdown. */
@@ -112,7 +119,7 @@ static struct {
     size_t strtab_len;
     struct sym *syms; /* sorted by start; owned */
     size_t nsyms;
-    uint64_t bias; /* run-time minus link-time address of the executable */
+    uint64_t bias;   /* run-time minus link-time address of the executable */
     uint64_t lo, hi; /* run-time range of the executable's loaded segments */
 } st;
 
@@ -219,8 +226,10 @@ static const char *symbolize(uint64_t addr)
         size_t lo = 0, hi = st.nsyms; /* find the last start <= rel */
         while (lo < hi) {
             size_t mid = lo + (hi - lo) / 2;
-            if (st.syms[mid].start <= rel) lo = mid + 1;
-            else hi = mid;
+            if (st.syms[mid].start <= rel)
+                lo = mid + 1;
+            else
+                hi = mid;
         }
         if (lo > 0) {
             const struct sym *s = &st.syms[lo - 1];
@@ -235,8 +244,9 @@ static const char *symbolize(uint64_t addr)
 }
 
 /* POST body "0xaddr+0xaddr+…" (also accepts whitespace/commas) → "0xaddr\tname\n" lines for
- * the addresses we can name. The output is bounded by the body (≤ max_body_bytes) times a
- * name length. */
+ * the addresses we can name. pprof sends each distinct PC of a profile once (a few thousand);
+ * SYMBOL_MAX_ADDRS bounds the answer whatever the body holds. */
+#define SYMBOL_MAX_ADDRS 65536
 static int serve_symbol_post(const struct http_request *req, struct http_response *resp)
 {
     size_t cap = 4096, len = 0;
@@ -245,15 +255,16 @@ static int serve_symbol_post(const struct http_request *req, struct http_respons
     pthread_mutex_lock(&sym_mu);
     if (!st.loaded) symtab_load();
     const char *p = req->body ? req->body : "", *end = p + (req->body ? req->body_len : 0);
-    while (p < end) {
-        while (p < end && (*p == '+' || *p == ' ' || *p == '\n' || *p == '\r' || *p == '\t' ||
-                           *p == ','))
+    unsigned naddrs = 0;
+    while (p < end && naddrs < SYMBOL_MAX_ADDRS) {
+        while (p < end &&
+               (*p == '+' || *p == ' ' || *p == '\n' || *p == '\r' || *p == '\t' || *p == ','))
             p++;
         if (p >= end) break;
         char tok[24];
         size_t tl = 0;
-        while (p < end && !(*p == '+' || *p == ' ' || *p == '\n' || *p == '\r' || *p == '\t' ||
-                            *p == ',')) {
+        while (p < end &&
+               !(*p == '+' || *p == ' ' || *p == '\n' || *p == '\r' || *p == '\t' || *p == ',')) {
             if (tl + 1 < sizeof tok) tok[tl] = *p;
             tl++;
             p++;
@@ -263,12 +274,14 @@ static int serve_symbol_post(const struct http_request *req, struct http_respons
         char *e;
         errno = 0;
         unsigned long long a = strtoull(tok, &e, 16); /* accepts an optional 0x */
-        if (errno || *e || e == tok) continue;
+        if (errno || *e || e == tok || tok[0] == '-') continue;
+        naddrs++;
         const char *name = symbolize(a);
         if (!name) continue;
         size_t need = strlen(name) + 24;
         if (len + need > cap) {
-            while (len + need > cap) cap *= 2;
+            while (len + need > cap)
+                cap *= 2;
             char *nb = realloc(out, cap);
             if (!nb) {
                 pthread_mutex_unlock(&sym_mu);
@@ -348,7 +361,8 @@ static int serve_cmdline(struct http_response *resp)
 static atomic_bool cpu_busy; /* set by the request that owns the profiler, cleared by it */
 static pthread_mutex_t cpu_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cpu_cv = PTHREAD_COND_INITIALIZER;
-static bool cpu_stop; /* guarded by cpu_mu: profiling_shutdown asks the profile to end */
+static bool cpu_stop; /* guarded by cpu_mu: set once by profiling_shutdown, never cleared, so a
+                       * profile asked for during the drain ends at once */
 
 static int read_file(const char *path, char **out, size_t *len)
 {
@@ -392,8 +406,8 @@ static int serve_profile(const struct http_request *req, struct http_response *r
         return errors_render(resp, PERR_BAD_PARAM, "seconds", NULL,
                              "seconds must be an integer in 1 … %u", max_profile_seconds);
     bool expected = false;
-    if (!atomic_compare_exchange_strong_explicit(&cpu_busy, &expected, true,
-                                                 memory_order_acq_rel, memory_order_acquire))
+    if (!atomic_compare_exchange_strong_explicit(&cpu_busy, &expected, true, memory_order_acq_rel,
+                                                 memory_order_acquire))
         return errors_render(resp, PERR_CONFLICT, NULL, NULL, "a CPU profile is already running");
 
     char path[] = "/tmp/primed-cpu-XXXXXX";
@@ -470,12 +484,18 @@ int profiling_handle(const struct http_request *req, struct http_response *resp)
         http_response_static(resp, 200, "text/html; charset=utf-8", index_html,
                              sizeof index_html - 1);
         return 0;
-    case EP_HEAP: return serve_heap(resp);
-    case EP_PROFILE: return serve_profile(req, resp);
-    case EP_SYMBOL: return serve_symbol(req, resp);
-    case EP_CMDLINE: return serve_cmdline(resp);
-    case EP_STATS: return serve_stats(resp);
-    case EP_NONE: break;
+    case EP_HEAP:
+        return serve_heap(resp);
+    case EP_PROFILE:
+        return serve_profile(req, resp);
+    case EP_SYMBOL:
+        return serve_symbol(req, resp);
+    case EP_CMDLINE:
+        return serve_cmdline(resp);
+    case EP_STATS:
+        return serve_stats(resp);
+    case EP_NONE:
+        break;
     }
     return errors_render(resp, PERR_NOT_FOUND, NULL, NULL, NULL);
 #else

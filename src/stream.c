@@ -20,11 +20,11 @@ struct stream {
     char *mem;    /* nblocks × block_bytes */
     size_t *lens; /* [nblocks] committed length of each block */
     /* under mu */
-    size_t head;   /* consumer's block */
-    size_t count;  /* committed, not yet fully read blocks */
-    size_t off;    /* consumer's offset in block head */
-    bool parked;   /* consumer found it empty and waits for wake */
-    bool started;  /* something was committed or the stream finished */
+    size_t head;  /* consumer's block */
+    size_t count; /* committed, not yet fully read blocks */
+    size_t off;   /* consumer's offset in block head */
+    bool parked;  /* consumer found it empty and waits for wake */
+    bool started; /* something was committed or the stream finished */
     bool finished, ok, cancelled;
     bool committed_any; /* some block was ever committed */
 };
@@ -54,10 +54,8 @@ struct stream *stream_create(struct stream_budget *budget, size_t capacity, size
     }
     struct stream *s = calloc(1, sizeof *s);
     if (!s) goto err_budget;
-    s->mem = malloc(capacity);
-    if (!s->mem) goto err_s;
     s->lens = calloc(nblocks, sizeof *s->lens);
-    if (!s->lens) goto err_mem;
+    if (!s->lens) goto err_s;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv_space, NULL);
     s->budget = budget;
@@ -68,8 +66,6 @@ struct stream *stream_create(struct stream_budget *budget, size_t capacity, size
     s->nblocks = nblocks;
     return s;
 
-err_mem:
-    free(s->mem);
 err_s:
     free(s);
 err_budget:
@@ -92,7 +88,18 @@ void stream_destroy(struct stream *s)
 char *stream_block_get(struct stream *s, size_t *cap)
 {
     pthread_mutex_lock(&s->mu);
-    while (!s->cancelled && s->count == s->nblocks) pthread_cond_wait(&s->cv_space, &s->mu);
+    if (!s->mem && !s->cancelled) {
+        /* The blocks are allocated by the producer when it starts, not at admission: a stream
+         * waiting in the queue holds its budget share but no memory. s->mem is written here
+         * (producer) and read by the consumer only once count > 0, under mu. */
+        s->mem = malloc(s->capacity);
+        if (!s->mem) {
+            pthread_mutex_unlock(&s->mu);
+            return NULL;
+        }
+    }
+    while (!s->cancelled && s->count == s->nblocks)
+        pthread_cond_wait(&s->cv_space, &s->mu);
     char *b = NULL;
     if (!s->cancelled) {
         b = s->mem + ((s->head + s->count) % s->nblocks) * s->block_bytes;
@@ -190,8 +197,10 @@ enum stream_state stream_state(struct stream *s)
 {
     pthread_mutex_lock(&s->mu);
     enum stream_state st = STREAM_S_PENDING;
-    if (s->committed_any || (s->finished && s->ok && !s->cancelled)) st = STREAM_S_FLOWING;
-    else if (s->cancelled || (s->finished && !s->ok)) st = STREAM_S_FAILED_EMPTY;
+    if (s->committed_any || (s->finished && s->ok && !s->cancelled))
+        st = STREAM_S_FLOWING;
+    else if (s->cancelled || (s->finished && !s->ok))
+        st = STREAM_S_FAILED_EMPTY;
     pthread_mutex_unlock(&s->mu);
     return st;
 }

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # obs_lib.sh — shared helpers of the observability scripts (tests/test_observability.sh,
 # tests/test_pprof.sh, scripts/bench-*.sh). Sourced, never run. Everything listens on 127.0.0.1
 # with ephemeral ports; every wait and every load loop is bounded in count and time.
@@ -26,8 +27,7 @@ obs_start() {
     2>"$OBS_TMP/$name.log" &
   local pid=$!
   OBS_PIDS+=("$pid")
-  local i
-  for i in $(seq 150); do
+  for _ in $(seq 150); do
     if [ -s "$pf" ]; then
       read -r mp dp <"$pf"
       if [ -n "${mp:-}" ] && [ -n "${dp:-}" ]; then
@@ -52,8 +52,8 @@ obs_free_port() {
 # count and by SECONDS. Their pids are appended to OBS_LOAD_PIDS (and OBS_PIDS, for cleanup).
 OBS_LOAD_PIDS=()
 obs_load() {
-  local port=$1 secs=$2 j
-  for j in 1 2 3; do
+  local port=$1 secs=$2
+  for _ in 1 2 3; do
     (
       end=$((SECONDS + secs)); n=0
       while [ $SECONDS -lt $end ] && [ $n -lt 4000 ]; do
@@ -75,10 +75,10 @@ obs_load() {
 # obs_stop NAME — SIGTERM, wait ≤ 20 s; fails unless primed exits 0 (a sanitizer report at exit
 # makes the exit code non-zero).
 obs_stop() {
-  local name=$1 pidvar="${1}_PID" i rc
+  local name=$1 pidvar="${1}_PID" rc
   local pid=${!pidvar}
   kill -TERM "$pid" 2>/dev/null
-  for i in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   kill -0 "$pid" 2>/dev/null && { kill -KILL "$pid"; obs_fail "primed ($name) did not exit in 20 s after SIGTERM"; }
   wait "$pid"; rc=$?
   [ $rc = 0 ] || { tail -20 "$OBS_TMP/$name.log" >&2; obs_fail "primed ($name) exited with $rc"; }

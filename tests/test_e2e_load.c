@@ -3,6 +3,8 @@
  * memory budget refuses a stream that does not fit, and /healthz keeps answering throughout. */
 #include <check.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,21 +18,35 @@
 struct call {
     int port;
     const char *path;
-    struct http_result r;
+    struct http_result r; /* valid once done is set (release/acquire) */
+    atomic_int done;
 };
 
 static void *do_get(void *arg)
 {
     struct call *c = arg;
     http_get(c->port, c->path, &c->r);
+    atomic_store_explicit(&c->done, 1, memory_order_release);
     return NULL;
+}
+
+static bool overloaded(struct call *c)
+{
+    return atomic_load_explicit(&c->done, memory_order_acquire) && c->r.status == 503;
 }
 
 START_TEST(full_queue_returns_503_overloaded_with_retry_after)
 {
     struct primed_proc p;
-    const char *args[] = {"--workers", "1", "--queue-capacity", "1", "--request-timeout-ms",
-                          "60000", "--shutdown-timeout", "1", NULL};
+    const char *args[] = {"--workers",
+                          "1",
+                          "--queue-capacity",
+                          "1",
+                          "--request-timeout-ms",
+                          "60000",
+                          "--shutdown-timeout",
+                          "1",
+                          NULL};
     ck_assert_int_eq(primed_start(&p, args), 0);
     enum { N = 6 };
     struct call c[N];
@@ -49,15 +65,16 @@ START_TEST(full_queue_returns_503_overloaded_with_retry_after)
         }
     }
     /* 1 running + 1 queued; the other 4 must be refused quickly, long before any count ends. */
-    int overloaded = 0;
-    for (int i = 0; i < 3000 && overloaded < N - 2; i++) {
-        overloaded = 0;
-        for (int k = 0; k < N; k++) overloaded += c[k].r.status == 503;
+    int n503 = 0;
+    for (int i = 0; i < 3000 && n503 < N - 2; i++) {
+        n503 = 0;
+        for (int k = 0; k < N; k++)
+            n503 += overloaded(&c[k]);
         usleep(10000);
     }
-    ck_assert_int_eq(overloaded, N - 2);
+    ck_assert_int_eq(n503, N - 2);
     for (int k = 0; k < N; k++) {
-        if (c[k].r.status != 503) continue;
+        if (!overloaded(&c[k])) continue;
         ck_assert_ptr_nonnull(strstr(c[k].r.body, "\"code\":\"overloaded\""));
         char ra[16];
         ck_assert_int_eq(http_header_value(&c[k].r, "Retry-After", ra, sizeof ra), 0);
@@ -102,8 +119,15 @@ END_TEST
 START_TEST(stream_over_memory_budget_returns_503)
 {
     struct primed_proc p;
-    const char *args[] = {"--workers", "2", "--stream-buffer-bytes", "262144", "--memory-budget",
-                          "300000", "--shutdown-timeout", "1", NULL};
+    const char *args[] = {"--workers",
+                          "2",
+                          "--stream-buffer-bytes",
+                          "262144",
+                          "--memory-budget",
+                          "300000",
+                          "--shutdown-timeout",
+                          "1",
+                          NULL};
     ck_assert_int_eq(primed_start(&p, args), 0);
     /* The first stream holds its buffer while its slow reader never reads (a raw socket that
      * sends the request and then sleeps). */
@@ -111,9 +135,11 @@ START_TEST(stream_over_memory_budget_returns_503)
     pid_t reader = -1;
     {
         char cmd[256];
-        snprintf(cmd, sizeof cmd,
-                 "exec 3<>/dev/tcp/127.0.0.1/%d; printf 'GET %s HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3;"
-                 " sleep 3", p.port, c.path);
+        snprintf(
+            cmd, sizeof cmd,
+            "exec 3<>/dev/tcp/127.0.0.1/%d; printf 'GET %s HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3;"
+            " sleep 3",
+            p.port, c.path);
         pid_t pid = fork();
         if (pid == 0) {
             execl("/bin/bash", "bash", "-c", cmd, (char *)NULL);

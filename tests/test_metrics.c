@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check_main.h"
 #include "primed/metrics.h"
@@ -85,8 +86,8 @@ static void check_structure(const char *text)
         memcpy(name, line, nl);
         name[nl] = '\0';
         ck_assert_msg(strcmp(name, last_family) == 0 ||
-                          (strncmp(name, last_family, strlen(last_family)) == 0 &&
-                           nfam > 0 && strcmp(types[nfam - 1], "histogram") == 0 &&
+                          (strncmp(name, last_family, strlen(last_family)) == 0 && nfam > 0 &&
+                           strcmp(types[nfam - 1], "histogram") == 0 &&
                            (strcmp(name + strlen(last_family), "_bucket") == 0 ||
                             strcmp(name + strlen(last_family), "_sum") == 0 ||
                             strcmp(name + strlen(last_family), "_count") == 0)),
@@ -123,16 +124,21 @@ START_TEST(exposition_declares_every_family_before_its_samples)
     ck_assert_double_eq(sample(t, "primed_http_response_bytes_total{handler=\"count\"}"), 120);
     /* the revision is baked in when metrics.o is compiled, so only its presence is checked */
     ck_assert_int_eq(
-        count_lines_starting(t, "primed_build_info{version=\"" PRIMED_VERSION "\",revision=\""),
-        1);
+        count_lines_starting(t, "primed_build_info{version=\"" PRIMED_VERSION "\",revision=\""), 1);
     /* the process collector, sieve and HTTP families are always there */
     static const char *const always[] = {
-        "# TYPE process_cpu_seconds_total counter",    "# TYPE process_resident_memory_bytes gauge",
-        "# TYPE process_virtual_memory_bytes gauge",   "# TYPE process_open_fds gauge",
-        "# TYPE process_max_fds gauge",                "# TYPE process_start_time_seconds gauge",
-        "# TYPE process_threads gauge",                "# TYPE primed_sieve_numbers_sieved_total counter",
-        "# TYPE primed_sieve_segments_total counter",  "# TYPE primed_sieve_primes_emitted_total counter",
-        "# TYPE primed_sieve_table_bytes gauge",       "# TYPE primed_http_connections gauge",
+        "# TYPE process_cpu_seconds_total counter",
+        "# TYPE process_resident_memory_bytes gauge",
+        "# TYPE process_virtual_memory_bytes gauge",
+        "# TYPE process_open_fds gauge",
+        "# TYPE process_max_fds gauge",
+        "# TYPE process_start_time_seconds gauge",
+        "# TYPE process_threads gauge",
+        "# TYPE primed_sieve_numbers_sieved_total counter",
+        "# TYPE primed_sieve_segments_total counter",
+        "# TYPE primed_sieve_primes_emitted_total counter",
+        "# TYPE primed_sieve_table_bytes gauge",
+        "# TYPE primed_http_connections gauge",
         "# TYPE primed_http_request_duration_seconds histogram",
     };
     for (size_t i = 0; i < sizeof always / sizeof always[0]; i++)
@@ -155,8 +161,10 @@ START_TEST(histogram_buckets_are_cumulative_and_match_an_independent_count)
     /* durations spread over 10 µs … 100 s, including values exactly on bucket bounds */
     double obs[400];
     int n = 0;
-    for (int i = 0; i < 300; i++) obs[n++] = 1e-5 * pow(10.0, 7.0 * i / 299.0);
-    for (size_t i = 0; i < sizeof les / sizeof les[0]; i++) obs[n++] = les[i];
+    for (int i = 0; i < 300; i++)
+        obs[n++] = 1e-5 * pow(10.0, 7.0 * i / 299.0);
+    for (size_t i = 0; i < sizeof les / sizeof les[0]; i++)
+        obs[n++] = les[i];
     double sum = 0;
     for (int i = 0; i < n; i++) {
         metrics_observe_request(MH_ISPRIME, "GET", 200, obs[i], 1);
@@ -174,13 +182,14 @@ START_TEST(histogram_buckets_are_cumulative_and_match_an_independent_count)
         double v = sample(t, series);
         ck_assert_msg(!isnan(v), "missing bucket %s", series);
         int expect = 0;
-        for (int i = 0; i < n; i++) expect += obs[i] <= les[b];
+        for (int i = 0; i < n; i++)
+            expect += obs[i] <= les[b];
         ck_assert_msg(v == expect, "bucket le=%s: %g, expected %d", le, v, expect);
         ck_assert(v >= prev);
         prev = v;
     }
-    double inf = sample(
-        t, "primed_http_request_duration_seconds_bucket{handler=\"isprime\",le=\"+Inf\"}");
+    double inf =
+        sample(t, "primed_http_request_duration_seconds_bucket{handler=\"isprime\",le=\"+Inf\"}");
     double cnt = sample(t, "primed_http_request_duration_seconds_count{handler=\"isprime\"}");
     ck_assert_double_eq(inf, n);
     ck_assert_double_eq(cnt, inf);
@@ -199,8 +208,8 @@ START_TEST(labels_stay_within_their_tables)
 {
     metrics_observe_request(MH_OTHER, "PATCH", 418, 0.01, 5);
     metrics_observe_request((enum metrics_handler)999, "GET", 200, 0.01, 5);
-    metrics_observe_request(MH_ROOT, NULL, 200, -1.0, 5);   /* negative duration → 0 bucket */
-    metrics_observe_request(MH_ROOT, "GET", 200, NAN, 5);   /* NaN → 0 bucket */
+    metrics_observe_request(MH_ROOT, NULL, 200, -1.0, 5); /* negative duration → 0 bucket */
+    metrics_observe_request(MH_ROOT, "GET", 200, NAN, 5); /* NaN → 0 bucket */
     char *t = render();
     check_structure(t);
     ck_assert_double_eq(
@@ -215,7 +224,7 @@ START_TEST(labels_stay_within_their_tables)
         2);
     ck_assert_int_eq(count_lines_starting(t, "primed_http_requests_total{"), 4);
     ck_assert_str_eq(metrics_handler_name(MH_NTH), "nth");
-    ck_assert_str_eq(metrics_handler_name((enum metrics_handler)-1), "other");
+    ck_assert_str_eq(metrics_handler_name((enum metrics_handler) - 1), "other");
     free(t);
 }
 END_TEST
@@ -224,11 +233,11 @@ static void weird_collector(void *arg, struct metrics_writer *w)
 {
     int *calls = arg;
     (*calls)++;
-    metrics_write_family(w, "primed_test_gauge", "gauge", "back\\slash and\nnewline");
-    metrics_write_sample(w, "primed_test_gauge", "kind=\"a\\\"b\"", 0.1);
-    metrics_write_sample(w, "primed_test_gauge", "kind=\"inf\"", INFINITY);
-    metrics_write_sample(w, "primed_test_gauge", "kind=\"neg\"", -2.5e-7);
-    metrics_write_sample_u64(w, "primed_test_gauge", "kind=\"max\"", UINT64_MAX);
+    metrics_write_family(w, "primed_test_value", "gauge", "back\\slash and\nnewline");
+    metrics_write_sample(w, "primed_test_value", "kind=\"a\\\"b\"", 0.1);
+    metrics_write_sample(w, "primed_test_value", "kind=\"inf\"", INFINITY);
+    metrics_write_sample(w, "primed_test_value", "kind=\"neg\"", -2.5e-7);
+    metrics_write_sample_u64(w, "primed_test_value", "kind=\"max\"", UINT64_MAX);
 }
 
 START_TEST(collectors_are_called_per_render_and_help_is_escaped)
@@ -238,17 +247,17 @@ START_TEST(collectors_are_called_per_render_and_help_is_escaped)
     char *t = render();
     ck_assert_int_eq(calls, 1);
     ck_assert_int_eq(
-        count_lines_starting(t, "# HELP primed_test_gauge back\\\\slash and\\nnewline\n"), 1);
-    ck_assert_int_eq(count_lines_starting(t, "primed_test_gauge{kind=\"a\\\"b\"} 0.1\n"), 1);
-    ck_assert_int_eq(count_lines_starting(t, "primed_test_gauge{kind=\"inf\"} +Inf\n"), 1);
-    ck_assert_double_eq(sample(t, "primed_test_gauge{kind=\"neg\"}"), -2.5e-7);
+        count_lines_starting(t, "# HELP primed_test_value back\\\\slash and\\nnewline\n"), 1);
+    ck_assert_int_eq(count_lines_starting(t, "primed_test_value{kind=\"a\\\"b\"} 0.1\n"), 1);
+    ck_assert_int_eq(count_lines_starting(t, "primed_test_value{kind=\"inf\"} +Inf\n"), 1);
+    ck_assert_double_eq(sample(t, "primed_test_value{kind=\"neg\"}"), -2.5e-7);
     ck_assert_int_eq(
-        count_lines_starting(t, "primed_test_gauge{kind=\"max\"} 18446744073709551615\n"), 1);
+        count_lines_starting(t, "primed_test_value{kind=\"max\"} 18446744073709551615\n"), 1);
     free(t);
     metrics_unregister_collector(weird_collector, &calls);
     t = render();
     ck_assert_int_eq(calls, 1);
-    ck_assert_int_eq(count_lines_starting(t, "# TYPE primed_test_gauge"), 0);
+    ck_assert_int_eq(count_lines_starting(t, "# TYPE primed_test_value"), 0);
     free(t);
 }
 END_TEST
@@ -262,7 +271,8 @@ static void nop_collector(void *arg, struct metrics_writer *w)
 START_TEST(at_most_sixteen_collectors)
 {
     static int args[17];
-    for (int i = 0; i < 16; i++) ck_assert_int_eq(metrics_register_collector(nop_collector, &args[i]), 0);
+    for (int i = 0; i < 16; i++)
+        ck_assert_int_eq(metrics_register_collector(nop_collector, &args[i]), 0);
     ck_assert_int_lt(metrics_register_collector(nop_collector, &args[16]), 0);
     metrics_unregister_collector(nop_collector, &args[3]);
     ck_assert_int_eq(metrics_register_collector(nop_collector, &args[16]), 0);
@@ -286,7 +296,8 @@ START_TEST(concurrent_observations_sum_exactly)
     pthread_t th[THREADS];
     for (int i = 0; i < THREADS; i++)
         ck_assert_int_eq(pthread_create(&th[i], NULL, observer, (void *)(intptr_t)i), 0);
-    for (int i = 0; i < THREADS; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(th[i], NULL);
     char *t = render();
     double total = 0;
     static const char *const methods[] = {"GET", "POST"};
@@ -311,6 +322,31 @@ START_TEST(concurrent_observations_sum_exactly)
 }
 END_TEST
 
+START_TEST(promtool_accepts_a_render_with_every_kind_of_series)
+{
+    /* An oracle we did not write: Prometheus' own linter (scripts/install-deps.sh installs it). */
+    int calls = 0;
+    ck_assert_int_eq(metrics_register_collector(weird_collector, &calls), 0);
+    for (int h = 0; h < MH__COUNT; h++)
+        metrics_observe_request((enum metrics_handler)h, h % 2 ? "GET" : "PUT", 200 + h, h * 0.37,
+                                (uint64_t)h);
+    metrics_connections_add(1);
+    char *t = render();
+    char path[] = "/tmp/primed-metrics-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    FILE *f = fdopen(fd, "w");
+    ck_assert_int_eq(fputs(t, f) >= 0, 1);
+    fclose(f);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "promtool check metrics < %s", path);
+    int rc = system(cmd);
+    unlink(path);
+    free(t);
+    ck_assert_msg(rc == 0, "promtool check metrics failed (%d)", rc);
+}
+END_TEST
+
 static Suite *metrics_suite(void)
 {
     Suite *s = suite_create("metrics");
@@ -321,6 +357,7 @@ static Suite *metrics_suite(void)
     tcase_add_test(tc, collectors_are_called_per_render_and_help_is_escaped);
     tcase_add_test(tc, at_most_sixteen_collectors);
     tcase_add_test(tc, concurrent_observations_sum_exactly);
+    tcase_add_test(tc, promtool_accepts_a_render_with_every_kind_of_series);
     suite_add_tcase(s, tc);
     return s;
 }

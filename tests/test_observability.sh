@@ -7,7 +7,7 @@
 #  - debug paths on the main listener are 404; in builds without tcmalloc every profiling
 #    endpoint on the debug listener is 501 (the pprof checks proper are tests/test_pprof.sh).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 . tests/obs_lib.sh
 VARIANT=${PRIMED_VARIANT:-release}
 for tool in promtool prometheus curl python3; do

@@ -9,7 +9,7 @@
 # Needs tcmalloc: exits 77 on the sanitizer builds (their 501s are checked by
 # tests/test_observability.sh).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 [ "${PRIMED_VARIANT:-release}" = release ] || exit 77
 . tests/obs_lib.sh
 command -v google-pprof >/dev/null || obs_fail "google-pprof not installed (google-perftools)"
@@ -76,7 +76,7 @@ obs_ok "go tool pprof -top heap names: $(grep -Eo "$OWN" "$OBS_TMP/go.txt" | sor
 # the slow streams keep workers busy waiting on their clients: end them first
 kill "${SLOW[@]}" 2>/dev/null
 wait "${SLOW[@]}" 2>/dev/null
-for j in 1 2; do
+for _ in 1 2; do
   (
     end=$((SECONDS + 15)); n=0
     while [ $SECONDS -lt $end ] && [ $n -lt 200 ]; do
@@ -97,6 +97,11 @@ wait $gopid || { cat "$OBS_TMP/cpu.err" >&2; obs_fail "go tool pprof CPU profile
 grep -Eq '\bsieve_[a-z_]+|\bpresieve_[a-z_]+|\bwheel_[a-z_]+' "$OBS_TMP/cpu.txt" ||
   { head -30 "$OBS_TMP/cpu.txt" "$OBS_TMP/cpu.err" >&2; obs_fail "CPU profile does not name the sieve"; }
 obs_ok "CPU profile names: $(grep -Eo '\b(pre)?sieve_[a-z_]+' "$OBS_TMP/cpu.txt" | sort -u | head -4 | tr '\n' ' '); concurrent profile → 409"
+# the perl client asks with its own ?seconds= (its URL parser wants the bare profile URL)
+google-pprof --seconds=1 --text "$D/debug/pprof/profile" >"$OBS_TMP/gcpu.txt" 2>"$OBS_TMP/gcpu.err"
+grep -Eq '\b(pre)?sieve_[a-z_]+|\bcross_[a-z_]+' "$OBS_TMP/gcpu.txt" ||
+  { head -20 "$OBS_TMP/gcpu.txt" "$OBS_TMP/gcpu.err" >&2; obs_fail "google-pprof CPU profile does not name the sieve"; }
+obs_ok "google-pprof --seconds=1 CPU profile names: $(grep -Eo '\b((pre)?sieve|cross)_[a-z_]+' "$OBS_TMP/gcpu.txt" | sort -u | head -4 | tr '\n' ' ')"
 grep -q '"/debug/pprof/profile"' "$OBS_TMP/P.log" || obs_fail "profile requests are not logged"
 
 # ---- sampling off ---------------------------------------------------------------------------
@@ -109,4 +114,19 @@ obs_ok "--heap-sampling false: no re-exec, unsampled heap"
 obs_stop Q
 obs_stop P
 obs_ok "both exit 0 on SIGTERM"
+
+# ---- SIGTERM during a long CPU profile: the profile ends with what it has, no 30 s drain ----
+obs_start R --workers 1 --heap-sampling false
+curl -s -o "$OBS_TMP/cut.prof" -w '%{http_code}' "http://127.0.0.1:$R_DPORT/debug/pprof/profile?seconds=30" \
+  >"$OBS_TMP/cut.code" &
+cpid=$!
+OBS_PIDS+=("$cpid")
+sleep 1
+t0=$SECONDS
+obs_stop R
+wait $cpid
+[ $((SECONDS - t0)) -le 5 ] || obs_fail "SIGTERM during a CPU profile took $((SECONDS - t0)) s"
+[ "$(cat "$OBS_TMP/cut.code")" = 200 ] && [ -s "$OBS_TMP/cut.prof" ] ||
+  obs_fail "the cut-short profile was not delivered ($(cat "$OBS_TMP/cut.code"))"
+obs_ok "SIGTERM ends a running CPU profile at once; the client gets it"
 exit 0

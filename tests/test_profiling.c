@@ -114,9 +114,9 @@ START_TEST(symbol_post_names_known_functions)
 {
     ck_assert_int_eq(symbolz_marker_function(1), 4);
     char body[256], line[128];
-    uintptr_t a1 = (uintptr_t)&symbolz_marker_function + 1;  /* inside, not at the start */
-    uintptr_t a2 = (uintptr_t)&profiling_handle + 2;         /* a library (libprimed.a) function */
-    uintptr_t a3 = (uintptr_t)&fopen;                         /* libc: via dladdr */
+    uintptr_t a1 = (uintptr_t)&symbolz_marker_function + 1; /* inside, not at the start */
+    uintptr_t a2 = (uintptr_t)&profiling_handle + 2;        /* a library (libprimed.a) function */
+    uintptr_t a3 = (uintptr_t)&fopen;                       /* libc: via dladdr */
     snprintf(body, sizeof body, "0x%lx+0x%lx+0x%lx+0x1+garbage", (unsigned long)a1,
              (unsigned long)a2, (unsigned long)a3);
     struct http_response r;
@@ -162,7 +162,8 @@ START_TEST(stats_index_and_cmdline)
     static const char *const links[] = {"/debug/pprof/heap", "/debug/pprof/profile",
                                         "/debug/pprof/symbol", "/debug/pprof/cmdline",
                                         "/debug/stats"};
-    for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) ck_assert(body_has(&r, links[i]));
+    for (size_t i = 0; i < sizeof links / sizeof links[0]; i++)
+        ck_assert(body_has(&r, links[i]));
     http_response_fini(&r);
     ck_assert_int_eq(call("GET", "/debug/pprof/cmdline", NULL, NULL, NULL, &r), 200);
     ck_assert(r.body_len > 0 && r.body[r.body_len - 1] != '\0');
@@ -212,8 +213,10 @@ START_TEST(second_cpu_profile_while_one_runs_is_409)
     pthread_t th[2];
     struct racer rs[2] = {{0, false}, {0, false}};
     pthread_barrier_init(&race, NULL, 2);
-    for (int i = 0; i < 2; i++) ck_assert_int_eq(pthread_create(&th[i], NULL, profile_racer, &rs[i]), 0);
-    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, profile_racer, &rs[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
     pthread_barrier_destroy(&race);
     int winner = rs[0].status == 200 ? 0 : 1;
     ck_assert_int_eq(rs[winner].status, 200);
@@ -230,10 +233,9 @@ END_TEST
 
 START_TEST(every_endpoint_is_501_without_tcmalloc)
 {
-    static const char *const paths[] = {"/debug/pprof/",       "/debug/heap",
-                                        "/debug/pprof/heap",   "/debug/pprof/profile",
-                                        "/debug/pprof/symbol", "/symbolz",
-                                        "/debug/pprof/cmdline", "/debug/stats"};
+    static const char *const paths[] = {
+        "/debug/pprof/",       "/debug/heap", "/debug/pprof/heap",    "/debug/pprof/profile",
+        "/debug/pprof/symbol", "/symbolz",    "/debug/pprof/cmdline", "/debug/stats"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         struct http_response r;
         ck_assert_msg(call("GET", paths[i], "seconds", "1", NULL, &r) == 501, "%s", paths[i]);

@@ -31,8 +31,12 @@ void server_begin_drain(struct server *s);
 unsigned server_inflight(struct server *s);
 /* Cancel every in-flight job and stream (shutdown timeout passed). */
 void server_cancel_all(struct server *s);
-/* Stop both daemons (all connections closed) and free. Call once server_inflight is 0 or after
- * server_cancel_all and a grace period. Accepts NULL. */
+/* Stop both daemons (all connections closed; every completion callback has run). Call once
+ * server_inflight is 0 or after server_cancel_all and a grace period. */
+void server_stop(struct server *s);
+/* Free the server. A job whose client went away may still be running after server_stop and
+ * still points at its request and at the server (budget, counters), so destroy the pool
+ * (which joins every worker) between server_stop and server_destroy. Accepts NULL. */
 void server_destroy(struct server *s);
 
 #endif

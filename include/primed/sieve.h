@@ -23,9 +23,9 @@ typedef struct sieve_ctx sieve_ctx;
 sieve_ctx *sieve_ctx_create(size_t segment_bytes);
 void sieve_ctx_destroy(sieve_ctx *ctx); /* accepts NULL */
 
-/* Windows that are narrow for their height (width < π(√hi)/5, e.g. < 4e7 near 2^64) are by
+/* Windows that are narrow for their height (width < π(√hi)/10, e.g. < 2e7 near 2^64) are by
  * default sieved only by the primes up to 2^20, their survivors proven by Miller–Rabin: exact,
- * and up to 30x faster than generating every sieving prime up to √hi. allow = false forces the
+ * and up to 20x faster than generating every sieving prime up to √hi. allow = false forces the
  * full sieve (tests use it to exercise both paths). */
 void sieve_ctx_set_hybrid(sieve_ctx *ctx, bool allow);
 
@@ -62,11 +62,11 @@ int sieve_nth_finish(sieve_ctx *ctx, uint64_t x, uint64_t pi_x, uint64_t k, uint
 
 /* Process-wide counters for /metrics (relaxed atomics, flushed once per call, not per prime). */
 struct sieve_stats {
-    uint64_t numbers_sieved;   /* width of all ranges sieved */
-    uint64_t segments;         /* segments processed */
-    uint64_t primes_emitted;   /* primes handed to sieve_emit_fn callbacks */
-    uint64_t table_bytes;      /* bytes held by the shared sieving-prime table now */
-    uint64_t table_limit;      /* the table covers sieving primes up to this value */
+    uint64_t numbers_sieved; /* width of all ranges sieved */
+    uint64_t segments;       /* segments processed */
+    uint64_t primes_emitted; /* primes handed to sieve_emit_fn callbacks */
+    uint64_t table_bytes;    /* bytes held by the shared sieving-prime table now */
+    uint64_t table_limit;    /* the table covers sieving primes up to this value */
 };
 void sieve_stats_get(struct sieve_stats *out);
 
