@@ -25,6 +25,10 @@
 #include "primed/primality.h"
 #include "primed/sieve.h"
 
+/* π(2^64-1): the number of primes below 2^64. nth(k) for larger k does not exist; answering
+ * that needs no sieving. */
+#define PI_2_64 425656284035217743ull
+
 /* The answer to a small query is at most this long. */
 #define SMALL_BODY_MAX 256
 /* A batch answer never grows beyond this (1000 queries × ~120 bytes fits many times over). */
@@ -325,6 +329,11 @@ enum api_plan api_prepare(const struct api_ctx *ctx, enum route_id route,
             errors_render(resp, PERR_BAD_PARAM, "n", NULL, "n must be at least 1 (nth(1) = 2)");
             return API_ANSWERED;
         }
+        if (q->a > PI_2_64) {
+            errors_render(resp, PERR_NO_SUCH_PRIME, "n", NULL,
+                          "there are only %llu primes below 2^64", (unsigned long long)PI_2_64);
+            return API_ANSWERED;
+        }
         if (q->a > ctx->cfg->max_nth) {
             errors_render(resp, PERR_LIMIT_EXCEEDED, "n", NULL, "n must be at most max_nth = %llu",
                           (unsigned long long)ctx->cfg->max_nth);
@@ -524,6 +533,12 @@ static int batch_one(const struct api_ctx *ctx, struct api_worker *w, json_t *o,
     }
     uint64_t p = 0;
     if (strcmp(op, "nth") == 0) {
+        if (a > PI_2_64) {
+            out->len--;
+            batch_error(out, PERR_NO_SUCH_PRIME, "n",
+                        "there are only 425656284035217743 primes below 2^64");
+            return 0;
+        }
         if (a == 0 || a > ctx->cfg->max_nth) {
             out->len--; /* drop the '{' */
             batch_error(out, a == 0 ? PERR_BAD_PARAM : PERR_LIMIT_EXCEEDED, "n",

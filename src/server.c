@@ -46,7 +46,7 @@
 
 /* Bytes libmicrohttpd asks the stream reader for at once (its write buffer per call). */
 #define STREAM_READ_BLOCK (32u * 1024)
-/* A stream buffer is split in blocks of this size (4 × 64 KiB by default). */
+/* A stream buffer is split in blocks of at most this size (4 × 64 KiB by default). */
 #define STREAM_BLOCK_BYTES (64u * 1024)
 #define PATH_LOG_MAX 256
 #define ADDR_MAX 64
@@ -349,13 +349,21 @@ static void req_job_done(struct pool_job *job)
     req_unref(r);                   /* the job's reference */
 }
 
+/* At least 4 blocks (the producer fills one while the reader drains the others), at most
+ * STREAM_BLOCK_BYTES each; the configuration allows buffers down to 4 KiB. */
+static size_t stream_block_bytes(uint64_t capacity)
+{
+    uint64_t b = capacity / 4;
+    return b > STREAM_BLOCK_BYTES ? STREAM_BLOCK_BYTES : (size_t)(b ? b : 1);
+}
+
 static enum MHD_Result submit(struct req *r, bool stream)
 {
     struct server *s = r->srv;
     r->is_stream = stream;
     if (stream) {
-        r->stream =
-            stream_create(&s->budget, s->cfg->stream_buffer_bytes, STREAM_BLOCK_BYTES, req_wake, r);
+        r->stream = stream_create(&s->budget, s->cfg->stream_buffer_bytes,
+                                  stream_block_bytes(s->cfg->stream_buffer_bytes), req_wake, r);
         if (!r->stream)
             return queue_error(r, errno == EAGAIN ? PERR_OVERLOADED : PERR_INTERNAL, NULL, NULL,
                                errno == EAGAIN ? "stream memory budget exhausted" : NULL);

@@ -183,6 +183,15 @@ START_TEST(answers_match_known_values)
     ck_assert_str_eq(b, "{\"n\":18446744073709551615,\"prev\":18446744073709551557}");
     ck_assert_int_eq(call(ROUTE_PREV, NULL, Q(.names = {"n"}, .vals = {"2"}, .n = 1), b, sizeof b),
                      404);
+    /* nth beyond π(2^64-1) does not exist (404), whatever max_nth allows. */
+    cfg.max_nth = UINT64_MAX;
+    ck_assert_int_eq(call(ROUTE_NTH, NULL,
+                          Q(.names = {"n"}, .vals = {"425656284035217744"}, .n = 1), b, sizeof b),
+                     404);
+    ck_assert_str_eq(code_of(b), "no_such_prime");
+    ck_assert_int_eq(call(ROUTE_NTH, NULL,
+                          Q(.names = {"n"}, .vals = {"18446744073709551615"}, .n = 1), b, sizeof b),
+                     404);
 }
 END_TEST
 

@@ -167,6 +167,20 @@ START_TEST(stream_over_memory_budget_returns_503)
 }
 END_TEST
 
+START_TEST(tiny_stream_buffers_still_stream_the_whole_list)
+{
+    struct primed_proc p;
+    const char *args[] = {"--workers", "1", "--stream-buffer-bytes", "4096", NULL};
+    ck_assert_int_eq(primed_start(&p, args), 0);
+    struct http_result r;
+    ck_assert_int_eq(http_get(p.port, "/v1/primes?from=0&to=1e6", &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strstr(r.body, ",999983],\"count\":78498}")); /* π(10^6) */
+    http_result_free(&r);
+    ck_assert_int_eq(primed_stop(&p, SIGTERM, 10000), 0);
+}
+END_TEST
+
 static Suite *e2e_load_suite(void)
 {
     Suite *s = suite_create("e2e_load");
@@ -175,6 +189,7 @@ static Suite *e2e_load_suite(void)
     tcase_add_test(tc, full_queue_returns_503_overloaded_with_retry_after);
     tcase_add_test(tc, request_past_its_deadline_returns_504);
     tcase_add_test(tc, stream_over_memory_budget_returns_503);
+    tcase_add_test(tc, tiny_stream_buffers_still_stream_the_whole_list);
     suite_add_tcase(s, tc);
     return s;
 }
