@@ -642,21 +642,41 @@ enum pool_outcome api_run(const struct api_ctx *ctx, const struct api_query *q, 
 
 /* ---- streaming ----------------------------------------------------------------------------- */
 
+/* A stream job never waits for its reader: when no block is free it records where it stopped
+ * (q->pos) and returns POOL_PARKED; the stream resumes it once half of the buffer is free, and
+ * the next run restarts the sieve at the first prime that did not fit. A restart costs one
+ * sieving-prime setup and at most one re-sieved segment per resume, against at least half a
+ * buffer (≥ 2 × 64 KiB by default) of output. Keeping the sieved-but-unsent primes instead would
+ * save that, but costs up to a segment of primes (hundreds of KiB) per parked stream, outside
+ * the memory budget. */
+
+#define EMIT_PARKED 1 /* emit/next_block result: the producer parked (not an error) */
+
 struct emit_state {
     struct stream *s;
-    struct jsonw w; /* fixed writer over the block being filled */
+    struct jsonw w; /* fixed writer over the block being filled; w.buf NULL = no block */
     bool need_sep, text;
     uint64_t count;
+    uint64_t next; /* where to resume when parking inside emit_primes */
 };
 
+/* Publish the current block, take a fresh one. 0, EMIT_PARKED or -ECANCELED. */
 static int next_block(struct emit_state *st)
 {
     if (st->w.buf) stream_block_commit(st->s, st->w.len);
+    st->w.buf = NULL;
+    st->w.len = 0;
     size_t cap = 0;
-    char *b = stream_block_get(st->s, &cap);
-    if (!b) return -ECANCELED;
-    jsonw_init_fixed(&st->w, b, cap);
-    return 0;
+    char *b = NULL;
+    switch (stream_block_get(st->s, &b, &cap)) {
+    case STREAM_GET_OK:
+        jsonw_init_fixed(&st->w, b, cap);
+        return 0;
+    case STREAM_GET_FULL:
+        return EMIT_PARKED;
+    default:
+        return -ECANCELED;
+    }
 }
 
 static int emit_primes(void *arg, const uint64_t *primes, size_t n)
@@ -668,17 +688,22 @@ static int emit_primes(void *arg, const uint64_t *primes, size_t n)
         primes += k;
         n -= k;
         st->count += k;
-        if (n > 0 && next_block(st) != 0) return -ECANCELED;
+        if (n > 0) {
+            int r = next_block(st);
+            if (r == EMIT_PARKED) st->next = primes[0]; /* the first prime not sent */
+            if (r != 0) return r;
+        }
     }
     return 0;
 }
 
-/* Append literal text, moving to a fresh block when it does not fit. */
+/* Append literal text, moving to a fresh block when it does not fit (all or nothing). */
 static int emit_text(struct emit_state *st, const char *s, size_t len)
 {
     if (jsonw_raw(&st->w, s, len) == 0) return 0;
     st->w.overflow = false;
-    if (next_block(st) != 0) return -ECANCELED;
+    int r = next_block(st);
+    if (r != 0) return r;
     return jsonw_raw(&st->w, s, len);
 }
 
@@ -687,7 +712,7 @@ const char *api_stream_content_type(const struct api_query *q)
     return q->text ? HTTP_TEXT : HTTP_JSON;
 }
 
-enum pool_outcome api_stream(const struct api_ctx *ctx, const struct api_query *q, void *local,
+enum pool_outcome api_stream(const struct api_ctx *ctx, struct api_query *q, void *local,
                              struct stream *s, const atomic_int *cancel)
 {
     int reason = cancel ? atomic_load_explicit(cancel, memory_order_acquire) : 0;
@@ -696,20 +721,37 @@ enum pool_outcome api_stream(const struct api_ctx *ctx, const struct api_query *
         stream_finish(s, false);
         return reason == POOL_CANCEL_DEADLINE ? POOL_TIMEOUT : POOL_CANCELLED;
     }
-    struct emit_state st = {.s = s, .text = q->text};
-    char head[128];
-    int hl = q->text ? 0
-                     : snprintf(head, sizeof head, "{\"from\":%llu,\"to\":%llu,\"primes\":[",
-                                (unsigned long long)q->a, (unsigned long long)q->b);
+    struct api_stream_pos *pos = &q->pos;
+    struct emit_state st = {.s = s, .text = q->text, .need_sep = pos->need_sep,
+                            .count = pos->count};
     int r = next_block(&st);
-    if (r == 0 && hl > 0) r = emit_text(&st, head, (size_t)hl);
-    if (r == 0) r = sieve_foreach(w->sieve, q->a, q->b, emit_primes, &st, cancel);
-    if (r == 0) {
+    if (r == 0 && pos->phase == API_SP_HEAD) {
+        if (!q->text) {
+            char head[128];
+            int hl = snprintf(head, sizeof head, "{\"from\":%llu,\"to\":%llu,\"primes\":[",
+                              (unsigned long long)q->a, (unsigned long long)q->b);
+            r = emit_text(&st, head, (size_t)hl); /* a fresh block: fits, never parks */
+        }
+        pos->phase = API_SP_PRIMES;
+        pos->next = q->a;
+    }
+    if (r == 0 && pos->phase == API_SP_PRIMES) {
+        r = sieve_foreach(w->sieve, pos->next, q->b, emit_primes, &st, cancel);
+        if (r == EMIT_PARKED) pos->next = st.next;
+        if (r == 0) pos->phase = API_SP_TAIL;
+    }
+    if (r == 0) { /* API_SP_TAIL: written whole, or again after a park */
         char tail[64];
         int tl = q->text ? (st.count ? snprintf(tail, sizeof tail, "\n") : 0)
                          : snprintf(tail, sizeof tail, "],\"count\":%llu}",
                                     (unsigned long long)st.count);
         if (tl > 0) r = emit_text(&st, tail, (size_t)tl);
+    }
+    if (r == EMIT_PARKED) {
+        /* Everything written so far is committed (next_block); stop touching s now. */
+        pos->need_sep = st.need_sep;
+        pos->count = st.count;
+        return POOL_PARKED;
     }
     if (r == 0) stream_block_commit(s, st.w.len);
     stream_finish(s, r == 0);
