@@ -6,6 +6,13 @@
  * A lock-free queue was not used: a submit is one uncontended lock round-trip (~50 ns) against
  * a job of ≥ several µs, and the condvar is needed for sleeping anyway. The chunk cursor of a
  * parallel task is the one lock-free structure: claimed once per chunk by any worker.
+ *
+ * Parked jobs (POOL_PARKED: a stream whose reader is slow) are on no list: the pool only counts
+ * them, and pool_resume puts them on a second FIFO that is not bounded by the queue capacity
+ * (a resume must not fail; it is bounded by the number of parked jobs, i.e. live streams, each
+ * holding its share of the memory budget). A pool_resume that arrives while the parking run is
+ * still returning sets resume_pending and run_job re-queues the job itself, so runs of one job
+ * never overlap and no resume is lost.
  */
 #include "primed/pool.h"
 
