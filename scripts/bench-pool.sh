@@ -42,12 +42,16 @@ echo "/healthz during the storm: p99 $(p99 < "$tmp/health") ms over $(wc -l < "$
 
 echo "== parallel count [0,1e10]"
 start w1 --workers 1; p1=$port
-start w2 --workers 2; p2=$port
+start w2 --workers 2; p2=$port; w2pid=${pids[-1]}
 q='/v1/count?from=0&to=1e10'
 for r in $(seq "$ROUNDS"); do
   t1=$(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$p1$q")
+  c0=$(awk '{print $14 + $15}' "/proc/$w2pid/stat")
   t2=$(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$p2$q")
-  echo "round $r: 1 worker ${t1}s, 2 workers ${t2}s" | tee -a "$tmp/par"
+  c1=$(awk '{print $14 + $15}' "/proc/$w2pid/stat")
+  cpus=$(awk -v c=$((c1 - c0)) -v t="$t2" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", c/hz/t}')
+  echo "round $r: 1 worker ${t1}s, 2 workers ${t2}s (using $cpus CPUs on average)" | tee -a "$tmp/par"
 done
-awk '{gsub("s,","",$5); gsub("s","",$8); print $5/$8}' "$tmp/par" | sort -g |
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+grep '^round' "$tmp/par" | awk '{gsub("s,","",$5); gsub("s","",$8); print $5/$8}' | sort -g |
   awk '{a[NR]=$1} END {printf "median speed-up %.2fx (target >= 1.7)\n", a[int((NR+1)/2)]}'

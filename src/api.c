@@ -25,6 +25,10 @@
 #include "primed/primality.h"
 #include "primed/sieve.h"
 
+/* π(2^64-1): the number of primes below 2^64. nth(k) for larger k does not exist; answering
+ * that needs no sieving. */
+#define PI_2_64 425656284035217743ull
+
 /* The answer to a small query is at most this long. */
 #define SMALL_BODY_MAX 256
 /* A batch answer never grows beyond this (1000 queries × ~120 bytes fits many times over). */
@@ -132,8 +136,10 @@ static void render_small(struct http_response *resp, const char *k1, uint64_t v1
     jsonw_lit(&w, ",\"");
     jsonw_raw(&w, k2, strlen(k2));
     jsonw_lit(&w, "\":");
-    if (is_bool) jsonw_bool(&w, b);
-    else jsonw_u64(&w, v3);
+    if (is_bool)
+        jsonw_bool(&w, b);
+    else
+        jsonw_u64(&w, v3);
     if (has3) {
         jsonw_lit(&w, ",\"");
         jsonw_raw(&w, k3, strlen(k3));
@@ -166,10 +172,15 @@ static void render_count(struct http_response *resp, uint64_t from, uint64_t to,
 static int primality_answer(enum api_op op, uint64_t n, uint64_t *out, bool *isp)
 {
     switch (op) {
-    case API_ISPRIME: *isp = primality_is_prime(n); return -1;
-    case API_NEXT: return primality_next(n, out) ? -1 : (int)PERR_NO_SUCH_PRIME;
-    case API_PREV: return primality_prev(n, out) ? -1 : (int)PERR_NO_SUCH_PRIME;
-    default: return (int)PERR_INTERNAL;
+    case API_ISPRIME:
+        *isp = primality_is_prime(n);
+        return -1;
+    case API_NEXT:
+        return primality_next(n, out) ? -1 : (int)PERR_NO_SUCH_PRIME;
+    case API_PREV:
+        return primality_prev(n, out) ? -1 : (int)PERR_NO_SUCH_PRIME;
+    default:
+        return (int)PERR_INTERNAL;
     }
 }
 
@@ -186,8 +197,7 @@ static void answer_primality(struct http_response *resp, enum api_op op, uint64_
                                      : "no prime below %llu",
                       (unsigned long long)n);
     } else {
-        render_small(resp, "n", n, op == API_NEXT ? "next" : "prev", NULL, p, false, false,
-                     false);
+        render_small(resp, "n", n, op == API_NEXT ? "next" : "prev", NULL, p, false, false, false);
     }
 }
 
@@ -214,20 +224,22 @@ static enum api_plan prepare_range(const struct api_ctx *ctx, enum api_op op,
     }
     uint64_t limit = op == API_PRIMES ? ctx->cfg->max_list_range : ctx->cfg->max_count_range;
     if (q->b - q->a > limit) {
-        errors_render(resp, PERR_LIMIT_EXCEEDED, "to", NULL,
-                      "range to-from must be at most %s = %llu",
-                      op == API_PRIMES ? "max_list_range" : "max_count_range",
-                      (unsigned long long)limit);
+        errors_render(
+            resp, PERR_LIMIT_EXCEEDED, "to", NULL, "range to-from must be at most %s = %llu",
+            op == API_PRIMES ? "max_list_range" : "max_count_range", (unsigned long long)limit);
         return API_ANSWERED;
     }
     if (op == API_PRIMES) {
         const char *f = p.vals[2];
-        if (f && strcmp(f, "text") == 0) q->text = true;
-        else if (f && strcmp(f, "json") == 0) q->text = false;
+        if (f && strcmp(f, "text") == 0)
+            q->text = true;
+        else if (f && strcmp(f, "json") == 0)
+            q->text = false;
         else if (f) {
             errors_render(resp, PERR_BAD_PARAM, "format", NULL, "format must be json or text");
             return API_ANSWERED;
-        } else q->text = wants_text(req);
+        } else
+            q->text = wants_text(req);
         return API_STREAM;
     }
     return API_RUN;
@@ -236,10 +248,11 @@ static enum api_plan prepare_range(const struct api_ctx *ctx, enum api_op op,
 static bool is_json_type(const char *ct)
 {
     if (!ct) return false;
-    while (*ct == ' ') ct++;
+    while (*ct == ' ')
+        ct++;
     size_t n = strlen("application/json");
-    return strncasecmp(ct, "application/json", n) == 0 && (ct[n] == '\0' || ct[n] == ';' ||
-                                                           ct[n] == ' ');
+    return strncasecmp(ct, "application/json", n) == 0 &&
+           (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
 static enum api_plan prepare_batch(const struct api_ctx *ctx, const struct http_request *req,
@@ -253,8 +266,8 @@ static enum api_plan prepare_batch(const struct api_ctx *ctx, const struct http_
         return API_ANSWERED;
     }
     json_error_t jerr;
-    json_t *root = json_loadb(req->body ? req->body : "", req->body_len,
-                              JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root =
+        json_loadb(req->body ? req->body : "", req->body_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
         errors_render(resp, PERR_BAD_JSON, NULL, NULL, "invalid JSON at line %d column %d: %s",
                       jerr.line, jerr.column, jerr.text);
@@ -284,20 +297,41 @@ enum api_plan api_prepare(const struct api_ctx *ctx, enum route_id route,
 {
     memset(q, 0, sizeof *q);
     switch (route) {
-    case ROUTE_PRIMES: q->op = API_PRIMES; return prepare_range(ctx, API_PRIMES, req, q, resp);
-    case ROUTE_COUNT: q->op = API_COUNT; return prepare_range(ctx, API_COUNT, req, q, resp);
-    case ROUTE_BATCH: q->op = API_BATCH; return prepare_batch(ctx, req, q, resp);
-    case ROUTE_ISPRIME: q->op = API_ISPRIME; break;
-    case ROUTE_NEXT: q->op = API_NEXT; break;
-    case ROUTE_PREV: q->op = API_PREV; break;
-    case ROUTE_NTH: q->op = API_NTH; break;
-    default: errors_render(resp, PERR_NOT_FOUND, NULL, NULL, NULL); return API_ANSWERED;
+    case ROUTE_PRIMES:
+        q->op = API_PRIMES;
+        return prepare_range(ctx, API_PRIMES, req, q, resp);
+    case ROUTE_COUNT:
+        q->op = API_COUNT;
+        return prepare_range(ctx, API_COUNT, req, q, resp);
+    case ROUTE_BATCH:
+        q->op = API_BATCH;
+        return prepare_batch(ctx, req, q, resp);
+    case ROUTE_ISPRIME:
+        q->op = API_ISPRIME;
+        break;
+    case ROUTE_NEXT:
+        q->op = API_NEXT;
+        break;
+    case ROUTE_PREV:
+        q->op = API_PREV;
+        break;
+    case ROUTE_NTH:
+        q->op = API_NTH;
+        break;
+    default:
+        errors_render(resp, PERR_NOT_FOUND, NULL, NULL, NULL);
+        return API_ANSWERED;
     }
     struct params p = {.names = {"n"}};
     if (params_check(req, &p, resp) || number_param(&p, 0, &q->a, resp)) return API_ANSWERED;
     if (q->op == API_NTH) {
         if (q->a == 0) {
             errors_render(resp, PERR_BAD_PARAM, "n", NULL, "n must be at least 1 (nth(1) = 2)");
+            return API_ANSWERED;
+        }
+        if (q->a > PI_2_64) {
+            errors_render(resp, PERR_NO_SUCH_PRIME, "n", NULL,
+                          "there are only %llu primes below 2^64", (unsigned long long)PI_2_64);
             return API_ANSWERED;
         }
         if (q->a > ctx->cfg->max_nth) {
@@ -345,7 +379,10 @@ static int count_range(const struct api_ctx *ctx, struct api_worker *w, uint64_t
     uint64_t nchunks = (hi - lo) / width + 1;
     if (!ctx->pool || nchunks == 1) return sieve_count(w->sieve, lo, hi, out, cancel);
     struct count_par cp = {.par = {.fn = count_chunk, .nchunks = nchunks},
-                           .lo = lo, .hi = hi, .width = width, .cancel = cancel};
+                           .lo = lo,
+                           .hi = hi,
+                           .width = width,
+                           .cancel = cancel};
     cp.par.arg = &cp;
     atomic_init(&cp.total, 0);
     int r = pool_parallel(ctx->pool, &cp.par, w);
@@ -365,7 +402,8 @@ static int nth_prime(const struct api_ctx *ctx, struct api_worker *w, uint64_t k
 static enum pool_outcome cancelled_answer(int reason, struct http_response *resp)
 {
     if (reason == POOL_CANCEL_DEADLINE) {
-        errors_render(resp, PERR_DEADLINE, NULL, NULL, "request took longer than request_timeout_ms");
+        errors_render(resp, PERR_DEADLINE, NULL, NULL,
+                      "request took longer than request_timeout_ms");
         return POOL_TIMEOUT;
     }
     errors_render(resp, PERR_UNAVAILABLE, NULL, NULL,
@@ -435,8 +473,8 @@ static int batch_one(const struct api_ctx *ctx, struct api_worker *w, json_t *o,
         return 0;
     }
     bool range = strcmp(op, "count") == 0;
-    bool single = strcmp(op, "isprime") == 0 || strcmp(op, "nth") == 0 ||
-                  strcmp(op, "next") == 0 || strcmp(op, "prev") == 0;
+    bool single = strcmp(op, "isprime") == 0 || strcmp(op, "nth") == 0 || strcmp(op, "next") == 0 ||
+                  strcmp(op, "prev") == 0;
     if (!range && !single) {
         batch_error(out, PERR_BAD_PARAM, "op", "op must be isprime, count, nth, next or prev");
         return 0;
@@ -495,6 +533,12 @@ static int batch_one(const struct api_ctx *ctx, struct api_worker *w, json_t *o,
     }
     uint64_t p = 0;
     if (strcmp(op, "nth") == 0) {
+        if (a > PI_2_64) {
+            out->len--;
+            batch_error(out, PERR_NO_SUCH_PRIME, "n",
+                        "there are only 425656284035217743 primes below 2^64");
+            return 0;
+        }
         if (a == 0 || a > ctx->cfg->max_nth) {
             out->len--; /* drop the '{' */
             batch_error(out, a == 0 ? PERR_BAD_PARAM : PERR_LIMIT_EXCEEDED, "n",
@@ -575,8 +619,8 @@ enum pool_outcome api_run(const struct api_ctx *ctx, const struct api_query *q, 
     case API_NTH:
         r = nth_prime(ctx, w, q->a, &n, cancel);
         if (r == -ERANGE) {
-            errors_render(resp, PERR_NO_SUCH_PRIME, "n", NULL,
-                          "the %llu-th prime is above 2^64-1", (unsigned long long)q->a);
+            errors_render(resp, PERR_NO_SUCH_PRIME, "n", NULL, "the %llu-th prime is above 2^64-1",
+                          (unsigned long long)q->a);
             return POOL_DONE;
         }
         if (r != 0) return failed_answer(r, cancel, resp);
@@ -584,9 +628,13 @@ enum pool_outcome api_run(const struct api_ctx *ctx, const struct api_query *q, 
         return POOL_DONE;
     case API_ISPRIME:
     case API_NEXT:
-    case API_PREV: answer_primality(resp, q->op, q->a); return POOL_DONE;
-    case API_BATCH: return run_batch(ctx, q, w, cancel, resp);
-    case API_PRIMES: break;
+    case API_PREV:
+        answer_primality(resp, q->op, q->a);
+        return POOL_DONE;
+    case API_BATCH:
+        return run_batch(ctx, q, w, cancel, resp);
+    case API_PRIMES:
+        break;
     }
     errors_render(resp, PERR_INTERNAL, NULL, NULL, "not a fixed-size answer");
     return POOL_DONE;

@@ -59,9 +59,13 @@ int main(int argc, char *argv[])
     static struct primed_config cfg;
     char err[512];
     switch (config_load(&cfg, argc, argv, environ, err, sizeof err)) {
-    case CONFIG_OK: break;
-    case CONFIG_EXIT_OK: return 0;
-    default: fprintf(stderr, "primed: %s\n", err); return 2;
+    case CONFIG_OK:
+        break;
+    case CONFIG_EXIT_OK:
+        return 0;
+    default:
+        fprintf(stderr, "primed: %s\n", err);
+        return 2;
     }
     int prc = profiling_early_init(&cfg, argc, argv);
 
@@ -106,8 +110,8 @@ int main(int argc, char *argv[])
     snprintf(mps, sizeof mps, "%u", mp);
     snprintf(dps, sizeof dps, "%u", dp);
     server_set_ready(srv, true);
-    log_event(LOG_INFO, "listening", "ready", "port", mps, "debug_port", cfg.debug_enabled ? dps : NULL,
-              NULL);
+    log_event(LOG_INFO, "listening", "ready", "port", mps, "debug_port",
+              cfg.debug_enabled ? dps : NULL, NULL);
 
     int sig;
     while ((sig = wait_signal(sfd, -1)) == 0) {

@@ -138,7 +138,8 @@ static void *worker_main(void *arg)
             continue;
         }
         struct pool_par *par = p->pars;
-        while (par && !par_open(par)) par = par->next;
+        while (par && !par_open(par))
+            par = par->next;
         if (par) {
             /* One chunk, then back to the queue check. helpers > 0 keeps `par` alive: its owner
              * waits for helpers == 0 before returning from pool_parallel. */
@@ -253,7 +254,8 @@ struct pool *pool_create(unsigned workers, unsigned queue_capacity, pool_worker_
     }
     pthread_mutex_lock(&p->mu);
     p->nworkers = started; /* the watchdog is not running yet: nobody reads it concurrently */
-    while (p->init_done < started) pthread_cond_wait(&p->cv_init, &p->mu);
+    while (p->init_done < started)
+        pthread_cond_wait(&p->cv_init, &p->mu);
     bool ok = started == workers && p->init_failed == 0;
     pthread_mutex_unlock(&p->mu);
     if (ok && pthread_create(&p->wd, NULL, watchdog_main, p) == 0) p->wd_started = true;
@@ -302,8 +304,10 @@ int pool_submit(struct pool *p, struct pool_job *job)
         pthread_mutex_unlock(&p->mu);
         return -EAGAIN;
     }
-    if (p->qtail) p->qtail->next = job;
-    else p->qhead = job;
+    if (p->qtail)
+        p->qtail->next = job;
+    else
+        p->qhead = job;
     p->qtail = job;
     p->qlen++;
     pthread_cond_signal(&p->cv_work);
@@ -325,7 +329,8 @@ void pool_job_clear_deadline(struct pool *p, struct pool_job *job)
 void pool_cancel_all(struct pool *p, enum pool_cancel reason)
 {
     pthread_mutex_lock(&p->mu);
-    for (struct pool_job *j = p->qhead; j; j = j->next) pool_job_cancel(j, reason);
+    for (struct pool_job *j = p->qhead; j; j = j->next)
+        pool_job_cancel(j, reason);
     for (unsigned i = 0; i < p->nworkers; i++)
         if (p->w[i].current) pool_job_cancel(p->w[i].current, reason);
     pthread_mutex_unlock(&p->mu);
@@ -355,7 +360,8 @@ int pool_parallel(struct pool *p, struct pool_par *par, void *local)
                 break;
             }
         }
-        while (par->helpers > 0) pthread_cond_wait(&p->cv_par, &p->mu);
+        while (par->helpers > 0)
+            pthread_cond_wait(&p->cv_par, &p->mu);
         pthread_mutex_unlock(&p->mu);
     }
     return atomic_load_explicit(&par->err, memory_order_acquire);

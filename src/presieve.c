@@ -52,8 +52,7 @@ static void build(void)
             uint64_t p = pt->primes[j];
             for (uint64_t m = p; m < 30 * (uint64_t)pt->len; m += p) {
                 int bit = wheel_bit_of[m % 30];
-                if (bit >= 0)
-                    pt->bytes[m / 30] &= (uint8_t) ~(1u << bit);
+                if (bit >= 0) pt->bytes[m / 30] &= (uint8_t) ~(1u << bit);
             }
         }
     }
@@ -77,29 +76,26 @@ void presieve_fill(uint8_t *dst, uint64_t byte_index, size_t n)
     for (size_t done = 0; done < n;) {
         size_t run = n - done;
         for (size_t k = 0; k < NPAT; k++)
-            if (g_pat[k].len - off[k] < run)
-                run = g_pat[k].len - off[k];
+            if (g_pat[k].len - off[k] < run) run = g_pat[k].len - off[k];
         const uint8_t *pa = a + off[0], *pb = b + off[1], *pc = c + off[2], *pd = d + off[3],
                       *pe = e + off[4];
         uint8_t *o = dst + done;
         size_t i = 0;
         for (; i + 8 <= run; i += 8) {
-            uint64_t v = load64(pa + i) & load64(pb + i) & load64(pc + i) & load64(pd + i) &
-                         load64(pe + i);
+            uint64_t v =
+                load64(pa + i) & load64(pb + i) & load64(pc + i) & load64(pd + i) & load64(pe + i);
             memcpy(o + i, &v, 8);
         }
         for (; i < run; i++)
             o[i] = pa[i] & pb[i] & pc[i] & pd[i] & pe[i];
         for (size_t k = 0; k < NPAT; k++) {
             off[k] += run;
-            if (off[k] == g_pat[k].len)
-                off[k] = 0;
+            if (off[k] == g_pat[k].len) off[k] = 0;
         }
         done += run;
     }
     /* Bytes 0 and 1 hold 1 (not prime) and the pattern primes themselves (7 … 59). */
-    if (byte_index == 0 && n > 0)
-        dst[0] = 0xfe; /* 7, 11, 13, 17, 19, 23, 29 are prime; 1 is not */
+    if (byte_index == 0 && n > 0) dst[0] = 0xfe; /* 7, 11, 13, 17, 19, 23, 29 are prime; 1 is not */
     if (byte_index <= 1 && byte_index + n > 1)
         dst[1 - byte_index] |= 0xdf; /* 31, 37, 41, 43, 47, 53, 59 (not 49) */
 }

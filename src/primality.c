@@ -50,39 +50,30 @@ static void mont_init(struct mont *m, uint64_t n)
 static bool sprp(const struct mont *m, uint64_t a, uint64_t d, int s)
 {
     a %= m->n;
-    if (a == 0)
-        return true; /* the base says nothing about n */
+    if (a == 0) return true; /* the base says nothing about n */
     uint64_t one = m->r1, minus_one = m->n - m->r1;
     uint64_t x = one, b = mmul(m, a, m->r2);
     for (uint64_t e = d; e; e >>= 1) {
-        if (e & 1)
-            x = mmul(m, x, b);
+        if (e & 1) x = mmul(m, x, b);
         b = mmul(m, b, b);
     }
-    if (x == one || x == minus_one)
-        return true;
+    if (x == one || x == minus_one) return true;
     for (int i = 1; i < s; i++) {
         x = mmul(m, x, x);
-        if (x == minus_one)
-            return true;
-        if (x == one)
-            return false;
+        if (x == minus_one) return true;
+        if (x == one) return false;
     }
     return false;
 }
 
 bool primality_is_prime(uint64_t n)
 {
-    if (n < 2)
-        return false;
+    if (n < 2) return false;
     for (unsigned i = 0; i < SMALL_N; i++) {
-        if (n == small_primes[i])
-            return true;
-        if (n % small_primes[i] == 0)
-            return false;
+        if (n == small_primes[i]) return true;
+        if (n % small_primes[i] == 0) return false;
     }
-    if (n < SMALL_COVERS)
-        return true;
+    if (n < SMALL_COVERS) return true;
     static const uint64_t bases[] = {2, 325, 9375, 28178, 450775, 9780504, 1795265022};
     struct mont m;
     mont_init(&m, n);
@@ -90,8 +81,7 @@ bool primality_is_prime(uint64_t n)
     int s = __builtin_ctzll(d);
     d >>= s;
     for (unsigned i = 0; i < sizeof bases / sizeof bases[0]; i++)
-        if (!sprp(&m, bases[i], d, s))
-            return false;
+        if (!sprp(&m, bases[i], d, s)) return false;
     return true;
 }
 
@@ -99,8 +89,7 @@ bool primality_is_prime(uint64_t n)
 
 bool primality_next(uint64_t n, uint64_t *out)
 {
-    if (n >= LARGEST_PRIME_64)
-        return false;
+    if (n >= LARGEST_PRIME_64) return false;
     if (n < 2) {
         *out = 2;
         return true;
@@ -114,15 +103,13 @@ bool primality_next(uint64_t n, uint64_t *out)
 
 bool primality_prev(uint64_t n, uint64_t *out)
 {
-    if (n <= 2)
-        return false;
+    if (n <= 2) return false;
     if (n == 3) {
         *out = 2;
         return true;
     }
     uint64_t c = (n - 1) | 1;
-    if (c >= n)
-        c -= 2;
+    if (c >= n) c -= 2;
     while (!primality_is_prime(c))
         c -= 2; /* stops at 3 at the latest */
     *out = c;

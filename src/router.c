@@ -48,8 +48,7 @@ enum router_result router_match(bool debug, const char *method, const char *path
     }
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         const struct entry *e = &table[i];
-        if (!(debug ? e->debug_listener : e->main_listener) || strcmp(e->path, path) != 0)
-            continue;
+        if (!(debug ? e->debug_listener : e->main_listener) || strcmp(e->path, path) != 0) continue;
         *out = &e->r;
         return (method_bit(method) & e->methods) ? ROUTER_OK : ROUTER_METHOD_NOT_ALLOWED;
     }

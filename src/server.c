@@ -46,7 +46,7 @@
 
 /* Bytes libmicrohttpd asks the stream reader for at once (its write buffer per call). */
 #define STREAM_READ_BLOCK (32u * 1024)
-/* A stream buffer is split in blocks of this size (4 × 64 KiB by default). */
+/* A stream buffer is split in blocks of at most this size (4 × 64 KiB by default). */
 #define STREAM_BLOCK_BYTES (64u * 1024)
 #define PATH_LOG_MAX 256
 #define ADDR_MAX 64
@@ -218,7 +218,7 @@ static void *on_request_start(void *cls, const char *uri, struct MHD_Connection 
     struct listener *l = cls;
     struct server *s = l->srv;
     struct req *r = calloc(1, sizeof *r);
-    if (!r) return NULL; /* the access handler answers 500 */
+    if (!r) return NULL;      /* the access handler answers 500 */
     atomic_init(&r->refs, 1); /* the connection's reference */
     atomic_init(&r->bytes, 0);
     atomic_init(&r->job.cancel, 0); /* before the list insert: server_cancel_all may set it */
@@ -282,8 +282,10 @@ static enum MHD_Result queue_error(struct req *r, enum primed_err e, const char 
 {
     struct http_response hr;
     http_response_init(&hr);
-    if (msg) errors_render(&hr, e, param, allow, "%s", msg);
-    else errors_render(&hr, e, param, allow, NULL);
+    if (msg)
+        errors_render(&hr, e, param, allow, "%s", msg);
+    else
+        errors_render(&hr, e, param, allow, NULL);
     enum MHD_Result ret = queue_http(r, &hr);
     http_response_fini(&hr);
     return ret;
@@ -294,10 +296,15 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
     struct req *r = cls;
     size_t n = 0;
     switch (stream_read(r->stream, buf, max, &n, req_park, r)) {
-    case STREAM_DATA: atomic_fetch_add_explicit(&r->bytes, n, memory_order_relaxed); return (ssize_t)n;
-    case STREAM_EMPTY: return 0; /* suspended by req_park; the producer resumes us */
-    case STREAM_EOF: return MHD_CONTENT_READER_END_OF_STREAM;
-    default: return MHD_CONTENT_READER_END_WITH_ERROR;
+    case STREAM_DATA:
+        atomic_fetch_add_explicit(&r->bytes, n, memory_order_relaxed);
+        return (ssize_t)n;
+    case STREAM_EMPTY:
+        return 0; /* suspended by req_park; the producer resumes us */
+    case STREAM_EOF:
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    default:
+        return MHD_CONTENT_READER_END_WITH_ERROR;
     }
 }
 
@@ -342,13 +349,21 @@ static void req_job_done(struct pool_job *job)
     req_unref(r);                   /* the job's reference */
 }
 
+/* At least 4 blocks (the producer fills one while the reader drains the others), at most
+ * STREAM_BLOCK_BYTES each; the configuration allows buffers down to 4 KiB. */
+static size_t stream_block_bytes(uint64_t capacity)
+{
+    uint64_t b = capacity / 4;
+    return b > STREAM_BLOCK_BYTES ? STREAM_BLOCK_BYTES : (size_t)(b ? b : 1);
+}
+
 static enum MHD_Result submit(struct req *r, bool stream)
 {
     struct server *s = r->srv;
     r->is_stream = stream;
     if (stream) {
-        r->stream = stream_create(&s->budget, s->cfg->stream_buffer_bytes, STREAM_BLOCK_BYTES,
-                                  req_wake, r);
+        r->stream = stream_create(&s->budget, s->cfg->stream_buffer_bytes,
+                                  stream_block_bytes(s->cfg->stream_buffer_bytes), req_wake, r);
         if (!r->stream)
             return queue_error(r, errno == EAGAIN ? PERR_OVERLOADED : PERR_INTERNAL, NULL, NULL,
                                errno == EAGAIN ? "stream memory budget exhausted" : NULL);
@@ -357,9 +372,8 @@ static enum MHD_Result submit(struct req *r, bool stream)
     }
     r->job.run = req_job_run;
     r->job.done = req_job_done;
-    r->job.deadline_ns = s->cfg->request_timeout_ms
-                             ? r->t0_ns + (uint64_t)s->cfg->request_timeout_ms * 1000000u
-                             : 0;
+    r->job.deadline_ns =
+        s->cfg->request_timeout_ms ? r->t0_ns + (uint64_t)s->cfg->request_timeout_ms * 1000000u : 0;
     req_ref(r); /* the job's reference */
     pthread_mutex_lock(&r->mu);
     int rc = pool_submit(s->pool, &r->job);
@@ -402,23 +416,22 @@ static bool token_ok(struct req *r)
     h += 7;
     size_t hl = strlen(h), tl = strlen(tok);
     unsigned char diff = hl != tl;
-    for (size_t i = 0; i < tl; i++) diff |= (unsigned char)(tok[i] ^ (i < hl ? h[i] : 0));
+    for (size_t i = 0; i < tl; i++)
+        diff |= (unsigned char)(tok[i] ^ (i < hl ? h[i] : 0));
     return diff == 0;
 }
 
 static enum MHD_Result handle(struct req *r, const char *url)
 {
     struct server *s = r->srv;
-    if (r->uri_too_long)
-        return queue_error(r, PERR_URI_TOO_LONG, NULL, NULL, NULL);
+    if (r->uri_too_long) return queue_error(r, PERR_URI_TOO_LONG, NULL, NULL, NULL);
     const struct route *rt = NULL;
     enum router_result rr = router_match(r->lis->debug, r->method, url, &rt);
     r->route = rt;
     if (rr == ROUTER_NOT_FOUND) return queue_error(r, PERR_NOT_FOUND, NULL, NULL, NULL);
     if (rr == ROUTER_METHOD_NOT_ALLOWED)
         return queue_error(r, PERR_METHOD_NOT_ALLOWED, NULL, rt->allow, NULL);
-    if (r->body_too_large)
-        return queue_error(r, PERR_BODY_TOO_LARGE, NULL, NULL, NULL);
+    if (r->body_too_large) return queue_error(r, PERR_BODY_TOO_LARGE, NULL, NULL, NULL);
 
     struct http_response *hr = &r->resp;
     switch (rt->id) {
@@ -448,7 +461,8 @@ static enum MHD_Result handle(struct req *r, const char *url)
                                "Authorization: Bearer <debug_token> required");
         profiling_handle(&r->hreq, hr);
         return queue_http(r, hr);
-    default: break;
+    default:
+        break;
     }
     enum api_plan plan = api_prepare(s->api, rt->id, &r->hreq, &r->query, hr);
     if (plan == API_ANSWERED) return queue_http(r, hr);
@@ -476,10 +490,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
         if (!rid || log_sanitize_request_id(rid, r->request_id, sizeof r->request_id) != 0)
             log_new_request_id(r->request_id);
-        r->hreq = (struct http_request){.method = r->method, .path = url,
+        r->hreq = (struct http_request){.method = r->method,
+                                        .path = url,
                                         .request_id = r->request_id,
-                                        .client_addr = r->client_addr, .get_arg = req_get_arg,
-                                        .get_header = req_get_header, .each_arg = req_each_arg,
+                                        .client_addr = r->client_addr,
+                                        .get_arg = req_get_arg,
+                                        .get_header = req_get_header,
+                                        .each_arg = req_each_arg,
                                         .impl = r};
         /* libmicrohttpd answers headers that overflow the connection's memory itself (431 with
          * an HTML body, or 414 when the request line alone does); headers above half of that
@@ -516,7 +533,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         }
         if (r->body_len + n + 1 > r->body_cap) {
             size_t cap = r->body_cap ? r->body_cap : 4096;
-            while (cap < r->body_len + n + 1) cap *= 2;
+            while (cap < r->body_len + n + 1)
+                cap *= 2;
             char *nb = realloc(r->body, cap);
             if (!nb) return MHD_NO;
             r->body = nb;
@@ -533,8 +551,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         r->hreq.body_len = r->body_len;
         r->hreq.path = url;
         return handle(r, url);
-    case PH_WAIT: return finish_wait(r);
-    default: return MHD_YES;
+    case PH_WAIT:
+        return finish_wait(r);
+    default:
+        return MHD_YES;
     }
 }
 
@@ -567,8 +587,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                             (double)dur_ns / 1e9, bytes);
 
     pthread_mutex_lock(&s->mu);
-    if (r->prev) r->prev->next = r->next;
-    else s->inflight = r->next;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        s->inflight = r->next;
     if (r->next) r->next->prev = r->prev;
     s->ninflight--;
     pthread_mutex_unlock(&s->mu);
@@ -651,8 +673,10 @@ static int start_listener(struct server *s, struct listener *l, const char *host
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD;
     if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
-    if (l->debug) flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL; /* profiles block */
-    else flags |= MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    if (l->debug)
+        flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL; /* profiles block */
+    else
+        flags |= MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
     struct MHD_OptionItem ops[16];
     int n = 0;
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
@@ -674,8 +698,8 @@ static int start_listener(struct server *s, struct listener *l, const char *host
         ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, 64, NULL};
     }
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-    l->d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, l, MHD_OPTION_ARRAY, ops,
-                            MHD_OPTION_END);
+    l->d =
+        MHD_start_daemon(flags, 0, NULL, NULL, on_access, l, MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
     if (!l->d) {
         char ps[8];
         snprintf(ps, sizeof ps, "%u", port);
@@ -719,8 +743,7 @@ struct server *server_create(const struct primed_config *cfg, struct pool *pool,
     s->root_len = rl > 0 && (size_t)rl < sizeof s->root_body ? (size_t)rl : 0;
     if (metrics_register_collector(collect, s) != 0) goto err;
     if (start_listener(s, &s->main, cfg->listen_host, cfg->listen_port) != 0) goto err_metrics;
-    if (cfg->debug_enabled &&
-        start_listener(s, &s->debug, cfg->debug_host, cfg->debug_port) != 0)
+    if (cfg->debug_enabled && start_listener(s, &s->debug, cfg->debug_host, cfg->debug_port) != 0)
         goto err_main;
     if (cfg->port_file[0] && write_port_file(cfg->port_file, s->main.port, s->debug.port) != 0) {
         log_event(LOG_ERROR, "port_file_failed", strerror(errno), "path", cfg->port_file, NULL);

@@ -37,7 +37,7 @@
  * on [1e18, 1e18+1e9]: 4 MiB 2.7 s, 16 MiB 1.4 s, 32 MiB 2.1 s (L3 misses outweigh the saved
  * setup pass). */
 #define WIN_BYTES_DEFAULT ((size_t)16 << 20)
-#define BATCH_CAP 4096 /* primes per sieve_emit_fn call at most */
+#define BATCH_CAP 4096                   /* primes per sieve_emit_fn call at most */
 #define HYBRID_LIMIT ((uint64_t)1 << 20) /* sieving limit of the hybrid mode (see run()) */
 
 /* A small or medium sieving prime p = 30q + wheel_residue[ri], and its next multiple: byte
@@ -50,19 +50,19 @@ struct sprime {
 };
 
 struct sieve_ctx {
-    size_t seg_bytes;  /* multiple of 64 */
-    size_t win_bytes;  /* multiple of seg_bytes; the window when big primes are sieved */
-    uint64_t big_min;  /* primes above this are "big" */
-    uint8_t *buf;      /* window buffer, buf_bytes (+ 8 bytes of padding for word counting) */
+    size_t seg_bytes; /* multiple of 64 */
+    size_t win_bytes; /* multiple of seg_bytes; the window when big primes are sieved */
+    uint64_t big_min; /* primes above this are "big" */
+    uint8_t *buf;     /* window buffer, buf_bytes (+ 8 bytes of padding for word counting) */
     size_t buf_bytes;
     struct sprime *sp; /* small + medium sieving primes of the current range */
     size_t sp_n, sp_cap;
-    size_t sp_small;   /* sp[0 … sp_small) are small primes (< small_max), sorted by size */
-    size_t sp_tiny;    /* sp[0 … sp_tiny) are below tiny_max: sieved per L1-sized piece */
+    size_t sp_small; /* sp[0 … sp_small) are small primes (< small_max), sorted by size */
+    size_t sp_tiny;  /* sp[0 … sp_tiny) are below tiny_max: sieved per L1-sized piece */
     size_t l1_bytes;
     uint64_t tiny_max;
     uint64_t small_max;
-    bool hybrid;       /* narrow high windows by partial sieve + Miller-Rabin (default on) */
+    bool hybrid; /* narrow high windows by partial sieve + Miller-Rabin (default on) */
     uint64_t batch[BATCH_CAP]; /* sieve_foreach batches */
 };
 
@@ -78,21 +78,17 @@ static size_t default_seg_bytes(void)
     long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
     long l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE);
     size_t s = l2 > 0 ? (size_t)l2 / 4 : l1 > 0 ? (size_t)l1 * 4 : 131072;
-    if (s < 32768)
-        s = 32768;
-    if (s > (1u << 20))
-        s = 1u << 20;
+    if (s < 32768) s = 32768;
+    if (s > (1u << 20)) s = 1u << 20;
     return s & ~(size_t)63;
 }
 
 sieve_ctx *sieve_ctx_create(size_t segment_bytes)
 {
     sieve_ctx *ctx = calloc(1, sizeof *ctx);
-    if (!ctx)
-        return NULL;
+    if (!ctx) return NULL;
     size_t s = segment_bytes ? segment_bytes : default_seg_bytes();
-    if (s < 1024)
-        s = 1024;
+    if (s < 1024) s = 1024;
     if (s > ((size_t)4 << 20)) /* beyond L2 sizes there is nothing to gain */
         s = (size_t)4 << 20;
     s &= ~(size_t)63;
@@ -114,8 +110,7 @@ sieve_ctx *sieve_ctx_create(size_t segment_bytes)
 
 void sieve_ctx_destroy(sieve_ctx *ctx)
 {
-    if (!ctx)
-        return;
+    if (!ctx) return;
     free(ctx->buf);
     free(ctx->sp);
     free(ctx);
@@ -128,11 +123,9 @@ void sieve_ctx_set_hybrid(sieve_ctx *ctx, bool allow)
 
 static int ensure_buf(sieve_ctx *ctx, size_t bytes)
 {
-    if (ctx->buf_bytes >= bytes)
-        return 0;
+    if (ctx->buf_bytes >= bytes) return 0;
     uint8_t *b = aligned_alloc(64, (bytes + 64 + 63) & ~(size_t)63);
-    if (!b)
-        return -ENOMEM;
+    if (!b) return -ENOMEM;
     free(ctx->buf);
     ctx->buf = b;
     ctx->buf_bytes = bytes;
@@ -151,18 +144,15 @@ static uint64_t isqrt64(uint64_t n)
 
 /* The first multiple p*n >= max(W0, p*p) with n coprime to 30, as a byte offset from W0 (a
  * multiple of 30) and the wheel index of n. False when that multiple exceeds hi. */
-static inline bool first_multiple(uint64_t p, uint64_t W0, uint64_t hi, uint64_t *off,
-                                  unsigned *wi)
+static inline bool first_multiple(uint64_t p, uint64_t W0, uint64_t hi, uint64_t *off, unsigned *wi)
 {
     uint64_t n = W0 / p + (W0 % p != 0);
-    if (n < p)
-        n = p;
+    if (n < p) n = p;
     unsigned r = (unsigned)(n % 30);
     unsigned i = wheel_next_index[r];
     n += wheel_residue[i] - r;
     __uint128_t m = (__uint128_t)p * n;
-    if (m > hi)
-        return false;
+    if (m > hi) return false;
     *off = (uint64_t)m - W0;
     *off /= 30;
     *wi = i;
@@ -193,12 +183,11 @@ static inline uint64_t cross(uint8_t *buf, uint64_t off, uint64_t end, uint64_t 
 #define SM_MASK(R, i) ((uint8_t) ~(1u << WHEEL_BIT((WHEEL_M(R) * WHEEL_M(i)) % 30)))
 #define SM_CASE(R)                                                                                 \
     case R: {                                                                                      \
-        const uint64_t o[8] = {SM_OFF(R, 0), SM_OFF(R, 1), SM_OFF(R, 2), SM_OFF(R, 3),            \
-                               SM_OFF(R, 4), SM_OFF(R, 5), SM_OFF(R, 6), SM_OFF(R, 7)};           \
+        const uint64_t o[8] = {SM_OFF(R, 0), SM_OFF(R, 1), SM_OFF(R, 2), SM_OFF(R, 3),             \
+                               SM_OFF(R, 4), SM_OFF(R, 5), SM_OFF(R, 6), SM_OFF(R, 7)};            \
         uint64_t base = sp->off - o[i];                                                            \
         for (; i < 8; i++) { /* finish the current cycle */                                        \
-            if (base + o[i] >= end)                                                                \
-                goto save_##R;                                                                     \
+            if (base + o[i] >= end) goto save_##R;                                                 \
             buf[base + o[i]] &= wheel_steps[R][i].mask;                                            \
         }                                                                                          \
         base += p;                                                                                 \
@@ -215,8 +204,7 @@ static inline uint64_t cross(uint8_t *buf, uint64_t off, uint64_t end, uint64_t 
         }                                                                                          \
         for (i = 0; base + o[i] < end; i++) /* o[7] >= end: stops by i = 7 */                      \
             buf[base + o[i]] &= wheel_steps[R][i].mask;                                            \
-    save_##R:                                                                                      \
-        sp->off = base + o[i];                                                                     \
+        save_##R : sp->off = base + o[i];                                                          \
         sp->wi = (uint8_t)i;                                                                       \
         return;                                                                                    \
     }
@@ -271,8 +259,7 @@ static void piter_init(struct piter *it, const struct stable *t, uint64_t from)
 static inline uint64_t piter_next(struct piter *it)
 {
     while (it->bits == 0) {
-        if ((it->word + 1) * 240 > it->t->limit)
-            return 0;
+        if ((it->word + 1) * 240 > it->t->limit) return 0;
         it->bits = table_word(it->t, ++it->word);
     }
     unsigned b = (unsigned)__builtin_ctzll(it->bits);
@@ -289,10 +276,10 @@ struct job {
     uint64_t nbytes; /* bytes of the range, from B */
     sieve_emit_fn emit;
     void *arg;
-    uint8_t *out; /* MODE_BITMAP destination, nbytes */
+    uint8_t *out;    /* MODE_BITMAP destination, nbytes */
     uint64_t *batch; /* MODE_EMIT: ctx->batch, batch_n used */
     const atomic_int *cancel;
-    uint64_t count;   /* primes counted or emitted */
+    uint64_t count; /* primes counted or emitted */
     size_t batch_n;
     uint64_t segments;
 };
@@ -310,22 +297,19 @@ static int load_sprimes(sieve_ctx *ctx, const struct stable *t, struct job *jb, 
     ctx->sp_n = 0;
     ctx->sp_small = 0;
     ctx->sp_tiny = 0;
-    if (last <= PRESIEVE_LAST_PRIME)
-        return 0;
+    if (last <= PRESIEVE_LAST_PRIME) return 0;
     struct piter it;
     piter_init(&it, t, PRESIEVE_LAST_PRIME + 1);
     uint64_t hi = jb->B + (jb->nbytes - 1) * 30 + 29 < jb->B ? UINT64_MAX
-                                                               : jb->B + (jb->nbytes - 1) * 30 + 29;
+                                                             : jb->B + (jb->nbytes - 1) * 30 + 29;
     for (uint64_t p; (p = piter_next(&it)) != 0 && p <= last;) {
         uint64_t off;
         unsigned wi;
-        if (!first_multiple(p, jb->B, hi, &off, &wi))
-            continue;
+        if (!first_multiple(p, jb->B, hi, &off, &wi)) continue;
         if (ctx->sp_n == ctx->sp_cap) {
             size_t ncap = ctx->sp_cap ? 2 * ctx->sp_cap : 1024;
             struct sprime *n = realloc(ctx->sp, ncap * sizeof *n);
-            if (!n)
-                return -ENOMEM;
+            if (!n) return -ENOMEM;
             ctx->sp = n;
             ctx->sp_cap = ncap;
         }
@@ -334,25 +318,21 @@ static int load_sprimes(sieve_ctx *ctx, const struct stable *t, struct job *jb, 
         s->q = (uint32_t)(p / 30);
         s->ri = (uint8_t)wheel_bit_of[p % 30];
         s->wi = (uint8_t)wi;
-        if (p < ctx->small_max)
-            ctx->sp_small = ctx->sp_n;
-        if (p < ctx->tiny_max)
-            ctx->sp_tiny = ctx->sp_n;
+        if (p < ctx->small_max) ctx->sp_small = ctx->sp_n;
+        if (p < ctx->tiny_max) ctx->sp_tiny = ctx->sp_n;
     }
     return 0;
 }
 
 /* Cross off every big prime in (big_min, isqrt(whi)] in the window buffer [0, wlen) whose first
  * number is W0 and last whi. */
-__attribute__((noinline)) static int sieve_big(sieve_ctx *ctx, const struct stable *t,
-                                               uint64_t W0, uint64_t whi, uint64_t sq, size_t wlen,
+__attribute__((noinline)) static int sieve_big(sieve_ctx *ctx, const struct stable *t, uint64_t W0,
+                                               uint64_t whi, uint64_t sq, size_t wlen,
                                                const atomic_int *cancel)
 {
     uint64_t wsq = isqrt64(whi);
-    if (sq > wsq)
-        sq = wsq;
-    if (sq <= ctx->big_min)
-        return 0;
+    if (sq > wsq) sq = wsq;
+    if (sq <= ctx->big_min) return 0;
     uint8_t *buf = ctx->buf;
     struct piter it;
     piter_init(&it, t, ctx->big_min + 1);
@@ -360,10 +340,8 @@ __attribute__((noinline)) static int sieve_big(sieve_ctx *ctx, const struct stab
     for (uint64_t p; (p = piter_next(&it)) != 0 && p <= sq;) {
         uint64_t off;
         unsigned wi;
-        if ((++n & 0xfffff) == 0 && cancelled(cancel))
-            return -ECANCELED;
-        if (!first_multiple(p, W0, whi, &off, &wi))
-            continue;
+        if ((++n & 0xfffff) == 0 && cancelled(cancel)) return -ECANCELED;
+        if (!first_multiple(p, W0, whi, &off, &wi)) continue;
         cross(buf, off, wlen, p / 30, (unsigned)wheel_bit_of[p % 30], &wi);
     }
     return 0;
@@ -371,8 +349,7 @@ __attribute__((noinline)) static int sieve_big(sieve_ctx *ctx, const struct stab
 
 static int flush_batch(struct job *jb)
 {
-    if (jb->batch_n == 0)
-        return 0;
+    if (jb->batch_n == 0) return 0;
     size_t n = jb->batch_n;
     jb->batch_n = 0;
     jb->count += n;
@@ -392,8 +369,7 @@ static int emit_window(sieve_ctx *ctx, struct job *jb, uint64_t W0, size_t wlen)
             jb->batch[jb->batch_n++] = W0 + 30 * (uint64_t)(w + b / 8) + wheel_residue[b % 8];
             if (jb->batch_n == BATCH_CAP) {
                 int rc = flush_batch(jb);
-                if (rc)
-                    return rc;
+                if (rc) return rc;
             }
         }
     }
@@ -416,8 +392,7 @@ static int verify_window(sieve_ctx *ctx, uint64_t W0, size_t wlen, const atomic_
 {
     uint8_t *buf = ctx->buf;
     for (size_t w = 0; w < wlen; w++) {
-        if ((w & 4095) == 0 && cancelled(cancel))
-            return -ECANCELED;
+        if ((w & 4095) == 0 && cancelled(cancel)) return -ECANCELED;
         for (unsigned bits = buf[w]; bits; bits &= bits - 1) {
             unsigned b = (unsigned)__builtin_ctz(bits);
             if (!primality_is_prime(W0 + 30 * (uint64_t)w + wheel_residue[b]))
@@ -457,8 +432,7 @@ static int run(sieve_ctx *ctx, struct job *jb)
         sq = HYBRID_LIMIT;
     }
     const struct stable *t = stable_acquire(sq);
-    if (!t)
-        return -ENOMEM;
+    if (!t) return -ENOMEM;
     bool big = sq > ctx->big_min;
     size_t wbytes = big ? ctx->win_bytes : ctx->seg_bytes;
     if (big) {
@@ -468,13 +442,10 @@ static int run(sieve_ctx *ctx, struct job *jb)
         uint64_t per = (jb->nbytes + nwin - 1) / nwin;
         wbytes = (size_t)((per + ctx->seg_bytes - 1) / ctx->seg_bytes * ctx->seg_bytes);
     }
-    if (wbytes > jb->nbytes)
-        wbytes = (size_t)((jb->nbytes + 63) & ~(uint64_t)63);
+    if (wbytes > jb->nbytes) wbytes = (size_t)((jb->nbytes + 63) & ~(uint64_t)63);
     int rc = ensure_buf(ctx, wbytes);
-    if (rc)
-        return rc;
-    if ((rc = load_sprimes(ctx, t, jb, sq)) != 0)
-        return rc;
+    if (rc) return rc;
+    if ((rc = load_sprimes(ctx, t, jb, sq)) != 0) return rc;
     uint8_t *buf = ctx->buf;
     const size_t S = ctx->seg_bytes;
     const uint64_t byte0 = jb->B / 30;
@@ -482,8 +453,7 @@ static int run(sieve_ctx *ctx, struct job *jb)
     for (uint64_t wstart = 0; wstart < jb->nbytes; wstart += wbytes) {
         size_t wlen = jb->nbytes - wstart < wbytes ? (size_t)(jb->nbytes - wstart) : wbytes;
         for (size_t s = 0; s < wlen; s += S) {
-            if (cancelled(jb->cancel))
-                return -ECANCELED;
+            if (cancelled(jb->cancel)) return -ECANCELED;
             size_t slen = wlen - s < S ? wlen - s : S;
             presieve_fill(buf + s, byte0 + wstart + s, slen);
             uint64_t end = s + slen;
@@ -504,10 +474,8 @@ static int run(sieve_ctx *ctx, struct job *jb)
 
         uint64_t W0 = jb->B + 30 * wstart;
         uint64_t whi = (last_num - W0) / 30 < wlen ? last_num : W0 + 30 * (uint64_t)wlen - 1;
-        if (big && (rc = sieve_big(ctx, t, W0, whi, sq, wlen, jb->cancel)) != 0)
-            return rc;
-        if (verify && (rc = verify_window(ctx, W0, wlen, jb->cancel)) != 0)
-            return rc;
+        if (big && (rc = sieve_big(ctx, t, W0, whi, sq, wlen, jb->cancel)) != 0) return rc;
+        if (verify && (rc = verify_window(ctx, W0, wlen, jb->cancel)) != 0) return rc;
 
         if (jb->mode == MODE_BITMAP) {
             memcpy(jb->out + wstart, buf, wlen);
@@ -516,13 +484,11 @@ static int run(sieve_ctx *ctx, struct job *jb)
         /* Clip to [lo, hi] and zero the padding up to the next word. */
         if (wstart == 0)
             for (int b = 0; b < 8; b++)
-                if (jb->B + wheel_residue[b] < jb->lo)
-                    buf[0] &= (uint8_t) ~(1u << b);
+                if (jb->B + wheel_residue[b] < jb->lo) buf[0] &= (uint8_t) ~(1u << b);
         if (wstart + wlen == jb->nbytes) {
             uint64_t rem = jb->hi - (jb->B + 30 * (jb->nbytes - 1));
             for (int b = 0; b < 8; b++)
-                if (wheel_residue[b] > rem)
-                    buf[wlen - 1] &= (uint8_t) ~(1u << b);
+                if (wheel_residue[b] > rem) buf[wlen - 1] &= (uint8_t) ~(1u << b);
         }
         memset(buf + wlen, 0, 8);
         if (jb->mode == MODE_COUNT) {
@@ -540,8 +506,7 @@ static void flush_stats(const struct job *jb, uint64_t width_minus_1, uint64_t e
     uint64_t numbers = width_minus_1 == UINT64_MAX ? UINT64_MAX : width_minus_1 + 1;
     atomic_fetch_add_explicit(&g_numbers, numbers, memory_order_relaxed);
     atomic_fetch_add_explicit(&g_segments, jb->segments, memory_order_relaxed);
-    if (emitted)
-        atomic_fetch_add_explicit(&g_emitted, emitted, memory_order_relaxed);
+    if (emitted) atomic_fetch_add_explicit(&g_emitted, emitted, memory_order_relaxed);
 }
 
 static void job_range(struct job *jb, uint64_t lo, uint64_t hi)
@@ -558,24 +523,20 @@ static unsigned tiny_primes(uint64_t lo, uint64_t hi, uint64_t out[3])
     static const uint64_t tiny[3] = {2, 3, 5};
     unsigned n = 0;
     for (int i = 0; i < 3; i++)
-        if (tiny[i] >= lo && tiny[i] <= hi)
-            out[n++] = tiny[i];
+        if (tiny[i] >= lo && tiny[i] <= hi) out[n++] = tiny[i];
     return n;
 }
 
-int sieve_count(sieve_ctx *ctx, uint64_t lo, uint64_t hi, uint64_t *count,
-                const atomic_int *cancel)
+int sieve_count(sieve_ctx *ctx, uint64_t lo, uint64_t hi, uint64_t *count, const atomic_int *cancel)
 {
     *count = 0;
-    if (lo > hi)
-        return 0;
+    if (lo > hi) return 0;
     uint64_t tiny[3];
     struct job jb = {.mode = MODE_COUNT, .cancel = cancel};
     job_range(&jb, lo, hi);
     int rc = run(ctx, &jb);
     flush_stats(&jb, hi - lo, 0);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     *count = jb.count + tiny_primes(lo, hi, tiny);
     return 0;
 }
@@ -583,22 +544,18 @@ int sieve_count(sieve_ctx *ctx, uint64_t lo, uint64_t hi, uint64_t *count,
 int sieve_foreach(sieve_ctx *ctx, uint64_t lo, uint64_t hi, sieve_emit_fn emit, void *arg,
                   const atomic_int *cancel)
 {
-    if (lo > hi)
-        return 0;
+    if (lo > hi) return 0;
     uint64_t tiny[3];
     unsigned nt = tiny_primes(lo, hi, tiny);
     int rc = 0;
     struct job jb = {.mode = MODE_EMIT, .emit = emit, .arg = arg, .cancel = cancel};
-    if (nt && (rc = emit(arg, tiny, nt)) != 0)
-        goto out;
+    if (nt && (rc = emit(arg, tiny, nt)) != 0) goto out;
     jb.count = nt;
-    if (hi < 7)
-        goto out;
+    if (hi < 7) goto out;
     job_range(&jb, lo, hi);
     jb.batch = ctx->batch;
     rc = run(ctx, &jb);
-    if (rc == 0)
-        rc = flush_batch(&jb);
+    if (rc == 0) rc = flush_batch(&jb);
 out:
     flush_stats(&jb, hi - lo, jb.count);
     return rc;
@@ -606,8 +563,7 @@ out:
 
 int sieve_bitmap(sieve_ctx *ctx, uint64_t byte_lo, size_t nbytes, uint8_t *out)
 {
-    if (nbytes == 0)
-        return 0;
+    if (nbytes == 0) return 0;
     struct job jb = {.mode = MODE_BITMAP, .B = 30 * byte_lo, .nbytes = nbytes, .out = out};
     int rc = run(ctx, &jb);
     flush_stats(&jb, 30 * (uint64_t)nbytes - 1, 0);
@@ -622,14 +578,11 @@ uint64_t sieve_chunk_width(uint64_t lo, uint64_t hi)
      * within [1e8, 1e9] so that 2+ threads share the work and cancellation stays prompt. */
     size_t seg = default_seg_bytes();
     uint64_t win = (uint64_t)30 * (WIN_BYTES_DEFAULT / seg * seg);
-    if (isqrt64(hi) > (uint64_t)8 * seg)
-        return win;
+    if (isqrt64(hi) > (uint64_t)8 * seg) return win;
     uint64_t unit = (uint64_t)30 * seg;
     uint64_t w = (lo > hi ? 0 : hi - lo) / 8;
-    if (w < 100000000)
-        w = 100000000;
-    if (w > 1000000000)
-        w = 1000000000;
+    if (w < 100000000) w = 100000000;
+    if (w > 1000000000) w = 1000000000;
     return (w + unit - 1) / unit * unit;
 }
 

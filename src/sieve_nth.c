@@ -20,12 +20,10 @@ static long double li(long double x)
     long double lx = logl(x), sum = 0, term = 1, inner = 0;
     for (int n = 1; n < 400; n++) {
         term *= lx / n; /* (ln x)^n / n! */
-        if (((n - 1) & 1) == 0)
-            inner += 1.0L / (2 * ((n - 1) / 2) + 1);
+        if (((n - 1) & 1) == 0) inner += 1.0L / (2 * ((n - 1) / 2) + 1);
         long double t = term / ldexpl(1.0L, n - 1) * inner;
         sum += (n & 1) ? t : -t;
-        if (n > 2 * lx && fabsl(t) < 1e-30L * fabsl(sum))
-            break;
+        if (n > 2 * lx && fabsl(t) < 1e-30L * fabsl(sum)) break;
     }
     return gamma + logl(lx) + sqrtl(x) * sum;
 }
@@ -43,16 +41,14 @@ uint64_t sieve_nth_estimate(uint64_t k)
     long double x = kk * (lk + logl(lk) - 1);
     for (int i = 0; i < 50; i++) {
         long double nx = x - (approx_pi(x) - kk) * logl(x);
-        if (nx < 3)
-            nx = 3;
+        if (nx < 3) nx = 3;
         if (fabsl(nx - x) < 0.5L) {
             x = nx;
             break;
         }
         x = nx;
     }
-    if (x >= 18446744073709551615.0L)
-        return UINT64_MAX;
+    if (x >= 18446744073709551615.0L) return UINT64_MAX;
     return (uint64_t)x;
 }
 
@@ -91,35 +87,28 @@ static uint64_t step_width(uint64_t need, uint64_t x)
 {
     double lx = log((double)x + 16);
     double w = (double)need * lx * 1.1 + 10000;
-    if (w > 2e9)
-        w = 2e9;
+    if (w > 2e9) w = 2e9;
     return (uint64_t)w;
 }
 
 int sieve_nth_finish(sieve_ctx *ctx, uint64_t x, uint64_t pi_x, uint64_t k, uint64_t *prime,
                      const atomic_int *cancel)
 {
-    if (k == 0)
-        return -EINVAL;
-    if (k > PI_2_64)
-        return -ERANGE;
+    if (k == 0) return -EINVAL;
+    if (k > PI_2_64) return -ERANGE;
     int rc;
     if (pi_x < k) {
         uint64_t need = k - pi_x;
-        if (x == UINT64_MAX)
-            return -ERANGE;
+        if (x == UINT64_MAX) return -ERANGE;
         uint64_t a = x + 1;
         for (;;) {
             uint64_t w = step_width(need, a);
             uint64_t b = UINT64_MAX - a < w ? UINT64_MAX : a + w;
             uint64_t c;
-            if ((rc = sieve_count(ctx, a, b, &c, cancel)) != 0)
-                return rc;
-            if (c >= need)
-                return locate(ctx, a, b, need, prime, cancel);
+            if ((rc = sieve_count(ctx, a, b, &c, cancel)) != 0) return rc;
+            if (c >= need) return locate(ctx, a, b, need, prime, cancel);
             need -= c;
-            if (b == UINT64_MAX)
-                return -ERANGE;
+            if (b == UINT64_MAX) return -ERANGE;
             a = b + 1;
         }
     }
@@ -129,26 +118,20 @@ int sieve_nth_finish(sieve_ctx *ctx, uint64_t x, uint64_t pi_x, uint64_t k, uint
         uint64_t w = step_width(need, b);
         uint64_t a = b < w ? 0 : b - w;
         uint64_t c;
-        if ((rc = sieve_count(ctx, a, b, &c, cancel)) != 0)
-            return rc;
-        if (c >= need)
-            return locate(ctx, a, b, c - need + 1, prime, cancel);
+        if ((rc = sieve_count(ctx, a, b, &c, cancel)) != 0) return rc;
+        if (c >= need) return locate(ctx, a, b, c - need + 1, prime, cancel);
         need -= c;
-        if (a == 0)
-            return -EINVAL; /* pi_x was larger than π(x) */
+        if (a == 0) return -EINVAL; /* pi_x was larger than π(x) */
         b = a - 1;
     }
 }
 
 int sieve_nth(sieve_ctx *ctx, uint64_t k, uint64_t *prime, const atomic_int *cancel)
 {
-    if (k == 0)
-        return -EINVAL;
-    if (k > PI_2_64)
-        return -ERANGE;
+    if (k == 0) return -EINVAL;
+    if (k > PI_2_64) return -ERANGE;
     uint64_t x = sieve_nth_estimate(k), pi_x;
     int rc = sieve_count(ctx, 0, x, &pi_x, cancel);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     return sieve_nth_finish(ctx, x, pi_x, k, prime, cancel);
 }

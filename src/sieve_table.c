@@ -48,8 +48,7 @@ static uint8_t *build_block0(void)
     for (size_t k = 0; k < STABLE_BLOCK_BYTES; k++) {
         uint8_t b = 0;
         for (int bit = 0; bit < 8; bit++)
-            if (!comp[30 * k + wheel_residue[bit]])
-                b |= (uint8_t)(1u << bit);
+            if (!comp[30 * k + wheel_residue[bit]]) b |= (uint8_t)(1u << bit);
         blk[k] = b;
     }
     free(comp);
@@ -65,21 +64,17 @@ static struct stable *build_dir(struct stable *old, size_t n)
     uint8_t **blocks = calloc(n, sizeof *blocks);
     sieve_ctx *ctx = NULL;
     size_t k = have;
-    if (!t || !blocks)
-        goto err;
-    if (have)
-        memcpy(blocks, old->blocks, have * sizeof *blocks);
+    if (!t || !blocks) goto err;
+    if (have) memcpy(blocks, old->blocks, have * sizeof *blocks);
     if (k == 0) {
-        if (!(blocks[0] = build_block0()))
-            goto err;
+        if (!(blocks[0] = build_block0())) goto err;
         k = 1;
     }
-    if (k < n && !(ctx = sieve_ctx_create(0)))
-        goto err;
+    if (k < n && !(ctx = sieve_ctx_create(0))) goto err;
     for (; k < n; k++) {
-        if (!(blocks[k] = malloc(STABLE_BLOCK_BYTES)))
-            goto err;
-        if (sieve_bitmap(ctx, (uint64_t)k * STABLE_BLOCK_BYTES, STABLE_BLOCK_BYTES, blocks[k]) != 0) {
+        if (!(blocks[k] = malloc(STABLE_BLOCK_BYTES))) goto err;
+        if (sieve_bitmap(ctx, (uint64_t)k * STABLE_BLOCK_BYTES, STABLE_BLOCK_BYTES, blocks[k]) !=
+            0) {
             free(blocks[k]);
             goto err;
         }
@@ -117,27 +112,22 @@ static void publish(struct stable *old, struct stable *t)
 const struct stable *stable_acquire(uint64_t need)
 {
     struct stable *t = atomic_load_explicit(&g_table, memory_order_acquire);
-    if (t && t->limit >= need)
-        return t;
-    if (need > UINT32_MAX)
-        need = UINT32_MAX;
+    if (t && t->limit >= need) return t;
+    if (need > UINT32_MAX) need = UINT32_MAX;
     pthread_mutex_lock(&g_build_mu);
     t = atomic_load_explicit(&g_table, memory_order_acquire);
     if (!t) {
         /* Publish block 0 first: the engine sieving the later blocks reads it lock-free. */
         struct stable *t0 = build_dir(NULL, 1);
-        if (!t0)
-            goto out;
+        if (!t0) goto out;
         publish(NULL, t0);
         t = t0;
     }
     if (t->limit < need) {
         size_t n = (size_t)((need + 1 + BLOCK_NUMBERS - 1) / BLOCK_NUMBERS);
         /* Grow by at least half so that a slowly rising √hi does not rebuild directories often. */
-        if (n < t->nblocks + t->nblocks / 2)
-            n = t->nblocks + t->nblocks / 2;
-        if (n > MAX_BLOCKS)
-            n = MAX_BLOCKS;
+        if (n < t->nblocks + t->nblocks / 2) n = t->nblocks + t->nblocks / 2;
+        if (n > MAX_BLOCKS) n = MAX_BLOCKS;
         struct stable *nt = build_dir(t, n);
         if (!nt) {
             t = NULL;

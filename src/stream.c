@@ -20,11 +20,11 @@ struct stream {
     char *mem;    /* nblocks × block_bytes */
     size_t *lens; /* [nblocks] committed length of each block */
     /* under mu */
-    size_t head;   /* consumer's block */
-    size_t count;  /* committed, not yet fully read blocks */
-    size_t off;    /* consumer's offset in block head */
-    bool parked;   /* consumer found it empty and waits for wake */
-    bool started;  /* something was committed or the stream finished */
+    size_t head;  /* consumer's block */
+    size_t count; /* committed, not yet fully read blocks */
+    size_t off;   /* consumer's offset in block head */
+    bool parked;  /* consumer found it empty and waits for wake */
+    bool started; /* something was committed or the stream finished */
     bool finished, ok, cancelled;
     bool committed_any; /* some block was ever committed */
 };
@@ -98,7 +98,8 @@ char *stream_block_get(struct stream *s, size_t *cap)
             return NULL;
         }
     }
-    while (!s->cancelled && s->count == s->nblocks) pthread_cond_wait(&s->cv_space, &s->mu);
+    while (!s->cancelled && s->count == s->nblocks)
+        pthread_cond_wait(&s->cv_space, &s->mu);
     char *b = NULL;
     if (!s->cancelled) {
         b = s->mem + ((s->head + s->count) % s->nblocks) * s->block_bytes;
@@ -196,8 +197,10 @@ enum stream_state stream_state(struct stream *s)
 {
     pthread_mutex_lock(&s->mu);
     enum stream_state st = STREAM_S_PENDING;
-    if (s->committed_any || (s->finished && s->ok && !s->cancelled)) st = STREAM_S_FLOWING;
-    else if (s->cancelled || (s->finished && !s->ok)) st = STREAM_S_FAILED_EMPTY;
+    if (s->committed_any || (s->finished && s->ok && !s->cancelled))
+        st = STREAM_S_FLOWING;
+    else if (s->cancelled || (s->finished && !s->ok))
+        st = STREAM_S_FAILED_EMPTY;
     pthread_mutex_unlock(&s->mu);
     return st;
 }

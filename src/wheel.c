@@ -5,8 +5,8 @@
 const uint8_t wheel_residue[8] = {1, 7, 11, 13, 17, 19, 23, 29};
 
 const int8_t wheel_bit_of[30] = {
-    -1, 0, -1, -1, -1, -1, -1, 1, -1, -1, -1, 2, -1, 3, -1,
-    -1, -1, 4, -1, 5, -1, -1, -1, 6, -1, -1, -1, -1, -1, 7,
+    -1, 0,  -1, -1, -1, -1, -1, 1,  -1, -1, -1, 2,  -1, 3,  -1,
+    -1, -1, 4,  -1, 5,  -1, -1, -1, 6,  -1, -1, -1, -1, -1, 7,
 };
 
 const uint8_t wheel_next_index[30] = {
@@ -14,10 +14,16 @@ const uint8_t wheel_next_index[30] = {
 };
 
 #define STEP(r, i)                                                                                 \
-    {(uint8_t)~(1u << WHEEL_BIT((WHEEL_M(r) * WHEEL_M(i)) % 30)), WHEEL_M((i) + 1) - WHEEL_M(i),   \
-     (WHEEL_M(r) * WHEEL_M((i) + 1)) / 30 - (WHEEL_M(r) * WHEEL_M(i)) / 30}
+    {                                                                                              \
+        (uint8_t) ~(1u << WHEEL_BIT((WHEEL_M(r) * WHEEL_M(i)) % 30)),                              \
+            WHEEL_M((i) + 1) - WHEEL_M(i),                                                         \
+            (WHEEL_M(r) * WHEEL_M((i) + 1)) / 30 - (WHEEL_M(r) * WHEEL_M(i)) / 30                  \
+    }
 #define ROW(r)                                                                                     \
-    {STEP(r, 0), STEP(r, 1), STEP(r, 2), STEP(r, 3), STEP(r, 4), STEP(r, 5), STEP(r, 6), STEP(r, 7)}
+    {                                                                                              \
+        STEP(r, 0), STEP(r, 1), STEP(r, 2), STEP(r, 3), STEP(r, 4), STEP(r, 5), STEP(r, 6),        \
+            STEP(r, 7)                                                                             \
+    }
 
 const struct wheel_step wheel_steps[8][8] = {ROW(0), ROW(1), ROW(2), ROW(3),
                                              ROW(4), ROW(5), ROW(6), ROW(7)};

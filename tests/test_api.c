@@ -34,7 +34,8 @@ static void f_each(const struct http_request *r, void (*fn)(void *, const char *
                    void *arg)
 {
     const struct fake *f = r->impl;
-    for (int i = 0; i < f->n; i++) fn(arg, f->names[i], f->vals[i]);
+    for (int i = 0; i < f->n; i++)
+        fn(arg, f->names[i], f->vals[i]);
 }
 
 static struct primed_config cfg;
@@ -53,9 +54,14 @@ static void setup(void)
  * name=value pairs; returns the status and leaves the body in *body (static buffer). */
 static int call(enum route_id route, const char *body, struct fake *f, char *out, size_t outlen)
 {
-    struct http_request req = {.method = "GET", .path = "/", .get_arg = f_arg,
-                               .get_header = f_header, .each_arg = f_each, .impl = f,
-                               .body = body, .body_len = body ? strlen(body) : 0};
+    struct http_request req = {.method = "GET",
+                               .path = "/",
+                               .get_arg = f_arg,
+                               .get_header = f_header,
+                               .each_arg = f_each,
+                               .impl = f,
+                               .body = body,
+                               .body_len = body ? strlen(body) : 0};
     struct http_response resp;
     http_response_init(&resp);
     struct api_query q;
@@ -92,11 +98,12 @@ START_TEST(missing_and_malformed_numbers_are_400)
     char b[4096];
     ck_assert_int_eq(call(ROUTE_ISPRIME, NULL, Q(.n = 0), b, sizeof b), 400);
     ck_assert_str_eq(code_of(b), "missing_parameter");
-    const char *bad[] = {"", "-1", "+1", "1.5", "0x10", " 1", "1e", "abc", "18446744073709551616",
-                         "1e20"};
+    const char *bad[] = {
+        "", "-1", "+1", "1.5", "0x10", " 1", "1e", "abc", "18446744073709551616", "1e20"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        ck_assert_int_eq(call(ROUTE_ISPRIME, NULL, Q(.names = {"n"}, .vals = {bad[i]}, .n = 1), b,
-                              sizeof b), 400);
+        ck_assert_int_eq(
+            call(ROUTE_ISPRIME, NULL, Q(.names = {"n"}, .vals = {bad[i]}, .n = 1), b, sizeof b),
+            400);
         ck_assert_str_eq(code_of(b), "bad_parameter");
     }
 }
@@ -105,16 +112,19 @@ END_TEST
 START_TEST(unknown_and_repeated_parameters_are_400)
 {
     char b[4096];
-    ck_assert_int_eq(call(ROUTE_ISPRIME, NULL,
-                          Q(.names = {"n", "x"}, .vals = {"7", "1"}, .n = 2), b, sizeof b), 400);
+    ck_assert_int_eq(
+        call(ROUTE_ISPRIME, NULL, Q(.names = {"n", "x"}, .vals = {"7", "1"}, .n = 2), b, sizeof b),
+        400);
     ck_assert_str_eq(code_of(b), "unknown_parameter");
     ck_assert_int_eq(call(ROUTE_COUNT, NULL,
                           Q(.names = {"from", "to", "from"}, .vals = {"1", "9", "2"}, .n = 3), b,
-                          sizeof b), 400);
+                          sizeof b),
+                     400);
     ck_assert_str_eq(code_of(b), "bad_parameter");
     ck_assert_int_eq(call(ROUTE_COUNT, NULL,
                           Q(.names = {"from", "to", "format"}, .vals = {"1", "9", "text"}, .n = 3),
-                          b, sizeof b), 400);
+                          b, sizeof b),
+                     400);
     ck_assert_str_eq(code_of(b), "unknown_parameter"); /* format only on /v1/primes */
 }
 END_TEST
@@ -122,24 +132,29 @@ END_TEST
 START_TEST(ranges_from_above_to_and_limits)
 {
     char b[4096];
-    ck_assert_int_eq(call(ROUTE_COUNT, NULL, Q(.names = {"from", "to"}, .vals = {"10", "9"}, .n = 2),
-                          b, sizeof b), 400);
+    ck_assert_int_eq(call(ROUTE_COUNT, NULL,
+                          Q(.names = {"from", "to"}, .vals = {"10", "9"}, .n = 2), b, sizeof b),
+                     400);
     ck_assert_str_eq(code_of(b), "bad_parameter");
     ck_assert_int_eq(call(ROUTE_PRIMES, NULL,
-                          Q(.names = {"from", "to"}, .vals = {"0", "1000001"}, .n = 2), b, sizeof b),
+                          Q(.names = {"from", "to"}, .vals = {"0", "1000001"}, .n = 2), b,
+                          sizeof b),
                      400);
     ck_assert_str_eq(code_of(b), "limit_exceeded");
     ck_assert_ptr_nonnull(strstr(b, "1000000")); /* states the limit */
     ck_assert_int_eq(call(ROUTE_PRIMES, NULL,
-                          Q(.names = {"from", "to"}, .vals = {"0", "1000000"}, .n = 2), b, sizeof b),
+                          Q(.names = {"from", "to"}, .vals = {"0", "1000000"}, .n = 2), b,
+                          sizeof b),
                      200);
     ck_assert_int_eq(call(ROUTE_PRIMES, NULL,
-                          Q(.names = {"from", "to", "format"}, .vals = {"0", "10", "xml"}, .n = 3), b,
-                          sizeof b), 400);
-    ck_assert_int_eq(call(ROUTE_NTH, NULL, Q(.names = {"n"}, .vals = {"0"}, .n = 1), b, sizeof b), 400);
-    ck_assert_str_eq(code_of(b), "bad_parameter");
-    ck_assert_int_eq(call(ROUTE_NTH, NULL, Q(.names = {"n"}, .vals = {"100001"}, .n = 1), b, sizeof b),
+                          Q(.names = {"from", "to", "format"}, .vals = {"0", "10", "xml"}, .n = 3),
+                          b, sizeof b),
                      400);
+    ck_assert_int_eq(call(ROUTE_NTH, NULL, Q(.names = {"n"}, .vals = {"0"}, .n = 1), b, sizeof b),
+                     400);
+    ck_assert_str_eq(code_of(b), "bad_parameter");
+    ck_assert_int_eq(
+        call(ROUTE_NTH, NULL, Q(.names = {"n"}, .vals = {"100001"}, .n = 1), b, sizeof b), 400);
     ck_assert_str_eq(code_of(b), "limit_exceeded");
 }
 END_TEST
@@ -147,11 +162,12 @@ END_TEST
 START_TEST(answers_match_known_values)
 {
     char b[4096];
-    ck_assert_int_eq(call(ROUTE_COUNT, NULL, Q(.names = {"from", "to"}, .vals = {"0", "1e6"}, .n = 2),
-                          b, sizeof b), 200);
-    ck_assert_str_eq(b, "{\"from\":0,\"to\":1000000,\"count\":78498}"); /* π(10^6) */
-    ck_assert_int_eq(call(ROUTE_NTH, NULL, Q(.names = {"n"}, .vals = {"10000"}, .n = 1), b, sizeof b),
+    ck_assert_int_eq(call(ROUTE_COUNT, NULL,
+                          Q(.names = {"from", "to"}, .vals = {"0", "1e6"}, .n = 2), b, sizeof b),
                      200);
+    ck_assert_str_eq(b, "{\"from\":0,\"to\":1000000,\"count\":78498}"); /* π(10^6) */
+    ck_assert_int_eq(
+        call(ROUTE_NTH, NULL, Q(.names = {"n"}, .vals = {"10000"}, .n = 1), b, sizeof b), 200);
     ck_assert_str_eq(b, "{\"n\":10000,\"prime\":104729}");
     ck_assert_int_eq(call(ROUTE_ISPRIME, NULL,
                           Q(.names = {"n"}, .vals = {"18446744073709551557"}, .n = 1), b, sizeof b),
@@ -165,7 +181,17 @@ START_TEST(answers_match_known_values)
                           Q(.names = {"n"}, .vals = {"18446744073709551615"}, .n = 1), b, sizeof b),
                      200);
     ck_assert_str_eq(b, "{\"n\":18446744073709551615,\"prev\":18446744073709551557}");
-    ck_assert_int_eq(call(ROUTE_PREV, NULL, Q(.names = {"n"}, .vals = {"2"}, .n = 1), b, sizeof b), 404);
+    ck_assert_int_eq(call(ROUTE_PREV, NULL, Q(.names = {"n"}, .vals = {"2"}, .n = 1), b, sizeof b),
+                     404);
+    /* nth beyond π(2^64-1) does not exist (404), whatever max_nth allows. */
+    cfg.max_nth = UINT64_MAX;
+    ck_assert_int_eq(call(ROUTE_NTH, NULL,
+                          Q(.names = {"n"}, .vals = {"425656284035217744"}, .n = 1), b, sizeof b),
+                     404);
+    ck_assert_str_eq(code_of(b), "no_such_prime");
+    ck_assert_int_eq(call(ROUTE_NTH, NULL,
+                          Q(.names = {"n"}, .vals = {"18446744073709551615"}, .n = 1), b, sizeof b),
+                     404);
 }
 END_TEST
 
@@ -175,13 +201,15 @@ START_TEST(batch_validation)
     struct fake *json = Q(.ctype = "application/json; charset=utf-8");
     ck_assert_int_eq(call(ROUTE_BATCH, "{\"queries\":[", json, b, sizeof b), 400);
     ck_assert_str_eq(code_of(b), "bad_json");
-    ck_assert_int_eq(call(ROUTE_BATCH, "{\"queries\":[]}", Q(.ctype = "text/plain"), b, sizeof b), 415);
+    ck_assert_int_eq(call(ROUTE_BATCH, "{\"queries\":[]}", Q(.ctype = "text/plain"), b, sizeof b),
+                     415);
     ck_assert_int_eq(call(ROUTE_BATCH, "{\"queries\":[{},{},{},{}]}", json, b, sizeof b), 400);
     ck_assert_str_eq(code_of(b), "limit_exceeded");
     ck_assert_int_eq(call(ROUTE_BATCH,
                           "{\"queries\":[{\"op\":\"isprime\",\"n\":\"18446744073709551557\"},"
                           "{\"op\":\"count\",\"from\":0,\"to\":100},{\"op\":\"nth\",\"n\":-1}]}",
-                          json, b, sizeof b), 200);
+                          json, b, sizeof b),
+                     200);
     /* jansson cannot hold integers above 2^63-1, so compare text (numbers are exact). */
     ck_assert_str_eq(b, "{\"results\":[{\"n\":18446744073709551557,\"prime\":true},"
                         "{\"from\":0,\"to\":100,\"count\":25},{\"error\":{\"code\":"

@@ -154,7 +154,8 @@ START_TEST(batch_answers_in_order)
                              "{\"op\":\"count\",\"from\":0,\"to\":\"1e6\"},"
                              "{\"op\":\"next\",\"n\":\"18446744073709551556\"},"
                              "{\"op\":\"prev\",\"n\":2},{\"op\":\"nth\",\"n\":10000}]}",
-                             h, &r), 0);
+                             h, &r),
+                     0);
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body, "{\"results\":[{\"n\":97,\"prime\":true},"
                              "{\"from\":0,\"to\":1000000,\"count\":78498},"

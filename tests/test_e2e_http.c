@@ -18,8 +18,15 @@ static struct primed_proc srv;
 static void start(void)
 {
     setenv("PRIMED_DEBUG_TOKEN", "s3cret", 1);
-    const char *args[] = {"--workers", "2", "--max-body-bytes", "1000", "--max-uri-bytes", "200",
-                          "--connection-memory-limit", "16384", NULL};
+    const char *args[] = {"--workers",
+                          "2",
+                          "--max-body-bytes",
+                          "1000",
+                          "--max-uri-bytes",
+                          "200",
+                          "--connection-memory-limit",
+                          "16384",
+                          NULL};
     if (primed_start(&srv, args) != 0) ck_abort_msg("primed did not start");
 }
 
@@ -151,7 +158,10 @@ START_TEST(request_id_is_echoed_sanitised_or_made)
 }
 END_TEST
 
-static size_t sink(char *p, size_t s, size_t n, void *u) { return s * n; }
+static size_t sink(char *p, size_t s, size_t n, void *u)
+{
+    return s * n;
+}
 static size_t hdr_close(char *p, size_t s, size_t n, void *u)
 {
     if (n * s >= 17 && strncasecmp(p, "Connection: close", 17) == 0) *(int *)u = 1;

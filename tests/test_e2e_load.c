@@ -38,8 +38,15 @@ static bool overloaded(struct call *c)
 START_TEST(full_queue_returns_503_overloaded_with_retry_after)
 {
     struct primed_proc p;
-    const char *args[] = {"--workers", "1", "--queue-capacity", "1", "--request-timeout-ms",
-                          "60000", "--shutdown-timeout", "1", NULL};
+    const char *args[] = {"--workers",
+                          "1",
+                          "--queue-capacity",
+                          "1",
+                          "--request-timeout-ms",
+                          "60000",
+                          "--shutdown-timeout",
+                          "1",
+                          NULL};
     ck_assert_int_eq(primed_start(&p, args), 0);
     enum { N = 6 };
     struct call c[N];
@@ -61,7 +68,8 @@ START_TEST(full_queue_returns_503_overloaded_with_retry_after)
     int n503 = 0;
     for (int i = 0; i < 3000 && n503 < N - 2; i++) {
         n503 = 0;
-        for (int k = 0; k < N; k++) n503 += overloaded(&c[k]);
+        for (int k = 0; k < N; k++)
+            n503 += overloaded(&c[k]);
         usleep(10000);
     }
     ck_assert_int_eq(n503, N - 2);
@@ -111,8 +119,15 @@ END_TEST
 START_TEST(stream_over_memory_budget_returns_503)
 {
     struct primed_proc p;
-    const char *args[] = {"--workers", "2", "--stream-buffer-bytes", "262144", "--memory-budget",
-                          "300000", "--shutdown-timeout", "1", NULL};
+    const char *args[] = {"--workers",
+                          "2",
+                          "--stream-buffer-bytes",
+                          "262144",
+                          "--memory-budget",
+                          "300000",
+                          "--shutdown-timeout",
+                          "1",
+                          NULL};
     ck_assert_int_eq(primed_start(&p, args), 0);
     /* The first stream holds its buffer while its slow reader never reads (a raw socket that
      * sends the request and then sleeps). */
@@ -120,9 +135,11 @@ START_TEST(stream_over_memory_budget_returns_503)
     pid_t reader = -1;
     {
         char cmd[256];
-        snprintf(cmd, sizeof cmd,
-                 "exec 3<>/dev/tcp/127.0.0.1/%d; printf 'GET %s HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3;"
-                 " sleep 3", p.port, c.path);
+        snprintf(
+            cmd, sizeof cmd,
+            "exec 3<>/dev/tcp/127.0.0.1/%d; printf 'GET %s HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3;"
+            " sleep 3",
+            p.port, c.path);
         pid_t pid = fork();
         if (pid == 0) {
             execl("/bin/bash", "bash", "-c", cmd, (char *)NULL);
@@ -150,6 +167,20 @@ START_TEST(stream_over_memory_budget_returns_503)
 }
 END_TEST
 
+START_TEST(tiny_stream_buffers_still_stream_the_whole_list)
+{
+    struct primed_proc p;
+    const char *args[] = {"--workers", "1", "--stream-buffer-bytes", "4096", NULL};
+    ck_assert_int_eq(primed_start(&p, args), 0);
+    struct http_result r;
+    ck_assert_int_eq(http_get(p.port, "/v1/primes?from=0&to=1e6", &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strstr(r.body, ",999983],\"count\":78498}")); /* π(10^6) */
+    http_result_free(&r);
+    ck_assert_int_eq(primed_stop(&p, SIGTERM, 10000), 0);
+}
+END_TEST
+
 static Suite *e2e_load_suite(void)
 {
     Suite *s = suite_create("e2e_load");
@@ -158,6 +189,7 @@ static Suite *e2e_load_suite(void)
     tcase_add_test(tc, full_queue_returns_503_overloaded_with_retry_after);
     tcase_add_test(tc, request_past_its_deadline_returns_504);
     tcase_add_test(tc, stream_over_memory_budget_returns_503);
+    tcase_add_test(tc, tiny_stream_buffers_still_stream_the_whole_list);
     suite_add_tcase(s, tc);
     return s;
 }

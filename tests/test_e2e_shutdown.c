@@ -32,7 +32,8 @@ static void wait_busy(int debug_port)
 {
     for (int i = 0; i < 1000; i++) {
         struct http_result m;
-        if (http_get(debug_port, "/metrics", &m) == 0 && strstr(m.body, "\nprimed_workers_busy 1")) {
+        if (http_get(debug_port, "/metrics", &m) == 0 &&
+            strstr(m.body, "\nprimed_workers_busy 1")) {
             http_result_free(&m);
             return;
         }

@@ -26,11 +26,12 @@ static enum pool_outcome tjob_run(struct pool_job *j, void *local)
     struct tjob *t = (struct tjob *)j;
     atomic_fetch_add(&t->runs, 1);
     t->local_was_null = local == NULL;
-    while (t->gate && !atomic_load(t->gate) && !atomic_load(&j->cancel)) usleep(1000);
+    while (t->gate && !atomic_load(t->gate) && !atomic_load(&j->cancel))
+        usleep(1000);
     t->seen_cancel = atomic_load(&j->cancel);
     t->outcome = t->seen_cancel == POOL_CANCEL_DEADLINE ? POOL_TIMEOUT
-                 : t->seen_cancel                     ? POOL_CANCELLED
-                                                      : POOL_DONE;
+                 : t->seen_cancel                       ? POOL_CANCELLED
+                                                        : POOL_DONE;
     return t->outcome;
 }
 
@@ -113,12 +114,14 @@ START_TEST(every_job_runs_exactly_once)
         tjob_init(&jobs[i], &s, NULL);
         ck_assert_int_eq(pool_submit(p, &jobs[i].job), 0);
     }
-    for (int i = 0; i < N; i++) sem_wait(&s);
+    for (int i = 0; i < N; i++)
+        sem_wait(&s);
     struct pool_stats st;
     pool_stats_get(p, &st);
     ck_assert_uint_eq(st.jobs[POOL_DONE], N);
     pool_destroy(p);
-    for (int i = 0; i < N; i++) ck_assert_int_eq(atomic_load(&jobs[i].runs), 1);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(atomic_load(&jobs[i].runs), 1);
     sem_destroy(&s);
 }
 END_TEST
@@ -195,7 +198,8 @@ static int sum_chunk(void *arg, uint64_t c, void *local)
         int r = sieve_count(local, lo, hi, &v, NULL);
         if (r) return r;
     } else {
-        for (uint64_t x = lo; x <= hi; x++) v += x;
+        for (uint64_t x = lo; x <= hi; x++)
+            v += x;
     }
     if (sp->sleep_us) usleep((useconds_t)sp->sleep_us);
     atomic_fetch_add(&sp->total, v);
@@ -224,7 +228,8 @@ static void parjob_done(struct pool_job *j)
 
 static void run_par(struct pool *p, struct sumpar *sp, sem_t *s)
 {
-    struct parjob pj = {.job = {.run = parjob_run, .done = parjob_done}, .p = p, .sp = sp, .done = s};
+    struct parjob pj = {
+        .job = {.run = parjob_run, .done = parjob_done}, .p = p, .sp = sp, .done = s};
     atomic_init(&pj.job.cancel, 0);
     ck_assert_int_eq(pool_submit(p, &pj.job), 0);
     sem_wait(s);
@@ -279,11 +284,12 @@ START_TEST(queued_small_job_is_taken_before_helping_with_chunks)
     sem_init(&s, 0, 0);
     sem_init(&small_done, 0, 0);
     struct pool *p = pool_create(2, 8, local_init, local_fini, NULL);
-    struct sumpar sp = {.par = {.fn = sum_chunk, .nchunks = 400}, .lo = 0, .hi = 399,
-                        .width = 1, .sleep_us = 2000};
+    struct sumpar sp = {
+        .par = {.fn = sum_chunk, .nchunks = 400}, .lo = 0, .hi = 399, .width = 1, .sleep_us = 2000};
     sp.par.arg = &sp;
     atomic_init(&sp.total, 0);
-    struct parjob pj = {.job = {.run = parjob_run, .done = parjob_done}, .p = p, .sp = &sp, .done = &s};
+    struct parjob pj = {
+        .job = {.run = parjob_run, .done = parjob_done}, .p = p, .sp = &sp, .done = &s};
     atomic_init(&pj.job.cancel, 0);
     ck_assert_int_eq(pool_submit(p, &pj.job), 0);
     wait_busy(p, 2); /* the owner and a helper are in chunks */

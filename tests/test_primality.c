@@ -41,16 +41,37 @@ START_TEST(pseudoprimes_and_carmichael_numbers_are_composite)
 {
     static const uint64_t composites[] = {
         /* Carmichael numbers */
-        561, 1105, 1729, 2465, 2821, 6601, 41041, 825265, 321197185, 5394826801u, 232250619601u,
+        561,
+        1105,
+        1729,
+        2465,
+        2821,
+        6601,
+        41041,
+        825265,
+        321197185,
+        5394826801u,
+        232250619601u,
         9746347772161u,
-        /* strong pseudoprimes to the first prime bases (OEIS A014233): psi_1 … psi_9; 3825123056546413051
-         * fools every prime base up to 23 */
-        2047, 1373653, 25326001, 3215031751u, 2152302898747u, 3474749660383u, 341550071728321u,
+        /* strong pseudoprimes to the first prime bases (OEIS A014233): psi_1 … psi_9;
+         * 3825123056546413051 fools every prime base up to 23 */
+        2047,
+        1373653,
+        25326001,
+        3215031751u,
+        2152302898747u,
+        3474749660383u,
+        341550071728321u,
         3825123056546413051u,
         /* squares of primes and a prime power */
-        49, 3481, (uint64_t)4294967291u * 65521u, 1u << 31, 18446744030759878681u, /* 4294967291^2 */
+        49,
+        3481,
+        (uint64_t)4294967291u * 65521u,
+        1u << 31,
+        18446744030759878681u, /* 4294967291^2 */
         /* the largest odd composite */
-        UINT64_MAX, UINT64_MAX - 2,
+        UINT64_MAX,
+        UINT64_MAX - 2,
     };
     for (size_t i = 0; i < sizeof composites / sizeof composites[0]; i++)
         ck_assert_msg(!primality_is_prime(composites[i]), "%" PRIu64, composites[i]);
@@ -101,8 +122,7 @@ START_TEST(random_windows_match_primesieve_with_next_and_prev)
                 ck_assert(primality_prev(x, &r));
                 ck_assert_uint_eq(r, v[want ? k - 2 : k - 1]);
             }
-            if (x == hi)
-                break;
+            if (x == hi) break;
         }
         ck_assert_uint_eq(k, n);
     }

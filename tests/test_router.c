@@ -13,12 +13,21 @@ static enum router_result m(bool debug, const char *method, const char *path,
 
 START_TEST(api_paths_map_to_their_handlers)
 {
-    static const struct { const char *path; enum route_id id; enum metrics_handler h; } t[] = {
-        {"/", ROUTE_ROOT, MH_ROOT},           {"/healthz", ROUTE_HEALTHZ, MH_HEALTHZ},
-        {"/readyz", ROUTE_READYZ, MH_READYZ}, {"/metrics", ROUTE_METRICS, MH_METRICS},
-        {"/v1/primes", ROUTE_PRIMES, MH_PRIMES}, {"/v1/count", ROUTE_COUNT, MH_COUNT},
-        {"/v1/isprime", ROUTE_ISPRIME, MH_ISPRIME}, {"/v1/nth", ROUTE_NTH, MH_NTH},
-        {"/v1/next", ROUTE_NEXT, MH_NEXT},    {"/v1/prev", ROUTE_PREV, MH_PREV},
+    static const struct {
+        const char *path;
+        enum route_id id;
+        enum metrics_handler h;
+    } t[] = {
+        {"/", ROUTE_ROOT, MH_ROOT},
+        {"/healthz", ROUTE_HEALTHZ, MH_HEALTHZ},
+        {"/readyz", ROUTE_READYZ, MH_READYZ},
+        {"/metrics", ROUTE_METRICS, MH_METRICS},
+        {"/v1/primes", ROUTE_PRIMES, MH_PRIMES},
+        {"/v1/count", ROUTE_COUNT, MH_COUNT},
+        {"/v1/isprime", ROUTE_ISPRIME, MH_ISPRIME},
+        {"/v1/nth", ROUTE_NTH, MH_NTH},
+        {"/v1/next", ROUTE_NEXT, MH_NEXT},
+        {"/v1/prev", ROUTE_PREV, MH_PREV},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         const struct route *r;

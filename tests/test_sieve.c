@@ -65,9 +65,9 @@ static uint64_t count(sieve_ctx *ctx, uint64_t lo, uint64_t hi)
 
 START_TEST(pi_of_powers_of_ten_matches_published_values)
 {
-    static const uint64_t pi[] = {0,      4,       25,       168,       1229,      9592,
-                                  78498,  664579,  5761455,  50847534,  455052511, 4118054813u,
-                                  37607912018u};
+    static const uint64_t pi[] = {0,         4,           25,          168,     1229,
+                                  9592,      78498,       664579,      5761455, 50847534,
+                                  455052511, 4118054813u, 37607912018u};
     sieve_ctx *ctx = sieve_ctx_create(0);
     uint64_t x = 1;
     for (int k = 0; k <= 10; k++, x *= 10)
@@ -140,8 +140,7 @@ static uint64_t *ps_list(uint64_t lo, uint64_t hi, size_t *n)
     unsigned long long p;
     *n = 0;
     while (fscanf(f, "%llu", &p) == 1) {
-        if (*n == cap)
-            v = realloc(v, (cap *= 2) * sizeof *v);
+        if (*n == cap) v = realloc(v, (cap *= 2) * sizeof *v);
         ck_assert_ptr_nonnull(v);
         v[(*n)++] = p;
     }
@@ -206,7 +205,8 @@ START_TEST(windows_near_1e18_and_2_64_match_primesieve)
         ck_assert_uint_eq(count(hyb, lo - 100, UINT64_MAX - 60),
                           list_count(v, n, lo - 100, UINT64_MAX - 60));
     }
-    ck_assert_uint_eq(count(full, UINT64_MAX - 59, UINT64_MAX), list_count(v, n, UINT64_MAX - 59, UINT64_MAX));
+    ck_assert_uint_eq(count(full, UINT64_MAX - 59, UINT64_MAX),
+                      list_count(v, n, UINT64_MAX - 59, UINT64_MAX));
     ck_assert_uint_eq(count(full, UINT64_MAX - w, UINT64_MAX), n);
     ck_assert_uint_eq(count(hyb, UINT64_MAX - w, UINT64_MAX), n);
     free(v);
@@ -233,8 +233,7 @@ static int collect_cb(void *arg, const uint64_t *primes, size_t n)
             c->v = realloc(c->v, c->cap * sizeof *c->v);
             ck_assert_ptr_nonnull(c->v);
         }
-        if (c->n)
-            ck_assert_uint_gt(primes[i], c->v[c->n - 1]);
+        if (c->n) ck_assert_uint_gt(primes[i], c->v[c->n - 1]);
         c->v[c->n++] = primes[i];
     }
     return 0;
@@ -307,8 +306,7 @@ START_TEST(chunked_count_equals_unsplit_count)
             uint64_t step = rnd() % (w / 3) + 1;
             uint64_t b = hi - a < step ? hi : a + step;
             sum += count(ctx, a, b);
-            if (b == hi)
-                break;
+            if (b == hi) break;
             a = b + 1;
         }
         ck_assert_uint_eq(sum, whole);
@@ -366,8 +364,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     sieve_ctx *ctx = sieve_ctx_create(0);
-    if (ctx)
-        sieve_ctx_set_hybrid(ctx, false); /* make every thread need sieving primes up to √hi */
+    if (ctx) sieve_ctx_set_hybrid(ctx, false); /* make every thread need sieving primes up to √hi */
     w->rc = ctx ? sieve_count(ctx, w->lo, w->hi, &w->got, NULL) : -ENOMEM;
     sieve_ctx_destroy(ctx);
     return NULL;
@@ -382,7 +379,7 @@ START_TEST(concurrent_counts_race_table_extension_and_agree)
      * √1e17 = 3.2e8 (20 blocks), still built while other threads read block 0. */
     const char *v = getenv("PRIMED_VARIANT");
     bool tsan = v && strcmp(v, "tsan") == 0;
-    static const uint64_t los[] = {1000000000000000u, 100000000000000000u, 0,
+    static const uint64_t los[] = {1000000000000000u,     100000000000000000u,  0,
                                    10000000000000000000u, UINT64_MAX - 3000000, 5000000000000u};
     enum { N = sizeof los / sizeof los[0] };
     const int n_run = tsan ? 3 : N;
@@ -477,8 +474,7 @@ START_TEST(nth_estimate_is_close)
         uint64_t pi = oracle_u64("primecount %" PRIu64, x);
         /* R(x) is within O(sqrt(x)/log x) of π(x); allow sqrt(x) */
         double err = fabs((double)pi - (double)k);
-        ck_assert_msg(err <= sqrt((double)x), "k=%" PRIu64 " x=%" PRIu64 " pi=%" PRIu64, k, x,
-                      pi);
+        ck_assert_msg(err <= sqrt((double)x), "k=%" PRIu64 " x=%" PRIu64 " pi=%" PRIu64, k, x, pi);
     }
     ck_assert_uint_ge(sieve_nth_estimate(425656284035217743u), 18000000000000000000u);
 }
@@ -509,7 +505,8 @@ START_TEST(nth_finish_sieves_both_directions)
     ck_assert_int_eq(sieve_nth_finish(ctx, U64_MAX_PRIME - 1, kmax - 1, kmax, &p, NULL), 0);
     ck_assert_uint_eq(p, U64_MAX_PRIME);
     ck_assert_int_eq(sieve_nth_finish(ctx, UINT64_MAX, kmax, kmax - 1, &p, NULL), 0);
-    ck_assert_uint_eq(p, oracle_u64("primesieve 18446744073709551000 18446744073709551556 -p | tail -1"));
+    ck_assert_uint_eq(
+        p, oracle_u64("primesieve 18446744073709551000 18446744073709551556 -p | tail -1"));
     ck_assert_int_eq(sieve_nth_finish(ctx, UINT64_MAX, kmax, kmax + 1, &p, NULL), -ERANGE);
     sieve_ctx_destroy(ctx);
 }

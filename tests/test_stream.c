@@ -11,12 +11,18 @@
 #include "primed/stream.h"
 
 static atomic_int wakes, parks;
-static void on_wake(void *arg) { atomic_fetch_add(&wakes, 1); }
-static void on_park(void *arg) { atomic_fetch_add(&parks, 1); }
+static void on_wake(void *arg)
+{
+    atomic_fetch_add(&wakes, 1);
+}
+static void on_park(void *arg)
+{
+    atomic_fetch_add(&parks, 1);
+}
 
 struct prod {
     struct stream *s;
-    size_t total;        /* bytes to produce: byte i is (i * 7) & 0xff */
+    size_t total; /* bytes to produce: byte i is (i * 7) & 0xff */
     atomic_int blocks_got;
     int got_null;
 };
@@ -35,7 +41,8 @@ static void *producer(void *arg)
         atomic_fetch_add(&p->blocks_got, 1);
         size_t n = 0;
         size_t want = 1 + (i * 31) % cap; /* partly filled blocks too */
-        while (n < want && i < p->total) b[n++] = (char)((i++ * 7) & 0xff);
+        while (n < want && i < p->total)
+            b[n++] = (char)((i++ * 7) & 0xff);
         stream_block_commit(p->s, n);
     }
     stream_finish(p->s, true);
@@ -77,14 +84,16 @@ START_TEST(producer_blocks_when_full_until_the_consumer_reads)
     pthread_t t;
     pthread_create(&t, NULL, producer, &p);
     /* Both blocks get filled; the third get must wait for the consumer. */
-    for (int i = 0; i < 2000 && atomic_load(&p.blocks_got) < 2; i++) usleep(1000);
+    for (int i = 0; i < 2000 && atomic_load(&p.blocks_got) < 2; i++)
+        usleep(1000);
     ck_assert_int_eq(atomic_load(&p.blocks_got), 2);
     usleep(50000);
     ck_assert_int_eq(atomic_load(&p.blocks_got), 2); /* still blocked */
     char buf[100];
     size_t n;
     ck_assert_int_eq(stream_read(s, buf, sizeof buf, &n, on_park, NULL), STREAM_DATA);
-    for (int i = 0; i < 2000 && atomic_load(&p.blocks_got) < 3; i++) usleep(1000);
+    for (int i = 0; i < 2000 && atomic_load(&p.blocks_got) < 3; i++)
+        usleep(1000);
     ck_assert_int_ge(atomic_load(&p.blocks_got), 3);
     stream_cancel(s);
     pthread_join(t, NULL);
@@ -128,7 +137,8 @@ START_TEST(cancel_unblocks_a_full_producer_and_fails_the_reader)
     struct prod p = {.s = s, .total = 1 << 20};
     pthread_t t;
     pthread_create(&t, NULL, producer, &p);
-    for (int i = 0; i < 2000 && atomic_load(&p.blocks_got) < 2; i++) usleep(1000);
+    for (int i = 0; i < 2000 && atomic_load(&p.blocks_got) < 2; i++)
+        usleep(1000);
     stream_cancel(s);
     pthread_join(t, NULL); /* would hang if the producer stayed blocked */
     ck_assert_int_eq(p.got_null, 1);

@@ -11,8 +11,19 @@
 #include "primed/metrics.h"
 
 enum route_id {
-    ROUTE_ROOT = 0, ROUTE_HEALTHZ, ROUTE_READYZ, ROUTE_METRICS, ROUTE_PRIMES, ROUTE_COUNT,
-    ROUTE_ISPRIME, ROUTE_NTH, ROUTE_NEXT, ROUTE_PREV, ROUTE_BATCH, ROUTE_DEBUG, ROUTE__COUNT
+    ROUTE_ROOT = 0,
+    ROUTE_HEALTHZ,
+    ROUTE_READYZ,
+    ROUTE_METRICS,
+    ROUTE_PRIMES,
+    ROUTE_COUNT,
+    ROUTE_ISPRIME,
+    ROUTE_NTH,
+    ROUTE_NEXT,
+    ROUTE_PREV,
+    ROUTE_BATCH,
+    ROUTE_DEBUG,
+    ROUTE__COUNT
 };
 
 struct route {
@@ -28,8 +39,8 @@ enum router_result {
 };
 
 /* debug: the request came in on the debug listener (which serves /metrics, /healthz, the /debug/
- * tree and /symbolz; /debug/ paths on the main listener are not found). HEAD is allowed wherever GET
- * is. */
+ * tree and /symbolz; /debug/ paths on the main listener are not found). HEAD is allowed wherever
+ * GET is. */
 enum router_result router_match(bool debug, const char *method, const char *path,
                                 const struct route **out);
 

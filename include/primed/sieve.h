@@ -62,11 +62,11 @@ int sieve_nth_finish(sieve_ctx *ctx, uint64_t x, uint64_t pi_x, uint64_t k, uint
 
 /* Process-wide counters for /metrics (relaxed atomics, flushed once per call, not per prime). */
 struct sieve_stats {
-    uint64_t numbers_sieved;   /* width of all ranges sieved */
-    uint64_t segments;         /* segments processed */
-    uint64_t primes_emitted;   /* primes handed to sieve_emit_fn callbacks */
-    uint64_t table_bytes;      /* bytes held by the shared sieving-prime table now */
-    uint64_t table_limit;      /* the table covers sieving primes up to this value */
+    uint64_t numbers_sieved; /* width of all ranges sieved */
+    uint64_t segments;       /* segments processed */
+    uint64_t primes_emitted; /* primes handed to sieve_emit_fn callbacks */
+    uint64_t table_bytes;    /* bytes held by the shared sieving-prime table now */
+    uint64_t table_limit;    /* the table covers sieving primes up to this value */
 };
 void sieve_stats_get(struct sieve_stats *out);
 

@@ -19,10 +19,10 @@
 /* An immutable published directory. Blocks are shared between successive directories (an
  * extension appends blocks), so memory is one bitmap however often the table grows. */
 struct stable {
-    uint64_t limit;          /* every prime <= limit is in the bitmap */
+    uint64_t limit; /* every prime <= limit is in the bitmap */
     size_t nblocks;
-    uint8_t **blocks;        /* nblocks pointers to STABLE_BLOCK_BYTES each */
-    struct stable *retired;  /* older directory, kept reachable for stable_shutdown() */
+    uint8_t **blocks;       /* nblocks pointers to STABLE_BLOCK_BYTES each */
+    struct stable *retired; /* older directory, kept reachable for stable_shutdown() */
 };
 
 /* A table with limit >= need (need is capped at 2^32-1). Builds or extends it when needed (the

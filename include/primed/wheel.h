@@ -16,13 +16,26 @@
 
 /* Residue number i (0..8) of the wheel; WHEEL_M(8) = 31 closes the cycle. */
 #define WHEEL_M(i)                                                                                 \
-    ((i) == 0 ? 1 : (i) == 1 ? 7 : (i) == 2 ? 11 : (i) == 3 ? 13 : (i) == 4 ? 17 : (i) == 5 ? 19  \
-     : (i) == 6 ? 23 : (i) == 7 ? 29 : 31)
+    ((i) == 0   ? 1                                                                                \
+     : (i) == 1 ? 7                                                                                \
+     : (i) == 2 ? 11                                                                               \
+     : (i) == 3 ? 13                                                                               \
+     : (i) == 4 ? 17                                                                               \
+     : (i) == 5 ? 19                                                                               \
+     : (i) == 6 ? 23                                                                               \
+     : (i) == 7 ? 29                                                                               \
+                : 31)
 
 /* Bit index of a residue coprime to 30 (argument already reduced mod 30). */
 #define WHEEL_BIT(x)                                                                               \
-    ((x) == 1 ? 0 : (x) == 7 ? 1 : (x) == 11 ? 2 : (x) == 13 ? 3 : (x) == 17 ? 4 : (x) == 19 ? 5  \
-     : (x) == 23 ? 6 : 7)
+    ((x) == 1    ? 0                                                                               \
+     : (x) == 7  ? 1                                                                               \
+     : (x) == 11 ? 2                                                                               \
+     : (x) == 13 ? 3                                                                               \
+     : (x) == 17 ? 4                                                                               \
+     : (x) == 19 ? 5                                                                               \
+     : (x) == 23 ? 6                                                                               \
+                 : 7)
 
 struct wheel_step {
     uint8_t mask; /* AND mask: clears the bit of the current multiple */
@@ -30,9 +43,9 @@ struct wheel_step {
     uint8_t dc;   /* constant part of that step */
 };
 
-extern const uint8_t wheel_residue[8];          /* bit -> residue */
-extern const int8_t wheel_bit_of[30];           /* residue -> bit, -1 when not coprime to 30 */
-extern const uint8_t wheel_next_index[30];      /* r -> smallest i with wheel_residue[i] >= r */
+extern const uint8_t wheel_residue[8];            /* bit -> residue */
+extern const int8_t wheel_bit_of[30];             /* residue -> bit, -1 when not coprime to 30 */
+extern const uint8_t wheel_next_index[30];        /* r -> smallest i with wheel_residue[i] >= r */
 extern const struct wheel_step wheel_steps[8][8]; /* [bit of p mod 30][wheel index of n] */
 
 #endif

@@ -36,8 +36,7 @@ int main(int argc, char **argv)
     /* BENCH_SEGMENT_BYTES: tune the segment size without rebuilding */
     const char *seg = getenv("BENCH_SEGMENT_BYTES");
     sieve_ctx *ctx = sieve_ctx_create(seg ? (size_t)arg_u64(seg) : 0);
-    if (!ctx)
-        return 1;
+    if (!ctx) return 1;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     uint64_t r = 0;
