@@ -90,18 +90,18 @@ stop_server() {
   for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
   kill -KILL "$1" 2>/dev/null || true
 }
-baseline_cmd() { echo "$BASELINE" --listen 127.0.0.1:0 --port-file @PORTFILE@; }
-primed_cmd() { echo "$BIN" --listen 127.0.0.1:0 --debug-listen off --log-level warn --port-file @PORTFILE@ "$@"; }
+baseline_args=("$BASELINE" @PORTFILE@)   # tests/tools/baseline_server.c: argv[1] = port file
+primed_args=("$BIN" --listen 127.0.0.1:0 --debug-listen off --log-level warn --port-file @PORTFILE@)
 
 CSV=$TMP/http.csv
 LT() { bash scripts/loadtest.sh -d "$DUR" -o "$CSV" "$@" >>"$TMP/loadtest.txt" 2>&1 || true; }
 
 # 3a. latency vs concurrency: primed's cheapest request vs the constant-JSON MHD server.
 fixed_path="/v1/isprime?n=1000003"
-start_server primed_lat $(primed_cmd) || exit 1
+start_server primed_lat "${primed_args[@]}" || exit 1
 ppid=$SRV_PID pport=$SRV_PORT
 have_baseline=0
-if [ -x "$BASELINE" ] && start_server baseline $(baseline_cmd); then
+if [ -x "$BASELINE" ] && start_server baseline "${baseline_args[@]}"; then
   have_baseline=1 bpid=$SRV_PID bport=$SRV_PORT
 fi
 for c in 1 4 16 64; do
@@ -174,12 +174,13 @@ log "plots written"
 # ---- report ----------------------------------------------------------------------------------
 table() { # label filter → markdown rows
   awk -F, -v l="$1" 'NR > 1 && $1 ~ l {
-    printf "| %s | %s | %s | %s | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %s | %s | %.1f → %.1f |\n",
+    printf "| %s | %s | %s | %s | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %s | %s | %s | %.1f → %.1f |\n",
       $1, $2, $3, $5, $8, $10 / 1000, $11 / 1000, $12 / 1000, $13 / 1000, $15, $16 + 0, $17,
-      $20 / 1048576, $21 / 1048576 }' "$CSV"
+      $18 + $19, $20 / 1048576, $21 / 1048576 }' "$CSV"
 }
-hdr="| run | scenario | conns | workers | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | 2xx | 4xx | 5xx | RSS MiB before → after |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+# "unexpected": replies the scenario does not allow (see scripts/wrk/*.lua) + socket errors.
+hdr="| run | scenario | conns | workers | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | 2xx | 4xx | 5xx | unexpected | RSS MiB before → after |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 rss_peak=$(awk 'BEGIN { m = 0 } $2 > m { m = $2 } END { printf "%.1f", m / 1048576 }' "$TMP/rss.dat" 2>/dev/null || echo "?")
 rss_first=$(awk 'NR == 1 { printf "%.1f", $2 / 1048576 }' "$TMP/rss.dat" 2>/dev/null || echo "?")
 rss_last=$(awk 'END { printf "%.1f", $2 / 1048576 }' "$TMP/rss.dat" 2>/dev/null || echo "?")

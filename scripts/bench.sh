@@ -21,7 +21,7 @@ run_median() {
     t0=$(now); o=$("$@" 2>/dev/null); t1=$(now)
     [ -n "$out" ] && [ "$o" != "$out" ] && { echo "unstable output from $*" >&2; exit 1; }
     out=$o
-    times+=("$(echo "$t1 - $t0" | bc -l)")
+    times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')")
   done
   printf '%s %s\n' "$(printf '%s\n' "${times[@]}" | median)" "$out"
 }
@@ -33,7 +33,7 @@ bench() { # name target lo hi
   read -r ts ours < <(run_median "$BIN" count "$lo" "$hi")
   read -r tp theirs < <(run_median primesieve "$lo" "$hi" -t1 -c -q)
   [ "$ours" = "$theirs" ] || { echo "MISMATCH $name: primed $ours, primesieve $theirs"; fail=1; }
-  printf '%-34s %12.3f %12.3f %8.2f %8s  %s\n' "$name" "$ts" "$tp" "$(echo "$ts / $tp" | bc -l)" "<= $target" "$ours"
+  printf '%-34s %12.3f %12.3f %8.2f %8s  %s\n' "$name" "$ts" "$tp" "$(awk -v a="$ts" -v b="$tp" 'BEGIN { print a / b }')" "<= $target" "$ours"
 }
 bench "count [0, 1e10]"               1.5 0 10000000000
 bench "count [1e18, 1e18+1e9]"        2.0 1000000000000000000 1000000001000000000
@@ -43,7 +43,7 @@ bench "count [2^64-1e9, 2^64-1]"      -   18446744072709551615 18446744073709551
 read -r ts ours < <(run_median "$BIN" nth 1000000000)
 read -r tp theirs < <(run_median primesieve 1000000000 -n -t1 -q)
 [ "$ours" = "$theirs" ] || { echo "MISMATCH nth(1e9): primed $ours, primesieve $theirs"; fail=1; }
-printf '%-34s %12.3f %12.3f %8.2f %8s  %s\n' "nth(1e9)" "$ts" "$tp" "$(echo "$ts / $tp" | bc -l)" "-" "$ours"
+printf '%-34s %12.3f %12.3f %8.2f %8s  %s\n' "nth(1e9)" "$ts" "$tp" "$(awk -v a="$ts" -v b="$tp" 'BEGIN { print a / b }')" "-" "$ours"
 
 echo
 echo "peak RSS, count [2^64-1e9, 2^64-1] (shared prime table to 2^32 + one sieve_ctx):"

@@ -78,13 +78,13 @@ check_libs_in_runtime_closure() {
 # $1: binary, $2…: command prefix to run it as another user (may be empty).
 smoke_test() {
   local bin=$1; shift
-  local tmp pid port="" i code rc=0
+  local tmp pid port="" code rc=0
   tmp=$(mktemp -d)
   chmod 0777 "$tmp"   # the primed user writes its port file here in apply mode
   PRIMED_LISTEN=127.0.0.1:0 PRIMED_DEBUG_LISTEN=off PRIMED_PORT_FILE="$tmp/port" \
     "$@" "$bin" >"$tmp/log" 2>&1 &
   pid=$!
-  for i in $(seq 100); do
+  for _ in $(seq 100); do
     [ -s "$tmp/port" ] && read -r port _ <"$tmp/port"
     [ -n "$port" ] && break
     kill -0 "$pid" 2>/dev/null || break
@@ -96,7 +96,7 @@ smoke_test() {
   fi
   code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$port/healthz" || true)
   kill -TERM "$pid"
-  for i in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   kill -0 "$pid" 2>/dev/null && { kill -KILL "$pid"; say "primed did not exit 15 s after SIGTERM"; }
   wait "$pid" || rc=$?
   if [ "$code" != 200 ] || [ "$rc" -ne 0 ]; then

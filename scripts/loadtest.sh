@@ -27,6 +27,13 @@ WRKDIR=$ROOT/scripts/wrk
 
 dur=5s conns=16 threads=2 workers="" bin=$ROOT/build/primed url="" pid="" csv="" rsslog="" label=""
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
+# Everything after the first "--" is for primed; getopts would swallow the "--" itself.
+own=() extra=()
+while [ $# -gt 0 ]; do
+  if [ "$1" = "--" ]; then shift; extra=("$@"); break; fi
+  own+=("$1"); shift
+done
+set -- ${own[@]+"${own[@]}"}
 while getopts "d:c:t:w:b:u:p:o:r:l:h" opt; do
   case $opt in
     d) dur=$OPTARG ;; c) conns=$OPTARG ;; t) threads=$OPTARG ;; w) workers=$OPTARG ;;
@@ -35,10 +42,7 @@ while getopts "d:c:t:w:b:u:p:o:r:l:h" opt; do
   esac
 done
 shift $((OPTIND - 1))
-scenarios=()
-while [ $# -gt 0 ] && [ "$1" != "--" ]; do scenarios+=("$1"); shift; done
-[ "${1:-}" = "--" ] && shift
-extra=("$@")
+scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(small count stream mix errors)
 
 # Bounded: a duration is N[s|m] and at most 60 s; this is a smoke-scale tool on a shared machine.
@@ -53,7 +57,9 @@ command -v wrk >/dev/null || { echo "loadtest: wrk not installed (scripts/instal
 
 TMP=$(mktemp -d)
 started_pid="" sampler_pid=""
+# Every command here may fail harmlessly (already gone); none may change the exit status.
 cleanup() {
+  set +e
   [ -n "$sampler_pid" ] && kill "$sampler_pid" 2>/dev/null
   if [ -n "$started_pid" ] && kill -0 "$started_pid" 2>/dev/null; then
     kill -TERM "$started_pid" 2>/dev/null
@@ -73,7 +79,7 @@ else
   [ -x "$bin" ] || { echo "loadtest: $bin not built (make)" >&2; exit 2; }
   args=(--listen 127.0.0.1:0 --debug-listen off --port-file "$TMP/port")
   [ -n "$workers" ] && args+=(--workers "$workers")
-  "$bin" "${args[@]}" "${extra[@]}" 2>"$TMP/primed.log" &
+  "$bin" "${args[@]}" ${extra[@]+"${extra[@]}"} 2>"$TMP/primed.log" &
   started_pid=$! pid=$started_pid
   port=""
   for _ in $(seq 100); do

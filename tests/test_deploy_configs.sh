@@ -376,8 +376,8 @@ start_with_env() { # name, then NAME=VALUE lines on stdin
   vars+=("PRIMED_LISTEN=127.0.0.1:0" "PRIMED_DEBUG_LISTEN=off" "PRIMED_PORT_FILE=$pf")
   env "${vars[@]}" "$BIN" >"$log" 2>&1 &
   local pid=$!; pids+=("$pid")
-  local i port=""
-  for i in $(seq 100); do
+  local port=""
+  for _ in $(seq 100); do
     [ -s "$pf" ] && { read -r port _ <"$pf" || true; }
     [ -n "$port" ] && break
     kill -0 "$pid" 2>/dev/null || break
@@ -391,7 +391,7 @@ start_with_env() { # name, then NAME=VALUE lines on stdin
   code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$port/healthz" || true)
   kill -TERM "$pid"
   local rc=0
-  for i in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; rc=timeout; else wait "$pid" || rc=$?; fi
   if [ "$code" = 200 ] && [ "$rc" = 0 ]; then
     ok "$name env accepted by primed (/healthz 200, SIGTERM exit 0)"

@@ -61,7 +61,7 @@ echo "instances on ports ${iport[1]} ${iport[2]} ${iport[3]}"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 mkdir -p "$TMP/nginx/logs" "$TMP/nginx/tmp"
 nport="" ngpid=""
-for attempt in 1 2 3; do   # the free port can be taken between probe and bind: retry
+for _ in 1 2 3; do   # the free port can be taken between probe and bind: retry
   nport=$(free_port)
   sed -e "s/^\(\s*\)listen 80;/\1listen 127.0.0.1:$nport;/" \
       -e "s/127\.0\.0\.1:8081/127.0.0.1:${iport[1]}/g" \
@@ -85,11 +85,12 @@ LB=http://127.0.0.1:$nport
 ACCESS=$TMP/nginx/logs/access.log
 ok "nginx up on $nport with configs/nginx-lb.conf"
 
-# Sum of primed_http_requests_total over all label sets, straight from one instance; empty when
-# the instance does not export it.
+# Sum of primed_http_requests_total over all label sets, straight from one instance (0 before
+# the first request); empty when the instance does not export the family.
 requests_total() {
   curl -s --max-time 2 "http://127.0.0.1:$1/metrics" |
-    awk '$1 ~ /^primed_http_requests_total(\{|$)/ { s += $NF; n++ } END { if (n) printf "%.0f\n", s }'
+    awk '/^# TYPE primed_http_requests_total / { n++ }
+         $1 ~ /^primed_http_requests_total(\{|$)/ { s += $NF; n++ } END { if (n) printf "%.0f\n", s }'
 }
 # Requests in the access log (from line $1 on) whose final upstream was instance $2.
 served_by() {

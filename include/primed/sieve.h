@@ -53,9 +53,11 @@ uint64_t sieve_chunk_width(uint64_t lo, uint64_t hi);
 int sieve_nth(sieve_ctx *ctx, uint64_t k, uint64_t *prime, const atomic_int *cancel);
 
 /* Pieces of sieve_nth for callers that count in parallel:
- * sieve_nth_estimate(k) returns x with π(x) close to k (from the inverse of li);
+ * sieve_nth_estimate(k) returns x with π(x) close to k (inverse of li(x) - li(√x)/2, within
+ * about √x primes; 0 for k = 0);
  * sieve_nth_finish(ctx, x, pi_x, k, ...) finds the k-th prime given pi_x = π(x), by sieving
- * forward from x+1 when pi_x < k, or backward from x when pi_x >= k. */
+ * forward from x+1 when pi_x < k, or backward from x when pi_x >= k. Same returns as sieve_nth;
+ * -EINVAL also when pi_x is not π(x) and that shows (fewer primes below x than claimed). */
 uint64_t sieve_nth_estimate(uint64_t k);
 int sieve_nth_finish(sieve_ctx *ctx, uint64_t x, uint64_t pi_x, uint64_t k, uint64_t *prime,
                      const atomic_int *cancel);

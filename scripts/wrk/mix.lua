@@ -21,10 +21,14 @@ end
 local function nth()
   return wrk.format("GET", "/v1/nth?n=" .. c.fmt(math.random(1, 10 ^ math.random(1, 6))))
 end
+-- {"queries":[{"op":"isprime","n":"…"}, …]}: numbers as strings (JSON integers stop at 2^63).
 local function batch()
-  local ns = {}
-  for i = 1, math.random(1, 16) do ns[i] = c.rand_digits(19) end
-  local body = '{"isprime":[' .. table.concat(ns, ",") .. ']}'
+  local ops = { "isprime", "next", "prev" }
+  local qs = {}
+  for i = 1, math.random(1, 16) do
+    qs[i] = string.format('{"op":"%s","n":"%s"}', ops[math.random(1, 3)], c.rand_digits(19))
+  end
+  local body = '{"queries":[' .. table.concat(qs, ",") .. ']}'
   return wrk.format("POST", "/v1/batch", { ["Content-Type"] = "application/json" }, body)
 end
 local function probe()
