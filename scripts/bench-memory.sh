@@ -5,8 +5,9 @@
 #     (allowance 5% for allocator noise).
 #  2. then 1,000 requests disconnected mid-stream (curl -m 0.1, 50 at a time): RSS afterwards
 #     within 5% of RSS before, every worker idle and no stream buffer left (/metrics).
-# primed runs with --workers 64 --queue-capacity 64: a stream occupies a worker while its client
-# reads (the producer waits on the full buffer), so 64 concurrent streams need 64 workers.
+# primed runs with the default workers (WORKERS=n to override): a stream whose reader is slower
+# than the sieve parks its producer and gives the worker back, so 64 concurrent streams need no
+# more workers than one. --queue-capacity 64 only lets all 64 be admitted in the same instant.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${B:-build}
@@ -18,8 +19,8 @@ pid=
 cleanup() { pkill -P $$ curl 2>/dev/null || true; [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-"$B/primed" --listen 127.0.0.1:0 --debug-listen off --port-file "$tmp/port" --workers "$STREAMS" \
-  --queue-capacity "$STREAMS" --max-connections-per-ip 0 ${EXTRA_FLAGS:-} 2>/dev/null &
+"$B/primed" --listen 127.0.0.1:0 --debug-listen off --port-file "$tmp/port" \
+  ${WORKERS:+--workers "$WORKERS"} --queue-capacity "$STREAMS" --max-connections-per-ip 0 ${EXTRA_FLAGS:-} 2>/dev/null &
 pid=$!
 for _ in $(seq 200); do [ -s "$tmp/port" ] && break; sleep 0.05; done
 port=$(cut -d' ' -f1 "$tmp/port")
@@ -37,7 +38,9 @@ for s in $(seq "$DURATION"); do
   sleep 1
   r=$(rss); [ "$r" -gt "$peak" ] && peak=$r
   [ "$s" -eq 5 ] && rss5=$r
-  printf 'second %2d: RSS %6d KiB, streams %s\n' "$s" "$r" "$(metric primed_streams_active)"
+  printf 'second %2d: RSS %6d KiB, streams %s, producers parked %s, workers busy %s\n' "$s" "$r" \
+    "$(metric primed_streams_active)" "$(metric primed_stream_producers_parked)" \
+    "$(metric primed_workers_busy)"
 done
 rss20=$(rss)
 kill "${curls[@]}" 2>/dev/null || true

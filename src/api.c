@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -642,21 +643,45 @@ enum pool_outcome api_run(const struct api_ctx *ctx, const struct api_query *q, 
 
 /* ---- streaming ----------------------------------------------------------------------------- */
 
+/* A stream job never waits for its reader: when no block is free it records where it stopped
+ * (q->pos) and returns POOL_PARKED; the stream resumes it once half of the buffer is free, and
+ * the next run restarts the sieve at the first prime that did not fit. The range is sieved in
+ * chunks sized to produce about half a buffer of text (stream_chunk_span), so a park throws away
+ * at most one chunk of sieving: with whole-range calls every resume re-sieved a full segment
+ * (7.8e6 numbers with 256 KiB segments, ~4 MB of text) to send 128 KiB: 6× the sieving work
+ * for /v1/primes to 1e9. A chunk costs one sieving-prime setup (π(√hi) divisions; ~3400 at 1e9,
+ * 78k at 1e12); above ~1e13 the sieve's narrow-window hybrid (Miller–Rabin on survivors) takes
+ * over, so a restart never pays a big-prime window pass. Keeping the sieved-but-unsent primes
+ * instead would avoid the re-sieving, but costs up to a segment of primes per parked stream,
+ * outside the memory budget. */
+
+#define EMIT_PARKED 1 /* emit/next_block result: the producer parked (not an error) */
+
 struct emit_state {
     struct stream *s;
-    struct jsonw w; /* fixed writer over the block being filled */
+    struct jsonw w; /* fixed writer over the block being filled; w.buf NULL = no block */
     bool need_sep, text;
     uint64_t count;
+    uint64_t next; /* where to resume when parking inside emit_primes */
 };
 
+/* Publish the current block, take a fresh one. 0, EMIT_PARKED or -ECANCELED. */
 static int next_block(struct emit_state *st)
 {
     if (st->w.buf) stream_block_commit(st->s, st->w.len);
+    st->w.buf = NULL;
+    st->w.len = 0;
     size_t cap = 0;
-    char *b = stream_block_get(st->s, &cap);
-    if (!b) return -ECANCELED;
-    jsonw_init_fixed(&st->w, b, cap);
-    return 0;
+    char *b = NULL;
+    switch (stream_block_get(st->s, &b, &cap)) {
+    case STREAM_GET_OK:
+        jsonw_init_fixed(&st->w, b, cap);
+        return 0;
+    case STREAM_GET_FULL:
+        return EMIT_PARKED;
+    default:
+        return -ECANCELED;
+    }
 }
 
 static int emit_primes(void *arg, const uint64_t *primes, size_t n)
@@ -668,18 +693,33 @@ static int emit_primes(void *arg, const uint64_t *primes, size_t n)
         primes += k;
         n -= k;
         st->count += k;
-        if (n > 0 && next_block(st) != 0) return -ECANCELED;
+        if (n > 0) {
+            int r = next_block(st);
+            if (r == EMIT_PARKED) st->next = primes[0]; /* the first prime not sent */
+            if (r != 0) return r;
+        }
     }
     return 0;
 }
 
-/* Append literal text, moving to a fresh block when it does not fit. */
+/* Append literal text, moving to a fresh block when it does not fit (all or nothing). */
 static int emit_text(struct emit_state *st, const char *s, size_t len)
 {
     if (jsonw_raw(&st->w, s, len) == 0) return 0;
     st->w.overflow = false;
-    if (next_block(st) != 0) return -ECANCELED;
+    int r = next_block(st);
+    if (r != 0) return r;
     return jsonw_raw(&st->w, s, len);
+}
+
+/* Numbers after x whose primes fill about `bytes` of output: (bytes / bytes per prime) × ln x. */
+static uint64_t stream_chunk_span(uint64_t x, size_t bytes)
+{
+    char digits[24];
+    int d = snprintf(digits, sizeof digits, "%llu", (unsigned long long)x);
+    double ln = x > 16 ? log((double)x) : 2.0;
+    double span = (double)bytes / (double)(d + 1) * ln;
+    return span < 4096.0 ? 4096 : (uint64_t)span;
 }
 
 const char *api_stream_content_type(const struct api_query *q)
@@ -687,7 +727,7 @@ const char *api_stream_content_type(const struct api_query *q)
     return q->text ? HTTP_TEXT : HTTP_JSON;
 }
 
-enum pool_outcome api_stream(const struct api_ctx *ctx, const struct api_query *q, void *local,
+enum pool_outcome api_stream(const struct api_ctx *ctx, struct api_query *q, void *local,
                              struct stream *s, const atomic_int *cancel)
 {
     int reason = cancel ? atomic_load_explicit(cancel, memory_order_acquire) : 0;
@@ -696,20 +736,48 @@ enum pool_outcome api_stream(const struct api_ctx *ctx, const struct api_query *
         stream_finish(s, false);
         return reason == POOL_CANCEL_DEADLINE ? POOL_TIMEOUT : POOL_CANCELLED;
     }
-    struct emit_state st = {.s = s, .text = q->text};
-    char head[128];
-    int hl = q->text ? 0
-                     : snprintf(head, sizeof head, "{\"from\":%llu,\"to\":%llu,\"primes\":[",
-                                (unsigned long long)q->a, (unsigned long long)q->b);
+    struct api_stream_pos *pos = &q->pos;
+    struct emit_state st = {.s = s, .text = q->text, .need_sep = pos->need_sep,
+                            .count = pos->count};
     int r = next_block(&st);
-    if (r == 0 && hl > 0) r = emit_text(&st, head, (size_t)hl);
-    if (r == 0) r = sieve_foreach(w->sieve, q->a, q->b, emit_primes, &st, cancel);
-    if (r == 0) {
+    if (r == 0 && pos->phase == API_SP_HEAD) {
+        if (!q->text) {
+            char head[128];
+            int hl = snprintf(head, sizeof head, "{\"from\":%llu,\"to\":%llu,\"primes\":[",
+                              (unsigned long long)q->a, (unsigned long long)q->b);
+            r = emit_text(&st, head, (size_t)hl); /* a fresh block: fits, never parks */
+        }
+        pos->phase = API_SP_PRIMES;
+        pos->next = q->a;
+    }
+    /* The first chunk of a run is about what the free part of the buffer takes; chunks double
+     * while the reader keeps up (the run goes on), up to 16×, to amortise per-call setup. */
+    size_t chunk_bytes = stream_capacity(s) / 2;
+    unsigned grow = 1;
+    while (r == 0 && pos->phase == API_SP_PRIMES) {
+        uint64_t span = stream_chunk_span(pos->next, chunk_bytes) * grow;
+        if (grow < 16) grow *= 2;
+        uint64_t hi = q->b - pos->next < span ? q->b : pos->next + span - 1;
+        r = sieve_foreach(w->sieve, pos->next, hi, emit_primes, &st, cancel);
+        if (r == EMIT_PARKED) pos->next = st.next;
+        if (r != 0) break;
+        if (hi == q->b)
+            pos->phase = API_SP_TAIL;
+        else
+            pos->next = hi + 1;
+    }
+    if (r == 0) { /* API_SP_TAIL: written whole, or again after a park */
         char tail[64];
         int tl = q->text ? (st.count ? snprintf(tail, sizeof tail, "\n") : 0)
                          : snprintf(tail, sizeof tail, "],\"count\":%llu}",
                                     (unsigned long long)st.count);
         if (tl > 0) r = emit_text(&st, tail, (size_t)tl);
+    }
+    if (r == EMIT_PARKED) {
+        /* Everything written so far is committed (next_block); stop touching s now. */
+        pos->need_sep = st.need_sep;
+        pos->count = st.count;
+        return POOL_PARKED;
     }
     if (r == 0) stream_block_commit(s, st.w.len);
     stream_finish(s, r == 0);

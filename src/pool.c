@@ -6,6 +6,13 @@
  * A lock-free queue was not used: a submit is one uncontended lock round-trip (~50 ns) against
  * a job of ≥ several µs, and the condvar is needed for sleeping anyway. The chunk cursor of a
  * parallel task is the one lock-free structure: claimed once per chunk by any worker.
+ *
+ * Parked jobs (POOL_PARKED: a stream whose reader is slow) are on no list: the pool only counts
+ * them, and pool_resume puts them on a second FIFO that is not bounded by the queue capacity
+ * (a resume must not fail; it is bounded by the number of parked jobs, i.e. live streams, each
+ * holding its share of the memory budget). A pool_resume that arrives while the parking run is
+ * still returning sets resume_pending and run_job re-queues the job itself, so runs of one job
+ * never overlap and no resume is lost.
  */
 #include "primed/pool.h"
 
@@ -19,6 +26,7 @@ struct worker {
     struct pool *p;
     pthread_t tid;
     bool started;
+    bool prefer_queue;        /* last job was a resumed one: take a queued one first (fairness) */
     void *local;              /* from init; used and freed on this worker's thread only */
     struct pool_job *current; /* the job being run, under p->mu (read by the watchdog) */
 };
@@ -33,10 +41,13 @@ struct pool {
     /* Everything below is under mu. */
     struct pool_job *qhead, *qtail;
     unsigned qlen, qcap;
+    struct pool_job *rhead, *rtail; /* resumed jobs (pool_resume), FIFO, unbounded by qcap */
+    unsigned rlen, nparked;
+    uint64_t resumes;
     struct pool_par *pars; /* open parallel tasks, newest first */
     unsigned nworkers, busy;
     unsigned init_done, init_failed;
-    bool stopping;       /* no more submits; workers exit once the queue is empty */
+    bool stopping;       /* no more submits; workers exit once no job is queued or parked */
     bool wd_stop;        /* watchdog exits */
     uint64_t wd_next_ns; /* the watchdog's next wake-up (UINT64_MAX = none): submit signals
                             cv_wd only for an earlier deadline, so it does not wake per job */
@@ -75,6 +86,29 @@ static struct pool_job *queue_pop(struct pool *p)
     return j;
 }
 
+static void rlist_push(struct pool *p, struct pool_job *j)
+{
+    j->next = NULL;
+    if (p->rtail)
+        p->rtail->next = j;
+    else
+        p->rhead = j;
+    p->rtail = j;
+    p->rlen++;
+    pthread_cond_signal(&p->cv_work);
+}
+
+static struct pool_job *rlist_pop(struct pool *p)
+{
+    struct pool_job *j = p->rhead;
+    if (!j) return NULL;
+    p->rhead = j->next;
+    if (!p->rhead) p->rtail = NULL;
+    j->next = NULL;
+    p->rlen--;
+    return j;
+}
+
 /* Claim and run one chunk of par. Returns false when no chunk was left to claim. */
 static bool par_run_one(struct pool_par *par, void *local)
 {
@@ -107,6 +141,18 @@ static void run_job(struct pool *p, struct worker *w, struct pool_job *job)
     pthread_mutex_lock(&p->mu);
     p->busy -= w != NULL;
     if (w) w->current = NULL;
+    job->running = false;
+    if (o == POOL_PARKED) {
+        /* Not finished and not done: forgotten until pool_resume, unless that came already. */
+        if (job->resume_pending) {
+            job->resume_pending = false;
+            rlist_push(p, job);
+        } else {
+            job->parked = true;
+            p->nparked++;
+        }
+        return;
+    }
     if ((unsigned)o >= POOL__OUTCOMES) o = POOL_DONE;
     p->jobs[o]++;
     pthread_mutex_unlock(&p->mu);
@@ -132,8 +178,14 @@ static void *worker_main(void *arg)
         return NULL;
     }
     for (;;) {
-        struct pool_job *job = queue_pop(p);
-        if (job) { /* queued jobs first: fairness towards small requests */
+        /* Resumed streams first (a reader is waiting on them and each run is short: it fills
+         * the free half of one stream buffer), but never twice in a row while jobs are queued. */
+        struct pool_job *job = NULL;
+        bool resumed = false;
+        if (!(w->prefer_queue && p->qhead)) resumed = (job = rlist_pop(p)) != NULL;
+        if (!job) job = queue_pop(p);
+        if (job) { /* queued jobs before chunks: fairness towards small requests */
+            w->prefer_queue = resumed;
             run_job(p, w, job);
             continue;
         }
@@ -152,7 +204,10 @@ static void *worker_main(void *arg)
             if (--par->helpers == 0) pthread_cond_broadcast(&p->cv_par);
             continue;
         }
-        if (p->stopping) break;
+        if (p->stopping && p->nparked == 0) {
+            pthread_cond_broadcast(&p->cv_work); /* the others may be waiting for the last park */
+            break;
+        }
         pthread_cond_wait(&p->cv_work, &p->mu);
     }
     pthread_mutex_unlock(&p->mu);
@@ -293,7 +348,7 @@ void pool_destroy(struct pool *p)
 int pool_submit(struct pool *p, struct pool_job *job)
 {
     job->next = NULL;
-    job->running = false;
+    job->running = job->parked = job->resume_pending = false;
     pthread_mutex_lock(&p->mu);
     if (p->stopping) {
         pthread_mutex_unlock(&p->mu);
@@ -319,6 +374,20 @@ int pool_submit(struct pool *p, struct pool_job *job)
     return 0;
 }
 
+void pool_resume(struct pool *p, struct pool_job *job)
+{
+    pthread_mutex_lock(&p->mu);
+    p->resumes++;
+    if (job->parked) {
+        job->parked = false;
+        p->nparked--;
+        rlist_push(p, job);
+    } else {
+        job->resume_pending = true; /* still inside run: run_job re-queues it */
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
 void pool_job_clear_deadline(struct pool *p, struct pool_job *job)
 {
     pthread_mutex_lock(&p->mu);
@@ -330,6 +399,8 @@ void pool_cancel_all(struct pool *p, enum pool_cancel reason)
 {
     pthread_mutex_lock(&p->mu);
     for (struct pool_job *j = p->qhead; j; j = j->next)
+        pool_job_cancel(j, reason);
+    for (struct pool_job *j = p->rhead; j; j = j->next)
         pool_job_cancel(j, reason);
     for (unsigned i = 0; i < p->nworkers; i++)
         if (p->w[i].current) pool_job_cancel(p->w[i].current, reason);
@@ -374,6 +445,9 @@ void pool_stats_get(struct pool *p, struct pool_stats *out)
     out->busy = p->busy;
     out->queue_depth = p->qlen;
     out->queue_capacity = p->qcap;
+    out->parked = p->nparked;
+    out->resume_depth = p->rlen;
+    out->resumes = p->resumes;
     memcpy(out->jobs, p->jobs, sizeof out->jobs);
     pthread_mutex_unlock(&p->mu);
 }

@@ -8,6 +8,20 @@
  *     response's free callback (libmicrohttpd may destroy the response after NOTIFY_COMPLETED).
  * The last unref frees the request, its body, its response and its stream.
  *
+ * A stream's producing job never holds a worker while its reader is slow. Its states:
+ *   QUEUED  --worker takes it--> RUNNING (deadline cleared: it covers queue wait and first byte)
+ *   RUNNING --buffer full: api_stream saves q->pos, returns POOL_PARKED--> PARKED (no worker, no
+ *           list; the job's reference keeps the request alive; primed_stream_producers_parked)
+ *   PARKED  --reader frees half the buffer, or stream_cancel (client gone, shutdown)--> the
+ *           stream calls req_resume exactly once --> pool_resume --> RESUMED (the pool's second
+ *           list, never full) --worker--> RUNNING again from q->pos
+ *   RUNNING --end of range, or cancelled--> stream_finish, outcome counted once, `done` drops
+ *           the job's reference.
+ * So a cancelled parked stream is finished and freed by one more (short) run of its job: the
+ * parked flag is cleared under the stream lock by whichever of reader and cancel comes first,
+ * and only that one resumes, so there is no second path that could free it. A stalled reader
+ * is ended by the connection idle timeout (on_completed cancels the stream).
+ *
  * Suspend/resume ordering: libmicrohttpd forbids resuming a connection that is not suspended,
  * and a worker may finish before the I/O thread gets to suspend. So every suspend happens with
  * r->mu held and sets r->suspended; every resume happens after taking r->mu and clearing it
@@ -152,6 +166,13 @@ static void req_wake(void *arg)
     r->suspended = false;
     if (was) MHD_resume_connection(r->conn);
     pthread_mutex_unlock(&r->mu);
+}
+
+/* Stream producer resume (reader freed space, or cancel): run the parked job again. */
+static void req_resume(void *arg)
+{
+    struct req *r = arg;
+    pool_resume(r->srv->pool, &r->job);
 }
 
 /* Stream park: called by stream_read with the stream lock held (I/O thread). */
@@ -363,7 +384,8 @@ static enum MHD_Result submit(struct req *r, bool stream)
     r->is_stream = stream;
     if (stream) {
         r->stream = stream_create(&s->budget, s->cfg->stream_buffer_bytes,
-                                  stream_block_bytes(s->cfg->stream_buffer_bytes), req_wake, r);
+                                  stream_block_bytes(s->cfg->stream_buffer_bytes), req_wake, r,
+                                  req_resume, r);
         if (!r->stream)
             return queue_error(r, errno == EAGAIN ? PERR_OVERLOADED : PERR_INTERNAL, NULL, NULL,
                                errno == EAGAIN ? "stream memory budget exhausted" : NULL);
@@ -625,6 +647,15 @@ static void collect(void *arg, struct metrics_writer *w)
         metrics_write_sample_u64(w, "primed_jobs_total", names[i], ps.jobs[i]);
     metrics_write_family(w, "primed_streams_active", "gauge", "Streamed responses alive.");
     metrics_write_sample_u64(w, "primed_streams_active", NULL, atomic_load(&s->streams));
+    metrics_write_family(w, "primed_stream_producers_parked", "gauge",
+                         "Streams whose producer gave its worker back: their buffer is full.");
+    metrics_write_sample_u64(w, "primed_stream_producers_parked", NULL, ps.parked);
+    metrics_write_family(w, "primed_stream_resumes_total", "counter",
+                         "Parked stream producers resumed (reader freed space, or cancel).");
+    metrics_write_sample_u64(w, "primed_stream_resumes_total", NULL, ps.resumes);
+    metrics_write_family(w, "primed_stream_resume_queue_depth", "gauge",
+                         "Resumed stream producers waiting for a worker.");
+    metrics_write_sample_u64(w, "primed_stream_resume_queue_depth", NULL, ps.resume_depth);
     metrics_write_family(w, "primed_stream_buffer_bytes", "gauge",
                          "Bytes of stream buffers in use (charged to the memory budget).");
     metrics_write_sample_u64(w, "primed_stream_buffer_bytes", NULL,

@@ -12,10 +12,9 @@
 
 struct stream {
     pthread_mutex_t mu;
-    pthread_cond_t cv_space; /* producer waits here for a free block */
     struct stream_budget *budget;
-    stream_wake_fn wake;
-    void *wake_arg;
+    stream_wake_fn wake, resume;
+    void *wake_arg, *resume_arg;
     size_t capacity, block_bytes, nblocks;
     char *mem;    /* nblocks × block_bytes */
     size_t *lens; /* [nblocks] committed length of each block */
@@ -24,6 +23,7 @@ struct stream {
     size_t count; /* committed, not yet fully read blocks */
     size_t off;   /* consumer's offset in block head */
     bool parked;  /* consumer found it empty and waits for wake */
+    bool producer_parked; /* producer found it full and waits for resume */
     bool started; /* something was committed or the stream finished */
     bool finished, ok, cancelled;
     bool committed_any; /* some block was ever committed */
@@ -36,7 +36,8 @@ void stream_budget_init(struct stream_budget *b, uint64_t limit)
 }
 
 struct stream *stream_create(struct stream_budget *budget, size_t capacity, size_t block_bytes,
-                             stream_wake_fn wake, void *wake_arg)
+                             stream_wake_fn wake, void *wake_arg, stream_wake_fn resume,
+                             void *resume_arg)
 {
     if (block_bytes == 0 || capacity / block_bytes < 2) {
         errno = EINVAL;
@@ -57,10 +58,11 @@ struct stream *stream_create(struct stream_budget *budget, size_t capacity, size
     s->lens = calloc(nblocks, sizeof *s->lens);
     if (!s->lens) goto err_s;
     pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv_space, NULL);
     s->budget = budget;
     s->wake = wake;
     s->wake_arg = wake_arg;
+    s->resume = resume;
+    s->resume_arg = resume_arg;
     s->capacity = capacity;
     s->block_bytes = block_bytes;
     s->nblocks = nblocks;
@@ -78,14 +80,13 @@ void stream_destroy(struct stream *s)
 {
     if (!s) return;
     if (s->budget) atomic_fetch_sub_explicit(&s->budget->used, s->capacity, memory_order_relaxed);
-    pthread_cond_destroy(&s->cv_space);
     pthread_mutex_destroy(&s->mu);
     free(s->lens);
     free(s->mem);
     free(s);
 }
 
-char *stream_block_get(struct stream *s, size_t *cap)
+enum stream_get stream_block_get(struct stream *s, char **block, size_t *cap)
 {
     pthread_mutex_lock(&s->mu);
     if (!s->mem && !s->cancelled) {
@@ -95,18 +96,22 @@ char *stream_block_get(struct stream *s, size_t *cap)
         s->mem = malloc(s->capacity);
         if (!s->mem) {
             pthread_mutex_unlock(&s->mu);
-            return NULL;
+            return STREAM_GET_FAILED;
         }
     }
-    while (!s->cancelled && s->count == s->nblocks)
-        pthread_cond_wait(&s->cv_space, &s->mu);
-    char *b = NULL;
-    if (!s->cancelled) {
-        b = s->mem + ((s->head + s->count) % s->nblocks) * s->block_bytes;
+    enum stream_get g = STREAM_GET_FAILED;
+    if (s->cancelled) {
+        g = STREAM_GET_FAILED;
+    } else if (s->count == s->nblocks) {
+        s->producer_parked = true; /* cleared by exactly one of stream_read / stream_cancel */
+        g = STREAM_GET_FULL;
+    } else {
+        *block = s->mem + ((s->head + s->count) % s->nblocks) * s->block_bytes;
         *cap = s->block_bytes;
+        g = STREAM_GET_OK;
     }
     pthread_mutex_unlock(&s->mu);
-    return b;
+    return g;
 }
 
 /* Called with mu held: whether the producer must call wake after unlocking. */
@@ -150,16 +155,19 @@ void stream_cancel(struct stream *s)
 {
     pthread_mutex_lock(&s->mu);
     s->cancelled = true;
-    pthread_cond_broadcast(&s->cv_space);
     bool wake = take_wake(s);
+    bool resume = s->producer_parked; /* resumed to see the cancel and finish */
+    s->producer_parked = false;
     pthread_mutex_unlock(&s->mu);
     if (wake && s->wake) s->wake(s->wake_arg);
+    if (resume && s->resume) s->resume(s->resume_arg);
 }
 
 enum stream_read_result stream_read(struct stream *s, char *buf, size_t max, size_t *n,
                                     stream_park_fn park, void *park_arg)
 {
     *n = 0;
+    bool resume = false;
     pthread_mutex_lock(&s->mu);
     enum stream_read_result r;
     if (s->cancelled) {
@@ -180,7 +188,11 @@ enum stream_read_result stream_read(struct stream *s, char *buf, size_t max, siz
                 freed = true;
             }
         }
-        if (freed) pthread_cond_signal(&s->cv_space);
+        /* A parked producer runs again once half of the blocks are free (see stream.h). */
+        if (freed && s->producer_parked && s->nblocks - s->count >= (s->nblocks + 1) / 2) {
+            s->producer_parked = false;
+            resume = true;
+        }
         r = STREAM_DATA;
     } else if (s->finished) {
         r = s->ok ? STREAM_EOF : STREAM_FAILED;
@@ -190,6 +202,7 @@ enum stream_read_result stream_read(struct stream *s, char *buf, size_t max, siz
         r = STREAM_EMPTY;
     }
     pthread_mutex_unlock(&s->mu);
+    if (resume && s->resume) s->resume(s->resume_arg);
     return r;
 }
 

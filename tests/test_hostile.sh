@@ -337,6 +337,78 @@ if srv.alive():
     rows.append(("53 pipelined requests", how + ("" if alive else "; /healthz DOWN"), "", "ok" if good and alive else "FAIL"))
     failures += not (good and alive)
 
+# Mutation fuzzing of whole requests over sockets (reaches server.c's libmicrohttpd callbacks,
+# which the libFuzzer harnesses cannot): valid requests with bytes flipped, inserted, deleted or
+# duplicated. No answer may be a 500 or a 2xx/4xx without nosniff from primed's own handlers;
+# waiting for more bytes (a cut request) is fine; /healthz must answer every 100 cases.
+import random, threading
+from concurrent.futures import ThreadPoolExecutor
+rnd = random.Random(int(os.environ.get("PRIMED_TEST_SEED", "20261125")))
+SEEDS = [get("/v1/isprime?n=18446744073709551557"), get("/v1/count?from=1000&to=2000"),
+         get("/v1/primes?from=0&to=300&format=text"), get("/v1/nth?n=1000"), get("/healthz"),
+         post("/v1/batch", Q('{"op":"isprime","n":7}', '{"op":"count","from":"1e3","to":2000}',
+                             '{"op":"next","n":"18446744073709551557"}'))]
+SPECIAL = [b"\x00", b"\r", b"\n", b"\r\n", b"%", b"%0", b"%00", b"&", b"=", b" ", b"\xff", b"+",
+           b"-", b"e", b"9" * 25, b"?", b"/", b":", b"\t", b"\"", b"{", b"}", b"[", b","]
+def mutate(data):
+    d = bytearray(data)
+    for _ in range(rnd.randint(1, 4)):
+        op = rnd.randrange(5)
+        i = rnd.randrange(len(d) + 1)
+        if op == 0 and d:
+            d[min(i, len(d) - 1)] ^= 1 << rnd.randrange(8)
+        elif op == 1:
+            d[i:i] = rnd.choice(SPECIAL)
+        elif op == 2 and d:
+            del d[i:i + rnd.randint(1, 8)]
+        elif op == 3:
+            j = rnd.randrange(len(d) + 1)
+            d[i:i] = d[min(i, j):max(i, j)][:64]
+        else:
+            d[i:i] = bytes(rnd.randrange(256) for _ in range(rnd.randint(1, 6)))
+    return bytes(d)
+NFUZZ = int(os.environ.get("PRIMED_TEST_MUTATIONS", "1200" if SLOW == 1 else "400"))
+cases_m = [mutate(rnd.choice(SEEDS)) for _ in range(NFUZZ)]
+def one(data):
+    try:
+        s = connect(P, timeout=1.0 * SLOW)
+        try:
+            s.sendall(data)
+            return Reader(s).response(head=data.startswith(b"HEAD"))
+        finally:
+            s.close()
+    except Closed as c:
+        return c
+    except OSError as e:
+        return Closed("os: %s" % e)
+tally, bad = {}, []
+with ThreadPoolExecutor(max_workers=8) as ex:
+    for k in range(0, NFUZZ, 100):
+        for data, o in zip(cases_m[k:k + 100], ex.map(one, cases_m[k:k + 100])):
+            if isinstance(o, Closed):
+                key = "close/" + o.how.split(":")[0]
+                ok = o.how in ("closed", "reset", "timeout")
+            else:
+                key = str(o.status)
+                ours = (o.header("content-type") or "").startswith("application/json")
+                ok = o.status != 500 and (o.status < 500 or o.status in (501, 503, 504, 505))
+                if ours and (o.header("x-content-type-options") or "") != "nosniff":
+                    ok = False
+                if ours and o.status >= 400 and error_shape(o):
+                    ok = False
+            tally[key] = tally.get(key, 0) + 1
+            if not ok and len(bad) < 5:
+                bad.append("%r -> %s" % (data[:100], key))
+        if not healthz_ok(P):
+            bad.append("/healthz down after %d mutated requests" % (k + 100))
+            break
+good = not bad and srv.alive()
+rows.append(("%d mutated requests (8 at a time)" % NFUZZ,
+             ", ".join("%s×%d" % kv for kv in sorted(tally.items())), "", "ok" if good else "FAIL"))
+for b_ in bad:
+    rows.append(("  mutation failure", b_, "", "FAIL"))
+failures += not good
+
 rc = srv.stop(signal.SIGTERM, timeout=15)
 rows.append(("SIGTERM at the end", "exit %s" % rc, "", "ok" if rc == 0 else "FAIL"))
 failures += rc != 0

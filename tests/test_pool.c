@@ -1,15 +1,18 @@
 /* test_pool.c — the worker pool: bounded queue, exactly-once runs, cancellation, deadlines,
- * parallel chunks (against a direct computation and against sieve_count), fairness, joins. */
+ * parallel chunks (against a direct computation and against sieve_count), fairness, joins, and
+ * parked jobs (POOL_PARKED + pool_resume; a stream producer parked and cancelled). */
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "check_main.h"
 #include "primed/pool.h"
 #include "primed/sieve.h"
+#include "primed/stream.h"
 
 struct tjob {
     struct pool_job job; /* first: the pool hands us &job */
@@ -319,6 +322,253 @@ START_TEST(destroy_joins_every_worker_and_runs_fini)
 }
 END_TEST
 
+
+/* ---- parked jobs ------------------------------------------------------------------------- */
+
+struct pjob {
+    struct pool_job job; /* first */
+    struct pool *p;
+    sem_t *done_sem;
+    atomic_int runs;
+    int park_runs;      /* return POOL_PARKED from this many first runs */
+    bool self_resume;   /* call pool_resume before returning POOL_PARKED */
+    atomic_int dones;
+};
+
+static enum pool_outcome pjob_run(struct pool_job *j, void *local)
+{
+    struct pjob *t = (struct pjob *)j;
+    int n = atomic_fetch_add(&t->runs, 1) + 1;
+    if (n <= t->park_runs) {
+        if (t->self_resume) pool_resume(t->p, j); /* the "reader" is faster than the return */
+        return POOL_PARKED;
+    }
+    return POOL_DONE;
+}
+
+static void pjob_done(struct pool_job *j)
+{
+    struct pjob *t = (struct pjob *)j;
+    atomic_fetch_add(&t->dones, 1);
+    sem_post(t->done_sem);
+}
+
+static void wait_parked(struct pool *p, unsigned n)
+{
+    struct pool_stats st;
+    for (int i = 0; i < 5000; i++) {
+        pool_stats_get(p, &st);
+        if (st.parked == n && st.busy == 0) return;
+        usleep(1000);
+    }
+    ck_abort_msg("pool never had %u parked jobs and no busy worker", n);
+}
+
+START_TEST(parked_job_gives_its_worker_back_and_resume_runs_it_counted_once)
+{
+    struct pool *p = pool_create(1, 4, NULL, NULL, NULL);
+    sem_t sem;
+    sem_init(&sem, 0, 0);
+    struct pjob a = {.p = p, .done_sem = &sem, .park_runs = 2};
+    a.job.run = pjob_run;
+    a.job.done = pjob_done;
+    atomic_init(&a.job.cancel, 0);
+    ck_assert_int_eq(pool_submit(p, &a.job), 0);
+    wait_parked(p, 1);
+    /* The only worker is free: another job runs while `a` is parked. */
+    struct tjob b;
+    tjob_init(&b, &sem, NULL);
+    ck_assert_int_eq(pool_submit(p, &b.job), 0);
+    sem_wait(&sem);
+    ck_assert_int_eq(atomic_load(&b.runs), 1);
+    ck_assert_int_eq(atomic_load(&a.dones), 0); /* parked: not done */
+    pool_resume(p, &a.job);
+    wait_parked(p, 1); /* parked again (second run) */
+    ck_assert_int_eq(atomic_load(&a.runs), 2);
+    pool_resume(p, &a.job);
+    sem_wait(&sem);
+    ck_assert_int_eq(atomic_load(&a.runs), 3);
+    ck_assert_int_eq(atomic_load(&a.dones), 1);
+    struct pool_stats st;
+    pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.parked, 0);
+    ck_assert_uint_eq(st.resumes, 2);
+    ck_assert_uint_eq(st.jobs[POOL_DONE], 2); /* a once, b once */
+    pool_destroy(p);
+    sem_destroy(&sem);
+}
+END_TEST
+
+START_TEST(resume_before_the_parking_run_returns_requeues_the_job)
+{
+    struct pool *p = pool_create(2, 4, NULL, NULL, NULL);
+    sem_t sem;
+    sem_init(&sem, 0, 0);
+    struct pjob a = {.p = p, .done_sem = &sem, .park_runs = 3, .self_resume = true};
+    a.job.run = pjob_run;
+    a.job.done = pjob_done;
+    atomic_init(&a.job.cancel, 0);
+    ck_assert_int_eq(pool_submit(p, &a.job), 0);
+    sem_wait(&sem);
+    ck_assert_int_eq(atomic_load(&a.runs), 4);
+    ck_assert_int_eq(atomic_load(&a.dones), 1);
+    struct pool_stats st;
+    pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.parked, 0);
+    ck_assert_uint_eq(st.resumes, 3);
+    ck_assert_uint_eq(st.jobs[POOL_DONE], 1);
+    pool_destroy(p);
+    sem_destroy(&sem);
+}
+END_TEST
+
+/* A stream producer as server.c runs it: an endless body, parked when the buffer is full,
+ * resumed by the stream (reader or cancel), freed by the last of two references (job, reader).
+ * ASan sees a double finish/free or a leak; TSan sees races. */
+struct sjob {
+    struct pool_job job; /* first */
+    struct pool *p;
+    struct stream *s;
+    atomic_int refs;
+    atomic_int *freed;
+    sem_t *done_sem;
+};
+
+static void sjob_unref(struct sjob *t)
+{
+    if (atomic_fetch_sub(&t->refs, 1) != 1) return;
+    stream_destroy(t->s);
+    atomic_fetch_add(t->freed, 1);
+    free(t);
+}
+
+static void sjob_resume(void *arg)
+{
+    struct sjob *t = arg;
+    pool_resume(t->p, &t->job);
+}
+
+static enum pool_outcome sjob_run(struct pool_job *j, void *local)
+{
+    struct sjob *t = (struct sjob *)j;
+    for (;;) {
+        char *b = NULL;
+        size_t cap = 0;
+        switch (stream_block_get(t->s, &b, &cap)) {
+        case STREAM_GET_OK:
+            memset(b, 'p', cap);
+            stream_block_commit(t->s, cap);
+            break;
+        case STREAM_GET_FULL:
+            return POOL_PARKED;
+        default:
+            stream_finish(t->s, false);
+            return POOL_CANCELLED;
+        }
+    }
+}
+
+static void sjob_done(struct pool_job *j)
+{
+    struct sjob *t = (struct sjob *)j;
+    sem_t *sem = t->done_sem;
+    sjob_unref(t);
+    sem_post(sem);
+}
+
+static struct sjob *sjob_start(struct pool *p, sem_t *sem, atomic_int *freed)
+{
+    struct sjob *t = calloc(1, sizeof *t);
+    t->p = p;
+    t->done_sem = sem;
+    t->freed = freed;
+    atomic_init(&t->refs, 2); /* the job's and the reader's */
+    t->s = stream_create(NULL, 2 * 64, 64, NULL, NULL, sjob_resume, t);
+    t->job.run = sjob_run;
+    t->job.done = sjob_done;
+    atomic_init(&t->job.cancel, 0);
+    ck_assert_int_eq(pool_submit(p, &t->job), 0);
+    return t;
+}
+
+START_TEST(cancelled_parked_stream_is_finished_and_freed_exactly_once)
+{
+    atomic_int freed;
+    atomic_init(&freed, 0);
+    struct pool *p = pool_create(1, 4, NULL, NULL, NULL);
+    sem_t sem;
+    sem_init(&sem, 0, 0);
+    struct sjob *t = sjob_start(p, &sem, &freed);
+    wait_parked(p, 1);
+    stream_cancel(t->s); /* the client went away: resumes the producer, which finishes */
+    sem_wait(&sem);
+    char buf[64];
+    size_t n;
+    ck_assert_int_eq(stream_read(t->s, buf, sizeof buf, &n, NULL, NULL), STREAM_FAILED);
+    stream_cancel(t->s); /* a second cancel (shutdown after disconnect) resumes nothing */
+    sjob_unref(t);       /* the reader's reference: frees */
+    ck_assert_int_eq(atomic_load(&freed), 1);
+    struct pool_stats st;
+    pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.parked, 0);
+    ck_assert_uint_eq(st.resumes, 1);
+    ck_assert_uint_eq(st.jobs[POOL_CANCELLED], 1);
+    pool_destroy(p);
+    sem_destroy(&sem);
+}
+END_TEST
+
+struct race_reader {
+    struct sjob *t;
+    pthread_barrier_t *go;
+};
+
+static void *race_reader_main(void *arg)
+{
+    struct race_reader *rr = arg;
+    pthread_barrier_wait(rr->go);
+    char buf[48];
+    size_t n;
+    for (int i = 0; i < 50; i++)
+        if (stream_read(rr->t->s, buf, sizeof buf, &n, NULL, NULL) == STREAM_FAILED) break;
+    sjob_unref(rr->t);
+    return NULL;
+}
+
+START_TEST(reader_resume_racing_cancel_frees_each_parked_stream_once)
+{
+    atomic_int freed;
+    atomic_init(&freed, 0);
+    struct pool *p = pool_create(2, 4, NULL, NULL, NULL);
+    sem_t sem;
+    sem_init(&sem, 0, 0);
+    const int rounds = 200;
+    for (int i = 0; i < rounds; i++) {
+        struct sjob *t = sjob_start(p, &sem, &freed);
+        wait_parked(p, 1);
+        pthread_barrier_t go;
+        pthread_barrier_init(&go, NULL, 2);
+        struct race_reader rr = {.t = t, .go = &go};
+        atomic_fetch_add(&t->refs, 1); /* this thread's, for the cancel below */
+        pthread_t th;
+        pthread_create(&th, NULL, race_reader_main, &rr);
+        pthread_barrier_wait(&go);
+        stream_cancel(t->s);
+        sjob_unref(t);
+        pthread_join(th, NULL);
+        sem_wait(&sem); /* the job finished (done) */
+        pthread_barrier_destroy(&go);
+    }
+    ck_assert_int_eq(atomic_load(&freed), rounds);
+    struct pool_stats st;
+    pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.parked, 0);
+    ck_assert_uint_eq(st.jobs[POOL_CANCELLED], (uint64_t)rounds);
+    pool_destroy(p);
+    sem_destroy(&sem);
+}
+END_TEST
+
 static Suite *pool_suite(void)
 {
     Suite *s = suite_create("pool");
@@ -332,6 +582,10 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, parallel_sieve_count_equals_single_count);
     tcase_add_test(tc, queued_small_job_is_taken_before_helping_with_chunks);
     tcase_add_test(tc, destroy_joins_every_worker_and_runs_fini);
+    tcase_add_test(tc, parked_job_gives_its_worker_back_and_resume_runs_it_counted_once);
+    tcase_add_test(tc, resume_before_the_parking_run_returns_requeues_the_job);
+    tcase_add_test(tc, cancelled_parked_stream_is_finished_and_freed_exactly_once);
+    tcase_add_test(tc, reader_resume_racing_cancel_frees_each_parked_stream_once);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,5 +1,6 @@
 /* test_stream.c — the bounded producer/consumer buffer: integrity across blocks, the producer
- * blocks when full, the consumer parks and is woken, cancel unblocks, the budget is enforced. */
+ * parks when full and is resumed exactly once (by the reader or by cancel, whichever is first),
+ * the consumer parks and is woken, the budget is enforced. */
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
@@ -20,22 +21,46 @@ static void on_park(void *arg)
     atomic_fetch_add(&parks, 1);
 }
 
+/* The test's producer thread stands in for a pool job: on STREAM_GET_FULL it waits (here, in
+ * the test only) until `resume` has been called for that park. */
 struct prod {
     struct stream *s;
     size_t total; /* bytes to produce: byte i is (i * 7) & 0xff */
     atomic_int blocks_got;
-    int got_null;
+    int got_failed;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned resumes; /* under mu */
 };
+
+static void prod_resume(void *arg)
+{
+    struct prod *p = arg;
+    pthread_mutex_lock(&p->mu);
+    p->resumes++;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
 
 static void *producer(void *arg)
 {
     struct prod *p = arg;
     size_t i = 0;
+    unsigned parks_seen = 0;
     while (i < p->total) {
         size_t cap;
-        char *b = stream_block_get(p->s, &cap);
-        if (!b) {
-            p->got_null = 1;
+        char *b = NULL;
+        enum stream_get g = stream_block_get(p->s, &b, &cap);
+        if (g == STREAM_GET_FULL) {
+            parks_seen++;
+            pthread_mutex_lock(&p->mu);
+            while (p->resumes < parks_seen)
+                pthread_cond_wait(&p->cv, &p->mu);
+            pthread_mutex_unlock(&p->mu);
+            continue;
+        }
+        if (g != STREAM_GET_OK) {
+            p->got_failed = 1;
             return NULL;
         }
         atomic_fetch_add(&p->blocks_got, 1);
@@ -49,12 +74,28 @@ static void *producer(void *arg)
     return NULL;
 }
 
-START_TEST(bytes_arrive_in_order_across_blocks)
+static void prod_init(struct prod *p, size_t total)
+{
+    memset(p, 0, sizeof *p);
+    p->total = total;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+}
+
+static void prod_fini(struct prod *p)
+{
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+}
+
+START_TEST(bytes_arrive_in_order_across_blocks_with_parks)
 {
     atomic_store(&wakes, 0);
-    struct stream *s = stream_create(NULL, 4 * 1024, 1024, on_wake, NULL);
+    struct prod p;
+    prod_init(&p, 1000003);
+    struct stream *s = stream_create(NULL, 4 * 1024, 1024, on_wake, NULL, prod_resume, &p);
     ck_assert_ptr_nonnull(s);
-    struct prod p = {.s = s, .total = 1000003};
+    p.s = s;
     pthread_t t;
     pthread_create(&t, NULL, producer, &p);
     size_t got = 0;
@@ -74,29 +115,54 @@ START_TEST(bytes_arrive_in_order_across_blocks)
     pthread_join(t, NULL);
     ck_assert_uint_eq(got, p.total);
     stream_destroy(s);
+    prod_fini(&p);
 }
 END_TEST
 
-START_TEST(producer_blocks_when_full_until_the_consumer_reads)
+static atomic_int resumes;
+static void on_resume(void *arg)
 {
-    struct stream *s = stream_create(NULL, 2 * 100, 100, on_wake, NULL);
-    struct prod p = {.s = s, .total = 100000};
-    pthread_t t;
-    pthread_create(&t, NULL, producer, &p);
-    /* Both blocks get filled; the third get must wait for the consumer. */
-    for (int i = 0; i < 2000 && atomic_load(&p.blocks_got) < 2; i++)
-        usleep(1000);
-    ck_assert_int_eq(atomic_load(&p.blocks_got), 2);
-    usleep(50000);
-    ck_assert_int_eq(atomic_load(&p.blocks_got), 2); /* still blocked */
+    atomic_fetch_add(&resumes, 1);
+}
+
+static void fill_all(struct stream *s, unsigned nblocks)
+{
+    for (unsigned i = 0; i < nblocks; i++) {
+        char *b = NULL;
+        size_t cap = 0;
+        ck_assert_int_eq(stream_block_get(s, &b, &cap), STREAM_GET_OK);
+        memset(b, 'x', cap);
+        stream_block_commit(s, cap);
+    }
+}
+
+START_TEST(full_producer_parks_and_is_resumed_once_half_the_blocks_are_free)
+{
+    atomic_store(&resumes, 0);
+    struct stream *s = stream_create(NULL, 4 * 100, 100, on_wake, NULL, on_resume, NULL);
+    fill_all(s, 4);
+    char *b = NULL;
+    size_t cap = 0, n;
+    ck_assert_int_eq(stream_block_get(s, &b, &cap), STREAM_GET_FULL); /* never blocks */
     char buf[100];
-    size_t n;
     ck_assert_int_eq(stream_read(s, buf, sizeof buf, &n, on_park, NULL), STREAM_DATA);
-    for (int i = 0; i < 2000 && atomic_load(&p.blocks_got) < 3; i++)
-        usleep(1000);
-    ck_assert_int_ge(atomic_load(&p.blocks_got), 3);
-    stream_cancel(s);
-    pthread_join(t, NULL);
+    ck_assert_int_eq(atomic_load(&resumes), 0); /* one block free of four: not yet */
+    ck_assert_int_eq(stream_read(s, buf, 50, &n, on_park, NULL), STREAM_DATA);
+    ck_assert_int_eq(atomic_load(&resumes), 0); /* a partly read block is not free */
+    ck_assert_int_eq(stream_read(s, buf, 50, &n, on_park, NULL), STREAM_DATA);
+    ck_assert_int_eq(atomic_load(&resumes), 1); /* two of four free */
+    ck_assert_int_eq(stream_read(s, buf, sizeof buf, &n, on_park, NULL), STREAM_DATA);
+    ck_assert_int_eq(atomic_load(&resumes), 1); /* not parked any more: no second resume */
+    ck_assert_int_eq(stream_block_get(s, &b, &cap), STREAM_GET_OK);
+    stream_block_commit(s, 1);
+    stream_finish(s, true);
+    size_t rest = 0;
+    enum stream_read_result r;
+    while ((r = stream_read(s, buf, sizeof buf, &n, on_park, NULL)) == STREAM_DATA)
+        rest += n;
+    ck_assert_int_eq(r, STREAM_EOF);
+    ck_assert_uint_eq(rest, 100 + 1); /* the fourth block and the one after the resume */
+    ck_assert_int_eq(atomic_load(&resumes), 1);
     stream_destroy(s);
 }
 END_TEST
@@ -105,13 +171,14 @@ START_TEST(empty_read_parks_and_commit_wakes)
 {
     atomic_store(&wakes, 0);
     atomic_store(&parks, 0);
-    struct stream *s = stream_create(NULL, 4 * 64, 64, on_wake, NULL);
+    struct stream *s = stream_create(NULL, 4 * 64, 64, on_wake, NULL, NULL, NULL);
     ck_assert_int_eq(stream_state(s), STREAM_S_PENDING);
     char buf[64];
     size_t n, cap;
+    char *b = NULL;
     ck_assert_int_eq(stream_read(s, buf, sizeof buf, &n, on_park, NULL), STREAM_EMPTY);
     ck_assert_int_eq(atomic_load(&parks), 1);
-    char *b = stream_block_get(s, &cap);
+    ck_assert_int_eq(stream_block_get(s, &b, &cap), STREAM_GET_OK);
     memcpy(b, "abc", 3);
     stream_block_commit(s, 3);
     ck_assert_int_eq(atomic_load(&wakes), 1);
@@ -119,7 +186,7 @@ START_TEST(empty_read_parks_and_commit_wakes)
     ck_assert_int_eq(stream_read(s, buf, sizeof buf, &n, on_park, NULL), STREAM_DATA);
     ck_assert_uint_eq(n, 3);
     /* Not parked: a commit does not wake again. */
-    b = stream_block_get(s, &cap);
+    ck_assert_int_eq(stream_block_get(s, &b, &cap), STREAM_GET_OK);
     stream_block_commit(s, 1);
     ck_assert_int_eq(atomic_load(&wakes), 1);
     ck_assert_int_eq(stream_read(s, buf, sizeof buf, &n, on_park, NULL), STREAM_DATA);
@@ -131,27 +198,88 @@ START_TEST(empty_read_parks_and_commit_wakes)
 }
 END_TEST
 
-START_TEST(cancel_unblocks_a_full_producer_and_fails_the_reader)
+START_TEST(cancel_resumes_a_parked_producer_once_and_fails_both_sides)
 {
-    struct stream *s = stream_create(NULL, 2 * 64, 64, on_wake, NULL);
-    struct prod p = {.s = s, .total = 1 << 20};
-    pthread_t t;
-    pthread_create(&t, NULL, producer, &p);
-    for (int i = 0; i < 2000 && atomic_load(&p.blocks_got) < 2; i++)
-        usleep(1000);
+    atomic_store(&resumes, 0);
+    struct stream *s = stream_create(NULL, 2 * 64, 64, on_wake, NULL, on_resume, NULL);
+    fill_all(s, 2);
+    char *b = NULL;
+    size_t cap, n;
+    ck_assert_int_eq(stream_block_get(s, &b, &cap), STREAM_GET_FULL);
     stream_cancel(s);
-    pthread_join(t, NULL); /* would hang if the producer stayed blocked */
-    ck_assert_int_eq(p.got_null, 1);
-    char buf[8];
-    size_t n;
+    ck_assert_int_eq(atomic_load(&resumes), 1);
+    stream_cancel(s); /* again: nothing is parked any more */
+    char buf[64];
     ck_assert_int_eq(stream_read(s, buf, sizeof buf, &n, on_park, NULL), STREAM_FAILED);
+    ck_assert_int_eq(atomic_load(&resumes), 1);
+    ck_assert_int_eq(stream_block_get(s, &b, &cap), STREAM_GET_FAILED);
     stream_destroy(s);
+}
+END_TEST
+
+START_TEST(cancel_without_a_parked_producer_does_not_resume)
+{
+    atomic_store(&resumes, 0);
+    struct stream *s = stream_create(NULL, 2 * 64, 64, on_wake, NULL, on_resume, NULL);
+    fill_all(s, 1);
+    stream_cancel(s);
+    ck_assert_int_eq(atomic_load(&resumes), 0);
+    stream_destroy(s);
+}
+END_TEST
+
+/* The reader freeing space and a cancel race for one parked producer: exactly one resume, in
+ * every interleaving (run under TSan too). */
+struct race {
+    struct stream *s;
+    pthread_barrier_t go;
+};
+
+static void *race_reader(void *arg)
+{
+    struct race *rc = arg;
+    pthread_barrier_wait(&rc->go);
+    char buf[64];
+    size_t n;
+    while (stream_read(rc->s, buf, sizeof buf, &n, NULL, NULL) == STREAM_DATA) {
+    }
+    return NULL;
+}
+
+static void *race_cancel(void *arg)
+{
+    struct race *rc = arg;
+    pthread_barrier_wait(&rc->go);
+    stream_cancel(rc->s);
+    return NULL;
+}
+
+START_TEST(reader_resume_and_cancel_race_resumes_exactly_once)
+{
+    for (int i = 0; i < 500; i++) {
+        atomic_store(&resumes, 0);
+        struct race rc;
+        rc.s = stream_create(NULL, 2 * 64, 64, NULL, NULL, on_resume, NULL);
+        pthread_barrier_init(&rc.go, NULL, 2);
+        fill_all(rc.s, 2);
+        char *b = NULL;
+        size_t cap;
+        ck_assert_int_eq(stream_block_get(rc.s, &b, &cap), STREAM_GET_FULL);
+        pthread_t a, c;
+        pthread_create(&a, NULL, race_reader, &rc);
+        pthread_create(&c, NULL, race_cancel, &rc);
+        pthread_join(a, NULL);
+        pthread_join(c, NULL);
+        ck_assert_int_eq(atomic_load(&resumes), 1);
+        pthread_barrier_destroy(&rc.go);
+        stream_destroy(rc.s);
+    }
 }
 END_TEST
 
 START_TEST(failure_before_data_is_failed_empty)
 {
-    struct stream *s = stream_create(NULL, 2 * 64, 64, NULL, NULL);
+    struct stream *s = stream_create(NULL, 2 * 64, 64, NULL, NULL, NULL, NULL);
     stream_finish(s, false);
     ck_assert_int_eq(stream_state(s), STREAM_S_FAILED_EMPTY);
     stream_destroy(s);
@@ -162,17 +290,17 @@ START_TEST(budget_refuses_a_stream_that_does_not_fit_and_is_returned_on_destroy)
 {
     struct stream_budget b;
     stream_budget_init(&b, 1000);
-    struct stream *a = stream_create(&b, 600, 300, NULL, NULL);
+    struct stream *a = stream_create(&b, 600, 300, NULL, NULL, NULL, NULL);
     ck_assert_ptr_nonnull(a);
     ck_assert_uint_eq(atomic_load(&b.used), 600);
     errno = 0;
-    struct stream *c = stream_create(&b, 600, 300, NULL, NULL);
+    struct stream *c = stream_create(&b, 600, 300, NULL, NULL, NULL, NULL);
     ck_assert_ptr_null(c);
     ck_assert_int_eq(errno, EAGAIN);
     ck_assert_uint_eq(atomic_load(&b.used), 600);
     stream_destroy(a);
     ck_assert_uint_eq(atomic_load(&b.used), 0);
-    c = stream_create(&b, 600, 300, NULL, NULL);
+    c = stream_create(&b, 600, 300, NULL, NULL, NULL, NULL);
     ck_assert_ptr_nonnull(c);
     stream_destroy(c);
 }
@@ -183,10 +311,12 @@ static Suite *stream_suite(void)
     Suite *s = suite_create("stream");
     TCase *tc = tcase_create("stream");
     tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, bytes_arrive_in_order_across_blocks);
-    tcase_add_test(tc, producer_blocks_when_full_until_the_consumer_reads);
+    tcase_add_test(tc, bytes_arrive_in_order_across_blocks_with_parks);
+    tcase_add_test(tc, full_producer_parks_and_is_resumed_once_half_the_blocks_are_free);
     tcase_add_test(tc, empty_read_parks_and_commit_wakes);
-    tcase_add_test(tc, cancel_unblocks_a_full_producer_and_fails_the_reader);
+    tcase_add_test(tc, cancel_resumes_a_parked_producer_once_and_fails_both_sides);
+    tcase_add_test(tc, cancel_without_a_parked_producer_does_not_resume);
+    tcase_add_test(tc, reader_resume_and_cancel_race_resumes_exactly_once);
     tcase_add_test(tc, failure_before_data_is_failed_empty);
     tcase_add_test(tc, budget_refuses_a_stream_that_does_not_fit_and_is_returned_on_destroy);
     suite_add_tcase(s, tc);

@@ -28,11 +28,24 @@ struct api_ctx {
 
 enum api_op { API_PRIMES, API_COUNT, API_ISPRIME, API_NTH, API_NEXT, API_PREV, API_BATCH };
 
+/* Where a parked /v1/primes stream picks up again (see api_stream). Zero = not started. */
+enum api_stream_phase { API_SP_HEAD = 0, API_SP_PRIMES, API_SP_TAIL };
+struct api_stream_pos {
+    enum api_stream_phase phase;
+    uint64_t next;  /* API_SP_PRIMES: the first number not yet sieved (the last prime sent + 1
+                       or more: the first prime that did not fit) */
+    uint64_t count; /* primes sent so far */
+    bool need_sep;  /* a separator goes before the next prime */
+};
+
 struct api_query {
     enum api_op op;
     uint64_t a, b; /* from/to, or n */
     bool text;     /* /v1/primes as text/plain */
     void *batch;   /* json_t * of validated queries (owned; api_query_fini) */
+    /* Written only by the run of api_stream producing this query's body (runs never overlap:
+     * pool_resume orders them through the pool lock). */
+    struct api_stream_pos pos;
 };
 void api_query_fini(struct api_query *q);
 
@@ -56,8 +69,10 @@ enum pool_outcome api_run(const struct api_ctx *ctx, const struct api_query *q, 
 
 /* The Content-Type of q's stream. */
 const char *api_stream_content_type(const struct api_query *q);
-/* Produce q's streamed body into s, then stream_finish(s, ok). */
-enum pool_outcome api_stream(const struct api_ctx *ctx, const struct api_query *q, void *local,
+/* Produce q's streamed body into s, then stream_finish(s, ok). When every block of s is full it
+ * saves its position in q->pos and returns POOL_PARKED without finishing: call it again (same
+ * q and s) once s resumes the producer; it goes on from q->pos. It never blocks. */
+enum pool_outcome api_stream(const struct api_ctx *ctx, struct api_query *q, void *local,
                              struct stream *s, const atomic_int *cancel);
 
 #endif

@@ -26,13 +26,19 @@ enum pool_cancel {
     POOL_CANCEL_SHUTDOWN = 3, /* shutdown_timeout passed while draining */
 };
 
-/* What a job reports when it finishes (counted in primed_jobs_total{outcome}). */
+/* What a job reports when it finishes (counted in primed_jobs_total{outcome}: one count per
+ * accepted job, when it finishes, however many times it parked). */
 enum pool_outcome {
     POOL_DONE = 0,
     POOL_REJECTED, /* counted by pool_submit, never returned by a job */
     POOL_CANCELLED,
     POOL_TIMEOUT,
-    POOL__OUTCOMES
+    POOL__OUTCOMES,
+    /* Not an outcome: the job gave its worker back without finishing (a stream whose reader is
+     * slow). It is neither counted nor `done`; the pool keeps no pointer to it until its owner
+     * calls pool_resume, which runs it again (from the start of `run`: the job keeps its own
+     * position). */
+    POOL_PARKED = 100,
 };
 
 /* A unit of work, embedded by the caller in its own per-request object (the pool never
@@ -53,9 +59,11 @@ struct pool_job {
     /* Absolute CLOCK_MONOTONIC deadline in ns, 0 = none. Set before submit; cleared through
      * pool_job_clear_deadline (under the pool lock). */
     uint64_t deadline_ns;
-    /* pool-private */
+    /* pool-private, under the pool lock */
     struct pool_job *next;
-    bool running;
+    bool running;        /* inside run */
+    bool parked;         /* returned POOL_PARKED, not resumed yet */
+    bool resume_pending; /* pool_resume came while still running: re-queue when run returns */
 };
 
 /* Per-worker state constructor/destructor, called on the worker thread itself (init returns NULL
@@ -67,7 +75,8 @@ typedef void (*pool_worker_fini_fn)(void *arg, void *local);
 struct pool *pool_create(unsigned workers, unsigned queue_capacity, pool_worker_init_fn init,
                          pool_worker_fini_fn fini, void *arg);
 /* Stop accepting jobs; queued jobs still run (they see `cancel` if pool_cancel_all was called,
- * so they finish at once). Waits for the queue to empty, joins every thread and frees the pool.
+ * so they finish at once). Waits for the queue to empty and for every parked job to be resumed
+ * and finish, joins every thread and frees the pool.
  * Accepts NULL. */
 void pool_destroy(struct pool *p);
 
@@ -75,12 +84,24 @@ void pool_destroy(struct pool *p);
  * blocks beyond the pool lock. */
 int pool_submit(struct pool *p, struct pool_job *job);
 
+/* Run a job that returned POOL_PARKED again, exactly once per park (the caller guarantees one
+ * call per park; it may come before the parking run has returned: the job is then re-queued when
+ * it does, so two runs of one job never overlap). Never fails and never blocks beyond the pool
+ * lock: resumed jobs go to a second list, bounded by the number of parked jobs (each a live
+ * stream holding its share of the memory budget), not by queue_capacity. Workers take resumed
+ * jobs before queued ones, but after running a resumed job a worker takes a queued one first if
+ * there is one: under load the two lists alternate, so neither starves. A resumed job has no
+ * deadline (see pool_job_clear_deadline). Also while the pool drains: pool_destroy waits for
+ * parked jobs, so their owners must resume them (cancelled) before it. */
+void pool_resume(struct pool *p, struct pool_job *job);
+
 /* Set job->cancel to `reason` if it is still 0. Any thread. Returns true when this call set it. */
 bool pool_job_cancel(struct pool_job *job, enum pool_cancel reason);
 /* Stop the watchdog from cancelling a running job (streams: the deadline covers waiting and
  * time to first byte only). Call from the job's own run. */
 void pool_job_clear_deadline(struct pool *p, struct pool_job *job);
-/* Cancel every queued and running job (shutdown timeout). */
+/* Cancel every queued, resumed and running job (shutdown timeout). Parked jobs are their
+ * owners' to cancel and resume. */
 void pool_cancel_all(struct pool *p, enum pool_cancel reason);
 
 /* Intra-job parallelism. The caller (a running job, on its worker, with its worker's `local`)
@@ -107,6 +128,9 @@ struct pool_stats {
     unsigned busy; /* running a job or helping with a chunk */
     unsigned queue_depth;
     unsigned queue_capacity;
+    unsigned parked;       /* jobs that returned POOL_PARKED and wait for pool_resume */
+    unsigned resume_depth; /* resumed jobs waiting for a worker */
+    uint64_t resumes;      /* pool_resume calls */
     uint64_t jobs[POOL__OUTCOMES];
 };
 void pool_stats_get(struct pool *p, struct pool_stats *out);

@@ -2,10 +2,20 @@
  *
  * A streamed response (/v1/primes) is written by a worker into a few fixed blocks and read by
  * libmicrohttpd's content-reader callback. Memory per stream is capacity bytes, whatever the
- * length of the response, and every stream's capacity is charged to one global budget. The
- * producer blocks (condvar) when every block is full; the consumer never blocks: when it finds
- * the buffer empty it "parks" (server.c suspends the connection) and the producer wakes it when
- * the next block is committed. Knows nothing of HTTP or the sieve.
+ * length of the response, and every stream's capacity is charged to one global budget.
+ * Neither side ever blocks, so a slow reader costs its buffer and never a thread:
+ *   - the consumer, finding the buffer empty, "parks" (server.c suspends the connection) and the
+ *     producer's next commit (or finish) calls `wake`;
+ *   - the producer, finding every block full, "parks" too (stream_block_get → STREAM_GET_FULL: it
+ *     saves its position and gives its worker back); once the reader has freed half of the blocks,
+ *     or the stream is cancelled, `resume` is called exactly once for that park (server.c
+ *     re-queues the job with pool_resume). Waking at half, not at one free block, makes every
+ *     resume produce at least nblocks/2 blocks so that the producer's restart cost is amortised.
+ * Producer states (under the stream lock): RUNNING --get finds no free block--> PARKED
+ * --reader frees nblocks/2 blocks, or cancel--> (resume called, flag cleared) RUNNING (a new run
+ * of the job, which sees the cancel and finishes). Exactly one party clears the parked flag, so
+ * a park is resumed exactly once, whatever the race between the reader and cancel.
+ * Knows nothing of HTTP, the pool or the sieve.
  */
 #ifndef PRIMED_STREAM_H
 #define PRIMED_STREAM_H
@@ -24,24 +34,29 @@ void stream_budget_init(struct stream_budget *b, uint64_t limit);
 
 struct stream;
 
-/* Called by the producer (outside the stream lock) when a parked consumer must run again. */
+/* Called (outside the stream lock) when a parked side must run again: `wake` by the producer
+ * for the consumer, `resume` by the consumer or stream_cancel for the producer. */
 typedef void (*stream_wake_fn)(void *arg);
 /* Called by the consumer under the stream lock when the buffer is empty (server.c: suspend the
  * connection). Holding the lock makes "park" happen-before the producer's "wake". */
 typedef void (*stream_park_fn)(void *arg);
 
 /* capacity bytes split into blocks of block_bytes (at least 2 blocks). Returns NULL with errno
- * EAGAIN when the budget cannot take `capacity` more bytes, ENOMEM when malloc fails. `wake` and
- * its arg are borrowed until stream_destroy. */
+ * EAGAIN when the budget cannot take `capacity` more bytes, ENOMEM when malloc fails. `wake`,
+ * `resume` and their args are borrowed until stream_destroy (either may be NULL). */
 struct stream *stream_create(struct stream_budget *budget, size_t capacity, size_t block_bytes,
-                             stream_wake_fn wake, void *wake_arg);
+                             stream_wake_fn wake, void *wake_arg, stream_wake_fn resume,
+                             void *resume_arg);
 void stream_destroy(struct stream *s); /* accepts NULL; returns the bytes to the budget */
 
-/* Producer (one thread). stream_block_get waits while every block is full and returns a block to
- * fill (*cap bytes), or NULL once the stream is cancelled. stream_block_commit publishes len
- * bytes of it (len may be 0: nothing is published). stream_finish marks the end (ok: complete;
- * !ok: the response must be cut short). */
-char *stream_block_get(struct stream *s, size_t *cap);
+/* Producer (one thread at a time). stream_block_get never blocks: STREAM_GET_OK gives a block to
+ * fill (*block, *cap bytes); STREAM_GET_FULL means every block is full and the producer is now
+ * parked: it must stop touching the stream until `resume` is called (exactly once per park);
+ * STREAM_GET_FAILED means cancelled (or out of memory): finish not ok. stream_block_commit
+ * publishes len bytes of the block (len may be 0: nothing is published). stream_finish marks the
+ * end (ok: complete; !ok: the response must be cut short). */
+enum stream_get { STREAM_GET_OK = 0, STREAM_GET_FULL, STREAM_GET_FAILED };
+enum stream_get stream_block_get(struct stream *s, char **block, size_t *cap);
 void stream_block_commit(struct stream *s, size_t len);
 void stream_finish(struct stream *s, bool ok);
 
@@ -62,7 +77,8 @@ enum stream_state {
     STREAM_S_FAILED_EMPTY, /* finished not ok or cancelled before any data was committed */
 };
 enum stream_state stream_state(struct stream *s);
-/* Unblock the producer (stream_block_get returns NULL) and fail the consumer. Any thread. */
+/* Fail the producer (stream_block_get returns STREAM_GET_FAILED; a parked producer is resumed to
+ * see it) and the consumer. Any thread, any number of times. */
 void stream_cancel(struct stream *s);
 /* Bytes this stream holds (its capacity), for metrics. */
 size_t stream_capacity(const struct stream *s);

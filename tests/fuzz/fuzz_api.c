@@ -169,13 +169,24 @@ static bool batch_cheap(json_t *root)
 
 static void run_stream(const struct api_query *q)
 {
-    struct stream *s = stream_create(&budget, 256 * 1024, 16 * 1024, NULL, NULL);
+    /* A small buffer (4 KiB in 1 KiB blocks) makes the producer park and resume often: each
+     * POOL_PARKED is followed by draining the buffer and running api_stream again, as the pool
+     * does once the reader has freed space. */
+    struct stream *s = stream_create(&budget, 4 * 1024, 1024, NULL, NULL, NULL, NULL);
     if (s == NULL) abort();
     atomic_int cancel = 0;
-    if (api_stream(&ctx, q, local, s, &cancel) != POOL_DONE) abort();
+    struct api_query sq = *q; /* api_stream keeps its position in sq.pos */
+    sq.pos = (struct api_stream_pos){0};
     size_t cap = 1 << 20, len = 0, n;
     char *out = malloc(cap + 1);
     enum stream_read_result rr;
+    enum pool_outcome o;
+    while ((o = api_stream(&ctx, &sq, local, s, &cancel)) == POOL_PARKED) {
+        while ((rr = stream_read(s, out + len, cap - len, &n, NULL, NULL)) == STREAM_DATA)
+            len += n;
+        if (rr != STREAM_EMPTY) abort();
+    }
+    if (o != POOL_DONE) abort();
     while ((rr = stream_read(s, out + len, cap - len, &n, NULL, NULL)) == STREAM_DATA)
         len += n;
     if (rr != STREAM_EOF) abort();

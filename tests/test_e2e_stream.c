@@ -1,0 +1,140 @@
+/* test_e2e_stream.c — slow readers of /v1/primes cost their buffer, never a worker: with one
+ * worker and four streams whose clients stop reading, other requests are still answered (before
+ * parking, they waited for the held worker and got 504 at request_timeout_ms); once the slow
+ * clients go away every stream is freed, no worker stays busy and SIGTERM exits 0 (no leak under
+ * ASan: LSan makes the exit status non-zero). */
+#include <arpa/inet.h>
+#include <check.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "check_main.h"
+#include "harness.h"
+
+/* A client that sends the request, reads a little of the response and then stops reading,
+ * keeping the connection open. A small receive buffer makes the server's side fill up soon. */
+static int slow_client(int port, const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    int rcvbuf = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
+    ck_assert_int_eq(write(fd, req, (size_t)n), n);
+    char buf[1024];
+    ssize_t got = read(fd, buf, sizeof buf - 1); /* a little, then never again */
+    ck_assert_int_gt(got, 0);
+    buf[got] = '\0';
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 200", 12) == 0, "slow stream answered: %.40s", buf);
+    return fd;
+}
+
+/* The value of an unlabelled sample in the /metrics text, or -1. */
+static long metric(const char *body, const char *name)
+{
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = strstr(body, key);
+    return p ? strtol(p + strlen(key), NULL, 10) : -1;
+}
+
+/* Poll /metrics (≤ 15 s) until name == want; returns the last value seen. */
+static long wait_metric(int port, const char *name, long want)
+{
+    long v = -1;
+    for (int i = 0; i < 1500; i++) {
+        struct http_result m;
+        if (http_get(port, "/metrics", &m) == 0) v = metric(m.body, name);
+        http_result_free(&m);
+        if (v == want) break;
+        usleep(10000);
+    }
+    return v;
+}
+
+static long json_count(const char *body)
+{
+    const char *p = strstr(body, "\"count\":");
+    return p ? strtol(p + 8, NULL, 10) : -1;
+}
+
+START_TEST(slow_stream_readers_do_not_hold_the_only_worker)
+{
+    struct primed_proc p;
+    const char *args[] = {"--workers", "1", "--request-timeout-ms", "5000", NULL};
+    ck_assert_int_eq(primed_start(&p, args), 0);
+    int mport = p.debug_port ? p.debug_port : p.port;
+
+    int fds[4];
+    for (int i = 0; i < 4; i++)
+        fds[i] = slow_client(p.port, i % 2 ? "/v1/primes?from=0&to=1e10&format=text"
+                                           : "/v1/primes?from=0&to=1e10");
+    /* Every producer fills its buffer and gives the worker back. */
+    ck_assert_int_eq(wait_metric(mport, "primed_streams_active", 4), 4);
+    ck_assert_int_eq(wait_metric(mport, "primed_stream_producers_parked", 4), 4);
+    ck_assert_int_eq(wait_metric(mport, "primed_workers_busy", 0), 0);
+
+    /* While the four slow streams stay open, work that needs the worker is served. */
+    struct http_result r;
+    ck_assert_int_eq(http_get(p.port, "/v1/count?from=0&to=1e6", &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(json_count(r.body), 78498); /* π(10^6) */
+    http_result_free(&r);
+    ck_assert_int_eq(http_get(p.port, "/v1/primes?from=0&to=1000", &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(json_count(r.body), 168); /* π(1000) */
+    http_result_free(&r);
+    ck_assert_int_eq(wait_metric(mport, "primed_streams_active", 4), 4); /* still open */
+
+    for (int i = 0; i < 4; i++)
+        close(fds[i]);
+    /* The disconnects cancel the parked producers, which finish and free their streams. */
+    ck_assert_int_eq(wait_metric(mport, "primed_streams_active", 0), 0);
+    ck_assert_int_eq(wait_metric(mport, "primed_stream_producers_parked", 0), 0);
+    ck_assert_int_eq(wait_metric(mport, "primed_workers_busy", 0), 0);
+    ck_assert_int_eq(wait_metric(mport, "primed_stream_buffer_bytes", 0), 0);
+    ck_assert_int_eq(primed_stop(&p, SIGTERM, 20000), 0);
+}
+END_TEST
+
+START_TEST(sigterm_with_parked_slow_streams_cancels_them_and_exits_0)
+{
+    struct primed_proc p;
+    const char *args[] = {"--workers", "1", "--shutdown-timeout", "1", NULL};
+    ck_assert_int_eq(primed_start(&p, args), 0);
+    int mport = p.debug_port ? p.debug_port : p.port;
+    int fds[2];
+    for (int i = 0; i < 2; i++)
+        fds[i] = slow_client(p.port, "/v1/primes?from=0&to=1e10");
+    ck_assert_int_eq(wait_metric(mport, "primed_stream_producers_parked", 2), 2);
+    /* The drain times out (the clients never read), the parked streams are cancelled, resumed
+     * to finish, and freed; every thread is joined. */
+    ck_assert_int_eq(primed_stop(&p, SIGTERM, 20000), 0);
+    for (int i = 0; i < 2; i++)
+        close(fds[i]);
+}
+END_TEST
+
+static Suite *e2e_stream_suite(void)
+{
+    Suite *s = suite_create("e2e_stream");
+    TCase *tc = tcase_create("e2e_stream");
+    tcase_set_timeout(tc, 90);
+    tcase_add_test(tc, slow_stream_readers_do_not_hold_the_only_worker);
+    tcase_add_test(tc, sigterm_with_parked_slow_streams_cancels_them_and_exits_0);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+PRIMED_CHECK_MAIN(e2e_stream_suite)
