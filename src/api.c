@@ -17,6 +17,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 #include <strings.h>
 
@@ -256,6 +257,23 @@ static bool is_json_type(const char *ct)
            (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
+/* jansson reports most allocation failures inside its lexer as syntax errors ("string or '}'
+ * expected"), so its error cannot tell a client's bad JSON from our ENOMEM. Its allocator hook
+ * can: a failed malloc sets this thread's flag, and prepare_batch answers 500, not 400. */
+static _Thread_local bool json_alloc_failed;
+
+static void *json_alloc(size_t n)
+{
+    void *p = malloc(n);
+    if (!p) json_alloc_failed = true;
+    return p;
+}
+
+static void json_alloc_install(void)
+{
+    json_set_alloc_funcs(json_alloc, free);
+}
+
 static enum api_plan prepare_batch(const struct api_ctx *ctx, const struct http_request *req,
                                    struct api_query *q, struct http_response *resp)
 {
@@ -266,9 +284,16 @@ static enum api_plan prepare_batch(const struct api_ctx *ctx, const struct http_
                       "the body must be Content-Type: application/json");
         return API_ANSWERED;
     }
+    static pthread_once_t alloc_once = PTHREAD_ONCE_INIT;
+    pthread_once(&alloc_once, json_alloc_install);
     json_error_t jerr;
+    json_alloc_failed = false;
     json_t *root =
         json_loadb(req->body ? req->body : "", req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root && json_alloc_failed) {
+        errors_render(resp, PERR_INTERNAL, NULL, NULL, "out of memory while parsing the body");
+        return API_ANSWERED;
+    }
     if (!root) {
         errors_render(resp, PERR_BAD_JSON, NULL, NULL, "invalid JSON at line %d column %d: %s",
                       jerr.line, jerr.column, jerr.text);

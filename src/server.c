@@ -43,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -91,6 +92,7 @@ struct req {
     /* I/O thread only (the connection's daemon thread). */
     enum phase phase;
     bool uri_too_long;
+    bool started; /* counted in server.nstarted; written under server.mu */
     bool body_too_large;
     uint64_t t0_ns;
     size_t uri_len;
@@ -132,6 +134,10 @@ struct server {
     pthread_mutex_t mu;   /* the in-flight list */
     struct req *inflight;
     unsigned ninflight;
+    /* Of those, the ones whose headers are complete (the access handler has run): what a drain
+     * waits for. A client that sent half its headers is not work in flight; the idle timeout or
+     * the stop reaps it. Under mu. */
+    unsigned nstarted;
     char root_body[512];
     size_t root_len;
 };
@@ -216,6 +222,44 @@ static void req_each_arg(const struct http_request *hr,
     struct req *r = hr->impl;
     struct each_ctx e = {fn, arg};
     MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, each_arg_it, &e);
+}
+
+/* MHD hands query values to us as C strings; a percent-encoded NUL (%00) would silently cut
+ * "7%00junk" down to "7". The _n iterator gives the real lengths, so such a request is refused. */
+static enum MHD_Result nul_arg_it(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  size_t key_size, const char *value, size_t value_size)
+{
+    const char **bad = cls;
+    if (strlen(key) != key_size || (value && strlen(value) != value_size)) {
+        *bad = key;
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+/* At the fd limit libmicrohttpd 0.9.75 retries accept4() in a hot loop (EMFILE) and reaps
+ * closed clients only at their idle timeout. So: raise the soft RLIMIT_NOFILE to the hard one, and
+ * cap the connection limit below it, keeping FD_RESERVE descriptors for listeners, epoll, logs,
+ * /proc readers and profiles. */
+#define FD_RESERVE 64u
+static unsigned connection_limit(unsigned want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return want;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit up = {rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0) rl = up;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY) return want;
+    unsigned cap = rl.rlim_cur > 2 * FD_RESERVE ? (unsigned)(rl.rlim_cur - FD_RESERVE)
+                                                : (unsigned)(rl.rlim_cur / 2);
+    if (cap >= want) return want;
+    char w[16], h[16];
+    snprintf(w, sizeof w, "%u", want);
+    snprintf(h, sizeof h, "%u", cap);
+    log_event(LOG_WARN, "connection_limit_capped", "max_connections above the fd limit",
+              "max_connections", w, "effective", h, NULL);
+    return cap == 0 ? 1 : cap;
 }
 
 static void client_addr(struct MHD_Connection *c, char *out, size_t outlen)
@@ -508,6 +552,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 
     if (r->phase == PH_NEW) {
         r->phase = PH_BODY;
+        pthread_mutex_lock(&s->mu);
+        r->started = true;
+        s->nstarted++;
+        pthread_mutex_unlock(&s->mu);
         snprintf(r->method, sizeof r->method, "%s", method);
         const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
         if (!rid || log_sanitize_request_id(rid, r->request_id, sizeof r->request_id) != 0)
@@ -529,6 +577,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             r->phase = PH_DONE;
             return queue_error(r, PERR_HEADERS_TOO_LARGE, NULL, NULL,
                                "request headers larger than connection_memory_limit/2");
+        }
+        const char *nul_key = NULL;
+        MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, nul_arg_it, &nul_key);
+        if (nul_key) {
+            r->phase = PH_DONE;
+            return queue_error(r, PERR_BAD_PARAM, nul_key, NULL,
+                               "query parameter contains a NUL byte");
         }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl) {
@@ -615,6 +670,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         s->inflight = r->next;
     if (r->next) r->next->prev = r->prev;
     s->ninflight--;
+    if (r->started) s->nstarted--;
     pthread_mutex_unlock(&s->mu);
     req_unref(r); /* the connection's reference */
 }
@@ -719,7 +775,8 @@ static int start_listener(struct server *s, struct listener *l, const char *host
                                        (intptr_t)c->connection_memory_limit, NULL};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL};
     if (!l->debug) {
-        ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, c->max_connections, NULL};
+        ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
+                                           connection_limit(c->max_connections), NULL};
         if (c->max_connections_per_ip)
             ops[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
                                                c->max_connections_per_ip, NULL};
@@ -815,7 +872,7 @@ void server_begin_drain(struct server *s)
 unsigned server_inflight(struct server *s)
 {
     pthread_mutex_lock(&s->mu);
-    unsigned n = s->ninflight;
+    unsigned n = s->nstarted;
     pthread_mutex_unlock(&s->mu);
     return n;
 }

@@ -301,9 +301,6 @@ START_TEST(api_answers_500_or_its_result_when_any_allocation_fails)
     };
     void *local = api_worker_init(&ctx);
     ck_assert_ptr_nonnull(local);
-    const char *kb = getenv("PRIMED_TEST_KNOWN_BUGS");
-    bool known_bugs = kb != NULL && strcmp(kb, "1") == 0;
-    unsigned enomem_as_400 = 0;
     for (size_t k = 0; k < sizeof reqs / sizeof reqs[0]; k++) {
         bool hit = false;
         /* the answer without faults */
@@ -318,24 +315,14 @@ START_TEST(api_answers_500_or_its_result_when_any_allocation_fails)
                 ck_assert_int_eq(got, want);
                 break;
             }
-            /* a failed allocation: the normal answer, or a JSON 500 — nothing else. Known bug
-             * (docs/reliability.md): when jansson cannot allocate while parsing a batch body,
-             * api.c answers 400 bad_json; PRIMED_TEST_KNOWN_BUGS=1 makes that fail here. */
-            if (got == 400 && want != 400 && reqs[k].route == ROUTE_BATCH && !known_bugs) {
-                enomem_as_400++;
-                continue;
-            }
+            /* a failed allocation: the normal answer, or a JSON 500 — nothing else (a batch body
+             * jansson could not allocate for used to be answered 400 bad_json). */
             ck_assert_msg(got == want || got == 500, "request %zu, allocation %lu: status %d", k, n,
                           got);
         }
         ck_assert_uint_lt(n, MAX_POINTS);
     }
     /* after all that, answers are still right: π(10^6) = 78498 (published value) */
-    if (enomem_as_400)
-        fprintf(stderr,
-                "note: %u allocation failures in batch parsing answered 400 bad_json "
-                "(known bug, see docs/reliability.md)\n",
-                enomem_as_400);
     char body[] = "{\"queries\":[{\"op\":\"count\",\"from\":0,\"to\":1000000}]}";
     struct fake_req fr = {.name = NULL};
     fr.req.method = "POST";
