@@ -45,6 +45,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "primed/errors.h"
@@ -130,6 +131,17 @@ struct server {
     struct stream_budget budget;
     atomic_bool ready;    /* /readyz */
     atomic_bool draining; /* Connection: close on every response */
+    /* server_stop has begun: no request is handed to a worker any more (503 at once), so the
+     * suspended connections can only decrease. Written by the main thread, read (relaxed) by
+     * I/O threads; a request that misses it is counted in nsuspended, which server_stop waits
+     * for. */
+    atomic_bool stopping;
+    /* Connections suspended by us (submit, req_park) and not resumed yet: libmicrohttpd aborts
+     * when MHD_stop_daemon finds one. ++ under r->mu when suspending, -- in req_wake, which
+     * then signals susp_cv (under susp_mu, so server_stop's check-then-wait cannot miss it). */
+    atomic_uint nsuspended;
+    pthread_mutex_t susp_mu;
+    pthread_cond_t susp_cv;
     atomic_uint streams;  /* streams alive (metrics) */
     pthread_mutex_t mu;   /* the in-flight list */
     struct req *inflight;
@@ -170,7 +182,14 @@ static void req_wake(void *arg)
     pthread_mutex_lock(&r->mu);
     bool was = r->suspended;
     r->suspended = false;
-    if (was) MHD_resume_connection(r->conn);
+    if (was) {
+        MHD_resume_connection(r->conn);
+        if (atomic_fetch_sub_explicit(&r->srv->nsuspended, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&r->srv->susp_mu);
+            pthread_cond_broadcast(&r->srv->susp_cv);
+            pthread_mutex_unlock(&r->srv->susp_mu);
+        }
+    }
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -187,6 +206,7 @@ static void req_park(void *arg)
     struct req *r = arg;
     pthread_mutex_lock(&r->mu);
     r->suspended = true;
+    atomic_fetch_add_explicit(&r->srv->nsuspended, 1, memory_order_relaxed);
     MHD_suspend_connection(r->conn);
     pthread_mutex_unlock(&r->mu);
 }
@@ -425,6 +445,8 @@ static size_t stream_block_bytes(uint64_t capacity)
 static enum MHD_Result submit(struct req *r, bool stream)
 {
     struct server *s = r->srv;
+    if (atomic_load_explicit(&s->stopping, memory_order_relaxed))
+        return queue_error(r, PERR_UNAVAILABLE, NULL, NULL, "server is shutting down");
     r->is_stream = stream;
     if (stream) {
         r->stream = stream_create(&s->budget, s->cfg->stream_buffer_bytes,
@@ -445,6 +467,7 @@ static enum MHD_Result submit(struct req *r, bool stream)
     int rc = pool_submit(s->pool, &r->job);
     if (rc == 0) {
         r->suspended = true;
+        atomic_fetch_add_explicit(&s->nsuspended, 1, memory_order_relaxed);
         r->phase = PH_WAIT;
         MHD_suspend_connection(r->conn);
     }
@@ -820,6 +843,8 @@ struct server *server_create(const struct primed_config *cfg, struct pool *pool,
     s->pool = pool;
     s->api = api;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->susp_mu, NULL);
+    pthread_cond_init(&s->susp_cv, NULL);
     stream_budget_init(&s->budget, cfg->memory_budget);
     s->main = (struct listener){.srv = s, .debug = false};
     s->debug = (struct listener){.srv = s, .debug = true};
@@ -846,6 +871,8 @@ err_main:
 err_metrics:
     metrics_unregister_collector(collect, s);
 err:
+    pthread_cond_destroy(&s->susp_cv);
+    pthread_mutex_destroy(&s->susp_mu);
     pthread_mutex_destroy(&s->mu);
     free(s);
     return NULL;
@@ -891,6 +918,18 @@ void server_cancel_all(struct server *s)
 void server_stop(struct server *s)
 {
     if (!s) return;
+    /* A request may have reached a worker (or a stream reader may have parked) after the drain
+     * saw nothing in flight: stop new hand-offs, cancel what is left, and wait (bounded) until
+     * every connection we suspended has been resumed, or libmicrohttpd aborts the process. */
+    atomic_store(&s->stopping, true);
+    server_cancel_all(s);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 5; /* cancelled jobs stop within a segment; this bound is never reached */
+    pthread_mutex_lock(&s->susp_mu);
+    while (atomic_load_explicit(&s->nsuspended, memory_order_acquire) > 0)
+        if (pthread_cond_timedwait(&s->susp_cv, &s->susp_mu, &until) == ETIMEDOUT) break;
+    pthread_mutex_unlock(&s->susp_mu);
     if (s->debug.d) MHD_stop_daemon(s->debug.d);
     if (s->main.d) MHD_stop_daemon(s->main.d);
     s->debug.d = s->main.d = NULL;
@@ -901,6 +940,8 @@ void server_destroy(struct server *s)
 {
     if (!s) return;
     server_stop(s);
+    pthread_cond_destroy(&s->susp_cv);
+    pthread_mutex_destroy(&s->susp_mu);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
