@@ -637,7 +637,7 @@ START_TEST(random_values_for_every_flag_never_crash)
                                          "."};
     struct call *c = new_call();
     uint64_t x = 0x853c49e6748fea9bULL;
-    char vals[2][64], flags[2][96];
+    char vals[2][64], flags[2][256]; /* room for "--" + longest flag + "=" + value: no truncation */
     int oks = 0, errs = 0;
     for (int iter = 0; iter < 3000; iter++) {
         for (int k = 0; k < 2; k++) {
