@@ -155,7 +155,7 @@ if rc != 0:
 # the connection limit below RLIMIT_NOFILE, so the server must stay idle while full (CPU < 10 %).
 # Still open: connections whose clients have gone may be reclaimed only by the idle timeout, so
 # "back within 2 s" is asserted only with PRIMED_TEST_KNOWN_BUGS=1; by default "back within
-# --connection-timeout + 3 s".
+# 2 x --connection-timeout + 3 s".
 IDLE = 5
 KNOWN = os.environ.get("PRIMED_TEST_KNOWN_BUGS") == "1"
 def limit_fds():
@@ -181,7 +181,7 @@ cpu_share = (cpu_seconds(srv.proc.pid) - c0) / (time.time() - t0)
 starved = not healthz_ok(srv.port, timeout=1)
 for s in held: s.close()
 recovered, t_rec = False, time.time()
-while time.time() - t_rec < IDLE + 3 * SLOW:
+while time.time() - t_rec < 2 * IDLE + 3 * SLOW:
     if healthz_ok(srv.port, timeout=1):
         recovered = True
         break
@@ -189,7 +189,10 @@ while time.time() - t_rec < IDLE + 3 * SLOW:
 rec_s = time.time() - t_rec
 alive = srv.alive()
 rc = srv.stop(timeout=30)
-bound = 2.0 if KNOWN else IDLE + 3 * SLOW
+# Two idle timeouts: the held connections are reaped by the first; the clients that waited in the
+# listen backlog (the connection limit is capped below the fd limit) are accepted only then, and
+# the ones that already hung up are reaped within the second (measured: 5.0-8.4 s with IDLE 5).
+bound = 2.0 if KNOWN else 2 * IDLE + 3 * SLOW
 ok = alive and starved and recovered and rec_s <= bound and rc == 0 and cpu_share < 0.10
 report("fd_exhaustion_recovers", ok,
        "%d clients connected, server at %d/64 fds, healthz %s while full, CPU %.0f%% while full, "
