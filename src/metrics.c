@@ -283,6 +283,20 @@ void metrics_write_sample_u64(struct metrics_writer *w, const char *name, const 
         w_printf(w, "%s %llu\n", name, (unsigned long long)value);
 }
 
+void metrics_write_one(struct metrics_writer *w, const char *name, const char *type,
+                       const char *help, uint64_t value)
+{
+    metrics_write_family(w, name, type, help);
+    metrics_write_sample_u64(w, name, NULL, value);
+}
+
+void metrics_write_one_f(struct metrics_writer *w, const char *name, const char *type,
+                         const char *help, double value)
+{
+    metrics_write_family(w, name, type, help);
+    metrics_write_sample(w, name, NULL, value);
+}
+
 /* A label value escaped for the exposition format (\\, \", \n) into out[outlen]; truncates. */
 static void escape_label_value(char *out, size_t outlen, const char *in)
 {
@@ -374,17 +388,14 @@ static void collect_sieve(struct metrics_writer *w)
     struct sieve_stats s;
     memset(&s, 0, sizeof s);
     sieve_stats_get(&s);
-    metrics_write_family(w, "primed_sieve_numbers_sieved_total", "counter",
-                         "Integers covered by all ranges the sieve has processed.");
-    metrics_write_sample_u64(w, "primed_sieve_numbers_sieved_total", NULL, s.numbers_sieved);
-    metrics_write_family(w, "primed_sieve_segments_total", "counter", "Sieve segments processed.");
-    metrics_write_sample_u64(w, "primed_sieve_segments_total", NULL, s.segments);
-    metrics_write_family(w, "primed_sieve_primes_emitted_total", "counter",
-                         "Primes handed to listing callbacks.");
-    metrics_write_sample_u64(w, "primed_sieve_primes_emitted_total", NULL, s.primes_emitted);
-    metrics_write_family(w, "primed_sieve_table_bytes", "gauge",
-                         "Bytes held by the shared table of sieving primes.");
-    metrics_write_sample_u64(w, "primed_sieve_table_bytes", NULL, s.table_bytes);
+    metrics_write_one(w, "primed_sieve_numbers_sieved_total", "counter",
+                      "Integers covered by all ranges the sieve has processed.", s.numbers_sieved);
+    metrics_write_one(w, "primed_sieve_segments_total", "counter", "Sieve segments processed.",
+                      s.segments);
+    metrics_write_one(w, "primed_sieve_primes_emitted_total", "counter",
+                      "Primes handed to listing callbacks.", s.primes_emitted);
+    metrics_write_one(w, "primed_sieve_table_bytes", "gauge",
+                      "Bytes held by the shared table of sieving primes.", s.table_bytes);
 }
 
 #if PRIMED_TCMALLOC
@@ -407,8 +418,7 @@ static void collect_tcmalloc(struct metrics_writer *w)
     for (size_t i = 0; i < sizeof props / sizeof props[0]; i++) {
         size_t v = 0;
         if (!MallocExtension_GetNumericProperty(props[i].property, &v)) continue;
-        metrics_write_family(w, props[i].name, "gauge", props[i].help);
-        metrics_write_sample_u64(w, props[i].name, NULL, v);
+        metrics_write_one(w, props[i].name, "gauge", props[i].help, v);
     }
 }
 #endif
@@ -418,24 +428,21 @@ static void collect_process(struct metrics_writer *w)
     struct procstat ps;
     if (procstat_read(&ps) != 0) return;
     /* Names, types and help texts of the official clients' process collector. */
-    metrics_write_family(w, "process_cpu_seconds_total", "counter",
-                         "Total user and system CPU time spent in seconds.");
-    metrics_write_sample(w, "process_cpu_seconds_total", NULL, ps.cpu_seconds);
-    metrics_write_family(w, "process_resident_memory_bytes", "gauge",
-                         "Resident memory size in bytes.");
-    metrics_write_sample_u64(w, "process_resident_memory_bytes", NULL, ps.resident_bytes);
-    metrics_write_family(w, "process_virtual_memory_bytes", "gauge",
-                         "Virtual memory size in bytes.");
-    metrics_write_sample_u64(w, "process_virtual_memory_bytes", NULL, ps.virtual_bytes);
-    metrics_write_family(w, "process_open_fds", "gauge", "Number of open file descriptors.");
-    metrics_write_sample_u64(w, "process_open_fds", NULL, ps.open_fds);
-    metrics_write_family(w, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
-    metrics_write_sample_u64(w, "process_max_fds", NULL, ps.max_fds);
-    metrics_write_family(w, "process_start_time_seconds", "gauge",
-                         "Start time of the process since unix epoch in seconds.");
-    metrics_write_sample(w, "process_start_time_seconds", NULL, ps.start_time_seconds);
-    metrics_write_family(w, "process_threads", "gauge", "Number of OS threads in the process.");
-    metrics_write_sample_u64(w, "process_threads", NULL, ps.threads);
+    metrics_write_one_f(w, "process_cpu_seconds_total", "counter",
+                        "Total user and system CPU time spent in seconds.", ps.cpu_seconds);
+    metrics_write_one(w, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+                      ps.resident_bytes);
+    metrics_write_one(w, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
+                      ps.virtual_bytes);
+    metrics_write_one(w, "process_open_fds", "gauge", "Number of open file descriptors.",
+                      ps.open_fds);
+    metrics_write_one(w, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
+                      ps.max_fds);
+    metrics_write_one_f(w, "process_start_time_seconds", "gauge",
+                        "Start time of the process since unix epoch in seconds.",
+                        ps.start_time_seconds);
+    metrics_write_one(w, "process_threads", "gauge", "Number of OS threads in the process.",
+                      ps.threads);
 }
 
 static void collect_build_info(struct metrics_writer *w)

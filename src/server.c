@@ -142,8 +142,8 @@ struct server {
     atomic_uint nsuspended;
     pthread_mutex_t susp_mu;
     pthread_cond_t susp_cv;
-    atomic_uint streams;  /* streams alive (metrics) */
-    pthread_mutex_t mu;   /* the in-flight list */
+    atomic_uint streams; /* streams alive (metrics) */
+    pthread_mutex_t mu;  /* the in-flight list */
     struct req *inflight;
     unsigned ninflight;
     /* Of those, the ones whose headers are complete (the access handler has run): what a drain
@@ -711,38 +711,34 @@ static void collect(void *arg, struct metrics_writer *w)
     struct server *s = arg;
     struct pool_stats ps;
     pool_stats_get(s->pool, &ps);
-    metrics_write_family(w, "primed_workers", "gauge", "Worker threads.");
-    metrics_write_sample_u64(w, "primed_workers", NULL, ps.workers);
-    metrics_write_family(w, "primed_workers_busy", "gauge", "Workers running a job or a chunk.");
-    metrics_write_sample_u64(w, "primed_workers_busy", NULL, ps.busy);
-    metrics_write_family(w, "primed_queue_depth", "gauge", "Jobs waiting for a worker.");
-    metrics_write_sample_u64(w, "primed_queue_depth", NULL, ps.queue_depth);
-    metrics_write_family(w, "primed_queue_capacity", "gauge", "Job queue bound.");
-    metrics_write_sample_u64(w, "primed_queue_capacity", NULL, ps.queue_capacity);
+    metrics_write_one(w, "primed_workers", "gauge", "Worker threads.", ps.workers);
+    metrics_write_one(w, "primed_workers_busy", "gauge", "Workers running a job or a chunk.",
+                      ps.busy);
+    metrics_write_one(w, "primed_queue_depth", "gauge", "Jobs waiting for a worker.",
+                      ps.queue_depth);
+    metrics_write_one(w, "primed_queue_capacity", "gauge", "Job queue bound.", ps.queue_capacity);
     metrics_write_family(w, "primed_jobs_total", "counter", "Jobs by outcome.");
     static const char *const names[POOL__OUTCOMES] = {
         "outcome=\"done\"", "outcome=\"rejected\"", "outcome=\"cancelled\"", "outcome=\"timeout\""};
     for (int i = 0; i < POOL__OUTCOMES; i++)
         metrics_write_sample_u64(w, "primed_jobs_total", names[i], ps.jobs[i]);
-    metrics_write_family(w, "primed_streams_active", "gauge", "Streamed responses alive.");
-    metrics_write_sample_u64(w, "primed_streams_active", NULL, atomic_load(&s->streams));
-    metrics_write_family(w, "primed_stream_producers_parked", "gauge",
-                         "Streams whose producer gave its worker back: their buffer is full.");
-    metrics_write_sample_u64(w, "primed_stream_producers_parked", NULL, ps.parked);
-    metrics_write_family(w, "primed_stream_resumes_total", "counter",
-                         "Parked stream producers resumed (reader freed space, or cancel).");
-    metrics_write_sample_u64(w, "primed_stream_resumes_total", NULL, ps.resumes);
-    metrics_write_family(w, "primed_stream_resume_queue_depth", "gauge",
-                         "Resumed stream producers waiting for a worker.");
-    metrics_write_sample_u64(w, "primed_stream_resume_queue_depth", NULL, ps.resume_depth);
-    metrics_write_family(w, "primed_stream_buffer_bytes", "gauge",
-                         "Bytes of stream buffers in use (charged to the memory budget).");
-    metrics_write_sample_u64(w, "primed_stream_buffer_bytes", NULL,
-                             atomic_load_explicit(&s->budget.used, memory_order_relaxed));
-    metrics_write_family(w, "primed_memory_budget_bytes", "gauge", "The stream memory budget.");
-    metrics_write_sample_u64(w, "primed_memory_budget_bytes", NULL, s->budget.limit);
-    metrics_write_family(w, "primed_inflight_requests", "gauge", "Requests in flight.");
-    metrics_write_sample_u64(w, "primed_inflight_requests", NULL, server_inflight(s));
+    metrics_write_one(w, "primed_streams_active", "gauge", "Streamed responses alive.",
+                      atomic_load(&s->streams));
+    metrics_write_one(w, "primed_stream_producers_parked", "gauge",
+                      "Streams whose producer gave its worker back: their buffer is full.",
+                      ps.parked);
+    metrics_write_one(w, "primed_stream_resumes_total", "counter",
+                      "Parked stream producers resumed (reader freed space, or cancel).",
+                      ps.resumes);
+    metrics_write_one(w, "primed_stream_resume_queue_depth", "gauge",
+                      "Resumed stream producers waiting for a worker.", ps.resume_depth);
+    metrics_write_one(w, "primed_stream_buffer_bytes", "gauge",
+                      "Bytes of stream buffers in use (charged to the memory budget).",
+                      atomic_load_explicit(&s->budget.used, memory_order_relaxed));
+    metrics_write_one(w, "primed_memory_budget_bytes", "gauge", "The stream memory budget.",
+                      s->budget.limit);
+    metrics_write_one(w, "primed_inflight_requests", "gauge", "Requests in flight.",
+                      server_inflight(s));
 }
 
 /* ---- daemons ------------------------------------------------------------------------------- */

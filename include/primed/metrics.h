@@ -43,6 +43,12 @@ void metrics_write_sample(struct metrics_writer *w, const char *name, const char
 void metrics_write_sample_u64(struct metrics_writer *w, const char *name, const char *labels,
                               uint64_t value);
 
+/* A family of one unlabelled sample: HELP, TYPE and the value in one call. */
+void metrics_write_one(struct metrics_writer *w, const char *name, const char *type,
+                       const char *help, uint64_t value);
+void metrics_write_one_f(struct metrics_writer *w, const char *name, const char *type,
+                         const char *help, double value);
+
 /* The whole exposition into a malloc'd buffer (owned by the caller). Returns 0 or -ENOMEM. */
 int metrics_render(char **out, size_t *len);
 
