@@ -3,17 +3,16 @@
  * A range is cut into windows, a window into segments of seg_bytes (L2/4). Per segment: the
  * presieve pattern is copied (7 … 59), then small and medium sieving primes cross off their
  * multiples, segment-local and cache-hot. Big primes (far more bytes between two multiples than a
- * segment holds) are crossed off once per window, prime by prime, straight into the window
- * buffer: they hit a window a few times at most, so visiting them per segment would waste work.
- * The window buffer is bounded (win_bytes, 16 MiB by default), so per-ctx memory is bounded
- * whatever the width of the range or the height of hi.
+ * segment holds) are handled once per window by sieve_big.c: one division each finds the first
+ * multiple, and the hits are sorted into L2-sized buckets before they are applied. The window
+ * buffer (32 MiB) and the bucket pool (16 MiB) are bounded, so per-ctx memory is bounded whatever
+ * the width of the range or the height of hi.
  *
  * Rejected: primesieve-style buckets that keep every big prime's next multiple across windows.
  * They avoid re-deriving a big prime's first multiple per window (one division), but hold 8
  * bytes per sieving prime: 237 MB for [1e18, 1e18+1e9], 381 MB near 2^64 (primesieve 11,
- * measured here), against ~19 MB per ctx here. A window of 16 MiB spans 5e8 numbers, which
- * amortises the divisions (2 per 1e9 numbers per big prime); the cost shows on wide ranges near
- * 2^64, where each window re-derives 203M primes (~0.85 s).
+ * measured here). A window of 32 MiB spans 1e9 numbers, which amortises the divisions; the cost
+ * shows on wide ranges near 2^64, where each window re-derives 203M first multiples.
  *
  * Must never: allocate per segment or per prime, hold a lock, or overflow near 2^64 (every
  * absolute value is derived from a checked 128-bit product or from offsets below hi).
@@ -30,13 +29,15 @@
 
 #include "primed/presieve.h"
 #include "primed/primality.h"
+#include "primed/sieve_big.h"
 #include "primed/sieve_table.h"
 #include "primed/wheel.h"
 
-/* Default window when big primes are present: 16 MiB = 5e8 numbers (half the L3 here). Measured
- * on [1e18, 1e18+1e9]: 4 MiB 2.7 s, 16 MiB 1.4 s, 32 MiB 2.1 s (L3 misses outweigh the saved
- * setup pass). */
-#define WIN_BYTES_DEFAULT ((size_t)16 << 20)
+/* Default window when big primes are present: 32 MiB = 1.007e9 numbers, so [1e18, 1e18+1e9] is
+ * one window and each big prime costs one division. Measured on that range with the bucket pool
+ * at 16 MiB: 16 MiB windows 1.79 s, 32 MiB 1.55 s (before the buckets, when every hit was a cache
+ * miss, 16 MiB was best: 1.4-2.8 s). */
+#define WIN_BYTES_DEFAULT ((size_t)32 << 20)
 #define BATCH_CAP 4096                   /* primes per sieve_emit_fn call at most */
 #define HYBRID_LIMIT ((uint64_t)1 << 20) /* sieving limit of the hybrid mode (see run()) */
 
@@ -63,6 +64,8 @@ struct sieve_ctx {
     uint64_t tiny_max;
     uint64_t small_max;
     bool hybrid; /* narrow high windows by partial sieve + Miller-Rabin (default on) */
+    struct sieve_big *big_state; /* bucket state for big primes, made on first use */
+    size_t big_pool_bytes;       /* its pool size, 0 = default */
     uint64_t batch[BATCH_CAP]; /* sieve_foreach batches */
 };
 
@@ -113,12 +116,20 @@ void sieve_ctx_destroy(sieve_ctx *ctx)
     if (!ctx) return;
     free(ctx->buf);
     free(ctx->sp);
+    sieve_big_destroy(ctx->big_state);
     free(ctx);
 }
 
 void sieve_ctx_set_hybrid(sieve_ctx *ctx, bool allow)
 {
     ctx->hybrid = allow;
+}
+
+void sieve_ctx_set_bucket_pool(sieve_ctx *ctx, size_t bytes)
+{
+    sieve_big_destroy(ctx->big_state);
+    ctx->big_state = NULL;
+    ctx->big_pool_bytes = bytes;
 }
 
 static int ensure_buf(sieve_ctx *ctx, size_t bytes)
@@ -140,23 +151,6 @@ static uint64_t isqrt64(uint64_t n)
     while ((__uint128_t)(r + 1) * (r + 1) <= n)
         r++;
     return r;
-}
-
-/* The first multiple p*n >= max(W0, p*p) with n coprime to 30, as a byte offset from W0 (a
- * multiple of 30) and the wheel index of n. False when that multiple exceeds hi. */
-static inline bool first_multiple(uint64_t p, uint64_t W0, uint64_t hi, uint64_t *off, unsigned *wi)
-{
-    uint64_t n = W0 / p + (W0 % p != 0);
-    if (n < p) n = p;
-    unsigned r = (unsigned)(n % 30);
-    unsigned i = wheel_next_index[r];
-    n += wheel_residue[i] - r;
-    __uint128_t m = (__uint128_t)p * n;
-    if (m > hi) return false;
-    *off = (uint64_t)m - W0;
-    *off /= 30;
-    *wi = i;
-    return true;
 }
 
 /* Cross off the multiples of p = 30q + residue[ri] from byte `off` while off < end. Returns the
@@ -228,45 +222,6 @@ static inline void cross_small(uint8_t *buf, uint64_t end, struct sprime *sp)
     }
 }
 
-/* Walks the primes of the shared table 64 bits at a time. */
-struct piter {
-    const struct stable *t;
-    uint64_t word; /* index of the 8-byte word in `bits` */
-    uint64_t bits;
-};
-
-static inline uint64_t table_word(const struct stable *t, uint64_t w)
-{
-    uint64_t v;
-    uint64_t byte = w * 8;
-    memcpy(&v, &t->blocks[byte >> STABLE_BLOCK_SHIFT][byte & (STABLE_BLOCK_BYTES - 1)], 8);
-    return v;
-}
-
-/* Start at the first prime >= from (from >= 7 gives only primes >= 7). */
-static void piter_init(struct piter *it, const struct stable *t, uint64_t from)
-{
-    it->t = t;
-    it->word = from / 240;
-    it->bits = table_word(t, it->word);
-    uint64_t base = it->word * 240;
-    for (int b = 0; b < 64; b++)
-        if (base + 30 * (uint64_t)(b / 8) + wheel_residue[b % 8] < from)
-            it->bits &= ~((uint64_t)1 << b);
-}
-
-/* Next prime, or 0 beyond the table's last word (callers stop at their own limit first). */
-static inline uint64_t piter_next(struct piter *it)
-{
-    while (it->bits == 0) {
-        if ((it->word + 1) * 240 > it->t->limit) return 0;
-        it->bits = table_word(it->t, ++it->word);
-    }
-    unsigned b = (unsigned)__builtin_ctzll(it->bits);
-    it->bits &= it->bits - 1;
-    return it->word * 240 + 30 * (b / 8) + wheel_residue[b % 8];
-}
-
 enum mode { MODE_COUNT, MODE_EMIT, MODE_BITMAP };
 
 struct job {
@@ -298,14 +253,14 @@ static int load_sprimes(sieve_ctx *ctx, const struct stable *t, struct job *jb, 
     ctx->sp_small = 0;
     ctx->sp_tiny = 0;
     if (last <= PRESIEVE_LAST_PRIME) return 0;
-    struct piter it;
-    piter_init(&it, t, PRESIEVE_LAST_PRIME + 1);
+    struct stable_iter it;
+    stable_iter_init(&it, t, PRESIEVE_LAST_PRIME + 1);
     uint64_t hi = jb->B + (jb->nbytes - 1) * 30 + 29 < jb->B ? UINT64_MAX
                                                              : jb->B + (jb->nbytes - 1) * 30 + 29;
-    for (uint64_t p; (p = piter_next(&it)) != 0 && p <= last;) {
+    for (uint64_t p; (p = stable_iter_next(&it)) != 0 && p <= last;) {
         uint64_t off;
         unsigned wi;
-        if (!first_multiple(p, jb->B, hi, &off, &wi)) continue;
+        if (!wheel_first_multiple(p, jb->B, hi, &off, &wi)) continue;
         if (ctx->sp_n == ctx->sp_cap) {
             size_t ncap = ctx->sp_cap ? 2 * ctx->sp_cap : 1024;
             struct sprime *n = realloc(ctx->sp, ncap * sizeof *n);
@@ -320,29 +275,6 @@ static int load_sprimes(sieve_ctx *ctx, const struct stable *t, struct job *jb, 
         s->wi = (uint8_t)wi;
         if (p < ctx->small_max) ctx->sp_small = ctx->sp_n;
         if (p < ctx->tiny_max) ctx->sp_tiny = ctx->sp_n;
-    }
-    return 0;
-}
-
-/* Cross off every big prime in (big_min, isqrt(whi)] in the window buffer [0, wlen) whose first
- * number is W0 and last whi. */
-__attribute__((noinline)) static int sieve_big(sieve_ctx *ctx, const struct stable *t, uint64_t W0,
-                                               uint64_t whi, uint64_t sq, size_t wlen,
-                                               const atomic_int *cancel)
-{
-    uint64_t wsq = isqrt64(whi);
-    if (sq > wsq) sq = wsq;
-    if (sq <= ctx->big_min) return 0;
-    uint8_t *buf = ctx->buf;
-    struct piter it;
-    piter_init(&it, t, ctx->big_min + 1);
-    uint64_t n = 0;
-    for (uint64_t p; (p = piter_next(&it)) != 0 && p <= sq;) {
-        uint64_t off;
-        unsigned wi;
-        if ((++n & 0xfffff) == 0 && cancelled(cancel)) return -ECANCELED;
-        if (!first_multiple(p, W0, whi, &off, &wi)) continue;
-        cross(buf, off, wlen, p / 30, (unsigned)wheel_bit_of[p % 30], &wi);
     }
     return 0;
 }
@@ -436,8 +368,8 @@ static int run(sieve_ctx *ctx, struct job *jb)
     bool big = sq > ctx->big_min;
     size_t wbytes = big ? ctx->win_bytes : ctx->seg_bytes;
     if (big) {
-        /* equal windows: each costs one setup pass over the big primes, so 1e9 numbers (33 MB)
-         * take 2 windows of 16.7 MB rather than 16 + 16 + 1.3 */
+        /* equal windows: each costs one pass over the big primes, so 1.5e9 numbers (50 MB)
+         * take 2 windows of 25 MB rather than 32 + 18 */
         uint64_t nwin = (jb->nbytes + wbytes - 1) / wbytes;
         uint64_t per = (jb->nbytes + nwin - 1) / nwin;
         wbytes = (size_t)((per + ctx->seg_bytes - 1) / ctx->seg_bytes * ctx->seg_bytes);
@@ -445,6 +377,9 @@ static int run(sieve_ctx *ctx, struct job *jb)
     if (wbytes > jb->nbytes) wbytes = (size_t)((jb->nbytes + 63) & ~(uint64_t)63);
     int rc = ensure_buf(ctx, wbytes);
     if (rc) return rc;
+    if (big && !ctx->big_state &&
+        !(ctx->big_state = sieve_big_create(ctx->seg_bytes, ctx->win_bytes, ctx->big_pool_bytes)))
+        return -ENOMEM;
     if ((rc = load_sprimes(ctx, t, jb, sq)) != 0) return rc;
     uint8_t *buf = ctx->buf;
     const size_t S = ctx->seg_bytes;
@@ -474,7 +409,12 @@ static int run(sieve_ctx *ctx, struct job *jb)
 
         uint64_t W0 = jb->B + 30 * wstart;
         uint64_t whi = (last_num - W0) / 30 < wlen ? last_num : W0 + 30 * (uint64_t)wlen - 1;
-        if (big && (rc = sieve_big(ctx, t, W0, whi, sq, wlen, jb->cancel)) != 0) return rc;
+        if (big) {
+            uint64_t to = isqrt64(whi) < sq ? isqrt64(whi) : sq;
+            rc = sieve_big_window(ctx->big_state, t, ctx->big_min, to, W0, whi, buf, wlen,
+                                  jb->cancel);
+            if (rc) return rc;
+        }
         if (verify && (rc = verify_window(ctx, W0, wlen, jb->cancel)) != 0) return rc;
 
         if (jb->mode == MODE_BITMAP) {
@@ -572,8 +512,8 @@ int sieve_bitmap(sieve_ctx *ctx, uint64_t byte_lo, size_t nbytes, uint8_t *out)
 
 uint64_t sieve_chunk_width(uint64_t lo, uint64_t hi)
 {
-    /* Mirrors run(): with big primes every window costs a pass over all of them (~0.2 s at
-     * 1e18, ~0.85 s near 2^64), so a chunk is one full window (16 MiB = 5e8 numbers) and never
+    /* Mirrors run(): with big primes every window costs a pass over all of them (~0.5 s at
+     * 1e18, ~1.5 s near 2^64), so a chunk is one full window (32 MiB = 1e9 numbers) and never
      * less. Without them, per-chunk setup is a few thousand divisions: chunks of width/32, kept
      * within [1e8, 1e9] so that 2+ threads share the work evenly (measured: width/8 left one of
      * two workers idle for the last chunk, 1.64x on [0,1e10]; width/32 gives 1.84x) and

@@ -186,14 +186,17 @@ START_TEST(windows_near_1e18_and_2_64_match_primesieve)
 {
     /* Both paths: the full sieve (every sieving prime up to √hi) and the hybrid one (primes up to
      * 2^20, survivors by Miller–Rabin) that narrow high windows take by default. */
-    sieve_ctx *full = sieve_ctx_create(0), *hyb = sieve_ctx_create(0);
+    sieve_ctx *full = sieve_ctx_create(0), *hyb = sieve_ctx_create(0), *tiny = sieve_ctx_create(0);
     sieve_ctx_set_hybrid(full, false);
+    sieve_ctx_set_hybrid(tiny, false);
+    sieve_ctx_set_bucket_pool(tiny, 1); /* the smallest pool: big-prime hits applied early, often */
     uint64_t w = slow_variant() ? 2000000 : 30000000;
     static const uint64_t los[] = {1000000000000000000u, 999999999999000000u};
     for (size_t i = 0; i < 2; i++) {
         uint64_t want = ps_count(los[i], los[i] + w);
         ck_assert_uint_eq(count(full, los[i], los[i] + w), want);
         ck_assert_uint_eq(count(hyb, los[i], los[i] + w), want);
+        ck_assert_uint_eq(count(tiny, los[i], los[i] + w), want);
     }
     /* ending at 2^64-1, several widths (the last byte of the wheel passes 2^64) */
     size_t n;
@@ -212,6 +215,7 @@ START_TEST(windows_near_1e18_and_2_64_match_primesieve)
     free(v);
     sieve_ctx_destroy(full);
     sieve_ctx_destroy(hyb);
+    sieve_ctx_destroy(tiny);
 }
 END_TEST
 

@@ -10,6 +10,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+#include "primed/wheel.h"
 
 /* One block holds 2^19 bytes = 15,728,640 numbers; block 0 alone holds every prime needed to
  * sieve any later block (sqrt(2^32) = 65536). 274 blocks (143.6 MB) reach 2^32 > sqrt(2^64). */
@@ -34,6 +37,46 @@ const struct stable *stable_acquire(uint64_t need);
 static inline uint8_t stable_byte(const struct stable *t, uint64_t i)
 {
     return t->blocks[i >> STABLE_BLOCK_SHIFT][i & (STABLE_BLOCK_BYTES - 1)];
+}
+
+/* Walks the primes of a table 64 bits (240 numbers) at a time: the sieves' way to visit every
+ * sieving prime in a range without a list of them. */
+struct stable_iter {
+    const struct stable *t;
+    uint64_t word; /* index of the 8-byte word in the bitmap */
+    uint64_t bits; /* primes of that word not yet returned */
+};
+
+static inline uint64_t stable_word(const struct stable *t, uint64_t w)
+{
+    uint64_t v;
+    uint64_t byte = w * 8;
+    memcpy(&v, &t->blocks[byte >> STABLE_BLOCK_SHIFT][byte & (STABLE_BLOCK_BYTES - 1)], 8);
+    return v;
+}
+
+/* Start at the first prime >= from (from >= 7 gives only primes >= 7). */
+static inline void stable_iter_init(struct stable_iter *it, const struct stable *t, uint64_t from)
+{
+    it->t = t;
+    it->word = from / 240;
+    it->bits = stable_word(t, it->word);
+    uint64_t base = it->word * 240;
+    for (int b = 0; b < 64; b++)
+        if (base + 30 * (uint64_t)(b / 8) + wheel_residue[b % 8] < from)
+            it->bits &= ~((uint64_t)1 << b);
+}
+
+/* Next prime, or 0 beyond the table's last word (callers stop at their own limit first). */
+static inline uint64_t stable_iter_next(struct stable_iter *it)
+{
+    while (it->bits == 0) {
+        if ((it->word + 1) * 240 > it->t->limit) return 0;
+        it->bits = stable_word(it->t, ++it->word);
+    }
+    unsigned b = (unsigned)__builtin_ctzll(it->bits);
+    it->bits &= it->bits - 1;
+    return it->word * 240 + 30 * (b / 8) + wheel_residue[b % 8];
 }
 
 /* Bytes held and limit covered now (relaxed reads, for metrics). */

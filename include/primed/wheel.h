@@ -12,6 +12,7 @@
 #ifndef PRIMED_WHEEL_H
 #define PRIMED_WHEEL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Residue number i (0..8) of the wheel; WHEEL_M(8) = 31 closes the cycle. */
@@ -47,5 +48,22 @@ extern const uint8_t wheel_residue[8];            /* bit -> residue */
 extern const int8_t wheel_bit_of[30];             /* residue -> bit, -1 when not coprime to 30 */
 extern const uint8_t wheel_next_index[30];        /* r -> smallest i with wheel_residue[i] >= r */
 extern const struct wheel_step wheel_steps[8][8]; /* [bit of p mod 30][wheel index of n] */
+
+/* The first multiple p*n >= max(W0, p*p) with n coprime to 30, as a byte offset from W0 (a
+ * multiple of 30) and the wheel index of n. False when that multiple exceeds hi. */
+static inline bool wheel_first_multiple(uint64_t p, uint64_t W0, uint64_t hi, uint64_t *off,
+                                        unsigned *wi)
+{
+    uint64_t n = W0 / p + (W0 % p != 0);
+    if (n < p) n = p;
+    unsigned r = (unsigned)(n % 30);
+    unsigned i = wheel_next_index[r];
+    n += wheel_residue[i] - r;
+    __uint128_t m = (__uint128_t)p * n;
+    if (m > hi) return false;
+    *off = ((uint64_t)m - W0) / 30;
+    *wi = i;
+    return true;
+}
 
 #endif

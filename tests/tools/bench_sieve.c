@@ -37,6 +37,9 @@ int main(int argc, char **argv)
     const char *seg = getenv("BENCH_SEGMENT_BYTES");
     sieve_ctx *ctx = sieve_ctx_create(seg ? (size_t)arg_u64(seg) : 0);
     if (!ctx) return 1;
+    /* BENCH_NO_HYBRID=1: always the full sieve (to re-measure the hybrid's break-even) */
+    const char *nh = getenv("BENCH_NO_HYBRID");
+    if (nh && *nh && strcmp(nh, "0") != 0) sieve_ctx_set_hybrid(ctx, false);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     uint64_t r = 0;

@@ -1,0 +1,170 @@
+/* test_sieve_big.c — the bucket sieve of big primes against a naive crossing of every multiple:
+ * any pool size (tiny pools force early applies), any slice size, windows near 0, 1e12, 1e18 and
+ * 2^64, and a cancelled window must leave nothing behind for the next one. */
+#include <check.h>
+#include <errno.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check_main.h"
+#include "primed/sieve_big.h"
+#include "primed/sieve_table.h"
+#include "primed/wheel.h"
+
+/* Primes <= n by the plainest sieve (one byte per number), independent of the engine. */
+static uint8_t *composite_upto(uint64_t n)
+{
+    uint8_t *c = calloc(n + 1, 1);
+    ck_assert_ptr_nonnull(c);
+    c[0] = c[1] = 1;
+    for (uint64_t i = 2; i * i <= n; i++)
+        if (!c[i])
+            for (uint64_t j = i * i; j <= n; j += i)
+                c[j] = 1;
+    return c;
+}
+
+/* Clear in buf (byte 0 = W0, a multiple of 30) the bit of every multiple p*m, m >= p, of every
+ * prime p in (from, to], up to whi. */
+static void naive(const uint8_t *comp, uint64_t from, uint64_t to, uint64_t W0, uint64_t whi,
+                  uint8_t *buf)
+{
+    for (uint64_t p = from + 1; p <= to; p++) {
+        if (comp[p]) continue;
+        uint64_t m = W0 / p + (W0 % p != 0);
+        if (m < p) m = p;
+        for (; (__uint128_t)p * m <= whi; m++) {
+            uint64_t n = p * m;
+            int bit = wheel_bit_of[n % 30];
+            if (bit >= 0) buf[(n - W0) / 30] &= (uint8_t) ~(1u << bit);
+        }
+    }
+}
+
+static uint64_t isqrt_u64(uint64_t n)
+{
+    uint64_t r = (uint64_t)sqrtl((long double)n);
+    while ((__uint128_t)r * r > n)
+        r--;
+    while ((__uint128_t)(r + 1) * (r + 1) <= n)
+        r++;
+    return r;
+}
+
+/* One window through sieve_big_window and through naive(); the two buffers must be equal. */
+static void check_window(struct sieve_big *sb, const uint8_t *comp, uint64_t to_max, uint64_t W0,
+                         size_t wlen)
+{
+    uint64_t whi = W0 + (30 * (uint64_t)wlen - 1) < W0 ? UINT64_MAX : W0 + 30 * (uint64_t)wlen - 1;
+    uint64_t to = isqrt_u64(whi);
+    if (to > to_max) to = to_max;
+    const uint64_t from = 8191;
+    const struct stable *t = stable_acquire(to);
+    ck_assert_ptr_nonnull(t);
+    uint8_t *got = malloc(wlen), *want = malloc(wlen);
+    ck_assert_ptr_nonnull(got);
+    ck_assert_ptr_nonnull(want);
+    memset(got, 0xff, wlen);
+    memset(want, 0xff, wlen);
+    ck_assert_int_eq(sieve_big_window(sb, t, from, to, W0, whi, got, wlen, NULL), 0);
+    naive(comp, from, to, W0, whi, want);
+    for (size_t i = 0; i < wlen; i++)
+        ck_assert_msg(got[i] == want[i], "W0 %llu wlen %zu byte %zu: %02x want %02x",
+                      (unsigned long long)W0, wlen, i, got[i], want[i]);
+    free(got);
+    free(want);
+}
+
+#define TO_MAX 3000000u
+
+START_TEST(every_hit_is_crossed_whatever_the_pool_and_slice)
+{
+    uint8_t *comp = composite_upto(TO_MAX);
+    static const uint64_t bases[] = {
+        0, 30000000000u, 1000000000020u, 1000000000000000020u,
+        18446744073709551615u - 18446744073709551615u % 30 - 30 * 400000,
+    };
+    static const size_t wlens[] = {1, 97, 32768, 32769, 400000};
+    static const size_t slices[] = {32768, 1 << 20};
+    static const size_t pools[] = {1, 0}; /* 1 byte: the smallest pool allowed, many applies */
+    for (size_t s = 0; s < 2; s++)
+        for (size_t p = 0; p < 2; p++) {
+            struct sieve_big *sb = sieve_big_create(slices[s], 400000, pools[p]);
+            ck_assert_ptr_nonnull(sb);
+            for (size_t b = 0; b < sizeof bases / sizeof bases[0]; b++)
+                for (size_t w = 0; w < sizeof wlens / sizeof wlens[0]; w++)
+                    check_window(sb, comp, TO_MAX, bases[b], wlens[w]);
+            sieve_big_destroy(sb);
+        }
+    free(comp);
+}
+END_TEST
+
+START_TEST(pool_is_bounded_and_window_beyond_promise_is_refused)
+{
+    struct sieve_big *sb = sieve_big_create(1 << 19, (size_t)32 << 20, 0);
+    ck_assert_ptr_nonnull(sb);
+    size_t bytes = sieve_big_bytes(sb);
+    ck_assert_uint_ge(bytes, (size_t)16 << 20);
+    ck_assert_uint_le(bytes, (size_t)17 << 20);
+    const struct stable *t = stable_acquire(100000);
+    ck_assert_ptr_nonnull(t);
+    uint8_t *buf = malloc((size_t)33 << 20);
+    ck_assert_ptr_nonnull(buf);
+    uint64_t W0 = 1000000000000000020u;
+    ck_assert_int_eq(sieve_big_window(sb, t, 8191, 100000, W0, W0 + 30 * ((uint64_t)33 << 20) - 1,
+                                      buf, (size_t)33 << 20, NULL),
+                     -EINVAL);
+    free(buf);
+    sieve_big_destroy(sb);
+}
+END_TEST
+
+START_TEST(cancelled_window_leaves_nothing_for_the_next)
+{
+    /* 2^20 primes pass before the first poll: primes up to 3e7 are 1.86M, so the poll comes
+     * with hits pending in the buckets (a tiny pool has applied some already). */
+    const uint64_t to = 30000000;
+    uint8_t *comp = composite_upto(to);
+    struct sieve_big *sb = sieve_big_create(32768, 1 << 20, 1);
+    ck_assert_ptr_nonnull(sb);
+    const struct stable *t = stable_acquire(to);
+    ck_assert_ptr_nonnull(t);
+    size_t wlen = 1 << 20;
+    uint8_t *buf = malloc(wlen);
+    ck_assert_ptr_nonnull(buf);
+    uint64_t W0 = 1000000000000000020u;
+    atomic_int flag = 1;
+    ck_assert_int_eq(sieve_big_window(sb, t, 8191, to, W0, W0 + 30 * (uint64_t)wlen - 1, buf, wlen,
+                                      &flag),
+                     -ECANCELED);
+    free(buf);
+    /* the same state on another window: nothing of the cancelled one may leak into it */
+    check_window(sb, comp, to, 2000000000000000010u, 300000);
+    sieve_big_destroy(sb);
+    free(comp);
+}
+END_TEST
+
+static Suite *sieve_big_suite(void)
+{
+    Suite *s = suite_create("sieve_big");
+    bool own_timeout = getenv("CK_DEFAULT_TIMEOUT") == NULL;
+#define ADD(fn)                                                                                    \
+    do {                                                                                           \
+        TCase *tc = tcase_create(#fn);                                                             \
+        if (own_timeout) tcase_set_timeout(tc, 120);                                               \
+        tcase_add_test(tc, fn);                                                                    \
+        suite_add_tcase(s, tc);                                                                    \
+    } while (0)
+    ADD(every_hit_is_crossed_whatever_the_pool_and_slice);
+    ADD(pool_is_bounded_and_window_beyond_promise_is_refused);
+    ADD(cancelled_window_leaves_nothing_for_the_next);
+    return s;
+}
+
+PRIMED_CHECK_MAIN(sieve_big_suite)
