@@ -14,40 +14,71 @@ now() { date +%s.%N; }
 # median of the numbers on stdin
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-# time_cmd OUTVAR cmd...: runs cmd REPS times, prints the median seconds, checks stable output
-run_median() {
-  local times=() out="" o t0 t1
+# pair NAME TARGET CMD_A -- CMD_B: runs A and B alternately REPS times (so that a drift of the
+# shared machine's load hits both alike), checks that both print the same answer every time,
+# prints the median seconds of each and their ratio.
+fail=0
+pair() {
+  local name=$1 target=$2; shift 2
+  local a=() b=() ta=() tb=() out="" o t0 t1 i
+  while [ "$1" != "--" ]; do a+=("$1"); shift; done; shift; b=("$@")
   for ((i = 0; i < REPS; i++)); do
-    t0=$(now); o=$("$@" 2>/dev/null); t1=$(now)
-    [ -n "$out" ] && [ "$o" != "$out" ] && { echo "unstable output from $*" >&2; exit 1; }
-    out=$o
-    times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')")
+    for side in a b; do
+      t0=$(now)
+      if [ $side = a ]; then o=$("${a[@]}" 2>/dev/null); else o=$("${b[@]}" 2>/dev/null); fi
+      t1=$(now)
+      [ -n "$out" ] && [ "$o" != "$out" ] && { echo "MISMATCH $name: $o vs $out"; fail=1; }
+      out=$o
+      t=$(awk -v x="$t0" -v y="$t1" 'BEGIN { printf "%.4f", y - x }')
+      if [ $side = a ]; then ta+=("$t"); else tb+=("$t"); fi
+    done
   done
-  printf '%s %s\n' "$(printf '%s\n' "${times[@]}" | median)" "$out"
+  local ma mb
+  ma=$(printf '%s\n' "${ta[@]}" | median); mb=$(printf '%s\n' "${tb[@]}" | median)
+  printf '%-34s %12.3f %12.3f %8.2f %8s  %s\n' "$name" "$ma" "$mb" \
+    "$(awk -v x="$ma" -v y="$mb" 'BEGIN { print x / y }')" "${target:+<= $target}" "$out"
 }
 
 printf '%-34s %12s %12s %8s %8s  %s\n' "case (1 thread)" "primed s" "primesieve s" "ratio" "target" "result"
-fail=0
 bench() { # name target lo hi
-  local name=$1 target=$2 lo=$3 hi=$4
-  read -r ts ours < <(run_median "$BIN" count "$lo" "$hi")
-  read -r tp theirs < <(run_median primesieve "$lo" "$hi" -t1 -c -q)
-  [ "$ours" = "$theirs" ] || { echo "MISMATCH $name: primed $ours, primesieve $theirs"; fail=1; }
-  printf '%-34s %12.3f %12.3f %8.2f %8s  %s\n' "$name" "$ts" "$tp" "$(awk -v a="$ts" -v b="$tp" 'BEGIN { print a / b }')" "<= $target" "$ours"
+  pair "$1" "$2" "$BIN" count "$3" "$4" -- primesieve "$3" "$4" -t1 -c -q
 }
 bench "count [0, 1e10]"               1.5 0 10000000000
 bench "count [1e18, 1e18+1e9]"        2.0 1000000000000000000 1000000001000000000
-bench "count [2^64-1e9, 2^64-1]"      -   18446744072709551615 18446744073709551615
-
+bench "count [2^64-1e9, 2^64-1]"      "" 18446744072709551615 18446744073709551615
 # nth prime: primed's single-threaded sieve_nth against primesieve -n (both sieve from 0).
-read -r ts ours < <(run_median "$BIN" nth 1000000000)
-read -r tp theirs < <(run_median primesieve 1000000000 -n -t1 -q)
-[ "$ours" = "$theirs" ] || { echo "MISMATCH nth(1e9): primed $ours, primesieve $theirs"; fail=1; }
-printf '%-34s %12.3f %12.3f %8.2f %8s  %s\n' "nth(1e9)" "$ts" "$tp" "$(awk -v a="$ts" -v b="$tp" 'BEGIN { print a / b }')" "-" "$ours"
+pair "nth(1e9)" "" "$BIN" nth 1000000000 -- primesieve 1000000000 -n -t1 -q
+
+# The same windows through the running service with one worker (--workers 1, so a count is
+# not split across threads): curl's whole request, after one warm-up request per window that
+# builds the shared sieving-prime table (a server pays that once in its life).
+tmp=$(mktemp -d)
+svc_pid=
+cleanup() { [ -n "$svc_pid" ] && kill "$svc_pid" 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+make -s -j2 build/primed >/dev/null
+build/primed --listen 127.0.0.1:0 --debug-listen off --port-file "$tmp/port" --workers 1 \
+  --log-level warn >/dev/null 2>&1 &
+svc_pid=$!
+for _ in $(seq 200); do [ -s "$tmp/port" ] && break; sleep 0.05; done
+port=$(cut -d' ' -f1 "$tmp/port")
+svc_count() { # lo hi: prints the count, fails on anything but 200
+  curl -sf -m 120 "http://127.0.0.1:$port/v1/count?from=$1&to=$2" |
+    sed -n 's/.*"count":\([0-9]*\).*/\1/p'
+}
+echo
+printf '%-34s %12s %12s %8s %8s  %s\n' "service, --workers 1" "primed s" "primesieve s" "ratio" "target" "result"
+svc() { # name target lo hi
+  svc_count "$3" "$4" >/dev/null
+  pair "$1" "$2" svc_count "$3" "$4" -- primesieve "$3" "$4" -t1 -c -q
+}
+svc "GET /v1/count [0, 1e10]"         1.5 0 10000000000
+svc "GET /v1/count [1e18, 1e18+1e9]"  2.0 1000000000000000000 1000000001000000000
+kill -TERM "$svc_pid"; wait "$svc_pid" 2>/dev/null || true; svc_pid=
 
 echo
 echo "peak RSS, count [2^64-1e9, 2^64-1] (shared prime table to 2^32 + one sieve_ctx):"
-rss=$(mktemp); trap 'rm -f "$rss"' EXIT
+rss=$tmp/rss
 /usr/bin/time -o "$rss" -f "  primed     %M KB max RSS, %e s" "$BIN" count 18446744072709551615 18446744073709551615 >/dev/null 2>&1; cat "$rss"
 /usr/bin/time -o "$rss" -f "  primesieve %M KB max RSS, %e s" primesieve 18446744072709551615 18446744073709551615 -t1 -c -q >/dev/null 2>&1; cat "$rss"
 exit $fail
