@@ -4,6 +4,7 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -167,6 +168,74 @@ START_TEST(full_producer_parks_and_is_resumed_once_half_the_blocks_are_free)
 }
 END_TEST
 
+/* A reader thread that frees one block 200 µs after it starts: a reader keeping pace. */
+static void *late_reader(void *arg)
+{
+    struct stream *s = arg;
+    char buf[100];
+    size_t n;
+    usleep(200);
+    stream_read(s, buf, sizeof buf, &n, on_park, NULL);
+    return NULL;
+}
+
+START_TEST(full_producer_waits_for_a_reader_that_keeps_pace)
+{
+    /* The wait is at most 1 ms: on a loaded machine the reader may miss it, so one success in
+     * up to 20 tries; without the wait every try would find the buffer full at once. */
+    bool waited = false;
+    for (int attempt = 0; attempt < 20 && !waited; attempt++) {
+        atomic_store(&resumes, 0);
+        struct stream *s = stream_create(NULL, 4 * 100, 100, on_wake, NULL, on_resume, NULL);
+        fill_all(s, 4);
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, NULL, late_reader, s), 0);
+        char *b = NULL;
+        size_t cap = 0;
+        enum stream_get g = stream_block_get(s, &b, &cap);
+        ck_assert_int_ne(g, STREAM_GET_FAILED);
+        waited = g == STREAM_GET_OK;
+        pthread_join(t, NULL);
+        if (!waited) stream_cancel(s); /* the park must still be resumed exactly once */
+        ck_assert_int_eq(atomic_load(&resumes), waited ? 0 : 1);
+        stream_destroy(s);
+    }
+    ck_assert_msg(waited, "the producer never waited for a reader 200 us away");
+}
+END_TEST
+
+START_TEST(a_slow_reader_costs_one_wait_then_the_producer_parks_at_once)
+{
+    /* Once a wait has run out, a reader 200 µs away no longer holds the producer. A stall of the
+     * test thread could let the reader in first, so one clean park in up to 5 tries; with a wait
+     * every try would get the block the reader frees. */
+    bool parked_at_once = false;
+    for (int attempt = 0; attempt < 5 && !parked_at_once; attempt++) {
+        atomic_store(&resumes, 0);
+        struct stream *s = stream_create(NULL, 4 * 100, 100, on_wake, NULL, on_resume, NULL);
+        fill_all(s, 4);
+        char *b = NULL, buf[100];
+        size_t cap = 0, n;
+        /* nobody reads: the one wait runs out, the reader is now known slow */
+        ck_assert_int_eq(stream_block_get(s, &b, &cap), STREAM_GET_FULL);
+        for (int i = 0; i < 2; i++)
+            ck_assert_int_eq(stream_read(s, buf, sizeof buf, &n, on_park, NULL), STREAM_DATA);
+        ck_assert_int_eq(atomic_load(&resumes), 1);
+        fill_all(s, 2);
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, NULL, late_reader, s), 0);
+        enum stream_get g = stream_block_get(s, &b, &cap);
+        ck_assert_int_ne(g, STREAM_GET_FAILED);
+        parked_at_once = g == STREAM_GET_FULL;
+        pthread_join(t, NULL);
+        stream_cancel(s);
+        ck_assert_int_eq(atomic_load(&resumes), parked_at_once ? 2 : 1);
+        stream_destroy(s);
+    }
+    ck_assert_msg(parked_at_once, "the producer kept waiting for a reader known to be slow");
+}
+END_TEST
+
 START_TEST(empty_read_parks_and_commit_wakes)
 {
     atomic_store(&wakes, 0);
@@ -313,6 +382,8 @@ static Suite *stream_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, bytes_arrive_in_order_across_blocks_with_parks);
     tcase_add_test(tc, full_producer_parks_and_is_resumed_once_half_the_blocks_are_free);
+    tcase_add_test(tc, full_producer_waits_for_a_reader_that_keeps_pace);
+    tcase_add_test(tc, a_slow_reader_costs_one_wait_then_the_producer_parks_at_once);
     tcase_add_test(tc, empty_read_parks_and_commit_wakes);
     tcase_add_test(tc, cancel_resumes_a_parked_producer_once_and_fails_both_sides);
     tcase_add_test(tc, cancel_without_a_parked_producer_does_not_resume);

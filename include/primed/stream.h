@@ -3,7 +3,9 @@
  * A streamed response (/v1/primes) is written by a worker into a few fixed blocks and read by
  * libmicrohttpd's content-reader callback. Memory per stream is capacity bytes, whatever the
  * length of the response, and every stream's capacity is charged to one global budget.
- * Neither side ever blocks, so a slow reader costs its buffer and never a thread:
+ * Neither side blocks on a slow peer, so a slow reader costs its buffer and never a thread
+ * (the one wait: a producer facing a full buffer whose reader freed a block within the last
+ * millisecond waits up to a millisecond for the next, instead of parking and re-sieving):
  *   - the consumer, finding the buffer empty, "parks" (server.c suspends the connection) and the
  *     producer's next commit (or finish) calls `wake`;
  *   - the producer, finding every block full, "parks" too (stream_block_get → STREAM_GET_FULL: it
@@ -49,7 +51,8 @@ struct stream *stream_create(struct stream_budget *budget, size_t capacity, size
                              void *resume_arg);
 void stream_destroy(struct stream *s); /* accepts NULL; returns the bytes to the budget */
 
-/* Producer (one thread at a time). stream_block_get never blocks: STREAM_GET_OK gives a block to
+/* Producer (one thread at a time). stream_block_get waits at most 1 ms, and only for a reader that
+ * is keeping pace (see above): STREAM_GET_OK gives a block to
  * fill (*block, *cap bytes); STREAM_GET_FULL means every block is full and the producer is now
  * parked: it must stop touching the stream until `resume` is called (exactly once per park);
  * STREAM_GET_FAILED means cancelled (or out of memory): finish not ok. stream_block_commit
