@@ -30,9 +30,9 @@ void sieve_ctx_destroy(sieve_ctx *ctx); /* accepts NULL */
 void sieve_ctx_set_hybrid(sieve_ctx *ctx, bool allow);
 
 /* Big sieving primes (far apart compared with a segment) are crossed off through a fixed pool of
- * buckets, 8 MiB by default; when it runs low the pending hits are applied early. bytes = 0
+ * buckets, 16 MiB by default; when it runs low the pending hits are applied early. bytes = 0
  * restores the default. Any size gives the same answers; tests shrink it to exercise the early
- * applies, and it sets the memory per ctx (see sieve_ctx_bytes). */
+ * applies, and it sets part of the memory per ctx (with the 32 MiB window; docs/sieve.md). */
 void sieve_ctx_set_bucket_pool(sieve_ctx *ctx, size_t bytes);
 
 /* Count the primes in [lo, hi] (0 when lo > hi). Returns 0, -ECANCELED or -ENOMEM. */
