@@ -66,7 +66,7 @@ struct sieve_ctx {
     bool hybrid; /* narrow high windows by partial sieve + Miller-Rabin (default on) */
     struct sieve_big *big_state; /* bucket state for big primes, made on first use */
     size_t big_pool_bytes;       /* its pool size, 0 = default */
-    uint64_t batch[BATCH_CAP]; /* sieve_foreach batches */
+    uint64_t batch[BATCH_CAP];   /* sieve_foreach batches */
 };
 
 /* Process-wide statistics: written by every sieving thread with relaxed adds once per call (or

@@ -44,11 +44,11 @@ struct bblock {
 };
 
 struct sieve_big {
-    unsigned shift;        /* slice = 1 << shift bytes */
-    size_t nb_max;         /* buckets of the largest window */
-    struct bblock *pool;   /* pool_n blocks, one allocation */
+    unsigned shift;      /* slice = 1 << shift bytes */
+    size_t nb_max;       /* buckets of the largest window */
+    struct bblock *pool; /* pool_n blocks, one allocation */
     size_t pool_n;
-    struct bblock *free;   /* free list through next */
+    struct bblock *free; /* free list through next */
     size_t free_n;
     struct bblock **heads; /* nb_max lists; each head is the block being filled */
 };
@@ -163,8 +163,7 @@ static void drop(struct sieve_big *sb, size_t nb)
 }
 
 int sieve_big_window(struct sieve_big *sb, const struct stable *t, uint64_t from, uint64_t to,
-                     uint64_t W0, uint64_t whi, uint8_t *buf, size_t wlen,
-                     const atomic_int *cancel)
+                     uint64_t W0, uint64_t whi, uint8_t *buf, size_t wlen, const atomic_int *cancel)
 {
     if (to <= from || wlen == 0) return 0;
     const unsigned shift = sb->shift;

@@ -27,15 +27,15 @@ struct stream {
     char *mem;    /* nblocks × block_bytes */
     size_t *lens; /* [nblocks] committed length of each block */
     /* under mu */
-    size_t head;  /* consumer's block */
-    size_t count; /* committed, not yet fully read blocks */
-    size_t off;   /* consumer's offset in block head */
-    bool parked;  /* consumer found it empty and waits for wake */
-    bool producer_parked; /* producer found it full and waits for resume */
+    size_t head;           /* consumer's block */
+    size_t count;          /* committed, not yet fully read blocks */
+    size_t off;            /* consumer's offset in block head */
+    bool parked;           /* consumer found it empty and waits for wake */
+    bool producer_parked;  /* producer found it full and waits for resume */
     bool producer_waiting; /* producer sleeps on `space` (at most FAST_WAIT_NS) */
     pthread_cond_t space;  /* signalled when a block is freed or the stream cancelled */
     bool reader_slow;      /* a wait ran out since the reader last found the buffer empty */
-    bool started; /* something was committed or the stream finished */
+    bool started;          /* something was committed or the stream finished */
     bool finished, ok, cancelled;
     bool committed_any; /* some block was ever committed */
 };

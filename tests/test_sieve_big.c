@@ -85,7 +85,10 @@ START_TEST(every_hit_is_crossed_whatever_the_pool_and_slice)
 {
     uint8_t *comp = composite_upto(TO_MAX);
     static const uint64_t bases[] = {
-        0, 30000000000u, 1000000000020u, 1000000000000000020u,
+        0,
+        30000000000u,
+        1000000000020u,
+        1000000000000000020u,
         18446744073709551615u - 18446744073709551615u % 30 - 30 * 400000,
     };
     static const size_t wlens[] = {1, 97, 32768, 32769, 400000};
@@ -139,9 +142,9 @@ START_TEST(cancelled_window_leaves_nothing_for_the_next)
     ck_assert_ptr_nonnull(buf);
     uint64_t W0 = 1000000000000000020u;
     atomic_int flag = 1;
-    ck_assert_int_eq(sieve_big_window(sb, t, 8191, to, W0, W0 + 30 * (uint64_t)wlen - 1, buf, wlen,
-                                      &flag),
-                     -ECANCELED);
+    ck_assert_int_eq(
+        sieve_big_window(sb, t, 8191, to, W0, W0 + 30 * (uint64_t)wlen - 1, buf, wlen, &flag),
+        -ECANCELED);
     free(buf);
     /* the same state on another window: nothing of the cancelled one may leak into it */
     check_window(sb, comp, to, 2000000000000000010u, 300000);
