@@ -7,6 +7,8 @@
  */
 #include "primed/primality.h"
 
+#include <math.h>
+
 static const uint8_t small_primes[] = {2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53};
 #define SMALL_N (sizeof small_primes / sizeof small_primes[0])
 #define SMALL_COVERS 3481u /* 59^2: after trial division by primes <= 53, smaller n are prime */
@@ -114,4 +116,15 @@ bool primality_prev(uint64_t n, uint64_t *out)
         c -= 2; /* stops at 3 at the latest */
     *out = c;
     return true;
+}
+
+uint64_t primality_isqrt(uint64_t n)
+{
+    /* sqrtl is within a unit of the answer for 64-bit n; the two loops correct it exactly. */
+    uint64_t r = (uint64_t)sqrtl((long double)n);
+    while ((__uint128_t)r * r > n)
+        r--;
+    while ((__uint128_t)(r + 1) * (r + 1) <= n)
+        r++;
+    return r;
 }

@@ -143,16 +143,6 @@ static int ensure_buf(sieve_ctx *ctx, size_t bytes)
     return 0;
 }
 
-static uint64_t isqrt64(uint64_t n)
-{
-    uint64_t r = (uint64_t)sqrtl((long double)n);
-    while ((__uint128_t)r * r > n)
-        r--;
-    while ((__uint128_t)(r + 1) * (r + 1) <= n)
-        r++;
-    return r;
-}
-
 /* Cross off the multiples of p = 30q + residue[ri] from byte `off` while off < end. Returns the
  * offset of the first multiple at or past end; *wi follows. */
 static inline uint64_t cross(uint8_t *buf, uint64_t off, uint64_t end, uint64_t q, unsigned ri,
@@ -350,7 +340,7 @@ __attribute__((noinline)) static void sieve_medium(sieve_ctx *ctx, uint64_t end)
 static int run(sieve_ctx *ctx, struct job *jb)
 {
     uint64_t last_num = jb->mode == MODE_BITMAP ? jb->B + 30 * jb->nbytes - 1 : jb->hi;
-    uint64_t sq = isqrt64(last_num);
+    uint64_t sq = primality_isqrt(last_num);
     /* Hybrid: a window narrow next to π(√hi) costs more in sieving-prime setup (one division
      * per prime up to √hi) than proving its few survivors. Then sieve only by the primes up to
      * HYBRID_LIMIT and let Miller–Rabin decide the rest. Measured here: the hybrid costs ~37 ns
@@ -410,7 +400,7 @@ static int run(sieve_ctx *ctx, struct job *jb)
         uint64_t W0 = jb->B + 30 * wstart;
         uint64_t whi = (last_num - W0) / 30 < wlen ? last_num : W0 + 30 * (uint64_t)wlen - 1;
         if (big) {
-            uint64_t to = isqrt64(whi) < sq ? isqrt64(whi) : sq;
+            uint64_t to = primality_isqrt(whi) < sq ? primality_isqrt(whi) : sq;
             rc = sieve_big_window(ctx->big_state, t, ctx->big_min, to, W0, whi, buf, wlen,
                                   jb->cancel);
             if (rc) return rc;
@@ -520,7 +510,7 @@ uint64_t sieve_chunk_width(uint64_t lo, uint64_t hi)
      * cancellation stays prompt. */
     size_t seg = default_seg_bytes();
     uint64_t win = (uint64_t)30 * (WIN_BYTES_DEFAULT / seg * seg);
-    if (isqrt64(hi) > (uint64_t)8 * seg) return win;
+    if (primality_isqrt(hi) > (uint64_t)8 * seg) return win;
     uint64_t unit = (uint64_t)30 * seg;
     uint64_t w = (lo > hi ? 0 : hi - lo) / 32;
     if (w < 100000000) w = 100000000;

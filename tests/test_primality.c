@@ -149,6 +149,34 @@ START_TEST(next_and_prev_at_the_edges)
 }
 END_TEST
 
+/* r = isqrt(n) iff r*r <= n < (r+1)^2, checked in 128 bits: around every square near the limits
+ * of long double's 64-bit mantissa, where a plain sqrtl cast can be one off. */
+static void check_isqrt(uint64_t n)
+{
+    uint64_t r = primality_isqrt(n);
+    ck_assert_msg((__uint128_t)r * r <= n && (__uint128_t)(r + 1) * (r + 1) > n,
+                  "isqrt(%llu) = %llu", (unsigned long long)n, (unsigned long long)r);
+}
+
+START_TEST(isqrt_is_exact_at_squares_and_the_top)
+{
+    for (uint64_t n = 0; n < 100000; n++)
+        check_isqrt(n);
+    for (uint64_t r = 4294967295u; r > 4294967295u - 100000; r--) {
+        uint64_t sq = r * r;
+        check_isqrt(sq - 1);
+        check_isqrt(sq);
+        check_isqrt(sq + 1);
+    }
+    for (uint64_t r = 1u << 20; r < (1u << 20) + 1000; r++)
+        check_isqrt(r * r - 1);
+    check_isqrt(UINT64_MAX);
+    ck_assert_uint_eq(primality_isqrt(UINT64_MAX), 4294967295u);
+    ck_assert_uint_eq(primality_isqrt(1000000000000000000u), 1000000000u);
+    ck_assert_uint_eq(primality_isqrt(999999999999999999u), 999999999u);
+}
+END_TEST
+
 static Suite *primality_suite(void)
 {
     Suite *s = suite_create("primality");
@@ -159,6 +187,7 @@ static Suite *primality_suite(void)
     tcase_add_test(tc, pseudoprimes_and_carmichael_numbers_are_composite);
     tcase_add_test(tc, random_windows_match_primesieve_with_next_and_prev);
     tcase_add_test(tc, next_and_prev_at_the_edges);
+    tcase_add_test(tc, isqrt_is_exact_at_squares_and_the_top);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -3,7 +3,6 @@
  * 2^64, and a cancelled window must leave nothing behind for the next one. */
 #include <check.h>
 #include <errno.h>
-#include <math.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -11,6 +10,7 @@
 #include <string.h>
 
 #include "check_main.h"
+#include "primed/primality.h"
 #include "primed/sieve_big.h"
 #include "primed/sieve_table.h"
 #include "primed/wheel.h"
@@ -45,22 +45,12 @@ static void naive(const uint8_t *comp, uint64_t from, uint64_t to, uint64_t W0, 
     }
 }
 
-static uint64_t isqrt_u64(uint64_t n)
-{
-    uint64_t r = (uint64_t)sqrtl((long double)n);
-    while ((__uint128_t)r * r > n)
-        r--;
-    while ((__uint128_t)(r + 1) * (r + 1) <= n)
-        r++;
-    return r;
-}
-
 /* One window through sieve_big_window and through naive(); the two buffers must be equal. */
 static void check_window(struct sieve_big *sb, const uint8_t *comp, uint64_t to_max, uint64_t W0,
                          size_t wlen)
 {
     uint64_t whi = W0 + (30 * (uint64_t)wlen - 1) < W0 ? UINT64_MAX : W0 + 30 * (uint64_t)wlen - 1;
-    uint64_t to = isqrt_u64(whi);
+    uint64_t to = primality_isqrt(whi);
     if (to > to_max) to = to_max;
     const uint64_t from = 8191;
     const struct stable *t = stable_acquire(to);

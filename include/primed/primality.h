@@ -17,4 +17,7 @@ bool primality_next(uint64_t n, uint64_t *out);
 /* Largest prime < n. Returns false when none exists (n <= 2). */
 bool primality_prev(uint64_t n, uint64_t *out);
 
+/* floor(sqrt(n)), exact for every 64-bit n (isqrt(2^64 - 1) = 2^32 - 1). */
+uint64_t primality_isqrt(uint64_t n);
+
 #endif
