@@ -83,7 +83,7 @@ $(B)/libprimed.a: $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 $(B)/primed: $(B)/obj/main.o $(B)/libprimed.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(B)/tests/%: tests/%.c tests/check_main.h $(B)/libprimed.a | $(B)/tests
+$(B)/tests/%: tests/%.c tests/check_main.h tests/testutil.h $(B)/libprimed.a | $(B)/tests
 	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< tests/harness.c $(B)/libprimed.a $(LDLIBS) $(TEST_LIBS)
 $(B)/tools/%: tests/tools/%.c $(B)/libprimed.a | $(B)/tools
 	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libprimed.a $(LDLIBS)

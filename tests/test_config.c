@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "check_main.h"
+#include "testutil.h"
 #include "primed/config.h"
 
 #define MAXARGS 32
@@ -641,9 +642,7 @@ START_TEST(random_values_for_every_flag_never_crash)
     int oks = 0, errs = 0;
     for (int iter = 0; iter < 3000; iter++) {
         for (int k = 0; k < 2; k++) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            xorshift64(&x);
             vals[k][0] = '\0';
             int npieces = 1 + (int)(x % 2);
             for (int p = 0; p < npieces; p++)

@@ -8,15 +8,13 @@
 #include <string.h>
 
 #include "check_main.h"
+#include "testutil.h"
 #include "primed/jsonw.h"
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
 static uint64_t rnd(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
+    return xorshift64(&rng_state);
 }
 
 static void check_u64(uint64_t v)

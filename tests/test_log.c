@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "check_main.h"
+#include "testutil.h"
 #include "primed/log.h"
 
 /* ---- stderr capture: a pipe drained by a thread so writers never block on a full pipe ---- */
@@ -409,9 +410,7 @@ START_TEST(timestamps_match_gmtime_everywhere_in_the_calendar)
     }
     uint64_t x = 88172645463325252ULL;
     for (int i = 0; i < 200000; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        xorshift64(&x);
         check_time((time_t)(x % 253402300800ULL), (long)(x >> 34) % 1000000000L);
     }
 }

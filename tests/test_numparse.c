@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "check_main.h"
+#include "testutil.h"
 #include "primed/numparse.h"
 
 static enum numparse_result parse(const char *s, uint64_t *v)
@@ -128,10 +129,7 @@ END_TEST
 static uint64_t rng_state = 0x243F6A8885A308D3ULL;
 static uint64_t rnd(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
+    return xorshift64(&rng_state);
 }
 
 START_TEST(random_decimals_agree_with_strtoull)

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "check_main.h"
+#include "testutil.h"
 #include "primed/sieve.h"
 
 #define U64_MAX_PRIME 18446744073709551557u
@@ -26,29 +27,7 @@ static bool slow_variant(void)
 static uint64_t rng_state = 0x9e3779b97f4a7c15u;
 static uint64_t rnd(void)
 {
-    uint64_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return rng_state = x;
-}
-
-/* Run an oracle command that prints one number. */
-static uint64_t oracle_u64(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static uint64_t oracle_u64(const char *fmt, ...)
-{
-    char cmd[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    FILE *f = popen(cmd, "r");
-    ck_assert_msg(f != NULL, "popen %s", cmd);
-    unsigned long long v = 0;
-    int n = fscanf(f, "%llu", &v);
-    int st = pclose(f);
-    ck_assert_msg(n == 1 && st == 0, "oracle failed: %s", cmd);
-    return v;
+    return xorshift64(&rng_state);
 }
 
 static uint64_t ps_count(uint64_t lo, uint64_t hi)
@@ -128,26 +107,6 @@ START_TEST(random_windows_match_primesieve)
 }
 END_TEST
 
-/* primesieve's listing of [lo, hi] (one oracle call); *n primes. Caller frees. */
-static uint64_t *ps_list(uint64_t lo, uint64_t hi, size_t *n)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "primesieve %" PRIu64 " %" PRIu64 " -p", lo, hi);
-    FILE *f = popen(cmd, "r");
-    ck_assert_ptr_nonnull(f);
-    size_t cap = 1024;
-    uint64_t *v = malloc(cap * sizeof *v);
-    unsigned long long p;
-    *n = 0;
-    while (fscanf(f, "%llu", &p) == 1) {
-        if (*n == cap) v = realloc(v, (cap *= 2) * sizeof *v);
-        ck_assert_ptr_nonnull(v);
-        v[(*n)++] = p;
-    }
-    ck_assert_int_eq(pclose(f), 0);
-    return v;
-}
-
 /* Primes of a sorted listing inside [lo, hi]. */
 static uint64_t list_count(const uint64_t *v, size_t n, uint64_t lo, uint64_t hi)
 {
@@ -165,7 +124,7 @@ START_TEST(windows_straddling_segment_boundaries_match_primesieve)
     for (size_t b = 0; b < sizeof bases / sizeof bases[0]; b++) {
         uint64_t first = bases[b] - bases[b] % span + span;
         size_t n;
-        uint64_t *v = ps_list(first - 100, first + 3 * span + 100, &n);
+        uint64_t *v = oracle_primes(first - 100, first + 3 * span + 100, &n);
         for (uint64_t k = 0; k < 3; k++) {
             uint64_t edge = first + k * span;
             for (uint64_t d = 0; d < 3; d++) {
@@ -200,7 +159,7 @@ START_TEST(windows_near_1e18_and_2_64_match_primesieve)
     }
     /* ending at 2^64-1, several widths (the last byte of the wheel passes 2^64) */
     size_t n;
-    uint64_t *v = ps_list(UINT64_MAX - w, UINT64_MAX, &n);
+    uint64_t *v = oracle_primes(UINT64_MAX - w, UINT64_MAX, &n);
     static const uint64_t widths[] = {0, 1, 58, 59, 60, 1000, 1234567};
     for (size_t i = 0; i < sizeof widths / sizeof widths[0]; i++) {
         uint64_t lo = UINT64_MAX - widths[i];
@@ -247,19 +206,16 @@ static void check_foreach(sieve_ctx *ctx, uint64_t lo, uint64_t hi)
 {
     struct collect c = {0};
     ck_assert_int_eq(sieve_foreach(ctx, lo, hi, collect_cb, &c, NULL), 0);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "primesieve %" PRIu64 " %" PRIu64 " -p", lo, hi);
-    FILE *f = popen(cmd, "r");
-    ck_assert_ptr_nonnull(f);
-    size_t i = 0;
-    unsigned long long p;
-    while (fscanf(f, "%llu", &p) == 1) {
-        ck_assert_msg(i < c.n, "%s: missing %llu", cmd, p);
-        ck_assert_msg(c.v[i] == p, "%s: #%zu is %" PRIu64 ", want %llu", cmd, i, c.v[i], p);
-        i++;
+    size_t n;
+    uint64_t *want = oracle_primes(lo, hi, &n);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_msg(i < c.n, "[%" PRIu64 ", %" PRIu64 "]: missing %" PRIu64, lo, hi, want[i]);
+        ck_assert_msg(c.v[i] == want[i],
+                      "[%" PRIu64 ", %" PRIu64 "]: #%zu is %" PRIu64 ", want %" PRIu64, lo, hi, i,
+                      c.v[i], want[i]);
     }
-    ck_assert_int_eq(pclose(f), 0);
-    ck_assert_msg(i == c.n, "%s: %zu extra primes", cmd, c.n - i);
+    ck_assert_msg(n == c.n, "[%" PRIu64 ", %" PRIu64 "]: %zu extra primes", lo, hi, c.n - n);
+    free(want);
     free(c.v);
 }
 
