@@ -74,6 +74,35 @@ svc() { # name target lo hi
 }
 svc "GET /v1/count [0, 1e10]"         1.5 0 10000000000
 svc "GET /v1/count [1e18, 1e18+1e9]"  2.0 1000000000000000000 1000000001000000000
+
+# Listing through HTTP: the JSON body to /dev/null (curl reports its size and time), against
+# primesieve printing the same primes (-p, one per line) to /dev/null. The text listing's line
+# count is checked against primesieve's count once per window.
+echo
+printf '%-34s %12s %12s %8s %8s  %s\n' "listing, --workers 1" "primed s" "primesieve s" "ratio" "MB/s" "target"
+list() { # name target_mb_s lo hi
+  local name=$1 target=$2 lo=$3 hi=$4 tp=() tq=() i o size t t0 t1 want got
+  want=$(primesieve "$lo" "$hi" -c -q)
+  got=$(curl -sf -m 300 "http://127.0.0.1:$port/v1/primes?from=$lo&to=$hi&format=text" | wc -l)
+  [ "$got" = "$want" ] || { echo "MISMATCH $name: $got lines vs $want primes"; fail=1; }
+  for ((i = 0; i < REPS; i++)); do
+    o=$(curl -sf -m 300 -o /dev/null -w '%{size_download} %{time_total}' \
+      "http://127.0.0.1:$port/v1/primes?from=$lo&to=$hi") || { echo "FAILED $name"; fail=1; return; }
+    size=${o% *}; tp+=("${o#* }")
+    t0=$(now); primesieve "$lo" "$hi" -p -t1 >/dev/null; t1=$(now)
+    tq+=("$(awk -v x="$t0" -v y="$t1" 'BEGIN { printf "%.4f", y - x }')")
+  done
+  local ma mb
+  ma=$(printf '%s\n' "${tp[@]}" | median); mb=$(printf '%s\n' "${tq[@]}" | median)
+  printf '%-34s %12.3f %12.3f %8.2f %8.0f  %s\n' "$name" "$ma" "$mb" \
+    "$(awk -v x="$ma" -v y="$mb" 'BEGIN { print x / y }')" \
+    "$(awk -v s="$size" -v t="$ma" 'BEGIN { print s / t / 1e6 }')" "${target:+>= $target MB/s}"
+  if [ -n "$target" ] && awk -v s="$size" -v t="$ma" -v g="$target" 'BEGIN { exit !(s / t / 1e6 < g) }'; then
+    echo "  below target (reported, not a failure: the machine is shared)"
+  fi
+}
+list "GET /v1/primes [0, 1e9] JSON"       500 0 1000000000
+list "GET /v1/primes [1e18, +1e8] JSON"   "" 1000000000000000000 1000000000100000000
 kill -TERM "$svc_pid"; wait "$svc_pid" 2>/dev/null || true; svc_pid=
 
 echo
