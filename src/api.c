@@ -762,8 +762,8 @@ enum pool_outcome api_stream(const struct api_ctx *ctx, struct api_query *q, voi
         return reason == POOL_CANCEL_DEADLINE ? POOL_TIMEOUT : POOL_CANCELLED;
     }
     struct api_stream_pos *pos = &q->pos;
-    struct emit_state st = {.s = s, .text = q->text, .need_sep = pos->need_sep,
-                            .count = pos->count};
+    struct emit_state st = {
+        .s = s, .text = q->text, .need_sep = pos->need_sep, .count = pos->count};
     int r = next_block(&st);
     if (r == 0 && pos->phase == API_SP_HEAD) {
         if (!q->text) {

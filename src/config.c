@@ -153,7 +153,8 @@ void config_defaults(struct primed_config *cfg)
     cfg->shutdown_timeout = 10;
     cfg->max_list_range = 1000000000000ULL;
     cfg->max_count_range = UINT64_MAX;
-    cfg->max_nth = 10000000000ULL; /* p(1e10) ≈ 2.5e11: a count that fits the default 30 s deadline */
+    /* p(1e10) ≈ 2.5e11: a count that fits the default 30 s deadline (with 2 workers) */
+    cfg->max_nth = 10000000000ULL;
     cfg->max_batch_queries = 1000;
     cfg->log_level = LOG_INFO;
     cfg->log_format = LOG_FORMAT_JSON;

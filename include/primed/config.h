@@ -23,44 +23,44 @@ enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
 
 struct primed_config {
     /* listeners */
-    char listen_host[CONFIG_HOST_MAX]; /* default "0.0.0.0" */
-    uint16_t listen_port;              /* default 8080; 0 = ephemeral (tests) */
-    bool debug_enabled;                /* false when --debug-listen off */
-    char debug_host[CONFIG_HOST_MAX];  /* default "127.0.0.1" */
-    uint16_t debug_port;               /* default 6060; 0 = ephemeral */
-    char debug_token[CONFIG_TOKEN_MAX];/* required when debug_host is not loopback */
-    char port_file[CONFIG_PATH_MAX];   /* if set, "main_port debug_port\n" is written here once
-                                          listening (tests use ephemeral ports) */
+    char listen_host[CONFIG_HOST_MAX];  /* default "0.0.0.0" */
+    uint16_t listen_port;               /* default 8080; 0 = ephemeral (tests) */
+    bool debug_enabled;                 /* false when --debug-listen off */
+    char debug_host[CONFIG_HOST_MAX];   /* default "127.0.0.1" */
+    uint16_t debug_port;                /* default 6060; 0 = ephemeral */
+    char debug_token[CONFIG_TOKEN_MAX]; /* required when debug_host is not loopback */
+    char port_file[CONFIG_PATH_MAX];    /* if set, "main_port debug_port\n" is written here once
+                                           listening (tests use ephemeral ports) */
 
     /* work */
-    unsigned workers;                  /* default: online CPUs; 1 … 1024 */
-    unsigned queue_capacity;           /* default 256; 1 … 1,000,000 */
-    uint64_t memory_budget;            /* bytes for stream buffers, default 256 MiB */
-    uint64_t stream_buffer_bytes;      /* per stream, default 256 KiB (4 × 64 KiB) */
-    uint64_t sieve_segment_bytes;      /* 0 = auto */
+    unsigned workers;             /* default: online CPUs; 1 … 1024 */
+    unsigned queue_capacity;      /* default 256; 1 … 1,000,000 */
+    uint64_t memory_budget;       /* bytes for stream buffers, default 256 MiB */
+    uint64_t stream_buffer_bytes; /* per stream, default 256 KiB (4 × 64 KiB) */
+    uint64_t sieve_segment_bytes; /* 0 = auto */
 
     /* HTTP limits */
-    unsigned max_connections;          /* default 1024 */
-    unsigned max_connections_per_ip;   /* default 256; 0 = unlimited */
-    unsigned connection_timeout;       /* idle seconds, default 30 */
-    uint64_t connection_memory_limit;  /* bytes per connection, default 64 KiB */
-    unsigned request_timeout_ms;       /* default 30000 */
-    uint64_t max_body_bytes;           /* default 1 MiB */
-    unsigned max_uri_bytes;            /* default 8192 */
-    unsigned shutdown_timeout;         /* seconds, default 10 */
+    unsigned max_connections;         /* default 1024 */
+    unsigned max_connections_per_ip;  /* default 256; 0 = unlimited */
+    unsigned connection_timeout;      /* idle seconds, default 30 */
+    uint64_t connection_memory_limit; /* bytes per connection, default 64 KiB */
+    unsigned request_timeout_ms;      /* default 30000 */
+    uint64_t max_body_bytes;          /* default 1 MiB */
+    unsigned max_uri_bytes;           /* default 8192 */
+    unsigned shutdown_timeout;        /* seconds, default 10 */
 
     /* API limits */
-    uint64_t max_list_range;           /* widest /v1/primes range (hi-lo), default 1e12 */
-    uint64_t max_count_range;          /* widest /v1/count range, default 2^64-1 (no limit) */
-    uint64_t max_nth;                  /* largest k for /v1/nth, default 1e10 */
-    unsigned max_batch_queries;        /* default 1000 */
+    uint64_t max_list_range;    /* widest /v1/primes range (hi-lo), default 1e12 */
+    uint64_t max_count_range;   /* widest /v1/count range, default 2^64-1 (no limit) */
+    uint64_t max_nth;           /* largest k for /v1/nth, default 1e10 */
+    unsigned max_batch_queries; /* default 1000 */
 
     /* logging and profiling */
-    enum log_level log_level;          /* default info */
-    enum log_format log_format;        /* default json */
-    bool heap_sampling;                /* default true: tcmalloc sampled heap for /debug/heap */
-    uint64_t heap_sample_bytes;        /* TCMALLOC_SAMPLE_PARAMETER, default 524288 */
-    unsigned max_profile_seconds;      /* /debug/pprof/profile?seconds= upper bound, default 60 */
+    enum log_level log_level;     /* default info */
+    enum log_format log_format;   /* default json */
+    bool heap_sampling;           /* default true: tcmalloc sampled heap for /debug/heap */
+    uint64_t heap_sample_bytes;   /* TCMALLOC_SAMPLE_PARAMETER, default 524288 */
+    unsigned max_profile_seconds; /* /debug/pprof/profile?seconds= upper bound, default 60 */
 };
 
 /* Built-in defaults (workers = online CPUs). */

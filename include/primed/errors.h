@@ -10,26 +10,26 @@
 struct http_response;
 
 enum primed_err {
-    PERR_BAD_PARAM = 0,    /* 400 bad_parameter: not a number, out of range, from > to */
-    PERR_MISSING_PARAM,    /* 400 missing_parameter */
-    PERR_UNKNOWN_PARAM,    /* 400 unknown_parameter */
-    PERR_LIMIT_EXCEEDED,   /* 400 limit_exceeded: range wider than configured, nth too large */
-    PERR_BAD_JSON,         /* 400 bad_json: body is not the JSON asked for */
-    PERR_UNAUTHORIZED,     /* 401 unauthorized: debug token missing or wrong */
-    PERR_NOT_FOUND,        /* 404 not_found: unknown path */
-    PERR_NO_SUCH_PRIME,    /* 404 no_such_prime: next/prev/nth beyond 0 … 2^64-1 */
+    PERR_BAD_PARAM = 0,      /* 400 bad_parameter: not a number, out of range, from > to */
+    PERR_MISSING_PARAM,      /* 400 missing_parameter */
+    PERR_UNKNOWN_PARAM,      /* 400 unknown_parameter */
+    PERR_LIMIT_EXCEEDED,     /* 400 limit_exceeded: range wider than configured, nth too large */
+    PERR_BAD_JSON,           /* 400 bad_json: body is not the JSON asked for */
+    PERR_UNAUTHORIZED,       /* 401 unauthorized: debug token missing or wrong */
+    PERR_NOT_FOUND,          /* 404 not_found: unknown path */
+    PERR_NO_SUCH_PRIME,      /* 404 no_such_prime: next/prev/nth beyond 0 … 2^64-1 */
     PERR_METHOD_NOT_ALLOWED, /* 405 method_not_allowed (+ Allow header) */
-    PERR_NOT_ACCEPTABLE,   /* 406 not_acceptable: format/Accept we cannot produce */
-    PERR_CONFLICT,         /* 409 conflict: e.g. a CPU profile is already running */
-    PERR_BODY_TOO_LARGE,   /* 413 body_too_large */
-    PERR_URI_TOO_LONG,     /* 414 uri_too_long */
-    PERR_UNSUPPORTED_MEDIA,/* 415 unsupported_media_type */
-    PERR_HEADERS_TOO_LARGE,/* 431 headers_too_large */
-    PERR_INTERNAL,         /* 500 internal */
-    PERR_NOT_IMPLEMENTED,  /* 501 not_implemented (also: profiling in sanitizer builds) */
-    PERR_OVERLOADED,       /* 503 overloaded (+ Retry-After) */
-    PERR_UNAVAILABLE,      /* 503 unavailable: draining / not ready */
-    PERR_DEADLINE,         /* 504 deadline_exceeded */
+    PERR_NOT_ACCEPTABLE,     /* 406 not_acceptable: format/Accept we cannot produce */
+    PERR_CONFLICT,           /* 409 conflict: e.g. a CPU profile is already running */
+    PERR_BODY_TOO_LARGE,     /* 413 body_too_large */
+    PERR_URI_TOO_LONG,       /* 414 uri_too_long */
+    PERR_UNSUPPORTED_MEDIA,  /* 415 unsupported_media_type */
+    PERR_HEADERS_TOO_LARGE,  /* 431 headers_too_large */
+    PERR_INTERNAL,           /* 500 internal */
+    PERR_NOT_IMPLEMENTED,    /* 501 not_implemented (also: profiling in sanitizer builds) */
+    PERR_OVERLOADED,         /* 503 overloaded (+ Retry-After) */
+    PERR_UNAVAILABLE,        /* 503 unavailable: draining / not ready */
+    PERR_DEADLINE,           /* 504 deadline_exceeded */
     PERR__COUNT
 };
 

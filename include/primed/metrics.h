@@ -12,8 +12,20 @@
 #include <stdint.h>
 
 enum metrics_handler {
-    MH_ROOT = 0, MH_HEALTHZ, MH_READYZ, MH_METRICS, MH_PRIMES, MH_COUNT, MH_ISPRIME, MH_NTH,
-    MH_NEXT, MH_PREV, MH_BATCH, MH_DEBUG, MH_OTHER, MH__COUNT
+    MH_ROOT = 0,
+    MH_HEALTHZ,
+    MH_READYZ,
+    MH_METRICS,
+    MH_PRIMES,
+    MH_COUNT,
+    MH_ISPRIME,
+    MH_NTH,
+    MH_NEXT,
+    MH_PREV,
+    MH_BATCH,
+    MH_DEBUG,
+    MH_OTHER,
+    MH__COUNT
 };
 const char *metrics_handler_name(enum metrics_handler h);
 
@@ -22,8 +34,8 @@ int metrics_init(void);
 void metrics_fini(void);
 
 /* Hot path: one finished request (any thread). */
-void metrics_observe_request(enum metrics_handler h, const char *method, int status,
-                             double seconds, uint64_t response_bytes);
+void metrics_observe_request(enum metrics_handler h, const char *method, int status, double seconds,
+                             uint64_t response_bytes);
 /* Open-connection gauge (server notify-connection callback). */
 void metrics_connections_add(int delta);
 
