@@ -104,8 +104,11 @@ run: deps
 	$(MAKE) all
 	./$(B)/primed $(ARGS)
 
+FORMAT_FILES = src/*.c include/primed/*.h tests/*.c tests/*.h tests/*/*.c
+
 # `make test`: install what is missing, build the product and the ASan build, run every test.
 test: deps
+	$(MAKE) check-format
 	$(MAKE) all
 	$(MAKE) VARIANT=asan all
 	bash scripts/run-tests.sh build
@@ -154,8 +157,8 @@ install: all
 	install -D -m 0644 configs/primed.json $(DESTDIR)/etc/primed/primed.json
 
 format:
-	clang-format -i src/*.c include/primed/*.h tests/*.c tests/*.h
+	clang-format -i $(FORMAT_FILES)
 check-format:
-	clang-format --dry-run --Werror src/*.c include/primed/*.h
+	clang-format --dry-run --Werror $(FORMAT_FILES)
 
 -include $(wildcard $(B)/obj/*.d $(B)/tests/*.d $(B)/tools/*.d build/fuzz/obj/*.d)

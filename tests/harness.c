@@ -30,8 +30,7 @@ int primed_start(struct primed_proc *p, const char *const *extra_args)
 {
     static unsigned seq;
     memset(p, 0, sizeof *p);
-    snprintf(p->port_file, sizeof p->port_file, "/tmp/primed-test-%d-%u.port", (int)getpid(),
-             seq);
+    snprintf(p->port_file, sizeof p->port_file, "/tmp/primed-test-%d-%u.port", (int)getpid(), seq);
     snprintf(p->log_file, sizeof p->log_file, "/tmp/primed-test-%d-%u.log", (int)getpid(), seq++);
     unlink(p->port_file);
 
@@ -122,7 +121,8 @@ static size_t grow_cb(char *ptr, size_t size, size_t nmemb, void *ud)
     size_t n = size * nmemb;
     if (g->len + n + 1 > g->cap) {
         size_t cap = g->cap ? g->cap : 4096;
-        while (cap < g->len + n + 1) cap *= 2;
+        while (cap < g->len + n + 1)
+            cap *= 2;
         char *np = realloc(g->p, cap);
         if (!np) return 0;
         g->p = np;
@@ -144,7 +144,8 @@ int http_do(int port, const char *method, const char *path, const char *body,
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
     struct growbuf b = {0}, h = {0};
     struct curl_slist *hl = NULL;
-    for (const char *const *x = extra_headers; x && *x; x++) hl = curl_slist_append(hl, *x);
+    for (const char *const *x = extra_headers; x && *x; x++)
+        hl = curl_slist_append(hl, *x);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     if (strcmp(method, "HEAD") == 0) curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
@@ -192,9 +193,11 @@ int http_header_value(const struct http_result *r, const char *name, char *out, 
         size_t ll = eol ? (size_t)(eol - line) : strlen(line);
         if (ll > nl && strncasecmp(line, name, nl) == 0 && line[nl] == ':') {
             const char *v = line + nl + 1;
-            while (*v == ' ') v++;
+            while (*v == ' ')
+                v++;
             size_t vl = (size_t)(line + ll - v);
-            while (vl && (v[vl - 1] == '\r' || v[vl - 1] == ' ')) vl--;
+            while (vl && (v[vl - 1] == '\r' || v[vl - 1] == ' '))
+                vl--;
             if (vl >= outlen) vl = outlen - 1;
             memcpy(out, v, vl);
             out[vl] = '\0';

@@ -97,7 +97,8 @@ END_TEST
 START_TEST(request_past_its_deadline_returns_504)
 {
     struct primed_proc p;
-    const char *args[] = {"--workers", "1", "--request-timeout-ms", "50", "--max-nth", "1e11", NULL};
+    const char *args[] = {"--workers", "1", "--request-timeout-ms", "50", "--max-nth",
+                          "1e11",      NULL};
     ck_assert_int_eq(primed_start(&p, args), 0);
     struct http_result r;
     ck_assert_int_eq(http_get(p.port, "/v1/count?from=0&to=1e13", &r), 0);

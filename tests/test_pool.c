@@ -322,7 +322,6 @@ START_TEST(destroy_joins_every_worker_and_runs_fini)
 }
 END_TEST
 
-
 /* ---- parked jobs ------------------------------------------------------------------------- */
 
 struct pjob {
@@ -330,8 +329,8 @@ struct pjob {
     struct pool *p;
     sem_t *done_sem;
     atomic_int runs;
-    int park_runs;      /* return POOL_PARKED from this many first runs */
-    bool self_resume;   /* call pool_resume before returning POOL_PARKED */
+    int park_runs;    /* return POOL_PARKED from this many first runs */
+    bool self_resume; /* call pool_resume before returning POOL_PARKED */
     atomic_int dones;
 };
 
