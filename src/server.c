@@ -737,6 +737,15 @@ static void collect(void *arg, struct metrics_writer *w)
                       atomic_load_explicit(&s->budget.used, memory_order_relaxed));
     metrics_write_one(w, "primed_memory_budget_bytes", "gauge", "The stream memory budget.",
                       s->budget.limit);
+    metrics_write_one(w, "primed_stream_buffer_cache_buffers", "gauge",
+                      "Idle stream buffers kept for reuse (outside the budget).",
+                      stream_budget_cached(&s->budget));
+    metrics_write_one(w, "primed_stream_buffer_cache_hits_total", "counter",
+                      "Stream buffers taken from the idle cache instead of malloc.",
+                      atomic_load_explicit(&s->budget.cache_hits, memory_order_relaxed));
+    metrics_write_one(w, "primed_stream_buffer_cache_misses_total", "counter",
+                      "Stream buffers malloc'd because the idle cache was empty.",
+                      atomic_load_explicit(&s->budget.cache_misses, memory_order_relaxed));
     metrics_write_one(w, "primed_inflight_requests", "gauge", "Requests in flight.",
                       server_inflight(s));
 }
@@ -842,6 +851,12 @@ struct server *server_create(const struct primed_config *cfg, struct pool *pool,
     pthread_mutex_init(&s->susp_mu, NULL);
     pthread_cond_init(&s->susp_cv, NULL);
     stream_budget_init(&s->budget, cfg->memory_budget);
+    /* Idle buffers for reuse: two per worker (one finishing, one starting), and never more than
+     * 1/16 of the budget. */
+    uint64_t cache_max = cfg->memory_budget / 16 / cfg->stream_buffer_bytes;
+    if (cache_max > 2 * (uint64_t)cfg->workers) cache_max = 2 * (uint64_t)cfg->workers;
+    stream_budget_set_cache(&s->budget, cfg->stream_buffer_bytes,
+                            stream_block_bytes(cfg->stream_buffer_bytes), (size_t)cache_max);
     s->main = (struct listener){.srv = s, .debug = false};
     s->debug = (struct listener){.srv = s, .debug = true};
     int rl = snprintf(s->root_body, sizeof s->root_body,
@@ -867,6 +882,7 @@ err_main:
 err_metrics:
     metrics_unregister_collector(collect, s);
 err:
+    stream_budget_destroy(&s->budget);
     pthread_cond_destroy(&s->susp_cv);
     pthread_mutex_destroy(&s->susp_mu);
     pthread_mutex_destroy(&s->mu);
@@ -936,6 +952,7 @@ void server_destroy(struct server *s)
 {
     if (!s) return;
     server_stop(s);
+    stream_budget_destroy(&s->budget);
     pthread_cond_destroy(&s->susp_cv);
     pthread_mutex_destroy(&s->susp_mu);
     pthread_mutex_destroy(&s->mu);

@@ -44,6 +44,67 @@ void stream_budget_init(struct stream_budget *b, uint64_t limit)
 {
     atomic_init(&b->used, 0);
     b->limit = limit;
+    pthread_mutex_init(&b->cache_mu, NULL);
+    b->cache_bytes = b->cache_max = b->cache_n = 0;
+    atomic_init(&b->cache_hits, 0);
+    atomic_init(&b->cache_misses, 0);
+}
+
+/* The capacity a stream really has: whole blocks only. */
+static size_t rounded_capacity(size_t capacity, size_t block_bytes)
+{
+    return capacity / block_bytes * block_bytes;
+}
+
+void stream_budget_set_cache(struct stream_budget *b, size_t capacity, size_t block_bytes,
+                             size_t max_buffers)
+{
+    b->cache_bytes = block_bytes ? rounded_capacity(capacity, block_bytes) : 0;
+    b->cache_max = max_buffers < STREAM_CACHE_SLOTS ? max_buffers : STREAM_CACHE_SLOTS;
+}
+
+size_t stream_budget_cached(struct stream_budget *b)
+{
+    pthread_mutex_lock(&b->cache_mu);
+    size_t n = b->cache_n;
+    pthread_mutex_unlock(&b->cache_mu);
+    return n;
+}
+
+void stream_budget_destroy(struct stream_budget *b)
+{
+    pthread_mutex_lock(&b->cache_mu);
+    while (b->cache_n > 0)
+        free(b->cache[--b->cache_n]);
+    pthread_mutex_unlock(&b->cache_mu);
+    pthread_mutex_destroy(&b->cache_mu);
+}
+
+/* A buffer of `bytes` for a starting producer: a cached one if the size is the cached size. */
+static char *buffer_take(struct stream_budget *b, size_t bytes)
+{
+    char *mem = NULL;
+    if (b && b->cache_max > 0 && bytes == b->cache_bytes) {
+        pthread_mutex_lock(&b->cache_mu);
+        if (b->cache_n > 0) mem = b->cache[--b->cache_n];
+        pthread_mutex_unlock(&b->cache_mu);
+        atomic_fetch_add_explicit(mem ? &b->cache_hits : &b->cache_misses, 1, memory_order_relaxed);
+    }
+    return mem ? mem : malloc(bytes);
+}
+
+/* A finished stream's buffer: back to the cache when it fits there, else freed. */
+static void buffer_give(struct stream_budget *b, char *mem, size_t bytes)
+{
+    if (mem && b && b->cache_max > 0 && bytes == b->cache_bytes) {
+        pthread_mutex_lock(&b->cache_mu);
+        if (b->cache_n < b->cache_max) {
+            b->cache[b->cache_n++] = mem;
+            mem = NULL;
+        }
+        pthread_mutex_unlock(&b->cache_mu);
+    }
+    free(mem);
 }
 
 struct stream *stream_create(struct stream_budget *budget, size_t capacity, size_t block_bytes,
@@ -55,7 +116,7 @@ struct stream *stream_create(struct stream_budget *budget, size_t capacity, size
         return NULL;
     }
     size_t nblocks = capacity / block_bytes;
-    capacity = nblocks * block_bytes;
+    capacity = rounded_capacity(capacity, block_bytes);
     if (budget) {
         uint64_t used = atomic_fetch_add_explicit(&budget->used, capacity, memory_order_relaxed);
         if (used + capacity > budget->limit) {
@@ -102,7 +163,7 @@ void stream_destroy(struct stream *s)
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->space);
     free(s->lens);
-    free(s->mem);
+    buffer_give(s->budget, s->mem, s->capacity);
     free(s);
 }
 
@@ -111,9 +172,10 @@ enum stream_get stream_block_get(struct stream *s, char **block, size_t *cap)
     pthread_mutex_lock(&s->mu);
     if (!s->mem && !s->cancelled) {
         /* The blocks are allocated by the producer when it starts, not at admission: a stream
-         * waiting in the queue holds its budget share but no memory. s->mem is written here
+         * waiting in the queue holds its budget share but no memory (a buffer from the
+         * budget's cache when one is idle). s->mem is written here
          * (producer) and read by the consumer only once count > 0, under mu. */
-        s->mem = malloc(s->capacity);
+        s->mem = buffer_take(s->budget, s->capacity);
         if (!s->mem) {
             pthread_mutex_unlock(&s->mu);
             return STREAM_GET_FAILED;

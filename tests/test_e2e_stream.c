@@ -104,6 +104,16 @@ START_TEST(slow_stream_readers_do_not_hold_the_only_worker)
     ck_assert_int_eq(wait_metric(mport, "primed_stream_producers_parked", 0), 0);
     ck_assert_int_eq(wait_metric(mport, "primed_workers_busy", 0), 0);
     ck_assert_int_eq(wait_metric(mport, "primed_stream_buffer_bytes", 0), 0);
+    /* Five streams ran (four slow, one short), each with a fresh buffer; of the five buffers
+     * two (2 × workers) stay idle for reuse and the next stream takes one of them. */
+    ck_assert_int_eq(wait_metric(mport, "primed_stream_buffer_cache_buffers", 2), 2);
+    ck_assert_int_eq(wait_metric(mport, "primed_stream_buffer_cache_misses_total", 5), 5);
+    ck_assert_int_eq(wait_metric(mport, "primed_stream_buffer_cache_hits_total", 0), 0);
+    ck_assert_int_eq(http_get(p.port, "/v1/primes?from=0&to=1000", &r), 0);
+    ck_assert_int_eq(json_count(r.body), 168);
+    http_result_free(&r);
+    ck_assert_int_eq(wait_metric(mport, "primed_stream_buffer_cache_hits_total", 1), 1);
+    ck_assert_int_eq(wait_metric(mport, "primed_stream_buffer_cache_buffers", 2), 2);
     ck_assert_int_eq(primed_stop(&p, SIGTERM, 20000), 0);
 }
 END_TEST

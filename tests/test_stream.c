@@ -372,6 +372,59 @@ START_TEST(budget_refuses_a_stream_that_does_not_fit_and_is_returned_on_destroy)
     c = stream_create(&b, 600, 300, NULL, NULL, NULL, NULL);
     ck_assert_ptr_nonnull(c);
     stream_destroy(c);
+    stream_budget_destroy(&b);
+}
+END_TEST
+
+/* The producer's first block is the start of the stream's buffer. */
+static char *first_block(struct stream *s)
+{
+    char *blk = NULL;
+    size_t cap = 0;
+    ck_assert_int_eq(stream_block_get(s, &blk, &cap), STREAM_GET_OK);
+    ck_assert_ptr_nonnull(blk);
+    return blk;
+}
+
+START_TEST(finished_buffers_are_reused_up_to_the_cache_bound)
+{
+    struct stream_budget b;
+    stream_budget_init(&b, 1 << 20);
+    stream_budget_set_cache(&b, 650, 300, 1); /* streams of 650 have 2 blocks of 300: 600 */
+
+    /* A stream that never produced holds no buffer and gives none back. */
+    stream_destroy(stream_create(&b, 650, 300, NULL, NULL, NULL, NULL));
+    ck_assert_uint_eq(stream_budget_cached(&b), 0);
+
+    struct stream *a = stream_create(&b, 650, 300, NULL, NULL, NULL, NULL);
+    char *mem = first_block(a);
+    memset(mem, 'x', 300);
+    stream_destroy(a);
+    ck_assert_uint_eq(stream_budget_cached(&b), 1);
+    ck_assert_uint_eq(atomic_load(&b.cache_misses), 1);
+
+    /* The next stream's producer gets that buffer back; one alongside it gets a fresh one. */
+    struct stream *c = stream_create(&b, 600, 300, NULL, NULL, NULL, NULL);
+    ck_assert_ptr_eq(first_block(c), mem);
+    ck_assert_uint_eq(atomic_load(&b.cache_hits), 1);
+    ck_assert_uint_eq(stream_budget_cached(&b), 0);
+    struct stream *d = stream_create(&b, 600, 300, NULL, NULL, NULL, NULL);
+    ck_assert_ptr_ne(first_block(d), mem);
+    ck_assert_uint_eq(atomic_load(&b.cache_misses), 2);
+
+    /* Another size is neither taken from nor given to the cache. */
+    struct stream *e = stream_create(&b, 900, 300, NULL, NULL, NULL, NULL);
+    (void)first_block(e);
+    stream_destroy(e);
+    ck_assert_uint_eq(stream_budget_cached(&b), 0);
+    ck_assert_uint_eq(atomic_load(&b.cache_misses), 2);
+
+    /* Two finish: the cache keeps one (its bound), the other is freed. */
+    stream_destroy(c);
+    stream_destroy(d);
+    ck_assert_uint_eq(stream_budget_cached(&b), 1);
+    ck_assert_uint_eq(atomic_load(&b.used), 0);
+    stream_budget_destroy(&b); /* frees the cached one: LeakSanitizer would see a leak otherwise */
 }
 END_TEST
 
@@ -390,6 +443,7 @@ static Suite *stream_suite(void)
     tcase_add_test(tc, reader_resume_and_cancel_race_resumes_exactly_once);
     tcase_add_test(tc, failure_before_data_is_failed_empty);
     tcase_add_test(tc, budget_refuses_a_stream_that_does_not_fit_and_is_returned_on_destroy);
+    tcase_add_test(tc, finished_buffers_are_reused_up_to_the_cache_bound);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -22,17 +22,40 @@
 #ifndef PRIMED_STREAM_H
 #define PRIMED_STREAM_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* Bytes of stream buffers in use across the process, against a limit (cfg.memory_budget). */
+#define STREAM_CACHE_SLOTS 16
+
+/* Bytes of stream buffers in use across the process, against a limit (cfg.memory_budget), and a
+ * small cache of idle buffers. A finished stream's buffer goes to the cache when there is room
+ * and the next stream's producer takes it instead of calling malloc: one large allocation per
+ * streamed response otherwise costs tcmalloc's page heap and, with heap sampling on (one sample
+ * per 512 KiB), a stack walk every other /v1/primes. Cached buffers are idle memory outside the
+ * budget, at most cache_max × cache_bytes (primed_stream_buffer_cache_buffers). */
 struct stream_budget {
     atomic_uint_fast64_t used; /* add/sub by stream_create/destroy (relaxed: a counter) */
     uint64_t limit;            /* set once before any stream exists */
+    pthread_mutex_t cache_mu;
+    size_t cache_bytes; /* the one buffer size cached (a stream's rounded capacity) */
+    size_t cache_max;   /* 0 = no cache; at most STREAM_CACHE_SLOTS */
+    size_t cache_n;     /* under cache_mu */
+    char *cache[STREAM_CACHE_SLOTS];
+    atomic_uint_fast64_t cache_hits, cache_misses; /* buffers taken from the cache / malloc'd */
 };
+/* No cache until stream_budget_set_cache. */
 void stream_budget_init(struct stream_budget *b, uint64_t limit);
+/* Cache up to max_buffers (capped at STREAM_CACHE_SLOTS) idle buffers of the streams created with
+ * this capacity and block size. Call before any stream exists. */
+void stream_budget_set_cache(struct stream_budget *b, size_t capacity, size_t block_bytes,
+                             size_t max_buffers);
+/* Idle buffers in the cache now. */
+size_t stream_budget_cached(struct stream_budget *b);
+/* Frees the cached buffers. No stream of this budget may be alive. */
+void stream_budget_destroy(struct stream_budget *b);
 
 struct stream;
 
