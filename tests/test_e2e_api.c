@@ -101,6 +101,10 @@ START_TEST(isprime_next_prev_nth_at_the_edges)
     snprintf(expect, sizeof expect, "{\"n\":10000000,\"prime\":%" PRIu64 "}",
              oracle_u64("primesieve 1e7 -n -q"));
     ck_assert_str_eq(get_body("/v1/nth?n=1e7", 200), expect);
+    /* The default max_nth, with one worker's Meissel π(x): well inside the deadline. */
+    snprintf(expect, sizeof expect, "{\"n\":10000000000,\"prime\":%" PRIu64 "}",
+             oracle_u64("primecount -n 1e10"));
+    ck_assert_str_eq(get_body("/v1/nth?n=1e10", 200), expect);
     get_body("/v1/nth?n=0", 400);
     get_body("/v1/isprime?n=18446744073709551616", 400);
     get_body("/v1/isprime?n=-1", 400);

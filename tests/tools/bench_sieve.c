@@ -2,6 +2,7 @@
  *
  *   bench_sieve count LO HI     prints π-count of [LO, HI]
  *   bench_sieve nth K           prints the K-th prime
+ *   bench_sieve pi X            prints π(X) by sieve_pi (Meissel), X <= SIEVE_PI_MAX
  * then, on stderr, the wall time of the job and the peak RSS of the process. The script times
  * whole processes (like it times primesieve), so the table build is included, as it is for
  * primesieve's generation of its sieving primes. */
@@ -30,7 +31,7 @@ static uint64_t arg_u64(const char *s)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: bench_sieve count LO HI | nth K\n");
+        fprintf(stderr, "usage: bench_sieve count LO HI | nth K | pi X\n");
         return 2;
     }
     /* BENCH_SEGMENT_BYTES: tune the segment size without rebuilding */
@@ -48,6 +49,8 @@ int main(int argc, char **argv)
         rc = sieve_count(ctx, arg_u64(argv[2]), arg_u64(argv[3]), &r, NULL);
     else if (strcmp(argv[1], "nth") == 0)
         rc = sieve_nth(ctx, arg_u64(argv[2]), &r, NULL);
+    else if (strcmp(argv[1], "pi") == 0)
+        rc = sieve_pi(ctx, arg_u64(argv[2]), &r, NULL);
     else
         rc = -EINVAL;
     clock_gettime(CLOCK_MONOTONIC, &t1);
