@@ -49,7 +49,7 @@ bench "count [2^64-1e9, 2^64-1]"      "" 18446744072709551615 184467440737095516
 # nth prime: primed's sieve_nth (li estimate, Meissel's π(x), sieve the gap) against primecount,
 # which also counts combinatorially (its default Gourdon algorithm), one thread each. Sieving
 # [0, x] instead took 3.0 s for nth(1e9) and 44 s for nth(1e10) (primesieve -n: 2.4 s and 32 s).
-pair "nth(1e10)" "" "$BIN" nth 10000000000 -- primecount -n 10000000000 -t1
+pair "nth(1e10) (peer: primecount -n)" "" "$BIN" nth 10000000000 -- primecount -n 10000000000 -t1
 
 # The same windows through the running service with one worker (--workers 1, so a count is
 # not split across threads): curl's whole request, after one warm-up request per window that
