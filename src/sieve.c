@@ -400,7 +400,8 @@ static int run(sieve_ctx *ctx, struct job *jb)
         uint64_t W0 = jb->B + 30 * wstart;
         uint64_t whi = (last_num - W0) / 30 < wlen ? last_num : W0 + 30 * (uint64_t)wlen - 1;
         if (big) {
-            uint64_t to = primality_isqrt(whi) < sq ? primality_isqrt(whi) : sq;
+            uint64_t to = primality_isqrt(whi);
+            if (to > sq) to = sq;
             rc = sieve_big_window(ctx->big_state, t, ctx->big_min, to, W0, whi, buf, wlen,
                                   jb->cancel);
             if (rc) return rc;
