@@ -80,11 +80,17 @@ void stream_budget_destroy(struct stream_budget *b)
     pthread_mutex_destroy(&b->cache_mu);
 }
 
+/* Whether buffers of `bytes` go through b's cache. */
+static bool cacheable(const struct stream_budget *b, size_t bytes)
+{
+    return b && b->cache_max > 0 && bytes == b->cache_bytes;
+}
+
 /* A buffer of `bytes` for a starting producer: a cached one if the size is the cached size. */
 static char *buffer_take(struct stream_budget *b, size_t bytes)
 {
     char *mem = NULL;
-    if (b && b->cache_max > 0 && bytes == b->cache_bytes) {
+    if (cacheable(b, bytes)) {
         pthread_mutex_lock(&b->cache_mu);
         if (b->cache_n > 0) mem = b->cache[--b->cache_n];
         pthread_mutex_unlock(&b->cache_mu);
@@ -96,7 +102,7 @@ static char *buffer_take(struct stream_budget *b, size_t bytes)
 /* A finished stream's buffer: back to the cache when it fits there, else freed. */
 static void buffer_give(struct stream_budget *b, char *mem, size_t bytes)
 {
-    if (mem && b && b->cache_max > 0 && bytes == b->cache_bytes) {
+    if (mem && cacheable(b, bytes)) {
         pthread_mutex_lock(&b->cache_mu);
         if (b->cache_n < b->cache_max) {
             b->cache[b->cache_n++] = mem;
