@@ -13,6 +13,7 @@
 
 #include "check_main.h"
 #include "harness.h"
+#include "testutil.h"
 
 static struct primed_proc srv;
 
@@ -27,7 +28,7 @@ static void stop(void)
     ck_assert_int_eq(primed_stop(&srv, SIGTERM, 10000), 0);
 }
 
-/* Output of a shell command (oracle CLIs), malloc'd. */
+/* Output of a shell command (an oracle CLI's listing, compared byte for byte), malloc'd. */
 static char *run(const char *cmd)
 {
     FILE *f = popen(cmd, "r");
@@ -40,16 +41,8 @@ static char *run(const char *cmd)
         if (cap - len < 2) out = realloc(out, cap *= 2);
     }
     out[len] = '\0';
-    pclose(f);
+    ck_assert_int_eq(pclose(f), 0);
     return out;
-}
-
-static uint64_t oracle_u64(const char *cmd)
-{
-    char *o = run(cmd);
-    uint64_t v = strtoull(o, NULL, 10);
-    free(o);
-    return v;
 }
 
 static const char *get_body(const char *path, long status)
@@ -71,7 +64,7 @@ START_TEST(count_matches_primecount)
         char path[256], expect[256];
         snprintf(path, sizeof path, "/v1/count?from=%s&to=%s", cases[i][0], cases[i][1]);
         const char *b = get_body(path, 200);
-        uint64_t n = oracle_u64(cases[i][2]);
+        uint64_t n = oracle_u64("%s", cases[i][2]);
         json_t *j = json_loads(b, JSON_DECODE_INT_AS_REAL, NULL);
         ck_assert_ptr_nonnull(j);
         json_decref(j);
