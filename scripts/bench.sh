@@ -11,6 +11,7 @@ make -s -j2 build/tools/bench_sieve >/dev/null
 BIN=build/tools/bench_sieve
 
 now() { date +%s.%N; }
+elapsed() { awk -v x="$1" -v y="$2" 'BEGIN { printf "%.4f", y - x }'; } # t0 t1 → seconds
 # median of the numbers on stdin
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
@@ -29,7 +30,7 @@ pair() {
       t1=$(now)
       [ -n "$out" ] && [ "$o" != "$out" ] && { echo "MISMATCH $name: $o vs $out"; fail=1; }
       out=$o
-      t=$(awk -v x="$t0" -v y="$t1" 'BEGIN { printf "%.4f", y - x }')
+      t=$(elapsed "$t0" "$t1")
       if [ $side = a ]; then ta+=("$t"); else tb+=("$t"); fi
     done
   done
@@ -83,7 +84,7 @@ svc "GET /v1/count [1e18, 1e18+1e9]"  2.0 1000000000000000000 100000000100000000
 echo
 printf '%-34s %12s %12s %8s %8s  %s\n' "listing, --workers 1" "primed s" "primesieve s" "ratio" "MB/s" "target"
 list() { # name target_mb_s lo hi
-  local name=$1 target=$2 lo=$3 hi=$4 tp=() tq=() i o size t t0 t1 want got
+  local name=$1 target=$2 lo=$3 hi=$4 tp=() tq=() i o size t0 t1 want got
   want=$(primesieve "$lo" "$hi" -c -q)
   got=$(curl -sf -m 300 "http://127.0.0.1:$port/v1/primes?from=$lo&to=$hi&format=text" | wc -l)
   [ "$got" = "$want" ] || { echo "MISMATCH $name: $got lines vs $want primes"; fail=1; }
@@ -92,7 +93,7 @@ list() { # name target_mb_s lo hi
       "http://127.0.0.1:$port/v1/primes?from=$lo&to=$hi") || { echo "FAILED $name"; fail=1; return; }
     size=${o% *}; tp+=("${o#* }")
     t0=$(now); primesieve "$lo" "$hi" -p -t1 >/dev/null; t1=$(now)
-    tq+=("$(awk -v x="$t0" -v y="$t1" 'BEGIN { printf "%.4f", y - x }')")
+    tq+=("$(elapsed "$t0" "$t1")")
   done
   local ma mb
   ma=$(printf '%s\n' "${tp[@]}" | median); mb=$(printf '%s\n' "${tq[@]}" | median)
