@@ -45,10 +45,15 @@ CFLAGS    := $(OPT) -std=c11 -pthread $(WARN) $(ARCH_FLAGS) $(shell pkg-config -
 CXXFLAGS  := $(OPT) -std=c++17 -pthread -Wall -Wextra -Werror $(ARCH_FLAGS)
 LDLIBS    += $(shell pkg-config --libs $(PKGS)) -lm -pthread
 TEST_LIBS := $(shell pkg-config --libs check libcurl)
+CHECK_LIBS := $(shell pkg-config --libs check)
 
 VERSION   := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 REVISION  := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 
+# The prime engine (src/engine/) is a library of its own: libprimedsieve.a, built from those
+# sources alone and linking nothing but libc, libm and pthreads (`make sieve-lib`).
+ENGINE_SRCS := $(wildcard src/engine/*.c)
+ENGINE_OBJS := $(ENGINE_SRCS:src/%.c=$(B)/obj/%.o)
 C_SRCS   := $(filter-out src/main.c,$(wildcard src/*.c))
 CXX_SRCS := $(wildcard src/*.cc)
 ifeq ($(TCMALLOC),1)
@@ -64,36 +69,57 @@ endif
 
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(B)/tests/%)
+# The engine's tests link libprimedsieve.a and Check only (no libmicrohttpd, jansson or curl).
+ENGINE_TESTS := test_sieve test_sieve_big test_primality
+ENGINE_TEST_BINS := $(ENGINE_TESTS:%=$(B)/tests/%)
+SERVICE_TEST_BINS := $(filter-out $(ENGINE_TEST_BINS),$(TEST_BINS))
+# Unit tests: every Check binary except the end-to-end ones (test_e2e_*), which start build/primed.
+UNIT_TEST_BINS := $(filter-out $(B)/tests/test_e2e_%,$(TEST_BINS))
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(B)/tools/%)
 
-.PHONY: all deps run test unit asan tsan bench fuzz clean install format check-format
+.PHONY: all deps run test check unit asan tsan bench fuzz clean install format check-format \
+        sieve-lib sieve-test
 all: $(B)/primed $(TEST_BINS) $(TOOL_BINS)
 
 deps:
 	@bash scripts/install-deps.sh
 
-$(B)/obj/%.o: src/%.c | $(B)/obj
+$(B)/obj/%.o: src/%.c
+	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
-$(B)/obj/%.o: src/%.cc | $(B)/obj
+$(B)/obj/%.o: src/%.cc
+	@mkdir -p $(@D)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
-$(B)/obj/main.o: src/main.c | $(B)/obj
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 $(B)/libprimed.a: $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
-$(B)/primed: $(B)/obj/main.o $(B)/libprimed.a
+$(B)/libprimedsieve.a: $(ENGINE_OBJS)
+	rm -f $@ && ar rcs $@ $^
+$(B)/primed: $(B)/obj/main.o $(B)/libprimed.a $(B)/libprimedsieve.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(B)/tests/%: tests/%.c tests/check_main.h tests/testutil.h $(B)/libprimed.a | $(B)/tests
-	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< tests/harness.c $(B)/libprimed.a $(LDLIBS) $(TEST_LIBS)
-$(B)/tools/%: tests/tools/%.c $(B)/libprimed.a | $(B)/tools
-	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libprimed.a $(LDLIBS)
-$(B)/obj $(B)/tests $(B)/tools:
-	mkdir -p $@
+
+# Tests and tools compile to objects of their own, so each has a dependency file that records
+# every header it includes; -Isrc/engine lets engine tests reach the engine's internal headers.
+TEST_CPPFLAGS = $(CPPFLAGS) -Itests -Isrc/engine
+$(B)/tests/obj/%.o: tests/%.c
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CPPFLAGS) $(CFLAGS) -c $< -o $@
+$(B)/tools/obj/%.o: tests/tools/%.c
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CPPFLAGS) $(CFLAGS) -c $< -o $@
+$(ENGINE_TEST_BINS): $(B)/tests/%: $(B)/tests/obj/%.o $(B)/libprimedsieve.a
+	$(CC) $(LDFLAGS) -o $@ $^ -lm -pthread $(CHECK_LIBS)
+$(SERVICE_TEST_BINS): $(B)/tests/%: $(B)/tests/obj/%.o $(B)/tests/obj/harness.o $(B)/libprimed.a \
+                      $(B)/libprimedsieve.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LIBS)
+$(B)/tools/%: $(B)/tools/obj/%.o $(B)/libprimed.a $(B)/libprimedsieve.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The revision is compiled into the objects that print it; this stamp changes only when HEAD
 # does, so an incremental build never reports a stale revision and a clean one is not slowed.
 REV_USERS := $(patsubst src/%.c,$(B)/obj/%.o,$(shell grep -l PRIMED_REVISION src/*.c 2>/dev/null))
-$(B)/revision.stamp: FORCE | $(B)/obj
+$(B)/revision.stamp: FORCE
+	@mkdir -p $(@D)
 	@[ "$$(cat $@ 2>/dev/null)" = "$(REVISION)" ] || echo "$(REVISION)" > $@
 $(REV_USERS): $(B)/revision.stamp
 .PHONY: FORCE
@@ -104,7 +130,7 @@ run: deps
 	$(MAKE) all
 	./$(B)/primed $(ARGS)
 
-FORMAT_FILES = src/*.c include/primed/*.h tests/*.c tests/*.h tests/*/*.c
+FORMAT_FILES = src/*.c src/engine/*.c src/engine/*.h include/primed/*.h tests/*.c tests/*.h tests/*/*.c
 
 # `make test`: install what is missing, build the product and the ASan build, run every test.
 test: deps
@@ -117,6 +143,16 @@ test: deps
 # The unit + end-to-end suite of one build variant, without the dependency step.
 unit: all
 	bash scripts/run-tests.sh $(B)
+
+# `make check`: the fast inner loop, unit tests only (no server started, no scripts).
+check: $(UNIT_TEST_BINS)
+	bash scripts/run-tests.sh --unit $(B)
+
+# `make sieve-lib` / `make sieve-test`: the engine alone, and its tests against that archive only;
+# the test also proves (nm, ldd) that neither links libmicrohttpd, jansson or curl.
+sieve-lib: $(B)/libprimedsieve.a
+sieve-test: $(B)/libprimedsieve.a $(ENGINE_TEST_BINS)
+	bash scripts/sieve-test.sh $(B) $(ENGINE_TESTS)
 
 asan:
 	$(MAKE) VARIANT=asan all
@@ -134,19 +170,18 @@ bench-report: deps all
 # library objects get coverage instrumentation (fuzzer-no-link) in their own directory.
 FUZZ_CC    ?= clang
 FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_FLAGS := -O1 -g -std=c11 -pthread $(WARN) $(ARCH_FLAGS) -Iinclude -D_GNU_SOURCE \
+FUZZ_FLAGS := -O1 -g -std=c11 -pthread $(WARN) $(ARCH_FLAGS) -Iinclude -Isrc/engine -D_GNU_SOURCE \
               -DPRIMED_TCMALLOC=0 -DPRIMED_VERSION=\"$(VERSION)\" $(shell pkg-config --cflags $(PKGS))
-FUZZ_OBJS  := $(C_SRCS:src/%.c=build/fuzz/obj/%.o)
+FUZZ_OBJS  := $(C_SRCS:src/%.c=build/fuzz/obj/%.o) $(ENGINE_SRCS:src/%.c=build/fuzz/obj/%.o)
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/*.c))
 FUZZ_LIBS  := $(shell pkg-config --libs $(PKGS)) -lm -pthread
 .SECONDARY: $(FUZZ_OBJS)
 fuzz: $(FUZZ_BINS)
-build/fuzz/obj/%.o: src/%.c | build/fuzz/obj
+build/fuzz/obj/%.o: src/%.c
+	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJS) | build/fuzz/obj
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJS)
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) $(FUZZ_LIBS)
-build/fuzz/obj:
-	mkdir -p $@
 
 clean:
 	rm -rf build
@@ -161,4 +196,5 @@ format:
 check-format:
 	clang-format --dry-run --Werror $(FORMAT_FILES)
 
--include $(wildcard $(B)/obj/*.d $(B)/tests/*.d $(B)/tools/*.d build/fuzz/obj/*.d)
+-include $(wildcard $(B)/obj/*.d $(B)/obj/engine/*.d $(B)/tests/obj/*.d $(B)/tools/obj/*.d \
+                    build/fuzz/obj/*.d build/fuzz/obj/engine/*.d)

@@ -4,7 +4,11 @@
 # pointing at $B/primed. Prints one closing line "N passed, N failed" and exits non-zero on any
 # failure. A script exits 77 when it does not apply to this build (e.g. pprof on a sanitizer build,
 # which has no tcmalloc); that is reported by name, never counted as passed.
+# With --unit first, only the unit tests run: the Check binaries that start no server
+# (everything but test_e2e_*), no scripts — `make check`.
 set -uo pipefail
+unit_only=0
+[ "${1:-}" = "--unit" ] && { unit_only=1; shift; }
 B=${1:-build}
 cd "$(dirname "$0")/.."
 export PRIMED_BIN="$PWD/$B/primed" PRIMED_BUILD="$PWD/$B"
@@ -33,10 +37,11 @@ run() { # name, command...
 
 echo "=== $PRIMED_VARIANT suite ($B)"
 for t in "$B"/tests/test_*; do
-  [ -x "$t" ] || continue
+  [ -f "$t" ] && [ -x "$t" ] || continue
+  [ $unit_only -eq 1 ] && [[ $(basename "$t") == test_e2e_* ]] && continue
   run "$(basename "$t")" "$t"
 done
-for s in tests/test_*.sh; do
+[ $unit_only -eq 1 ] || for s in tests/test_*.sh; do
   [ -f "$s" ] || continue
   run "$(basename "$s")" bash "$s"
 done

@@ -11,9 +11,9 @@
 
 #include "check_main.h"
 #include "primed/primality.h"
-#include "primed/sieve_big.h"
-#include "primed/sieve_table.h"
-#include "primed/wheel.h"
+#include "sieve_big.h"
+#include "sieve_table.h"
+#include "wheel.h"
 
 /* Primes <= n by the plainest sieve (one byte per number), independent of the engine. */
 static uint8_t *composite_upto(uint64_t n)

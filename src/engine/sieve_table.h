@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "primed/wheel.h"
+#include "wheel.h"
 
 /* One block holds 2^19 bytes = 15,728,640 numbers; block 0 alone holds every prime needed to
  * sieve any later block (sqrt(2^32) = 65536). 274 blocks (143.6 MB) reach 2^32 > sqrt(2^64). */

@@ -8,7 +8,7 @@
  * stable_shutdown(). A lock-free build race (both build, loser frees) was rejected: it doubles
  * peak memory and CPU exactly when the table is largest.
  */
-#include "primed/sieve_table.h"
+#include "sieve_table.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "primed/sieve.h"
-#include "primed/wheel.h"
+#include "wheel.h"
 
 #define BLOCK_NUMBERS ((uint64_t)30 * STABLE_BLOCK_BYTES)
 /* Enough blocks to hold every prime <= 2^32 - 1 = isqrt(2^64 - 1). */

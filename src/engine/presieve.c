@@ -7,13 +7,13 @@
  * one of the patterns wraps. One pattern for all primes would need ~10^20 bytes; a separate
  * pass per pattern costs a segment read+write each (measured: 18% of a count to 1e10).
  */
-#include "primed/presieve.h"
+#include "presieve.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "primed/wheel.h"
+#include "wheel.h"
 
 #define REPEAT_MIN 65536u
 #define NPAT 5

@@ -12,14 +12,14 @@
  * window, but 8 bytes per sieving prime: 237 MB at 1e18, 381 MB near 2^64); measured here, the
  * division costs a fraction of what the cache misses did.
  */
-#include "primed/sieve_big.h"
+#include "sieve_big.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "primed/wheel.h"
+#include "wheel.h"
 
 #define MIN_SHIFT 15 /* 32 KiB slices at least: the pool must hold a few blocks per bucket */
 #define MAX_SHIFT 22 /* 4 MiB at most: offsets in a slice use 22 bits of `ow` */

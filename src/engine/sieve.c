@@ -27,11 +27,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "primed/presieve.h"
+#include "presieve.h"
 #include "primed/primality.h"
-#include "primed/sieve_big.h"
-#include "primed/sieve_table.h"
-#include "primed/wheel.h"
+#include "sieve_big.h"
+#include "sieve_table.h"
+#include "wheel.h"
 
 /* Default window when big primes are present: 32 MiB = 1.007e9 numbers, so [1e18, 1e18+1e9] is
  * one window and each big prime costs one division. Measured on that range with the bucket pool

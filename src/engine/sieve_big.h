@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "primed/sieve_table.h"
+#include "sieve_table.h"
 
 struct sieve_big;
 

@@ -1,6 +1,6 @@
 /* wheel.c — the constant tables of the mod-30 wheel (see wheel.h). Computed by the
  * preprocessor from WHEEL_M/WHEEL_BIT so that they are const data, never built at run time. */
-#include "primed/wheel.h"
+#include "wheel.h"
 
 const uint8_t wheel_residue[8] = {1, 7, 11, 13, 17, 19, 23, 29};
 
