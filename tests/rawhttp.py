@@ -50,10 +50,12 @@ class Server:
         self.dir = tempfile.mkdtemp(prefix="primed-raw-")
         self.port_file = os.path.join(self.dir, "ports")
         self.log_path = os.path.join(self.dir, "stderr.log")
-        argv = [BIN, "--listen", "127.0.0.1:0", "--port-file", self.port_file]
+        argv = [BIN] + list(args)
+        if not any(a.startswith("--listen") for a in args):
+            argv += ["--listen", "127.0.0.1:0"]
         if debug and not any(a.startswith("--debug-listen") for a in args):
             argv += ["--debug-listen", "127.0.0.1:0"]
-        argv += list(args)
+        argv += ["--port-file", self.port_file]
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=self.log, preexec_fn=preexec, env=env)
