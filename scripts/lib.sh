@@ -17,7 +17,10 @@
 #                                   script (status 1) with the log tail if it does not get ready.
 #   primed_try_start NAME [flags…]  the same, but returns 1 instead of exiting.
 #   lib_spawn_server NAME PORTFILE CMD…  any server that writes "PORT …" to PORTFILE and answers
-#                                   /readyz (or any path) with 200 (tests/tools/baseline_server).
+#                                   /readyz (or any path) with 200 (tests/tools/baseline_server);
+#                                   exits the script if it does not get ready. Its two halves,
+#                                   lib_spawn NAME CMD… and lib_wait_ready NAME PORTFILE (returns
+#                                   1), serve a script that can do without that server.
 #   primed_alive NAME               0 while it runs.
 #   primed_check NAME               exits the script with the log tail if it has died.
 #   primed_signal NAME SIG          send a signal (a drain test's SIGTERM); primed_wait reaps it.
@@ -33,11 +36,11 @@
 #   lib_get URL / lib_code URL      body / status code of a GET (bounded by LIB_CURL_TIMEOUT).
 #   lib_metric PORT SERIES          value of one exact series from http://127.0.0.1:PORT/metrics.
 #   lib_load_check                  prints cores and load average; warns when the machine is busy.
-# Environment: PRIMED_BIN (default build/primed), PRIMED_VARIANT (release|asan|tsan, else guessed
-# from the binary's path), PRIMED_TEST_START_TIMEOUT, PRIMED_TEST_STOP_TIMEOUT, LIB_WRAP (an array: a
-# command prefix such as valgrind or runuser), LIB_LOG_DISCARD=1 (the server's log goes to
-# /dev/null: benchmarks whose access log would fill /tmp), LIB_TMP (scratch directory, removed at
-# exit).
+# Environment: PRIMED_BIN (default build/primed), PRIMED_VARIANT (release|asan|tsan, else
+# guessed from the binary's path), PRIMED_TEST_START_TIMEOUT, PRIMED_TEST_STOP_TIMEOUT (seconds;
+# PRIMED_TEST_* is tooling the server ignores), LIB_WRAP (an array: a command prefix such as
+# valgrind or setpriv), LIB_LOG_DISCARD=1 (the server's log goes to /dev/null: benchmarks whose
+# access log would fill /tmp), LIB_TMP (scratch directory, removed at exit).
 
 [ -z "${LIB_LOADED:-}" ] || return 0 # sourced once per shell (obs_lib.sh sources it too)
 LIB_LOADED=1
