@@ -3,8 +3,8 @@
  * Inline answers: isprime/next/prev are one to a few dozen Miller–Rabin tests (≤ ~2 µs), less
  * than a hand-off to a worker costs (queue lock, condvar wake-up, connection suspend + resume:
  * two extra thread switches and an eventfd round-trip). scripts/bench-http.sh measures both
- * (BENCH_HANDOFF_ALL=1 forces the hand-off) and the report quotes the numbers. Everything that
- * sieves goes to a worker.
+ * (--inline-small-answers false forces the hand-off) and the report quotes the numbers. Everything
+ * that sieves goes to a worker.
  *
  * /v1/primes body: {"from":A,"to":B,"primes":[…],"count":N} — "count" comes last because the
  * list is streamed and its length is known only at the end (computing it first would sieve the

@@ -102,6 +102,8 @@ static const struct setting settings[] = {
     {"max_nth", T_U64, F(max_nth), 0, 1, UINT64_MAX, NULL, "N", "Largest k of /v1/nth."},
     {"max_batch_queries", T_UINT, F(max_batch_queries), 0, 1, 1000000, NULL, "N",
      "Queries in one batch request."},
+    {"inline_small_answers", T_BOOL, F(inline_small_answers), 0, 0, 0, NULL, "true|false",
+     "Answer isprime/next/prev on the I/O thread; false hands them to a worker (benchmarks)."},
     {"log_level", T_LEVEL, F(log_level), 0, 0, 0, NULL, "debug|info|warn|error",
      "Least severe log level written."},
     {"log_format", T_FORMAT, F(log_format), 0, 0, 0, NULL, "json|text",
@@ -159,6 +161,7 @@ void config_defaults(struct primed_config *cfg)
     cfg->log_level = LOG_INFO;
     cfg->log_format = LOG_FORMAT_JSON;
     cfg->heap_sampling = true;
+    cfg->inline_small_answers = true;
     cfg->heap_sample_bytes = 524288;
     cfg->max_profile_seconds = 60;
 }

@@ -88,7 +88,7 @@ int main(int argc, char *argv[])
     }
 
     int rc = 1;
-    struct api_ctx api = {.cfg = &cfg, .inline_small = getenv("BENCH_HANDOFF_ALL") == NULL};
+    struct api_ctx api = {.cfg = &cfg, .inline_small = cfg.inline_small_answers};
     struct pool *pool = NULL;
     struct server *srv = NULL;
     if (metrics_init() != 0) {

@@ -9,13 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BIN=${PRIMED_BIN:-$ROOT/build/primed}
-TMP=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+PRIMED_BIN=$BIN
+. scripts/lib.sh # starts, watches and stops the servers of check 5; removes $TMP at exit
+TMP=$LIB_TMP
 fail=0
 ok()  { echo "ok   $*"; }
 bad() { echo "FAIL $*"; fail=1; }
@@ -371,39 +367,34 @@ env_of_unit() { sed -n 's/^Environment=//p' configs/primed.service | tr ' ' '\n'
 env_of_dockerfile() { sed -n 's/^ENV //p' Dockerfile | tr ' ' '\n' | grep '^PRIMED_'; }
 
 start_with_env() { # name, then NAME=VALUE lines on stdin
-  local name=$1 pf="$TMP/$1.port" log="$TMP/$1.log" vars=()
+  local name=$1 vars=() line
   while IFS= read -r line; do [ -n "$line" ] && vars+=("$line"); done
-  vars+=("PRIMED_LISTEN=127.0.0.1:0" "PRIMED_DEBUG_LISTEN=off" "PRIMED_PORT_FILE=$pf")
-  env "${vars[@]}" "$BIN" >"$log" 2>&1 &
-  local pid=$!; pids+=("$pid")
-  local port=""
-  for _ in $(seq 100); do
-    [ -s "$pf" ] && { read -r port _ <"$pf" || true; }
-    [ -n "$port" ] && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ -z "$port" ]; then
-    bad "$name env: primed did not start; its log:"; tail -n 5 "$log"; kill -KILL "$pid" 2>/dev/null || true
+  # The launcher's flags (--listen 127.0.0.1:0, --port-file) override the config's address.
+  LIB_WRAP=(env "${vars[@]}")
+  if ! primed_try_start "$name" --debug-listen off; then
+    LIB_WRAP=()
+    bad "$name env: primed did not start (its log is above)"
     return
   fi
-  local code
-  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$port/healthz" || true)
-  kill -TERM "$pid"
-  local rc=0
-  for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; rc=timeout; else wait "$pid" || rc=$?; fi
+  LIB_WRAP=()
+  local code portv="${name}_PORT" rcv="${name}_RC" rc
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:${!portv}/healthz" || true)
+  primed_stop "$name" 15 || true
+  rc=${!rcv}
+  [ "$rc" = 124 ] && rc=timeout
   if [ "$code" = 200 ] && [ "$rc" = 0 ]; then
     ok "$name env accepted by primed (/healthz 200, SIGTERM exit 0)"
   else
-    bad "$name env: /healthz $code, exit $rc; log:"; tail -n 5 "$log"
+    bad "$name env: /healthz $code, exit $rc"
   fi
 }
 
 if [ -x "$BIN" ]; then
-  env_of_k8s        | start_with_env k8s
-  env_of_unit       | start_with_env systemd
-  [ -f Dockerfile ] && env_of_dockerfile | start_with_env dockerfile
+  # Not `env_of_k8s | start_with_env`: a pipeline would run the function in a subshell, where
+  # bad's fail=1 is lost (the check could never fail) and the launcher's exit cleanup does not run.
+  start_with_env k8s < <(env_of_k8s)
+  start_with_env systemd < <(env_of_unit)
+  if [ -f Dockerfile ]; then start_with_env dockerfile < <(env_of_dockerfile); fi
 else
   bad "no primed binary at $BIN (build it first: make)"
 fi

@@ -54,6 +54,7 @@ struct primed_config {
     uint64_t max_count_range;   /* widest /v1/count range, default 2^64-1 (no limit) */
     uint64_t max_nth;           /* largest k for /v1/nth, default 1e10 */
     unsigned max_batch_queries; /* default 1000 */
+    bool inline_small_answers;  /* default true: isprime/next/prev on the I/O thread (api.c) */
 
     /* logging and profiling */
     enum log_level log_level;     /* default info */
