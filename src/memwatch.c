@@ -31,6 +31,8 @@
 #include "primed/procstat.h"
 
 #if PRIMED_TCMALLOC
+#include <gperftools/malloc_extension_c.h>
+
 #include "primed/heap_sample.h"
 #endif
 
@@ -308,6 +310,12 @@ static void sample(struct memwatch *mw)
                   "used_bytes", u, "low_water_bytes", h, "limit_bytes", l, NULL);
     }
     maybe_dump(mw, used, limit, low, rss);
+#if PRIMED_TCMALLOC
+    /* Freed stream buffers stay in tcmalloc's page heap, still charged to the cgroup, so without
+     * this a process that stopped admitting work might never get back below the low mark. Only
+     * while shedding: it takes the page-heap lock and costs a few ms with a large free list. */
+    if (atomic_load_explicit(&shedding, memory_order_relaxed)) MallocExtension_ReleaseFreeMemory();
+#endif
 }
 
 static void *run(void *arg)
