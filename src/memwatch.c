@@ -56,7 +56,7 @@ struct memwatch {
     /* Written by the sampling thread (relaxed), read by the collector at scrape time; each
      * value is self-contained, so a scrape may mix two samples but never a torn value. */
     atomic_bool has_cgroup_limit;
-    atomic_uint_fast64_t limit, used, cg_usage, cg_working_set, oom_kills, limit_hits;
+    atomic_uint_fast64_t limit, used, cg_limit, cg_usage, cg_working_set, oom_kills, limit_hits;
     atomic_bool has_oom_kills, has_limit_hits, has_usage;
     atomic_uint_fast64_t high_bytes, low_bytes, crossings, dumps_written, dumps_failed,
         dumps_duplicate;
@@ -275,6 +275,7 @@ static void sample(struct memwatch *mw)
     }
     atomic_store_explicit(&mw->has_cgroup_limit, m.has_limit, memory_order_relaxed);
     atomic_store_explicit(&mw->limit, limit, memory_order_relaxed);
+    atomic_store_explicit(&mw->cg_limit, m.limit, memory_order_relaxed);
     atomic_store_explicit(&mw->used, used, memory_order_relaxed);
     atomic_store_explicit(&mw->has_usage, m.has_usage, memory_order_relaxed);
     atomic_store_explicit(&mw->cg_usage, m.usage, memory_order_relaxed);
@@ -349,7 +350,7 @@ static void collect(void *arg, struct metrics_writer *w)
     if (mw->cg) {
         metrics_write_one_f(w, "primed_cgroup_memory_limit_bytes", "gauge",
                             "Memory limit of primed's cgroup (+Inf when it sets none).",
-                            LD(has_cgroup_limit) ? (double)LD(limit) : INFINITY);
+                            LD(has_cgroup_limit) ? (double)LD(cg_limit) : INFINITY);
         if (LD(has_usage)) {
             metrics_write_one(w, "primed_cgroup_memory_usage_bytes", "gauge",
                               "Memory charged to primed's cgroup, page cache included.",
@@ -437,7 +438,11 @@ int memwatch_create(struct primed_config *cfg, struct memwatch **out)
         log_event(LOG_INFO, "memory_budget", "memory_budget auto", "bytes", bs, "why", why,
                   "limit_source", source, NULL);
     }
-#if !PRIMED_TCMALLOC
+#if PRIMED_TCMALLOC
+    /* Found out now, not at the first crossing when the evidence is needed. */
+    if (mw->dump_dir[0] != '\0' && access(mw->dump_dir, W_OK | X_OK) != 0)
+        log_event(LOG_WARN, "heap_dump_dir_unusable", strerror(errno), "dir", mw->dump_dir, NULL);
+#else
     if (mw->dump_dir[0] != '\0')
         log_event(LOG_WARN, "heap_dump_unavailable",
                   "heap_dump_dir is set but this build has no tcmalloc: no heap profiles", NULL);

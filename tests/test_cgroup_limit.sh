@@ -82,7 +82,14 @@ code() { curl -s -o /dev/null -m 10 -w '%{http_code}' "$@"; }
 metric() { curl -s -m 5 "$B/metrics" | awk -v n="$1" '$1 == n {print $2}'; }
 [ "$(metric primed_cgroup_memory_limit_bytes)" = $LIMIT ] ||
   obs_fail "primed_cgroup_memory_limit_bytes $(metric primed_cgroup_memory_limit_bytes), want $LIMIT"
-stamp "primed up in the cgroup: usage $(($(usage) / 1048576)) MiB, /readyz $(code "$B/readyz")"
+# the metrics against the group's own files, read by hand around the scrape
+u1=$(usage); mu=$(metric primed_cgroup_memory_usage_bytes); u2=$(usage)
+awk -v a="$u1" -v b="$u2" -v m="$mu" 'BEGIN { lo = (a < b ? a : b) - 4194304; hi = (a > b ? a : b) + 4194304
+  exit !(m != "" && m >= lo && m <= hi) }' ||
+  obs_fail "primed_cgroup_memory_usage_bytes $mu, the file said $u1 then $u2"
+[ "$(metric primed_cgroup_oom_kills_total)" = "$(kills)" ] ||
+  obs_fail "primed_cgroup_oom_kills_total $(metric primed_cgroup_oom_kills_total), the file $(kills)"
+stamp "primed up in the cgroup: usage $(($(usage) / 1048576)) MiB (metric $((mu / 1048576)) MiB), /readyz $(code "$B/readyz")"
 
 # ---- push: slow streams, 4 more every 0.25 s, until primed sheds (≤ 400 streams, ≤ 60 s) -----
 SLOW=()

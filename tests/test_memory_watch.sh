@@ -140,4 +140,11 @@ else
 fi
 
 obs_stop P
+if [ "$VARIANT" = release ]; then # a dump directory that cannot be written is reported at start
+  obs_start Q --cgroup-root "$T" --heap-dump-dir "$OBS_TMP/no/such/dir"
+  grep -q '"event":"heap_dump_dir_unusable".*"dir":"'"$OBS_TMP"'/no/such/dir"' "$OBS_TMP/Q.log" ||
+    obs_fail "no heap_dump_dir_unusable warning at startup"
+  obs_stop Q
+  obs_ok "an unusable heap_dump_dir is reported at startup"
+fi
 echo "PASS test_memory_watch"
