@@ -86,10 +86,14 @@ GO = os.environ.get("CMP_GO", "go")
 
 def heap(base, path):
     """The heap profile as a symbolized .pb.gz (names via the instance's /symbolz)."""
-    r = subprocess.run([GO, "tool", "pprof", "-symbolize=remote", "-proto",
-                        "-output", path, base + "/debug/pprof/heap"],
-                       capture_output=True, text=True, env=env, timeout=120)
-    return r.returncode == 0 and os.path.getsize(path) > 0 if os.path.exists(path) else False
+    try:
+        r = subprocess.run([GO, "tool", "pprof", "-symbolize=remote", "-proto",
+                            "-output", path, base + "/debug/pprof/heap"],
+                           capture_output=True, text=True, env=env, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as e:  # no go toolchain, or pprof hung
+        print(f"compare-instances: heap profile of {base}: {e}", file=sys.stderr)
+        return False
+    return r.returncode == 0 and os.path.exists(path) and os.path.getsize(path) > 0
 
 def has_heap(base):
     try:

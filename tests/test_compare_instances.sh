@@ -17,6 +17,7 @@ if [ -x build/leak/primed ]; then
   LEAKY_BIN=$PWD/build/leak/primed
   echo "planted leak: build/leak/primed (make LEAK_PLANT=1)"
 else
+  # shellcheck disable=SC2046 # the cflags are several words
   cc -shared -fPIC -O2 -Wall -Werror -o "$OBS_TMP/leak.so" tests/leak_preload.c \
     $(pkg-config --cflags libmicrohttpd) -ldl || obs_fail "cannot build tests/leak_preload.c"
   PRELOAD="$OBS_TMP/leak.so"
