@@ -498,16 +498,37 @@ static void collect(void *arg, const char *key, const char *value)
 
 /* The example config, --help and config_each all cover every setting: the flags listed in
  * issue 2 (copied here, not derived from the table). */
-static const char *const issue_flags[] = {
-    "listen", "debug_listen", "debug_token", "port_file", "workers", "queue_capacity",
-    "memory_budget", "stream_buffer_bytes", "sieve_segment_bytes", "max_connections",
-    "max_connections_per_ip", "connection_timeout", "connection_memory_limit", "request_timeout_ms",
-    "max_body_bytes", "max_uri_bytes", "shutdown_timeout", "max_list_range", "max_count_range",
-    "max_nth", "max_batch_queries", "log_level", "log_format", "heap_sampling", "heap_sample_bytes",
-    "max_profile_seconds",
-    /* issue 15 */
-    "cgroup_root", "memory_high_water", "memory_low_water", "heap_dump_dir", "heap_dump_threshold",
-    "heap_dump_keep"};
+static const char *const issue_flags[] = {"listen",
+                                          "debug_listen",
+                                          "debug_token",
+                                          "port_file",
+                                          "workers",
+                                          "queue_capacity",
+                                          "memory_budget",
+                                          "stream_buffer_bytes",
+                                          "sieve_segment_bytes",
+                                          "max_connections",
+                                          "max_connections_per_ip",
+                                          "connection_timeout",
+                                          "connection_memory_limit",
+                                          "request_timeout_ms",
+                                          "max_body_bytes",
+                                          "max_uri_bytes",
+                                          "shutdown_timeout",
+                                          "max_list_range",
+                                          "max_count_range",
+                                          "max_nth",
+                                          "max_batch_queries",
+                                          "log_level",
+                                          "log_format",
+                                          "heap_sampling",
+                                          "heap_sample_bytes",
+                                          "max_profile_seconds"};
+/* ... and those of issue 15 (memory limits), likewise copied from the issue. */
+static const char *const issue15_flags[] = {"cgroup_root",         "memory_high_water",
+                                            "memory_low_water",    "heap_dump_dir",
+                                            "heap_dump_threshold", "heap_dump_keep"};
+#define NISSUE15 (sizeof(issue15_flags) / sizeof(issue15_flags[0]))
 #define NISSUE (sizeof(issue_flags) / sizeof(issue_flags[0]))
 
 START_TEST(help_and_example_and_each_cover_every_setting)
@@ -534,14 +555,17 @@ START_TEST(help_and_example_and_each_cover_every_setting)
     strcpy(cfg.debug_token, "secret");
     struct seen s = {.n = 0};
     config_each(&cfg, collect, &s);
-    ck_assert_int_eq(s.n, (int)NISSUE);
+    ck_assert_int_eq(s.n, (int)(NISSUE + NISSUE15));
     ck_assert_str_eq(s.token, "(set)"); /* never the secret itself */
 
-    for (size_t i = 0; i < NISSUE; i++) {
+    const char *names[NISSUE + NISSUE15];
+    for (size_t i = 0; i < NISSUE + NISSUE15; i++)
+        names[i] = i < NISSUE ? issue_flags[i] : issue15_flags[i - NISSUE];
+    for (size_t i = 0; i < NISSUE + NISSUE15; i++) {
         char flag[64], env[64], key[64];
-        snprintf(flag, sizeof(flag), "--%s ", issue_flags[i]);
-        snprintf(env, sizeof(env), "env PRIMED_%s;", issue_flags[i]);
-        snprintf(key, sizeof(key), "\"%s\"", issue_flags[i]);
+        snprintf(flag, sizeof(flag), "--%s ", names[i]);
+        snprintf(env, sizeof(env), "env PRIMED_%s;", names[i]);
+        snprintf(key, sizeof(key), "\"%s\"", names[i]);
         for (char *p = flag; *p; p++)
             *p = *p == '_' ? '-' : *p;
         for (char *p = env + 4; *p; p++)
@@ -552,17 +576,17 @@ START_TEST(help_and_example_and_each_cover_every_setting)
         /* the reference table names the key, the flag and the environment variable */
         char up[48], dkey[128], denv[128];
         size_t u = 0;
-        for (; issue_flags[i][u] != '\0' && u < sizeof(up) - 1; u++)
-            up[u] = (char)toupper((unsigned char)issue_flags[i][u]);
+        for (; names[i][u] != '\0' && u < sizeof(up) - 1; u++)
+            up[u] = (char)toupper((unsigned char)names[i][u]);
         up[u] = '\0';
-        snprintf(dkey, sizeof(dkey), "| `%s` / `%.*s", issue_flags[i], (int)strlen(flag) - 1, flag);
+        snprintf(dkey, sizeof(dkey), "| `%s` / `%.*s", names[i], (int)strlen(flag) - 1, flag);
         snprintf(denv, sizeof(denv), "| `PRIMED_%s` |", up);
         ck_assert_msg(strstr(docs, dkey) != NULL, "docs lack %s", dkey);
         ck_assert_msg(strstr(docs, denv) != NULL, "docs lack %s", denv);
         int found = 0;
         for (int k = 0; k < s.n; k++)
-            found |= strcmp(s.keys[k], issue_flags[i]) == 0;
-        ck_assert_msg(found, "config_each lacks %s", issue_flags[i]);
+            found |= strcmp(s.keys[k], names[i]) == 0;
+        ck_assert_msg(found, "config_each lacks %s", names[i]);
     }
     ck_assert_ptr_nonnull(strstr(help, "--config FILE"));
     ck_assert_ptr_nonnull(strstr(help, "--version"));
