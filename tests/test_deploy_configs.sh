@@ -118,13 +118,51 @@ def main():
             check("name" in d.get("metadata", {}), f"{name}: missing metadata.name")
             docs.setdefault(d.get("kind"), []).append(d)
 
-    for kind in ("Deployment", "Service", "HorizontalPodAutoscaler"):
+    for kind in ("Service", "HorizontalPodAutoscaler"):
         check(len(docs.get(kind, [])) == 1, f"expected exactly one {kind}")
+    # One stable Deployment and at most one canary (pod label track: canary, issue 15).
+    deps = docs.get("Deployment", [])
+    canaries = [d for d in deps if track_of(d) == "canary"]
+    stables = [d for d in deps if track_of(d) != "canary"]
+    check(len(stables) == 1, f"expected exactly one stable Deployment, got {len(stables)}")
+    check(len(canaries) <= 1, f"expected at most one canary Deployment, got {len(canaries)}")
     if failures:
         return
-    dep, svc, hpa = docs["Deployment"][0], docs["Service"][0], docs["HorizontalPodAutoscaler"][0]
+    dep, svc, hpa = stables[0], docs["Service"][0], docs["HorizontalPodAutoscaler"][0]
+    got = check_deployment(dep, steps)
+    if got is None:
+        return
+    tlabels, c, cport, res = got
+    for can in canaries:
+        cname = can["metadata"]["name"]
+        cgot = check_deployment(can, steps)
+        if cgot is None:
+            continue
+        ctl, cc, ccport, _ = cgot
+        check(can["spec"].get("replicas") == 1, f"canary {cname} must run 1 replica")
+        check(tlabels.get("track") == "stable",
+              "the stable Deployment's pods need track: stable beside the canary")
+        ssel = dep["spec"]["selector"].get("matchLabels", {})
+        check(not all(ctl.get(k) == v for k, v in ssel.items()),
+              f"the stable Deployment's selector {ssel} also selects the canary's pods")
+        ssvc = svc["spec"].get("selector", {})
+        check(ssvc and all(ctl.get(k) == v for k, v in ssvc.items()),
+              f"the Service selector {ssvc} does not route to the canary ({ctl})")
+        check(ccport == cport, "canary http port differs from the stable one")
+        check(sorted(env_map(cc)) == sorted(env_map(c)),
+              "canary and stable must set the same PRIMED_* settings (compare like with like)")
+    if failures:
+        return
+    run_rest(dep, svc, hpa, tlabels, c, cport, res, docs, cfg, steps)
 
-    # --- Deployment ---
+
+def track_of(d):
+    return d.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {}).get("track")
+
+
+def check_deployment(dep, steps):
+    """The checks every Deployment of primed passes; (template labels, container, port,
+    resources), or None when it is too broken to go on."""
     check(dep["apiVersion"] == "apps/v1", "Deployment apiVersion must be apps/v1")
     spec = dep["spec"]
     tmpl = spec["template"]
@@ -135,7 +173,7 @@ def main():
     pod = tmpl["spec"]
     cs = [c for c in pod["containers"] if c.get("name") == "primed"]
     if not check(len(cs) == 1, "Deployment needs one container named primed"):
-        return
+        return None
     c = cs[0]
     env = env_map(c)
     http = [p for p in c.get("ports", []) if p.get("name") == "http"]
@@ -181,7 +219,9 @@ def main():
               "cpu request above limit")
         mem_limit = to_bytes(res["limits"]["memory"])
         check(to_bytes(res["requests"]["memory"]) <= mem_limit, "memory request above limit")
-        budget = int(env.get("PRIMED_MEMORY_BUDGET", {}).get("value", str(256 << 20)))
+        bv = env.get("PRIMED_MEMORY_BUDGET", {}).get("value", "auto")
+        # auto: 1/4 of the limit, 16 MiB .. 256 MiB (memwatch_auto_budget)
+        budget = min(max(mem_limit // 4, 16 << 20), 256 << 20) if bv in ("auto", "0") else int(bv)
         check(budget <= mem_limit // 2,
               f"PRIMED_MEMORY_BUDGET {budget} leaves no headroom under the limit {mem_limit}")
     w = env.get("PRIMED_WORKERS")
@@ -209,6 +249,10 @@ def main():
     check(ann.get("prometheus.io/scrape") == "true", "prometheus.io/scrape must be \"true\"")
     check(str(ann.get("prometheus.io/port")) == str(cport), "prometheus.io/port != http port")
     check(ann.get("prometheus.io/path") == "/metrics", "prometheus.io/path must be /metrics")
+    return tlabels, c, cport, res
+
+
+def run_rest(dep, svc, hpa, tlabels, c, cport, res, docs, cfg, steps):
 
     # --- Service ---
     check(svc["apiVersion"] == "v1", "Service apiVersion must be v1")
@@ -314,6 +358,10 @@ mutate service_selects_nothing       k8s/service.yaml    '/selector:/,/ports:/ s
 mutate hpa_targets_other_deployment  k8s/hpa.yaml        's#    name: primed#    name: primed-old#'
 mutate writable_root_fs              k8s/deployment.yaml 's#readOnlyRootFilesystem: true#readOnlyRootFilesystem: false#'
 mutate uid_differs_from_image        k8s/deployment.yaml 's#runAsUser: 10001#runAsUser: 10002#'
+mutate canary_outside_service         k8s/canary.yaml     '/template:/,/annotations:/ s#app.kubernetes.io/name: primed#app.kubernetes.io/name: primed-canary#'
+mutate canary_two_replicas            k8s/canary.yaml     's#replicas: 1#replicas: 2#'
+mutate stable_selects_canary          k8s/deployment.yaml '/matchLabels:/,/strategy:/ { /track: stable/d }'
+mutate canary_other_settings          k8s/canary.yaml     's#PRIMED_HEAP_DUMP_DIR#PRIMED_HEAP_DUMP_KEEP#'
 mutate unit_stop_timeout_too_short   primed.service      's#^TimeoutStopSec=.*#TimeoutStopSec=10#'
 mutate unit_without_protect_system   primed.service      's#^ProtectSystem=strict#ProtectSystem=full#'
 
