@@ -20,6 +20,7 @@
 #include "primed/metrics.h"
 #include "primed/pool.h"
 #include "primed/profiling.h"
+#include "primed/reqmem.h"
 #include "primed/server.h"
 #include "primed/sieve.h"
 
@@ -88,12 +89,20 @@ int main(int argc, char *argv[])
     }
 
     int rc = 1;
-    struct api_ctx api = {.cfg = &cfg, .inline_small = getenv("BENCH_HANDOFF_ALL") == NULL};
+    /* Request bodies and batch parses: charged by the server and the API, reported here. */
+    static struct reqmem reqmem;
+    reqmem_init(&reqmem, cfg.request_memory_budget);
+    struct api_ctx api = {
+        .cfg = &cfg, .inline_small = getenv("BENCH_HANDOFF_ALL") == NULL, .mem = &reqmem};
     struct pool *pool = NULL;
     struct server *srv = NULL;
     if (metrics_init() != 0) {
         log_event(LOG_ERROR, "startup_failed", "metrics_init failed", NULL);
         goto out_sfd;
+    }
+    if (metrics_register_collector(reqmem_collect, &reqmem) != 0) {
+        log_event(LOG_ERROR, "startup_failed", "cannot register the request memory metrics", NULL);
+        goto out_metrics;
     }
     pool = pool_create(cfg.workers, cfg.queue_capacity, api_worker_init, api_worker_fini, &api);
     if (!pool) {
@@ -136,6 +145,7 @@ out_pool:
     pool_destroy(pool);
     server_destroy(srv);
 out_metrics:
+    metrics_unregister_collector(reqmem_collect, &reqmem);
     profiling_shutdown();
     metrics_fini();
     sieve_shutdown();
