@@ -415,7 +415,7 @@ static enum pool_outcome failed_answer(int r, const atomic_int *cancel, struct h
  * budget). On the worker, before jansson sees it, batch_scan walks the bytes once (O(n), no
  * allocation) and refuses what the API cannot use: nesting below a query, more queries than
  * max_batch_queries, more than BATCH_MEMBERS_MAX members in an object, tokens longer than
- * BATCH_TOKEN_MAX. What is left parses into a tree of at most ~1 KiB per query, and the parse
+ * BATCH_TOKEN_MAX. What is left parses into a tree of about 1.3–2 KiB a query, and the parse
  * runs under a counting allocator (json_acct) that stops it at a per-parse cap and charges what
  * it holds to the same budget. So a queued batch holds its raw bytes only, and a running one
  * its bytes plus a tree of a few MiB at most (the audit's 1 MiB body of small objects made a
@@ -432,9 +432,9 @@ static const struct {
 #define BATCH_NOPS (sizeof batch_ops / sizeof batch_ops[0])
 
 #define BATCH_DEPTH_MAX 3 /* {"queries":[{…}]}: root, array, query */
-#define BATCH_MEMBERS_MAX                                                                          \
-    8                       /* members of the root and of one query (op + parameters + slack for   \
-                               an unknown name, answered per query as GET does) */
+/* Members of the root and of one query: op, the parameters, and slack for unknown names, which
+ * are answered per query (unknown_parameter) as GET answers them. */
+#define BATCH_MEMBERS_MAX 8
 #define BATCH_TOKEN_MAX 256 /* bytes of one string (with its quotes) or number/literal */
 /* A parse is stopped (400) above BASE + PER_QUERY × max_batch_queries + 2 × the body's bytes.
  * Within the scan's limits a real one stays below: measured with jansson 2.14, 1000 queries of 8
@@ -620,9 +620,9 @@ static void bq_each_arg(const struct http_request *req,
         fn(arg, bq->names[i], bq->vals[i]);
 }
 
-/* The route of query o, with its arguments in bq; or -1 with the envelope's error in er. */
-static int batch_query_init(json_t *o, const struct http_request *parent, struct batch_query *bq,
-                            struct http_response *er)
+/* The route of query o, with its arguments in bq; or -1 with the envelope's error in er. The
+ * request has no path, headers or body: api_prepare reads only the arguments of these routes. */
+static int batch_query_init(json_t *o, struct batch_query *bq, struct http_response *er)
 {
     const char *op = json_string_value(json_object_get(o, "op"));
     if (!json_is_object(o) || !op) {
@@ -641,13 +641,8 @@ static int batch_query_init(json_t *o, const struct http_request *parent, struct
         errors_render(er, PERR_BAD_PARAM, "op", NULL, "op must be one of %s", list);
         return -1;
     }
-    bq->req = (struct http_request){.method = "GET",
-                                    .path = parent->path,
-                                    .request_id = parent->request_id,
-                                    .client_addr = parent->client_addr,
-                                    .get_arg = bq_get_arg,
-                                    .each_arg = bq_each_arg,
-                                    .impl = bq};
+    bq->req = (struct http_request){
+        .method = "GET", .get_arg = bq_get_arg, .each_arg = bq_each_arg, .impl = bq};
     bq->nargs = 0;
     const char *key;
     json_t *val;
@@ -666,7 +661,9 @@ static int batch_query_init(json_t *o, const struct http_request *parent, struct
             bq->vals[i] = json_string_value(val);
         } else {
             errors_render(er, PERR_BAD_PARAM, key, NULL,
-                          "%.64s must be a JSON integer or a string of digits", key);
+                          "%.64s must be a JSON integer or a string (one above 2^63-1 must be a "
+                          "string)",
+                          key);
             return -1;
         }
     }
@@ -676,11 +673,11 @@ static int batch_query_init(json_t *o, const struct http_request *parent, struct
 /* One query's answer into er, through the GET path. Returns POOL_DONE (er holds a result or an
  * error), or the outcome of a cancelled computation (er holds its error: it answers the batch). */
 static enum pool_outcome batch_query_answer(const struct api_ctx *ctx, struct api_worker *w,
-                                            json_t *o, const struct http_request *parent,
-                                            const atomic_int *cancel, struct http_response *er)
+                                            json_t *o, const atomic_int *cancel,
+                                            struct http_response *er)
 {
     struct batch_query bq;
-    int route = batch_query_init(o, parent, &bq, er);
+    int route = batch_query_init(o, &bq, er);
     if (route < 0) return POOL_DONE;
     struct api_query sq;
     enum api_plan plan = api_prepare(ctx, (enum route_id)route, &bq.req, &sq, er);
@@ -741,7 +738,6 @@ static enum pool_outcome run_batch(const struct api_ctx *ctx, const struct api_q
     json_t *root = batch_parse(ctx, q, &acct, resp);
     enum pool_outcome out = POOL_DONE;
     if (!root) goto done;
-    struct http_request parent = {.path = "/v1/batch"};
     json_t *qs = json_object_get(root, "queries");
     struct jsonw body;
     jsonw_init_dynamic(&body, BATCH_BODY_MAX);
@@ -749,7 +745,7 @@ static enum pool_outcome run_batch(const struct api_ctx *ctx, const struct api_q
     for (size_t i = 0; i < json_array_size(qs); i++) {
         struct http_response er;
         http_response_init(&er);
-        out = batch_query_answer(ctx, w, json_array_get(qs, i), &parent, cancel, &er);
+        out = batch_query_answer(ctx, w, json_array_get(qs, i), cancel, &er);
         if (out != POOL_DONE) { /* cancelled: its error answers the whole batch */
             http_response_fini(resp);
             *resp = er;
