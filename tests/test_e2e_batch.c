@@ -175,7 +175,11 @@ START_TEST(queued_batches_hold_only_their_bytes)
             "20 queued 1 MiB batches: queue depth %ld, RSS before %ld KiB, peak %ld KiB, "
             "growth %.1f MiB; request memory %ld bytes\n",
             depth, rss0, hwm, (double)(hwm - rss0) / 1024, held);
-    ck_assert_msg(hwm - rss0 <= 160 * 1024, "peak RSS grew by %ld KiB", hwm - rss0);
+    /* ThreadSanitizer shadows every byte the process touches several times over (the 20 MiB of
+     * bodies alone cost ~180 MiB there), so under it only the budget's own figure is checked. */
+    const char *variant = getenv("PRIMED_VARIANT");
+    if (!variant || strcmp(variant, "tsan") != 0)
+        ck_assert_msg(hwm - rss0 <= 160 * 1024, "peak RSS grew by %ld KiB", hwm - rss0);
     ck_assert_int_eq(depth, 20);
     /* The queued bodies are what the budget holds: 20 × (1 MiB + 1), nothing more. */
     ck_assert_int_ge(held, 20 * (MIB - 64));
