@@ -306,6 +306,7 @@ static Suite *batch_suite(void)
 {
     Suite *s = suite_create("e2e_batch");
     TCase *tc = tcase_create("batch");
+    tcase_set_timeout(tc, 120); /* each test waits out an 8 s or 6 s request deadline */
     tcase_add_test(tc, queued_batches_hold_only_their_bytes);
     tcase_add_test(tc, full_request_budget_answers_503_at_once);
     tcase_add_test(tc, healthz_stays_prompt_while_8_clients_post_1mib_batches);
