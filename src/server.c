@@ -28,6 +28,12 @@
  * (req_wake). A stream reader suspends from inside stream_read's lock (park), so the producer's
  * wake, which follows its commit under that lock, always comes after the suspend.
  *
+ * Request bodies: buffered here, every byte charged to the request memory budget (reqmem.h)
+ * before it is held: a Content-Length whole before the body is read (503 at once, the connection
+ * closed as for 413, when it does not fit), a chunked body as its buffer grows (the rest
+ * discarded and 503 at the end). Nothing reads the body on this thread; the API parses it on a
+ * worker.
+ *
  * Keep-alive: libmicrohttpd 0.9.75 closes the connection when a response is queued in the first
  * access-handler call (the body may be unread), so normal answers are queued only from the
  * second call on. The one exception is 413 from Content-Length, where closing is the point.

@@ -72,7 +72,10 @@ void *api_worker_init(void *ctx);
 void api_worker_fini(void *ctx, void *local);
 
 /* Compute q on a worker into resp. Cancellation: a DEADLINE reason yields 504, SHUTDOWN 503,
- * CLIENT an (unsent) 503. local may be NULL only when cancel is already set. */
+ * CLIENT an (unsent) 503. local may be NULL only when cancel is already set. A batch is parsed
+ * here (400 for a shape it cannot use, 503 when ctx->mem cannot hold the parse) and each of its
+ * queries prepared and run as its GET endpoint; a cancel stops the batch with the cancel's
+ * answer. */
 enum pool_outcome api_run(const struct api_ctx *ctx, const struct api_query *q, void *local,
                           const atomic_int *cancel, struct http_response *resp);
 
