@@ -28,6 +28,12 @@
  * (req_wake). A stream reader suspends from inside stream_read's lock (park), so the producer's
  * wake, which follows its commit under that lock, always comes after the suspend.
  *
+ * Request bodies: buffered here, every byte charged to the request memory budget (reqmem.h)
+ * before it is held: a Content-Length whole before the body is read (503 at once, the connection
+ * closed as for 413, when it does not fit), a chunked body as its buffer grows (the rest
+ * discarded and 503 at the end). Nothing reads the body on this thread; the API parses it on a
+ * worker.
+ *
  * Keep-alive: libmicrohttpd 0.9.75 closes the connection when a response is queued in the first
  * access-handler call (the body may be unread), so normal answers are queued only from the
  * second call on. The one exception is 413 from Content-Length, where closing is the point.
@@ -55,6 +61,7 @@
 #include "primed/memwatch.h"
 #include "primed/metrics.h"
 #include "primed/profiling.h"
+#include "primed/reqmem.h"
 #include "primed/router.h"
 #include "primed/stream.h"
 
@@ -97,6 +104,7 @@ struct req {
     bool uri_too_long;
     bool started; /* counted in server.nstarted; written under server.mu */
     bool body_too_large;
+    bool over_budget; /* the body did not fit the request memory budget: 503 at the end */
     uint64_t t0_ns;
     size_t uri_len;
     char method[8];
@@ -105,6 +113,9 @@ struct req {
     char client_addr[ADDR_MAX];
     char *body; /* malloc'd, body_len of body_cap bytes, never above cfg.max_body_bytes */
     size_t body_len, body_cap;
+    /* Bytes charged to the request memory budget for the body (≥ body_cap: a Content-Length is
+     * charged whole before the first byte is read), released with the request. */
+    size_t body_charged;
     const struct route *route;
     struct http_request hreq;
     int status;
@@ -169,6 +180,7 @@ static void req_unref(struct req *r)
     http_response_fini(&r->resp);
     pthread_mutex_destroy(&r->mu);
     free(r->body);
+    reqmem_release(r->srv->api->mem, r->body_charged);
     free(r);
 }
 
@@ -528,6 +540,8 @@ static enum MHD_Result handle(struct req *r, const char *url)
     if (rr == ROUTER_METHOD_NOT_ALLOWED)
         return queue_error(r, PERR_METHOD_NOT_ALLOWED, NULL, router_allow(rt), NULL);
     if (r->body_too_large) return queue_error(r, PERR_BODY_TOO_LARGE, NULL, NULL, NULL);
+    if (r->over_budget)
+        return queue_error(r, PERR_OVERLOADED, NULL, NULL, "request memory budget exhausted");
 
     struct http_response *hr = &r->resp;
     if (rt->kind == ROUTE_K_DEBUG) {
@@ -566,6 +580,45 @@ static enum MHD_Result handle(struct req *r, const char *url)
     enum api_plan plan = api_prepare(s->api, rt->id, &r->hreq, &r->query, hr);
     if (plan == API_ANSWERED) return queue_http(r, hr);
     return submit(r, plan == API_STREAM);
+}
+
+/* ---- request bodies ------------------------------------------------------------------------ */
+
+/* Room for `need` bytes of body (NUL included): the Content-Length charged up front when there
+ * was one, else doubling from 4 KiB (at most max_body_bytes + 1), the growth charged to the
+ * request memory budget. 0, -EAGAIN (over budget) or -ENOMEM. */
+static int body_reserve(struct req *r, size_t need)
+{
+    if (need <= r->body_cap) return 0;
+    size_t cap;
+    if (r->body_charged >= need) {
+        cap = r->body_charged;
+    } else {
+        size_t most = (size_t)r->srv->cfg->max_body_bytes + 1;
+        cap = r->body_cap ? r->body_cap : 4096;
+        while (cap < need)
+            cap *= 2;
+        if (cap > most) cap = most > need ? most : need;
+    }
+    if (cap > r->body_charged) {
+        if (!reqmem_charge(r->srv->api->mem, cap - r->body_charged)) return -EAGAIN;
+        r->body_charged = cap;
+    }
+    char *nb = realloc(r->body, cap);
+    if (!nb) return -ENOMEM;
+    r->body = nb;
+    r->body_cap = cap;
+    return 0;
+}
+
+/* Forget the body (it will not be used) and give its bytes back to the budget. */
+static void body_drop(struct req *r)
+{
+    free(r->body);
+    r->body = NULL;
+    r->body_len = r->body_cap = 0;
+    reqmem_release(r->srv->api->mem, r->body_charged);
+    r->body_charged = 0;
 }
 
 static enum MHD_Result header_bytes_it(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -627,29 +680,33 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                 /* Early: the body is never read, so libmicrohttpd closes the connection. */
                 return queue_error(r, PERR_BODY_TOO_LARGE, NULL, NULL,
                                    "request body larger than max_body_bytes");
+            /* The whole declared body is charged before a byte of it is read, so a client
+             * learns at once (and the connection closes, as above) that there is no room. */
+            if (n > 0) {
+                if (!reqmem_charge(s->api->mem, n + 1))
+                    return queue_error(r, PERR_OVERLOADED, NULL, NULL,
+                                       "request memory budget exhausted");
+                r->body_charged = (size_t)n + 1;
+            }
         }
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (r->body_too_large) return MHD_YES; /* discard, answer 413 at the end */
+        if (r->body_too_large || r->over_budget) return MHD_YES; /* discard, answer at the end */
         if (r->body_len + n > s->cfg->max_body_bytes) {
             r->body_too_large = true;
-            free(r->body);
-            r->body = NULL;
-            r->body_len = r->body_cap = 0;
+            body_drop(r);
             return MHD_YES;
         }
-        if (r->body_len + n + 1 > r->body_cap) {
-            size_t cap = r->body_cap ? r->body_cap : 4096;
-            while (cap < r->body_len + n + 1)
-                cap *= 2;
-            char *nb = realloc(r->body, cap);
-            if (!nb) return MHD_NO;
-            r->body = nb;
-            r->body_cap = cap;
+        int rc = body_reserve(r, r->body_len + n + 1);
+        if (rc == -EAGAIN) {
+            r->over_budget = true;
+            body_drop(r);
+            return MHD_YES;
         }
+        if (rc != 0) return MHD_NO;
         memcpy(r->body + r->body_len, upload_data, n);
         r->body_len += n;
         r->body[r->body_len] = '\0';

@@ -446,6 +446,77 @@ rc2 = srv2.stop(signal.SIGTERM, timeout=15)
 rows.append(("SIGTERM after overload", "exit %s" % rc2, "", "ok" if rc2 == 0 else "FAIL"))
 failures += rc2 != 0
 
+# ---- body-shape bombs (issue 11): batch bodies up to 1 MiB built to make a parser allocate ----
+# Every one is answered with a JSON 4xx (bad_json or limit_exceeded: the worker's scan refuses
+# the shape from the raw bytes, before jansson builds anything), or 503 overloaded when the
+# request memory budget is spent; the server keeps serving and gives every byte back.
+srv3 = Server(["--workers", "2", "--max-body-bytes", "1MiB", "--max-batch-queries", "1000",
+               "--request-memory-budget", "4MiB", "--log-level", "error"])
+MB = 1024 * 1024 - 256
+def fill(head, unit, tail, size=MB):
+    return head + unit * ((size - len(head) - len(tail)) // len(unit)) + tail
+BOMBS = [
+    ("bomb: 500k-deep arrays", "{\"queries\":[" + "[" * 500000),
+    ("bomb: objects nested in a query", fill('{"queries":[{"op":"isprime","n":', '{"a":', "7" + "}" * 5 + "}]}", 200000)),
+    ("bomb: 340k empty queries", fill('{"queries":[', "{},", "{}]}")),
+    ("bomb: 340k objects under one query", fill('{"queries":[{"op":"isprime","n":7,"x":[', "{},", "{}]}]}")),
+    ("bomb: 60k keys in one query", '{"queries":[{"op":"isprime",' + ",".join('"k%d":1' % i for i in range(60000)) + "}]}"),
+    ("bomb: 60k keys at the root", "{" + ",".join('"k%d":1' % i for i in range(60000)) + ',"queries":[]}'),
+    ("bomb: 1 MiB string value", fill('{"queries":[{"op":"isprime","n":"', "7", '"}]}')),
+    ("bomb: 1 MiB key", fill('{"queries":[{"op":"isprime","', "k", '":1}]}')),
+    ("bomb: 1 MiB number", fill('{"queries":[{"op":"isprime","n":', "1", "}]}")),
+    ("bomb: 1 MiB of \\u escapes", fill('{"queries":[{"op":"isprime","n":"', "\\u0037", '"}]}')),
+    ("bomb: 300k strings as queries", fill('{"queries":[', '"a",', '"a"]}')),
+    ("bomb: 1001 real queries", '{"queries":[' + ",".join(['{"op":"isprime","n":7}'] * 1001) + "]}"),
+]
+def bomb_ok(o):
+    if isinstance(o, Closed):
+        return False, describe(o)
+    if error_shape(o) or not (400 <= o.status < 500 or o.status == 503):
+        return False, describe(o)
+    if o.status == 503:
+        return err(503, "overloaded")(o)
+    return err(o.status, "bad_json", "limit_exceeded")(o)
+for name, body in BOMBS:
+    (good, how), elapsed = run_case(post("/v1/batch", body), bomb_ok, port=srv3.port)
+    alive = healthz_ok(srv3.port)
+    rows.append((name, how + ("" if alive else "; /healthz DOWN"), "%.2f" % elapsed,
+                 "ok" if good and alive else "FAIL"))
+    failures += not (good and alive)
+# What the scan lets through still works: 1000 real queries padded to 1 MiB, and 1 MiB of
+# whitespace around an empty batch.
+padded = '{"queries":[' + ",".join(['{"op":"isprime","n":"%d"}' % (1000003 + 2 * i) for i in range(1000)]) + "]}"
+for name, body, n in (("1000 real queries in 1 MiB", padded + " " * (MB - len(padded)), 1000),
+                      ("1 MiB of whitespace around []", " " * (MB - 20) + '{"queries":[]}', 0)):
+    (good, how), elapsed = run_case(post("/v1/batch", body),
+                                    ok200(lambda o, n=n: len(o.json()["results"]) == n), port=srv3.port)
+    rows.append((name, how, "%.2f" % elapsed, "ok" if good else "FAIL"))
+    failures += not good
+# All of them at once, 16 in flight against a 4 MiB budget: 4xx or 503 overloaded, never more
+# memory than the budget; afterwards the budget is whole again.
+from concurrent.futures import ThreadPoolExecutor as _TPE
+with _TPE(max_workers=16) as ex:
+    outs3 = list(ex.map(lambda b: run_case(post("/v1/batch", b[1]), bomb_ok, port=srv3.port)[0],
+                        BOMBS + BOMBS[2:6]))
+tally3 = {}
+for good, how in outs3:
+    tally3[how.split(" [")[0]] = tally3.get(how.split(" [")[0], 0) + 1
+held = None
+for _ in range(int(50 * SLOW)):
+    m = exchange(srv3.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    line = [l for l in m.body.decode().split("\n") if l.startswith("primed_request_memory_bytes ")]
+    held = line[0].split()[1] if line else "?"
+    if held == "0":
+        break
+    time.sleep(0.1)
+good = all(g for g, _ in outs3) and healthz_ok(srv3.port) and held == "0"
+rows.append(("16 bombs at once, 4 MiB budget", ", ".join("%s×%d" % kv for kv in sorted(tally3.items()))
+             + "; request memory after: %s" % held, "", "ok" if good else "FAIL"))
+failures += not good
+rc3 = srv3.stop(signal.SIGTERM, timeout=15)
+rows.append(("SIGTERM after the bombs", "exit %s" % rc3, "", "ok" if rc3 == 0 else "FAIL"))
+failures += rc3 != 0
+
 w = max(len(r[0]) for r in rows)
 print("%-*s  %-44s %6s  %s" % (w, "case", "answered", "secs", "verdict"))
 for r in rows:
