@@ -304,18 +304,19 @@ static void client_addr(struct MHD_Connection *c, char *out, size_t outlen)
 }
 
 /* libmicrohttpd 0.9.75 parses the query right after the URI-log callback into ~56-byte records
- * in the connection's memory pool. When the pool runs out (~900 arguments in 64 KiB) it abandons
- * the request: no answer, the connection held to the idle timeout, and neither the access handler
- * nor the completion callback runs. No route takes more than three parameters, so a query with
- * more than this many (fewer with a small connection_memory_limit: one per 128 bytes of it, which
- * leaves the pool room for the buffers) is cut off before it is parsed and refused (400
- * limit_exceeded). */
+ * in the connection's memory pool, next to the request line itself. When the pool runs out (~900
+ * arguments in 64 KiB) it abandons the request: no answer, the connection held to the idle
+ * timeout, and neither the access handler nor the completion callback runs. No route takes more
+ * than three parameters, so a query with more than MAX_QUERY_ARGS, or whose URI plus
+ * ARG_POOL_BYTES per argument would not fit in half the pool (the other half is the read and
+ * write buffers), is cut off before it is parsed and refused (400 limit_exceeded). */
 #define MAX_QUERY_ARGS 64
+#define ARG_POOL_BYTES 64
 
-static size_t max_query_args(const struct primed_config *cfg)
+static bool query_fits(const struct primed_config *cfg, size_t uri_len, size_t nargs)
 {
-    uint64_t n = cfg->connection_memory_limit / 128;
-    return n < MAX_QUERY_ARGS ? (size_t)n : MAX_QUERY_ARGS;
+    return nargs <= MAX_QUERY_ARGS &&
+           uri_len + nargs * ARG_POOL_BYTES <= cfg->connection_memory_limit / 2;
 }
 
 static size_t count_query_args(const char *query)
@@ -360,7 +361,7 @@ static void *on_request_start(void *cls, const char *uri, struct MHD_Connection 
     snprintf(r->path, sizeof r->path, "%.*s", (int)strcspn(uri, "?"), uri);
     client_addr(conn, r->client_addr, sizeof r->client_addr);
     const char *q = strchr(uri, '?');
-    if (q && count_query_args(q + 1) > max_query_args(s->cfg)) {
+    if (q && !query_fits(s->cfg, r->uri_len, count_query_args(q + 1))) {
         r->too_many_args = true;
         /* This callback is the only hook before libmicrohttpd parses the query, and uri points
          * into its own writable read buffer (it NUL-splits the query there itself next): end
@@ -583,8 +584,10 @@ static enum MHD_Result handle(struct req *r, const char *url)
     struct server *s = r->srv;
     if (r->uri_too_long) return queue_error(r, PERR_URI_TOO_LONG, NULL, NULL, NULL);
     if (r->too_many_args) {
-        char msg[64];
-        snprintf(msg, sizeof msg, "more than %zu query parameters", max_query_args(s->cfg));
+        char msg[128];
+        snprintf(msg, sizeof msg,
+                 "more than %d query parameters, or more than connection_memory_limit can parse",
+                 MAX_QUERY_ARGS);
         return queue_error(r, PERR_LIMIT_EXCEEDED, NULL, NULL, msg);
     }
     const struct route *rt = NULL;
