@@ -849,8 +849,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct req *r = *con_cls;
     if (!r) return;
     *con_cls = NULL;
-    /* 499: the client went away (or timed out) before an answer was queued. */
-    req_finish(r, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? 0 : 499);
+    /* Not answered by us: libmicrohttpd's own error page (e.g. 431 for headers that overflow
+     * its pool) if it queued one, else 499: the client went away or timed out first. */
+    int unanswered = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? 0 : 499;
+    const union MHD_ConnectionInfo *ci =
+        r->status ? NULL : MHD_get_connection_info(conn, MHD_CONNECTION_INFO_HTTP_STATUS);
+    if (ci && ci->http_status) unanswered = (int)ci->http_status;
+    req_finish(r, unanswered);
 }
 
 /* The socket context is a slot holding either its own address (no request in progress) or the
