@@ -1,7 +1,9 @@
 /* server.c — see server.h.
  *
  * Lifetime of a request (struct req), shared by up to three parties, each holding one reference:
- *   - the connection: from the URI-log callback (request start) until NOTIFY_COMPLETED;
+ *   - the connection: from the URI-log callback (request start) until NOTIFY_COMPLETED, or for a
+ *     request libmicrohttpd abandons without that callback, until the connection closes (its
+ *     socket context names the unfinished request; on_connection);
  *   - the pool job: taken just before pool_submit, dropped in the job's `done` callback (after
  *     the pool has forgotten the job);
  *   - a streamed response's reader: taken when the callback response is created, dropped in the
