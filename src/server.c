@@ -331,7 +331,7 @@ static size_t count_query_args(const char *query)
 }
 
 /* A control byte (below 0x20, or DEL) in the raw request target. A NUL cannot be seen here: the
- * target is a C string that ends at it (see raw_target_ok). */
+ * target is a C string that ends at it (see raw_request_ok). */
 static bool has_control_byte(const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++)
