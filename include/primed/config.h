@@ -55,6 +55,13 @@ struct primed_config {
     uint64_t max_nth;           /* largest k for /v1/nth, default 1e10 */
     unsigned max_batch_queries; /* default 1000 */
 
+    /* per-client limits (ratelimit.c, pool.c); off by default: see docs/configuration.md */
+    uint64_t rate_limit;                   /* tokens per second per client, 0 = off */
+    uint64_t rate_limit_burst;             /* tokens, 0 = auto (= rate_limit) */
+    unsigned rate_limit_clients;           /* buckets in the client table, default 65536 */
+    char trusted_proxies[CONFIG_PATH_MAX]; /* CIDR list whose X-Forwarded-For is believed */
+    unsigned max_inflight_per_client;      /* a client's jobs running at once, 0 = no cap */
+
     /* logging and profiling */
     enum log_level log_level;     /* default info */
     enum log_format log_format;   /* default json */
