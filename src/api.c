@@ -374,6 +374,88 @@ enum api_plan api_prepare(const struct api_ctx *ctx, enum route_id route,
     return API_RUN;
 }
 
+/* ---- prices --------------------------------------------------------------------------------- */
+
+/* Measured on the benchmark machine (docs/benchmarks.md): counting sieves ~8e6 numbers per ms
+ * of one worker below 1e10; higher up every number costs more (more sieving primes, bucket
+ * sieving): ~13x at 1e18, ~15x near 2^64. Listing costs ~4x counting (formatting and sending).
+ * Meissel's π(x) for nth costs ~x^(2/3) / 3.7e5 ms (nth(1e10): 0.11 s). Small batch queries
+ * (isprime, next, prev) cost ~2 µs: 500 per token. */
+static int batch_number(json_t *o, const char *key, uint64_t *out, const char **why);
+
+#define COST_NUMBERS_PER_MS 8e6
+#define COST_LIST_FACTOR 4.0
+#define COST_PI_DIVISOR 3.7e5
+#define COST_SMALL_PER_TOKEN 500
+#define COST_MAX 1e9
+
+static double height_factor(uint64_t hi)
+{
+    return hi <= 10000000000ull ? 1.0 : 1.0 + 1.5 * (log10((double)hi) - 10.0);
+}
+
+static double range_ms(uint64_t a, uint64_t b)
+{
+    return ((double)(b - a) + 1.0) / COST_NUMBERS_PER_MS * height_factor(b);
+}
+
+static double nth_ms(uint64_t k)
+{
+    uint64_t x = sieve_nth_estimate(k);
+    return x <= SIEVE_PI_MAX ? pow((double)x, 2.0 / 3.0) / COST_PI_DIVISOR : range_ms(0, x);
+}
+
+static uint64_t tokens(double ms)
+{
+    return ms >= COST_MAX ? (uint64_t)COST_MAX : 1 + (uint64_t)ms;
+}
+
+/* The extra milliseconds of one batch query beyond a small one (0 for malformed queries: they
+ * are answered with an error at no cost). */
+static double batch_query_ms(json_t *o, unsigned *small)
+{
+    const char *op = json_string_value(json_object_get(o, "op"));
+    const char *why;
+    uint64_t a = 0, b = 0;
+    if (!json_is_object(o) || !op) return 0;
+    if (strcmp(op, "count") == 0) {
+        if (batch_number(o, "from", &a, &why) >= 0 || batch_number(o, "to", &b, &why) >= 0 || a > b)
+            return 0;
+        return range_ms(a, b);
+    }
+    if (strcmp(op, "nth") == 0) {
+        if (batch_number(o, "n", &a, &why) >= 0 || a == 0 || a > PI_2_64) return 0;
+        return nth_ms(a);
+    }
+    (*small)++;
+    return 0;
+}
+
+uint64_t api_cost(const struct api_ctx *ctx, const struct api_query *q)
+{
+    switch (q->op) {
+    case API_COUNT:
+        return tokens(range_ms(q->a, q->b));
+    case API_PRIMES:
+        return tokens(COST_LIST_FACTOR * range_ms(q->a, q->b));
+    case API_NTH:
+        return tokens(nth_ms(q->a));
+    case API_BATCH: {
+        json_t *qs = json_object_get(q->batch, "queries");
+        double ms = 0;
+        unsigned small = 0;
+        for (size_t i = 0; i < json_array_size(qs) && ms < COST_MAX; i++)
+            ms += batch_query_ms(json_array_get(qs, i), &small);
+        return tokens(ms + (double)small / COST_SMALL_PER_TOKEN);
+    }
+    case API_ISPRIME:
+    case API_NEXT:
+    case API_PREV:
+        break;
+    }
+    return 1;
+}
+
 /* ---- computing ----------------------------------------------------------------------------- */
 
 struct count_par {

@@ -218,6 +218,48 @@ START_TEST(batch_validation)
 }
 END_TEST
 
+/* Prices: 1 for small requests, growing with the numbers sieved and their height; a batch is
+ * the sum of its queries. The figures are the documented ones (docs/configuration.md). */
+static uint64_t price(enum api_op op, uint64_t a, uint64_t b)
+{
+    struct api_query q = {.op = op, .a = a, .b = b};
+    return api_cost(&ctx, &q);
+}
+
+static uint64_t batch_price(const char *body)
+{
+    struct api_query q = {.op = API_BATCH};
+    q.batch = json_loads(body, 0, NULL);
+    ck_assert_ptr_nonnull(q.batch);
+    uint64_t c = api_cost(&ctx, &q);
+    api_query_fini(&q);
+    return c;
+}
+
+START_TEST(prices_follow_the_work)
+{
+    ck_assert_uint_eq(price(API_ISPRIME, 18446744073709551557ull, 0), 1);
+    ck_assert_uint_eq(price(API_NEXT, 1, 0), 1);
+    ck_assert_uint_eq(price(API_COUNT, 0, 1000), 1);
+    ck_assert_uint_eq(price(API_COUNT, 0, 9999999999ull), 1251); /* 1e10 / 8e6 + 1 */
+    uint64_t low = price(API_COUNT, 0, 999999999),
+             high = price(API_COUNT, 1000000000000000000ull, 1000000000999999999ull);
+    ck_assert_uint_gt(high, 10 * low); /* the same width near 1e18 costs > 10x */
+    ck_assert_uint_eq(price(API_PRIMES, 0, 999999999), 4 * low - 3);
+    uint64_t nth = price(API_NTH, 10000000000ull, 0);
+    ck_assert_msg(nth > 50 && nth < 250, "nth(1e10) = %llu", (unsigned long long)nth);
+    ck_assert_uint_eq(price(API_COUNT, 0, UINT64_MAX), 1000000000); /* capped */
+    ck_assert_uint_eq(
+        batch_price("{\"queries\":[{\"op\":\"count\",\"from\":0,\"to\":9999999999}]}"), 1251);
+    ck_assert_uint_eq(batch_price("{\"queries\":[{\"op\":\"count\",\"from\":0,\"to\":"
+                                  "9999999999},{\"op\":\"count\",\"from\":0,\"to\":9999999999}]}"),
+                      2501);
+    ck_assert_uint_eq(batch_price("{\"queries\":[{\"op\":\"isprime\",\"n\":7},{\"op\":\"bad\"},"
+                                  "{\"op\":\"count\",\"from\":5,\"to\":1}]}"),
+                      1);
+}
+END_TEST
+
 static Suite *api_suite(void)
 {
     Suite *s = suite_create("api");
@@ -228,6 +270,7 @@ static Suite *api_suite(void)
     tcase_add_test(tc, ranges_from_above_to_and_limits);
     tcase_add_test(tc, answers_match_known_values);
     tcase_add_test(tc, batch_validation);
+    tcase_add_test(tc, prices_follow_the_work);
     suite_add_tcase(s, tc);
     return s;
 }

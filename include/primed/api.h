@@ -58,6 +58,12 @@ enum api_plan api_prepare(const struct api_ctx *ctx, enum route_id route,
                           const struct http_request *req, struct api_query *q,
                           struct http_response *resp);
 
+/* The price of a prepared query in rate-limit tokens, 1 token ≈ 1 ms of one worker's CPU:
+ * 1 for isprime/next/prev; for count, primes, nth and batch an estimate from the numbers they
+ * sieve (docs/configuration.md lists the formulas). Always >= 1; capped at 1e9. A new
+ * operation adds its case here, next to its prepare and run. */
+uint64_t api_cost(const struct api_ctx *ctx, const struct api_query *q);
+
 /* Worker-local state (pool_create's init/fini with arg = the api_ctx). */
 void *api_worker_init(void *ctx);
 void api_worker_fini(void *ctx, void *local);
