@@ -52,7 +52,7 @@ static const char *const method_names[M__COUNT] = {"GET", "POST", "HEAD", "OTHER
 
 /* Every status primed can send (errors.h's table plus 200); anything else is "other". */
 static const int codes[] = {200, 400, 401, 404, 405, 406, 409, 413,
-                            414, 415, 431, 500, 501, 503, 504};
+                            414, 415, 429, 431, 500, 501, 503, 504};
 #define NCODES (sizeof codes / sizeof codes[0])
 #define CODE_OTHER NCODES /* index of the "other" column */
 

@@ -43,11 +43,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "primed/admission.h"
 #include "primed/errors.h"
 #include "primed/http.h"
 #include "primed/log.h"
@@ -118,6 +120,7 @@ struct req {
      * stream lives until the last unref, which follows removal from the in-flight list. */
     _Atomic(struct stream *) live_stream;
     struct pool_job job;
+    struct admission_ticket adm; /* I/O thread only: charged in handle, settled in on_completed */
 
     pthread_mutex_t mu; /* orders suspend before resume */
     bool suspended;     /* under mu */
@@ -129,6 +132,7 @@ struct server {
     struct api_ctx *api;
     struct listener main, debug;
     struct stream_budget budget;
+    struct admission adm; /* per-client rate limits; read-only after create (internally locked) */
     atomic_bool ready;    /* /readyz */
     atomic_bool draining; /* Connection: close on every response */
     /* server_stop has begun: no request is handed to a worker any more (503 at once), so the
@@ -329,8 +333,14 @@ static void *on_request_start(void *cls, const char *uri, struct MHD_Connection 
 
 /* ---- responses ----------------------------------------------------------------------------- */
 
+static void add_header(void *m, const char *name, const char *value)
+{
+    MHD_add_response_header(m, name, value);
+}
+
 static void add_common_headers(struct req *r, struct MHD_Response *m, const char *ctype)
 {
+    admission_headers(&r->adm, add_header, m);
     if (ctype) MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(m, "X-Request-Id", r->request_id);
     MHD_add_response_header(m, "X-Content-Type-Options", "nosniff");
@@ -510,6 +520,48 @@ static bool token_ok(struct req *r)
     return diff == 0;
 }
 
+/* Every X-Forwarded-For line joined with ", " (a proxy may append a line of its own rather than
+ * extend the client's), keeping the rightmost bytes if they do not fit: that is the trusted end.
+ * NULL when no proxy is trusted or there is no such header. */
+#define XFF_MAX 1024
+struct xff_buf {
+    char s[XFF_MAX];
+    size_t len;
+};
+
+static enum MHD_Result xff_it(void *cls, enum MHD_ValueKind kind, const char *key,
+                              const char *value)
+{
+    struct xff_buf *x = cls;
+    if (!value || strcasecmp(key, "X-Forwarded-For") != 0) return MHD_YES;
+    size_t n = strlen(value), sep = x->len ? 2 : 0;
+    if (n + sep >= XFF_MAX) { /* this line alone overflows: keep its tail */
+        memcpy(x->s, value + n - (XFF_MAX - 1), XFF_MAX - 1);
+        x->len = XFF_MAX - 1;
+    } else {
+        if (x->len + sep + n >= XFF_MAX) { /* drop the oldest (leftmost) bytes */
+            size_t drop = x->len + sep + n - (XFF_MAX - 1);
+            memmove(x->s, x->s + drop, x->len - drop);
+            x->len -= drop;
+        }
+        if (sep) memcpy(x->s + x->len, ", ", 2);
+        memcpy(x->s + x->len + sep, value, n);
+        x->len += sep + n;
+    }
+    x->s[x->len] = '\0';
+    return MHD_YES;
+}
+
+static const char *forwarded_for(struct req *r)
+{
+    static _Thread_local struct xff_buf x; /* I/O thread; used before the next request */
+    if (!admission_wants_forwarded_for(&r->srv->adm)) return NULL;
+    x.len = 0;
+    x.s[0] = '\0';
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, xff_it, &x);
+    return x.len ? x.s : NULL;
+}
+
 static enum MHD_Result handle(struct req *r, const char *url)
 {
     struct server *s = r->srv;
@@ -554,6 +606,11 @@ static enum MHD_Result handle(struct req *r, const char *url)
         break;
     }
     enum api_plan plan = api_prepare(s->api, rt->id, &r->hreq, &r->query, hr);
+    if (!admission_admit(&s->adm, s->api, rt->id, rt->handler, plan, &r->query, r->client_addr,
+                         forwarded_for(r), pool_now_ns(), &r->adm, hr)) {
+        api_query_fini(&r->query);
+        return queue_http(r, hr);
+    }
     if (plan == API_ANSWERED) return queue_http(r, hr);
     return submit(r, plan == API_STREAM);
 }
@@ -683,6 +740,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                                   .bytes = bytes,
                                   .duration_us = dur_ns / 1000};
     log_request(&rec);
+    admission_done(&s->adm, &r->adm, status, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK,
+                   pool_now_ns());
     metrics_observe_request(r->route ? r->route->handler : MH_OTHER, r->method, status,
                             (double)dur_ns / 1e9, bytes);
 
@@ -865,7 +924,8 @@ struct server *server_create(const struct primed_config *cfg, struct pool *pool,
                       "\"/v1/batch\",\"/healthz\",\"/readyz\",\"/metrics\"]}",
                       PRIMED_VERSION);
     s->root_len = rl > 0 && (size_t)rl < sizeof s->root_body ? (size_t)rl : 0;
-    if (metrics_register_collector(collect, s) != 0) goto err;
+    if (admission_init(&s->adm, cfg) != 0) goto err;
+    if (metrics_register_collector(collect, s) != 0) goto err_adm;
     if (start_listener(s, &s->main, cfg->listen_host, cfg->listen_port) != 0) goto err_metrics;
     if (cfg->debug_enabled && start_listener(s, &s->debug, cfg->debug_host, cfg->debug_port) != 0)
         goto err_main;
@@ -881,6 +941,8 @@ err_main:
     MHD_stop_daemon(s->main.d);
 err_metrics:
     metrics_unregister_collector(collect, s);
+err_adm:
+    admission_fini(&s->adm);
 err:
     stream_budget_destroy(&s->budget);
     pthread_cond_destroy(&s->susp_cv);
@@ -952,6 +1014,7 @@ void server_destroy(struct server *s)
 {
     if (!s) return;
     server_stop(s);
+    admission_fini(&s->adm);
     stream_budget_destroy(&s->budget);
     pthread_cond_destroy(&s->susp_cv);
     pthread_mutex_destroy(&s->susp_mu);
