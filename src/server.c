@@ -468,6 +468,7 @@ static enum MHD_Result submit(struct req *r, bool stream)
         atomic_fetch_add_explicit(&s->streams, 1, memory_order_relaxed);
         atomic_store_explicit(&r->live_stream, r->stream, memory_order_release);
     }
+    r->job.client = admission_client_tag(&r->adm); /* per-client fairness in the pool */
     r->job.run = req_job_run;
     r->job.done = req_job_done;
     r->job.deadline_ns =
@@ -791,6 +792,10 @@ static void collect(void *arg, struct metrics_writer *w)
                       ps.resumes);
     metrics_write_one(w, "primed_stream_resume_queue_depth", "gauge",
                       "Resumed stream producers waiting for a worker.", ps.resume_depth);
+    metrics_write_one(w, "primed_pool_fair_skips_total", "counter",
+                      "Queued jobs passed over because their client had max_inflight_per_client "
+                      "jobs running.",
+                      ps.fair_skips);
     metrics_write_one(w, "primed_stream_buffer_bytes", "gauge",
                       "Bytes of stream buffers in use (charged to the memory budget).",
                       atomic_load_explicit(&s->budget.used, memory_order_relaxed));

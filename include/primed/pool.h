@@ -59,6 +59,9 @@ struct pool_job {
     /* Absolute CLOCK_MONOTONIC deadline in ns, 0 = none. Set before submit; cleared through
      * pool_job_clear_deadline (under the pool lock). */
     uint64_t deadline_ns;
+    /* Who the job is for (a client tag), 0 = nobody in particular. Set before submit; with a
+     * per-client cap (pool_set_client_cap) it decides which queued job a worker takes. */
+    uint64_t client;
     /* pool-private, under the pool lock */
     struct pool_job *next;
     bool running;        /* inside run */
@@ -79,6 +82,14 @@ struct pool *pool_create(unsigned workers, unsigned queue_capacity, pool_worker_
  * and finish, joins every thread and frees the pool.
  * Accepts NULL. */
 void pool_destroy(struct pool *p);
+
+/* Per-client fairness: at most `cap` jobs with the same non-zero `client` run on workers at
+ * once (0 = no cap, the default). A worker takes the oldest queued job whose client is under
+ * the cap (looking at most POOL_FAIR_SCAN jobs deep); jobs of a client at its cap wait, even if
+ * a worker is idle (that worker helps with chunks instead), so one client cannot hold every
+ * worker while others' jobs queue behind it. Call before submitting. */
+#define POOL_FAIR_SCAN 64
+void pool_set_client_cap(struct pool *p, unsigned cap);
 
 /* Queue a job. Returns 0, -EAGAIN (queue full: answer 503) or -ESHUTDOWN (draining). Never
  * blocks beyond the pool lock. */
@@ -131,6 +142,7 @@ struct pool_stats {
     unsigned parked;       /* jobs that returned POOL_PARKED and wait for pool_resume */
     unsigned resume_depth; /* resumed jobs waiting for a worker */
     uint64_t resumes;      /* pool_resume calls */
+    uint64_t fair_skips;   /* queued jobs passed over because their client was at its cap */
     uint64_t jobs[POOL__OUTCOMES];
 };
 void pool_stats_get(struct pool *p, struct pool_stats *out);
