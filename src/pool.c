@@ -95,13 +95,25 @@ static struct pool_job *queue_pop(struct pool *p)
     return j;
 }
 
-/* Jobs of `client` running on workers now. */
+/* The worker this thread is (NULL off the pool): pool_parallel tags its task with the running
+ * job's client. */
+static _Thread_local struct worker *self_worker;
+
+/* Workers busy for `client` now: running its jobs or helping with their chunks. */
 static unsigned running_for(const struct pool *p, uint64_t client)
 {
     unsigned n = 0;
     for (unsigned i = 0; i < p->nworkers; i++)
         n += p->w[i].current != NULL && p->w[i].current->client == client;
+    for (const struct pool_par *par = p->pars; par; par = par->next)
+        n += par->client == client ? par->helpers : 0;
     return n;
+}
+
+static bool at_cap(const struct pool *p, uint64_t client)
+{
+    return p->client_cap != 0 && client != 0 && p->busy >= p->client_cap &&
+           running_for(p, client) >= p->client_cap;
 }
 
 /* The oldest queued job whose client is under the cap, or NULL when the first POOL_FAIR_SCAN
@@ -112,7 +124,7 @@ static struct pool_job *queue_pop_fair(struct pool *p)
     struct pool_job *prev = NULL;
     unsigned n = 0;
     for (struct pool_job *j = p->qhead; j && n < POOL_FAIR_SCAN; prev = j, j = j->next, n++) {
-        if (j->client != 0 && running_for(p, j->client) >= p->client_cap) {
+        if (at_cap(p, j->client)) {
             p->fair_skips++;
             continue;
         }
@@ -209,6 +221,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct pool *p = w->p;
+    self_worker = w;
     void *local = p->init ? p->init(p->arg) : NULL;
     bool failed = p->init && !local;
 
@@ -234,7 +247,7 @@ static void *worker_main(void *arg)
             continue;
         }
         struct pool_par *par = p->pars;
-        while (par && !par_open(par))
+        while (par && (!par_open(par) || at_cap(p, par->client)))
             par = par->next;
         if (par) {
             /* One chunk, then back to the queue check. helpers > 0 keeps `par` alive: its owner
@@ -464,8 +477,12 @@ int pool_parallel(struct pool *p, struct pool_par *par, void *local)
     atomic_store_explicit(&par->err, 0, memory_order_relaxed);
     par->helpers = 0;
     bool shared = par->nchunks > 1 && p->nworkers > 1;
+    par->client = 0;
     if (shared) {
         pthread_mutex_lock(&p->mu);
+        /* w->current is written by this very thread (run_job): no race. */
+        if (self_worker && self_worker->p == p && self_worker->current)
+            par->client = self_worker->current->client;
         par->next = p->pars;
         p->pars = par;
         pthread_cond_broadcast(&p->cv_work);

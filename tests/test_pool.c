@@ -634,6 +634,66 @@ START_TEST(no_cap_or_untagged_jobs_use_every_worker)
 }
 END_TEST
 
+/* Helping with chunks counts towards the cap: with a cap of 1, a capped client's parallel job
+ * runs its chunks on its own worker only; without the cap, the idle worker helps. */
+struct capjob {
+    struct pool_job job; /* first */
+    struct pool *p;
+    atomic_int max_inside, inside;
+    sem_t *done_sem;
+};
+
+static int cap_chunk(void *arg, uint64_t c, void *local)
+{
+    struct capjob *pj = arg;
+    int now = atomic_fetch_add(&pj->inside, 1) + 1;
+    int prev = atomic_load(&pj->max_inside);
+    while (now > prev && !atomic_compare_exchange_weak(&pj->max_inside, &prev, now)) {
+    }
+    usleep(2000);
+    atomic_fetch_sub(&pj->inside, 1);
+    return 0;
+}
+
+static enum pool_outcome capjob_run(struct pool_job *j, void *local)
+{
+    struct capjob *pj = (struct capjob *)j;
+    struct pool_par par = {.fn = cap_chunk, .arg = pj, .nchunks = 200};
+    pool_parallel(pj->p, &par, local);
+    return POOL_DONE;
+}
+
+static void capjob_done(struct pool_job *j)
+{
+    sem_post(((struct capjob *)j)->done_sem);
+}
+
+START_TEST(helping_with_chunks_counts_towards_the_cap)
+{
+    for (int capped = 0; capped < 2; capped++) {
+        struct pool *p = pool_create(2, 4, NULL, NULL, NULL);
+        if (capped) pool_set_client_cap(p, 1);
+        sem_t sem;
+        sem_init(&sem, 0, 0);
+        struct capjob pj = {.p = p, .done_sem = &sem};
+        pj.job.run = capjob_run;
+        pj.job.done = capjob_done;
+        pj.job.client = 0xA;
+        atomic_init(&pj.job.cancel, 0);
+        atomic_init(&pj.inside, 0);
+        atomic_init(&pj.max_inside, 0);
+        ck_assert_int_eq(pool_submit(p, &pj.job), 0);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 10;
+        ck_assert_int_eq(sem_timedwait(&sem, &until), 0);
+        ck_assert_int_eq(atomic_load(&pj.max_inside), (capped ? 1 : 2));
+        pool_destroy(p);
+        sem_destroy(&sem);
+    }
+}
+END_TEST
+
 static Suite *pool_suite(void)
 {
     Suite *s = suite_create("pool");
@@ -653,6 +713,7 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, reader_resume_racing_cancel_frees_each_parked_stream_once);
     tcase_add_test(tc, client_cap_keeps_a_worker_for_other_clients);
     tcase_add_test(tc, no_cap_or_untagged_jobs_use_every_worker);
+    tcase_add_test(tc, helping_with_chunks_counts_towards_the_cap);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -85,9 +85,10 @@ void pool_destroy(struct pool *p);
 
 /* Per-client fairness: at most `cap` jobs with the same non-zero `client` run on workers at
  * once (0 = no cap, the default). A worker takes the oldest queued job whose client is under
- * the cap (looking at most POOL_FAIR_SCAN jobs deep); jobs of a client at its cap wait, even if
- * a worker is idle (that worker helps with chunks instead), so one client cannot hold every
- * worker while others' jobs queue behind it. Call before submitting. */
+ * the cap (looking at most POOL_FAIR_SCAN jobs deep). Workers helping with a job's chunks
+ * (pool_parallel) count towards its client's cap too. Jobs and chunks of a client at its cap
+ * wait even if a worker is idle, so one client cannot hold every worker when another client's
+ * job arrives (a chunk or a job, once started, is not preempted). Call before submitting. */
 #define POOL_FAIR_SCAN 64
 void pool_set_client_cap(struct pool *p, unsigned cap);
 
@@ -129,6 +130,7 @@ struct pool_par {
     atomic_uint_fast64_t cursor; /* next unclaimed chunk; fetch_add by owner and helpers */
     atomic_int err;              /* first non-zero chunk result (compare-exchange) */
     unsigned helpers;            /* workers inside a chunk of this task, under the pool lock */
+    uint64_t client;             /* the owning job's client (helpers count towards its cap) */
     struct pool_par *next;       /* in the pool's list of open tasks, under the pool lock */
 };
 int pool_parallel(struct pool *p, struct pool_par *par, void *local);
