@@ -94,17 +94,27 @@ uint64_t admission_client_tag(const struct admission_ticket *t)
     return t->keyed ? ratelimit_key_tag(&t->key) : 0;
 }
 
+/* x in decimal into out[21]; returns out. snprintf cost ~120 ns a call, a third of the whole
+ * admission on the isprime path (scripts/bench-ratelimit.sh). */
+static const char *u64_text(uint64_t x, char out[21])
+{
+    char *p = out + 20;
+    *p = '\0';
+    do {
+        *--p = (char)('0' + x % 10);
+        x /= 10;
+    } while (x);
+    return p;
+}
+
 void admission_headers(const struct admission_ticket *t,
                        void (*add)(void *arg, const char *name, const char *value), void *arg)
 {
     if (!t->limited) return;
-    char v[24];
-    snprintf(v, sizeof v, "%" PRIu64, t->v.limit);
-    add(arg, "RateLimit-Limit", v);
-    snprintf(v, sizeof v, "%" PRIu64, t->v.remaining);
-    add(arg, "RateLimit-Remaining", v);
-    snprintf(v, sizeof v, "%" PRIu64, t->v.reset_s);
-    add(arg, "RateLimit-Reset", v);
+    char v[21];
+    add(arg, "RateLimit-Limit", u64_text(t->v.limit, v));
+    add(arg, "RateLimit-Remaining", u64_text(t->v.remaining, v));
+    add(arg, "RateLimit-Reset", u64_text(t->v.reset_s, v));
 }
 
 void admission_done(struct admission *a, struct admission_ticket *t, int status, bool completed,

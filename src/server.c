@@ -742,7 +742,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                                   .duration_us = dur_ns / 1000};
     log_request(&rec);
     admission_done(&s->adm, &r->adm, status, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK,
-                   pool_now_ns());
+                   r->t0_ns + dur_ns);
     metrics_observe_request(r->route ? r->route->handler : MH_OTHER, r->method, status,
                             (double)dur_ns / 1e9, bytes);
 
