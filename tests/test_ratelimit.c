@@ -2,6 +2,8 @@
  * untrusted peers, IPv6 /64, malformed headers) and the bounded client table (a million
  * distinct addresses keep memory flat; evictions and expirations are counted). */
 #include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -358,6 +360,68 @@ START_TEST(full_table_prefers_idle_then_cold_entries)
 }
 END_TEST
 
+/* Four threads take from the same 1000 clients at a fixed time: whatever the interleaving,
+ * exactly burst × clients requests are admitted (each take is atomic under its shard lock), while
+ * a fifth thread expires and reads stats. Run under TSan too. */
+struct hammer {
+    struct ratelimit *rl;
+    unsigned seed;
+    unsigned allowed;
+};
+
+static void *hammer_run(void *arg)
+{
+    struct hammer *h = arg;
+    struct ratelimit_verdict v;
+    for (unsigned i = 0; i < 20000; i++) {
+        h->seed = h->seed * 1103515245u + 12345u;
+        struct ratelimit_key k = v4key((h->seed >> 8) % 1000);
+        h->allowed += ratelimit_take(h->rl, &k, 1, MH_ISPRIME, S, &v);
+    }
+    return NULL;
+}
+
+static atomic_int hammer_stop;
+static void *expirer_run(void *arg)
+{
+    struct ratelimit_stats st;
+    while (!atomic_load(&hammer_stop)) {
+        ratelimit_expire(arg, S); /* at the same time: nobody is idle, nothing expires */
+        ratelimit_stats_get(arg, &st);
+    }
+    return NULL;
+}
+
+START_TEST(concurrent_takes_are_atomic_per_client)
+{
+    metrics_init();
+    struct ratelimit_params p = {.rate = 1, .burst = 10, .clients = 4096};
+    struct ratelimit *rl = ratelimit_create(&p);
+    struct hammer h[4];
+    pthread_t t[4], ex;
+    atomic_store(&hammer_stop, 0);
+    pthread_create(&ex, NULL, expirer_run, rl);
+    for (int i = 0; i < 4; i++) {
+        h[i] = (struct hammer){.rl = rl, .seed = (unsigned)i * 7919u + 1};
+        pthread_create(&t[i], NULL, hammer_run, &h[i]);
+    }
+    unsigned allowed = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        allowed += h[i].allowed;
+    }
+    atomic_store(&hammer_stop, 1);
+    pthread_join(ex, NULL);
+    struct ratelimit_stats st;
+    ratelimit_stats_get(rl, &st);
+    ck_assert_uint_eq(st.clients, 1000);
+    ck_assert_uint_eq(st.evictions + st.expirations, 0);
+    ck_assert_uint_eq(allowed, 10 * 1000);
+    ck_assert_uint_eq(st.limited[MH_ISPRIME], 4 * 20000 - 10 * 1000);
+    ratelimit_destroy(rl);
+}
+END_TEST
+
 static Suite *ratelimit_suite(void)
 {
     Suite *s = suite_create("ratelimit");
@@ -381,6 +445,7 @@ static Suite *ratelimit_suite(void)
     tcase_add_test(t, a_million_clients_keep_memory_flat_and_count_evictions);
     tcase_add_test(t, table_remembers_clients_and_forgets_idle_ones);
     tcase_add_test(t, full_table_prefers_idle_then_cold_entries);
+    tcase_add_test(t, concurrent_takes_are_atomic_per_client);
     suite_add_tcase(s, t);
     return s;
 }
