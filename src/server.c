@@ -794,7 +794,7 @@ static void collect(void *arg, struct metrics_writer *w)
                       "Resumed stream producers waiting for a worker.", ps.resume_depth);
     metrics_write_one(w, "primed_pool_fair_skips_total", "counter",
                       "Queued jobs passed over because their client had max_inflight_per_client "
-                      "jobs running.",
+                      "workers busy.",
                       ps.fair_skips);
     metrics_write_one(w, "primed_stream_buffer_bytes", "gauge",
                       "Bytes of stream buffers in use (charged to the memory budget).",

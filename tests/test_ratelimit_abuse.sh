@@ -7,8 +7,10 @@
 #   B. the abuser sends small requests (isprime);
 #   C. the abuser sends heavy counts ([0, 1e10], price 1251 tokens each).
 # In B and C the polite client must get >= 99 % successes and a p99 within 2x its unloaded p99
-# (+ SLACK_MS for the scheduling noise of a shared machine; x3 under sanitizers), and the abuser
-# 429s that all carry Retry-After and RateLimit-*. D repeats C without limits, for contrast
+# (+ SLACK_MS, default 20, for the scheduling noise of a shared 2-core machine; x3 under
+# sanitizers), and the abuser 429s that all carry Retry-After and RateLimit-*. A phase that
+# misses only the latency bound is measured once more (noise from other processes comes in
+# bursts); success rate and headers are never retried. D repeats C without limits, for contrast
 # (printed, not asserted). The abuser runs at nice 19: its own CPU is not the server's.
 # Bounded: about 25 s. Uses build/tools/loadgen (wrk cannot bind a source address).
 set -uo pipefail
@@ -18,7 +20,7 @@ BIN=${PRIMED_BIN:-build/primed}
 LOADGEN=${PRIMED_BUILD:-$(dirname "$BIN")}/tools/loadgen
 [ -x "$BIN" ] && [ -x "$LOADGEN" ] || { echo "test_ratelimit_abuse: build $BIN and $LOADGEN first"; exit 1; }
 SECS=${ABUSE_SECONDS:-5}
-SLACK_MS=${SLACK_MS:-10}
+SLACK_MS=${SLACK_MS:-20}
 [ "${PRIMED_VARIANT:-release}" = asan ] && SLACK_MS=$((SLACK_MS * 3))
 TMP=$(mktemp -d /tmp/primed-abuse.XXXXXX)
 PID=
@@ -43,7 +45,8 @@ abuse() { nice -n 19 "$LOADGEN" --port "$PORT" --src 127.0.0.2 --conns 32 --seco
 field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 
 # Runs the polite client alongside an abuser sending $2; checks and prints phase $1.
-loaded() { # name path unloaded_p99 assert
+# Returns 2 when only the latency bound was missed.
+loaded_once() { # name path unloaded_p99 assert
   abuse "$2" >"$TMP/abuser" &
   local A=$!
   sleep 0.5
@@ -59,11 +62,18 @@ loaded() { # name path unloaded_p99 assert
       -v bad="$(field bad429 "$abu")" -v name="$1" 'BEGIN {
         bound = 2 * base + slack; rc = 0
         if (r == 0 || ok / r < 0.99) { printf "FAIL %s: polite success %d/%d < 99 %%\n", name, ok, r; rc = 1 }
-        if (p99 > bound) { printf "FAIL %s: polite p99 %.3f ms > 2 x %.3f + %d ms\n", name, p99, base, slack; rc = 1 }
+        if (p99 > bound) { printf "FAIL %s: polite p99 %.3f ms > 2 x %.3f + %d ms\n", name, p99, base, slack; rc = 2 }
+        if (r == 0 || ok / r < 0.99) rc = 1
         if (lim == 0) { printf "FAIL %s: the abuser was never limited\n", name; rc = 1 }
         if (bad != 0) { printf "FAIL %s: %d 429s lacked Retry-After or RateLimit-*\n", name, bad; rc = 1 }
         if (!rc) printf "ok   %s: polite %d/%d ok, p99 %.3f ms (unloaded %.3f ms, bound %.3f ms); abuser %d limited, all with headers\n", name, ok, r, p99, base, bound, lim
-        exit rc }' || fail=1
+        exit rc }'
+}
+loaded() {
+  loaded_once "$@"
+  local rc=$?
+  if [ $rc = 2 ]; then echo "   $1: latency bound missed, measuring once more"; sleep 2.5; loaded_once "$@"; rc=$?; fi
+  [ $rc = 0 ] || fail=1
 }
 
 start --rate-limit 200 --rate-limit-burst 400 --max-inflight-per-client 1
