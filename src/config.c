@@ -110,7 +110,7 @@ static const struct setting settings[] = {
     {"rate_limit_burst", T_U64, F(rate_limit_burst), 0, 1, 1000000000, "auto = rate_limit",
      "TOKENS", "Tokens a client may spend at once (its bucket size)."},
     {"rate_limit_clients", T_UINT, F(rate_limit_clients), 0, 1, 10000000, NULL, "N",
-     "Clients the rate limiter remembers (memory fixed at start, ~48 bytes each); beyond it the "
+     "Clients the rate limiter remembers (memory fixed at start, ~44 bytes each); beyond it the "
      "coldest are evicted."},
     {"trusted_proxies", T_CIDRS, F(trusted_proxies), CONFIG_PATH_MAX, 0, 0, NULL, "CIDR,...",
      "Peers whose X-Forwarded-For names the client (balancers); empty = believe no header."},

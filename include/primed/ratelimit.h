@@ -91,7 +91,7 @@ struct ratelimit_params {
     unsigned clients; /* table capacity, >= 1 */
 };
 
-/* Allocates the whole table (about 48 bytes per client) and registers a metrics collector
+/* Allocates the whole table (about 44 bytes per client) and registers a metrics collector
  * (primed_ratelimit_*). Returns NULL with errno EINVAL or ENOMEM. */
 struct ratelimit *ratelimit_create(const struct ratelimit_params *p);
 /* Unregisters the collector and frees. Accepts NULL. */
