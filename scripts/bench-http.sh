@@ -5,7 +5,9 @@
 # Runs (alternating, ROUNDS times): baseline, primed (isprime answered inline on the I/O thread,
 # the default), primed with --inline-small-answers false (isprime handed to the worker pool:
 # suspend + resume). Prints the median req/s of each and the ratios. Target: primed >= 80% of
-# baseline. 127.0.0.1 only; bounded: ROUNDS × 3 × SECONDS_PER_RUN seconds.
+# baseline. BENCH_RATELIMIT=1 adds primed with per-client rate limiting on but never reached
+# (--rate-limit 1e9 --rate-limit-burst 1e9 --max-inflight-per-client 1): target >= 95% of primed.
+# 127.0.0.1 only; bounded: ROUNDS × 4 × SECONDS_PER_RUN seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${B:-build}
@@ -23,6 +25,12 @@ LIB_LOG_DISCARD=1 lib_spawn_server BASE "$LIB_TMP/base.port" "$B/tools/baseline_
 LIB_LOG_DISCARD=1 primed_start INLINE --debug-listen off
 LIB_LOG_DISCARD=1 primed_start HANDOFF --debug-listen off --inline-small-answers false
 base_port=$BASE_PORT inline_port=$INLINE_PORT handoff_port=$HANDOFF_PORT
+if [ "${BENCH_RATELIMIT:-0}" = 1 ]; then
+  LIB_LOG_DISCARD=1 primed_start RL --debug-listen off --rate-limit 1e9 --rate-limit-burst 1e9 \
+    --max-inflight-per-client 1
+  rl_port=$RL_PORT
+  lib_get -fi "http://127.0.0.1:$rl_port$URL_PATH" | grep -qi '^RateLimit-Limit: 1000000000'
+fi
 
 lib_get -f "http://127.0.0.1:$inline_port$URL_PATH" | grep -q '"prime":true'
 lib_get -f "http://127.0.0.1:$handoff_port$URL_PATH" | grep -q '"prime":true'
@@ -32,16 +40,24 @@ rps() { # port → req/s
     awk '/^Requests\/sec:/ {print $2} /Non-2xx/ {print "non2xx " $0 > "/dev/stderr"}'
 }
 
-: > "$LIB_TMP/base"; : > "$LIB_TMP/inline"; : > "$LIB_TMP/handoff"
+: > "$LIB_TMP/base"; : > "$LIB_TMP/inline"; : > "$LIB_TMP/handoff"; : > "$LIB_TMP/rl"
 for r in $(seq "$ROUNDS"); do
   rps "$base_port" >> "$LIB_TMP/base"
   rps "$inline_port" >> "$LIB_TMP/inline"
   rps "$handoff_port" >> "$LIB_TMP/handoff"
+  if [ "${BENCH_RATELIMIT:-0}" = 1 ]; then
+    rps "$rl_port" >> "$LIB_TMP/rl"; primed_check RL
+    echo "round $r: primed-ratelimited $(tail -1 "$LIB_TMP/rl")"
+  fi
   primed_check INLINE; primed_check HANDOFF
   echo "round $r: baseline $(tail -1 "$LIB_TMP/base")  primed $(tail -1 "$LIB_TMP/inline")  primed-handoff $(tail -1 "$LIB_TMP/handoff")"
 done
 b=$(lib_median < "$LIB_TMP/base"); i=$(lib_median < "$LIB_TMP/inline"); h=$(lib_median < "$LIB_TMP/handoff")
 echo "median req/s: baseline $b  primed(inline) $i  primed(hand-off) $h"
+if [ "${BENCH_RATELIMIT:-0}" = 1 ]; then
+  l=$(lib_median < "$LIB_TMP/rl")
+  awk -v i="$i" -v l="$l" 'BEGIN { printf "rate limiting on (never reached): %s req/s = %.1f%% of off (target >= 95%%)\n", l, 100*l/i }'
+fi
 awk -v b="$b" -v i="$i" -v h="$h" 'BEGIN {
   printf "primed/baseline = %.1f%% (target >= 80%%)\n", 100*i/b
   printf "hand-off/baseline = %.1f%%, inline/hand-off = %.2fx\n", 100*h/b, i/h

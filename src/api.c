@@ -350,6 +350,78 @@ enum api_plan api_prepare(const struct api_ctx *ctx, enum route_id route,
     return API_RUN;
 }
 
+/* ---- prices --------------------------------------------------------------------------------- */
+
+/* Measured on the benchmark machine (docs/benchmarks.md): counting sieves ~8e6 numbers per ms
+ * of one worker below 1e10; higher up every number costs more (more sieving primes, bucket
+ * sieving): ~13x at 1e18, ~15x near 2^64. Listing costs ~4x counting (formatting and sending).
+ * Meissel's π(x) for nth costs ~x^(2/3) / 3.7e5 ms (nth(1e10): 0.11 s). Small batch queries
+ * (isprime, next, prev) cost ~2 µs: 500 per token. */
+#define COST_NUMBERS_PER_MS 8e6
+#define COST_LIST_FACTOR 4.0
+#define COST_PI_DIVISOR 3.7e5
+#define COST_SMALL_PER_TOKEN 500
+#define COST_MAX 1e9
+#define BATCH_MIN_QUERY_BYTES 22 /* {"op":"isprime","n":1} */
+
+static double height_factor(uint64_t hi)
+{
+    return hi <= 10000000000ull ? 1.0 : 1.0 + 1.5 * (log10((double)hi) - 10.0);
+}
+
+static double range_ms(uint64_t a, uint64_t b)
+{
+    return ((double)(b - a) + 1.0) / COST_NUMBERS_PER_MS * height_factor(b);
+}
+
+static double nth_ms(uint64_t k)
+{
+    uint64_t x = sieve_nth_estimate(k);
+    return x <= SIEVE_PI_MAX ? pow((double)x, 2.0 / 3.0) / COST_PI_DIVISOR : range_ms(0, x);
+}
+
+static uint64_t tokens(double ms)
+{
+    return ms >= COST_MAX ? (uint64_t)COST_MAX : 1 + (uint64_t)ms;
+}
+
+/* A query's worker milliseconds as a batch element: small ones cost their ~2 µs, not a token. */
+static double query_ms(const struct api_query *q)
+{
+    switch (q->op) {
+    case API_COUNT:
+        return range_ms(q->a, q->b);
+    case API_PRIMES:
+        return COST_LIST_FACTOR * range_ms(q->a, q->b);
+    case API_NTH:
+        return nth_ms(q->a);
+    default:
+        return 1.0 / COST_SMALL_PER_TOKEN;
+    }
+}
+
+uint64_t api_cost(const struct api_ctx *ctx, const struct api_query *q)
+{
+    switch (q->op) {
+    case API_COUNT:
+        return tokens(range_ms(q->a, q->b));
+    case API_PRIMES:
+        return tokens(COST_LIST_FACTOR * range_ms(q->a, q->b));
+    case API_NTH:
+        return tokens(nth_ms(q->a));
+    case API_BATCH:
+        /* Up front, unparsed (the I/O thread never parses a body): one small query per
+         * BATCH_MIN_QUERY_BYTES. The worker then adds every query's own price (q->cost) and the
+         * completion charges what that exceeds this by. */
+        return tokens((double)(q->body_len / BATCH_MIN_QUERY_BYTES) / COST_SMALL_PER_TOKEN);
+    case API_ISPRIME:
+    case API_NEXT:
+    case API_PREV:
+        break;
+    }
+    return 1;
+}
+
 /* ---- computing ----------------------------------------------------------------------------- */
 
 struct count_par {
@@ -694,7 +766,7 @@ static int batch_query_init(json_t *o, struct batch_query *bq, struct http_respo
  * error), or the outcome of a cancelled computation (er holds its error: it answers the batch). */
 static enum pool_outcome batch_query_answer(const struct api_ctx *ctx, struct api_worker *w,
                                             json_t *o, const atomic_int *cancel,
-                                            struct http_response *er)
+                                            struct http_response *er, double *ms)
 {
     struct batch_query bq;
     int route = batch_query_init(o, &bq, er);
@@ -702,6 +774,8 @@ static enum pool_outcome batch_query_answer(const struct api_ctx *ctx, struct ap
     struct api_query sq;
     enum api_plan plan = api_prepare(ctx, (enum route_id)route, &bq.req, &sq, er);
     enum pool_outcome out = POOL_DONE;
+    if (route != ROUTE_BATCH)
+        *ms += plan == API_ANSWERED ? 1.0 / COST_SMALL_PER_TOKEN : query_ms(&sq);
     if (plan == API_RUN)
         out = api_run(ctx, &sq, w, cancel, er);
     else if (plan != API_ANSWERED)
@@ -747,10 +821,11 @@ static json_t *batch_parse(const struct api_ctx *ctx, const struct api_query *q,
     return NULL;
 }
 
-static enum pool_outcome run_batch(const struct api_ctx *ctx, const struct api_query *q,
+static enum pool_outcome run_batch(const struct api_ctx *ctx, struct api_query *q,
                                    struct api_worker *w, const atomic_int *cancel,
                                    struct http_response *resp)
 {
+    double ms = 0; /* the queries' own prices, settled at completion (api_query.cost) */
     struct json_acct acct;
     json_acct_begin(&acct, ctx->mem,
                     BATCH_PARSE_BASE + (size_t)ctx->cfg->max_batch_queries * BATCH_PARSE_PER_QUERY +
@@ -765,7 +840,7 @@ static enum pool_outcome run_batch(const struct api_ctx *ctx, const struct api_q
     for (size_t i = 0; i < json_array_size(qs); i++) {
         struct http_response er;
         http_response_init(&er);
-        out = batch_query_answer(ctx, w, json_array_get(qs, i), cancel, &er);
+        out = batch_query_answer(ctx, w, json_array_get(qs, i), cancel, &er, &ms);
         if (out != POOL_DONE) { /* cancelled: its error answers the whole batch */
             http_response_fini(resp);
             *resp = er;
@@ -790,12 +865,13 @@ static enum pool_outcome run_batch(const struct api_ctx *ctx, const struct api_q
     }
     http_response_body_owned(resp, 200, HTTP_JSON, text, len);
 done:
+    q->cost = tokens(ms);
     json_decref(root);
     json_acct_end(&acct);
     return out;
 }
 
-enum pool_outcome api_run(const struct api_ctx *ctx, const struct api_query *q, void *local,
+enum pool_outcome api_run(const struct api_ctx *ctx, struct api_query *q, void *local,
                           const atomic_int *cancel, struct http_response *resp)
 {
     int reason = cancel ? atomic_load_explicit(cancel, memory_order_acquire) : 0;

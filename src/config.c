@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "primed/numparse.h"
+#include "primed/ratelimit.h"
 
 #ifndef PRIMED_VERSION
 #define PRIMED_VERSION "0.0.0"
@@ -43,6 +44,7 @@ enum setting_type {
     T_LISTEN,       /* HOST:PORT → listen_host, listen_port */
     T_DEBUG_LISTEN, /* HOST:PORT|off → debug_enabled, debug_host, debug_port */
     T_STRING,       /* char[size]; T_STRING values may be empty (= unset) */
+    T_CIDRS,        /* char[size]: comma-separated networks (ratelimit_cidrs_parse) */
 };
 
 struct setting {
@@ -107,6 +109,18 @@ static const struct setting settings[] = {
      "Queries in one batch request."},
     {"inline_small_answers", T_BOOL, F(inline_small_answers), 0, 0, 0, NULL, "true|false",
      "Answer isprime/next/prev on the I/O thread; false hands them to a worker (benchmarks)."},
+    {"rate_limit", T_U64, F(rate_limit), 0, 1, 1000000000, "off", "TOKENS/S",
+     "Tokens per second each client earns; a request costs 1 token, a sieving one its estimated "
+     "CPU milliseconds. Over the limit: 429 rate_limited."},
+    {"rate_limit_burst", T_U64, F(rate_limit_burst), 0, 1, 1000000000, "auto = rate_limit",
+     "TOKENS", "Tokens a client may spend at once (its bucket size)."},
+    {"rate_limit_clients", T_UINT, F(rate_limit_clients), 0, 1, 10000000, NULL, "N",
+     "Clients the rate limiter remembers (memory fixed at start, ~44 bytes each); beyond it the "
+     "coldest are evicted."},
+    {"trusted_proxies", T_CIDRS, F(trusted_proxies), CONFIG_PATH_MAX, 0, 0, NULL, "CIDR,...",
+     "Peers whose X-Forwarded-For names the client (balancers); empty = believe no header."},
+    {"max_inflight_per_client", T_UINT, F(max_inflight_per_client), 0, 1, 1024, "no cap", "N",
+     "Jobs of one client running on workers at once while others wait; 0 = no cap."},
     {"log_level", T_LEVEL, F(log_level), 0, 0, 0, NULL, "debug|info|warn|error",
      "Least severe log level written."},
     {"log_format", T_FORMAT, F(log_format), 0, 0, 0, NULL, "json|text",
@@ -179,6 +193,10 @@ void config_defaults(struct primed_config *cfg)
     /* p(1e10) ≈ 2.5e11: π(x) by Meissel in ~0.1 s; up to ~1.4e11 stays under a second */
     cfg->max_nth = 10000000000ULL;
     cfg->max_batch_queries = 1000;
+    cfg->rate_limit = 0; /* off: see docs/configuration.md for why */
+    cfg->rate_limit_burst = 0;
+    cfg->rate_limit_clients = 65536;
+    cfg->max_inflight_per_client = 0;
     cfg->log_level = LOG_INFO;
     cfg->log_format = LOG_FORMAT_JSON;
     cfg->heap_sampling = true;
@@ -322,6 +340,12 @@ static void range_text(const struct setting *s, char *out, size_t outlen)
         snprintf(out, outlen,
                  "off or HOST:PORT with HOST an IPv4 address, [IPv6 address] or localhost and "
                  "PORT from 0 to 65535");
+        break;
+    case T_CIDRS:
+        snprintf(out, outlen,
+                 "a list of IPv4/IPv6 addresses or networks (10.0.0.0/8, fd00::/8), at most %d, "
+                 "%zu bytes",
+                 RATELIMIT_MAX_PROXIES, s->size - 1);
         break;
     case T_STRING:
         if (s->off == F(debug_token))
@@ -480,6 +504,15 @@ static int set_value(struct primed_config *cfg, const struct setting *s, const c
         if (!parse_hostport(v, cfg->debug_host, &cfg->debug_port)) goto bad;
         cfg->debug_enabled = true;
         return 0;
+    case T_CIDRS: {
+        struct ratelimit_cidr c[RATELIMIT_MAX_PROXIES];
+        char why[128];
+        if (strlen(v) >= s->size ||
+            ratelimit_cidrs_parse(v, c, RATELIMIT_MAX_PROXIES, why, sizeof why) < 0)
+            goto bad;
+        memcpy(base + s->off, v, strlen(v) + 1);
+        return 0;
+    }
     case T_STRING: {
         size_t n = strlen(v);
         if (n >= s->size) goto bad;
@@ -797,6 +830,7 @@ static void format_setting(const struct primed_config *cfg, const struct setting
             format_hostport(cfg->debug_host, cfg->debug_port, out, outlen);
         break;
     case T_STRING:
+    case T_CIDRS:
         snprintf(out, outlen, "%s", base + s->off);
         break;
     }

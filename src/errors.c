@@ -32,6 +32,8 @@ static const struct primed_error_info error_table[PERR__COUNT] = {
     [PERR_BODY_TOO_LARGE] = {413, "body_too_large", "the request body is too large"},
     [PERR_URI_TOO_LONG] = {414, "uri_too_long", "the request URI is too long"},
     [PERR_UNSUPPORTED_MEDIA] = {415, "unsupported_media_type", "unsupported request content type"},
+    [PERR_RATE_LIMITED] = {429, "rate_limited",
+                           "this client has used its share of the service, retry later"},
     [PERR_HEADERS_TOO_LARGE] = {431, "headers_too_large", "the request headers are too large"},
     [PERR_INTERNAL] = {500, "internal", "internal error"},
     [PERR_NOT_IMPLEMENTED] = {501, "not_implemented", "not implemented in this build"},

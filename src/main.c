@@ -119,6 +119,7 @@ int main(int argc, char *argv[])
                   strerror(errno), NULL);
         goto out_memwatch;
     }
+    pool_set_client_cap(pool, cfg.max_inflight_per_client);
     api.pool = pool;
     srv = server_create(&cfg, pool, &api);
     if (!srv) goto out_pool;

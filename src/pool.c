@@ -13,6 +13,13 @@
  * holding its share of the memory budget). A pool_resume that arrives while the parking run is
  * still returning sets resume_pending and run_job re-queues the job itself, so runs of one job
  * never overlap and no resume is lost.
+ *
+ * Per-client cap (pool_set_client_cap): a worker scans the head of the queue for the first job
+ * whose client has fewer than `cap` jobs running, counting over the workers' `current` jobs:
+ * O(POOL_FAIR_SCAN × workers) under the lock in the worst case, O(1) while fewer than `cap`
+ * workers are busy. Deficit round-robin across per-client queues would be fairer in theory but
+ * needs a client table in the pool; the cap plus FIFO is enough to keep a worker free for
+ * others. When a capped job finishes, a sleeping worker is woken for the job it may unblock.
  */
 #include "primed/pool.h"
 
@@ -52,6 +59,8 @@ struct pool {
     uint64_t wd_next_ns; /* the watchdog's next wake-up (UINT64_MAX = none): submit signals
                             cv_wd only for an earlier deadline, so it does not wake per job */
     uint64_t jobs[POOL__OUTCOMES];
+    unsigned client_cap; /* 0 = none; set before the first submit */
+    uint64_t fair_skips;
 
     pool_worker_init_fn init;
     pool_worker_fini_fn fini;
@@ -84,6 +93,51 @@ static struct pool_job *queue_pop(struct pool *p)
     j->next = NULL;
     p->qlen--;
     return j;
+}
+
+/* The worker this thread is (NULL off the pool): pool_parallel tags its task with the running
+ * job's client. */
+static _Thread_local struct worker *self_worker;
+
+/* Workers busy for `client` now: running its jobs or helping with their chunks. */
+static unsigned running_for(const struct pool *p, uint64_t client)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < p->nworkers; i++)
+        n += p->w[i].current != NULL && p->w[i].current->client == client;
+    for (const struct pool_par *par = p->pars; par; par = par->next)
+        n += par->client == client ? par->helpers : 0;
+    return n;
+}
+
+static bool at_cap(const struct pool *p, uint64_t client)
+{
+    return p->client_cap != 0 && client != 0 && p->busy >= p->client_cap &&
+           running_for(p, client) >= p->client_cap;
+}
+
+/* The oldest queued job whose client is under the cap, or NULL when the first POOL_FAIR_SCAN
+ * are all over it (they wait for one of their client's jobs to finish). */
+static struct pool_job *queue_pop_fair(struct pool *p)
+{
+    if (p->client_cap == 0 || p->busy < p->client_cap) return queue_pop(p);
+    struct pool_job *prev = NULL;
+    unsigned n = 0;
+    for (struct pool_job *j = p->qhead; j && n < POOL_FAIR_SCAN; prev = j, j = j->next, n++) {
+        if (at_cap(p, j->client)) {
+            p->fair_skips++;
+            continue;
+        }
+        if (prev)
+            prev->next = j->next;
+        else
+            p->qhead = j->next;
+        if (p->qtail == j) p->qtail = prev;
+        j->next = NULL;
+        p->qlen--;
+        return j;
+    }
+    return NULL;
 }
 
 static void rlist_push(struct pool *p, struct pool_job *j)
@@ -155,6 +209,8 @@ static void run_job(struct pool *p, struct worker *w, struct pool_job *job)
     }
     if ((unsigned)o >= POOL__OUTCOMES) o = POOL_DONE;
     p->jobs[o]++;
+    /* A queued job of this client may have been waiting for this one: let a sleeper look. */
+    if (p->client_cap && job->client && p->qhead) pthread_cond_signal(&p->cv_work);
     pthread_mutex_unlock(&p->mu);
     /* The pool holds no pointer to the job any more: its owner may free it now. */
     if (job->done) job->done(job);
@@ -165,6 +221,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct pool *p = w->p;
+    self_worker = w;
     void *local = p->init ? p->init(p->arg) : NULL;
     bool failed = p->init && !local;
 
@@ -183,14 +240,14 @@ static void *worker_main(void *arg)
         struct pool_job *job = NULL;
         bool resumed = false;
         if (!(w->prefer_queue && p->qhead)) resumed = (job = rlist_pop(p)) != NULL;
-        if (!job) job = queue_pop(p);
+        if (!job) job = queue_pop_fair(p);
         if (job) { /* queued jobs before chunks: fairness towards small requests */
             w->prefer_queue = resumed;
             run_job(p, w, job);
             continue;
         }
         struct pool_par *par = p->pars;
-        while (par && !par_open(par))
+        while (par && (!par_open(par) || at_cap(p, par->client)))
             par = par->next;
         if (par) {
             /* One chunk, then back to the queue check. helpers > 0 keeps `par` alive: its owner
@@ -204,7 +261,7 @@ static void *worker_main(void *arg)
             if (--par->helpers == 0) pthread_cond_broadcast(&p->cv_par);
             continue;
         }
-        if (p->stopping && p->nparked == 0) {
+        if (p->stopping && p->nparked == 0 && !p->qhead) {
             pthread_cond_broadcast(&p->cv_work); /* the others may be waiting for the last park */
             break;
         }
@@ -374,6 +431,13 @@ int pool_submit(struct pool *p, struct pool_job *job)
     return 0;
 }
 
+void pool_set_client_cap(struct pool *p, unsigned cap)
+{
+    pthread_mutex_lock(&p->mu);
+    p->client_cap = cap;
+    pthread_mutex_unlock(&p->mu);
+}
+
 void pool_resume(struct pool *p, struct pool_job *job)
 {
     pthread_mutex_lock(&p->mu);
@@ -413,8 +477,12 @@ int pool_parallel(struct pool *p, struct pool_par *par, void *local)
     atomic_store_explicit(&par->err, 0, memory_order_relaxed);
     par->helpers = 0;
     bool shared = par->nchunks > 1 && p->nworkers > 1;
+    par->client = 0;
     if (shared) {
         pthread_mutex_lock(&p->mu);
+        /* w->current is written by this very thread (run_job): no race. */
+        if (self_worker && self_worker->p == p && self_worker->current)
+            par->client = self_worker->current->client;
         par->next = p->pars;
         p->pars = par;
         pthread_cond_broadcast(&p->cv_work);
@@ -448,6 +516,7 @@ void pool_stats_get(struct pool *p, struct pool_stats *out)
     out->parked = p->nparked;
     out->resume_depth = p->rlen;
     out->resumes = p->resumes;
+    out->fair_skips = p->fair_skips;
     memcpy(out->jobs, p->jobs, sizeof out->jobs);
     pthread_mutex_unlock(&p->mu);
 }

@@ -52,12 +52,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "primed/admission.h"
 #include "primed/errors.h"
 #include "primed/http.h"
 #include "primed/jsonw.h"
@@ -139,6 +141,7 @@ struct req {
      * stream lives until the last unref, which follows removal from the in-flight list. */
     _Atomic(struct stream *) live_stream;
     struct pool_job job;
+    struct admission_ticket adm; /* I/O thread only: charged in handle, settled in on_completed */
 
     pthread_mutex_t mu; /* orders suspend before resume */
     bool suspended;     /* under mu */
@@ -150,6 +153,7 @@ struct server {
     struct api_ctx *api;
     struct listener main, debug;
     struct stream_budget budget;
+    struct admission adm; /* per-client rate limits; read-only after create (internally locked) */
     atomic_bool ready;    /* /readyz */
     atomic_bool draining; /* Connection: close on every response */
     /* server_stop has begun: no request is handed to a worker any more (503 at once), so the
@@ -401,8 +405,14 @@ static void *on_request_start(void *cls, const char *uri, struct MHD_Connection 
 
 /* ---- responses ----------------------------------------------------------------------------- */
 
+static void add_header(void *m, const char *name, const char *value)
+{
+    MHD_add_response_header(m, name, value);
+}
+
 static void add_common_headers(struct req *r, struct MHD_Response *m, const char *ctype)
 {
+    admission_headers(&r->adm, add_header, m);
     if (ctype) MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(m, "X-Request-Id", r->request_id);
     MHD_add_response_header(m, "X-Content-Type-Options", "nosniff");
@@ -548,6 +558,7 @@ static enum MHD_Result submit(struct req *r, bool stream)
         atomic_fetch_add_explicit(&s->streams, 1, memory_order_relaxed);
         atomic_store_explicit(&r->live_stream, r->stream, memory_order_release);
     }
+    r->job.client = admission_client_tag(&r->adm); /* per-client fairness in the pool */
     r->job.run = req_job_run;
     r->job.done = req_job_done;
     r->job.deadline_ns =
@@ -598,6 +609,48 @@ static bool token_ok(struct req *r)
     for (size_t i = 0; i < tl; i++)
         diff |= (unsigned char)(tok[i] ^ (i < hl ? h[i] : 0));
     return diff == 0;
+}
+
+/* Every X-Forwarded-For line joined with ", " (a proxy may append a line of its own rather than
+ * extend the client's), keeping the rightmost bytes if they do not fit: that is the trusted end.
+ * NULL when no proxy is trusted or there is no such header. */
+#define XFF_MAX 1024
+struct xff_buf {
+    char s[XFF_MAX];
+    size_t len;
+};
+
+static enum MHD_Result xff_it(void *cls, enum MHD_ValueKind kind, const char *key,
+                              const char *value)
+{
+    struct xff_buf *x = cls;
+    if (!value || strcasecmp(key, "X-Forwarded-For") != 0) return MHD_YES;
+    size_t n = strlen(value), sep = x->len ? 2 : 0;
+    if (n + sep >= XFF_MAX) { /* this line alone overflows: keep its tail */
+        memcpy(x->s, value + n - (XFF_MAX - 1), XFF_MAX - 1);
+        x->len = XFF_MAX - 1;
+    } else {
+        if (x->len + sep + n >= XFF_MAX) { /* drop the oldest (leftmost) bytes */
+            size_t drop = x->len + sep + n - (XFF_MAX - 1);
+            memmove(x->s, x->s + drop, x->len - drop);
+            x->len -= drop;
+        }
+        if (sep) memcpy(x->s + x->len, ", ", 2);
+        memcpy(x->s + x->len + sep, value, n);
+        x->len += sep + n;
+    }
+    x->s[x->len] = '\0';
+    return MHD_YES;
+}
+
+static const char *forwarded_for(struct req *r)
+{
+    static _Thread_local struct xff_buf x; /* I/O thread; used before the next request */
+    if (!admission_wants_forwarded_for(&r->srv->adm)) return NULL;
+    x.len = 0;
+    x.s[0] = '\0';
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, xff_it, &x);
+    return x.len ? x.s : NULL;
 }
 
 static enum MHD_Result handle(struct req *r, const char *url)
@@ -656,6 +709,11 @@ static enum MHD_Result handle(struct req *r, const char *url)
         break;
     }
     enum api_plan plan = api_prepare(s->api, rt->id, &r->hreq, &r->query, hr);
+    if (!admission_admit(&s->adm, s->api, rt, plan, &r->query, r->client_addr, forwarded_for(r),
+                         pool_now_ns(), &r->adm, hr)) {
+        api_query_fini(&r->query);
+        return queue_http(r, hr);
+    }
     if (plan == API_ANSWERED) return queue_http(r, hr);
     if (plan == API_STREAM && strcmp(r->method, "HEAD") == 0) return queue_stream_head(r);
     return submit(r, plan == API_STREAM);
@@ -897,6 +955,11 @@ static void req_finish(struct req *r, int unanswered)
                                   .bytes = bytes,
                                   .duration_us = dur_ns / 1000};
     log_request(&rec);
+    /* unanswered is 0 exactly when libmicrohttpd completed the answer (on_completed). */
+    /* A completed answer was queued after the worker's `done` (the resume orders its writes);
+     * otherwise a worker may still be running, so its cost is not read. */
+    admission_done(&s->adm, &r->adm, status, unanswered == 0, unanswered == 0 ? r->query.cost : 0,
+                   r->t0_ns + dur_ns);
     metrics_observe_request(router_label_index(r->route), r->method, status, (double)dur_ns / 1e9,
                             bytes);
 
@@ -975,6 +1038,10 @@ static void collect(void *arg, struct metrics_writer *w)
                       ps.resumes);
     metrics_write_one(w, "primed_stream_resume_queue_depth", "gauge",
                       "Resumed stream producers waiting for a worker.", ps.resume_depth);
+    metrics_write_one(w, "primed_pool_fair_skips_total", "counter",
+                      "Queued jobs passed over because their client had max_inflight_per_client "
+                      "workers busy.",
+                      ps.fair_skips);
     metrics_write_one(w, "primed_stream_buffer_bytes", "gauge",
                       "Bytes of stream buffers in use (charged to the memory budget).",
                       atomic_load_explicit(&s->budget.used, memory_order_relaxed));
@@ -1158,7 +1225,8 @@ struct server *server_create(const struct primed_config *cfg, struct pool *pool,
     s->main = (struct listener){.srv = s, .debug = false};
     s->debug = (struct listener){.srv = s, .debug = true};
     if (root_listing(s) != 0) goto err;
-    if (metrics_register_collector(collect, s) != 0) goto err;
+    if (admission_init(&s->adm, cfg) != 0) goto err;
+    if (metrics_register_collector(collect, s) != 0) goto err_adm;
     if (start_listener(s, &s->main, cfg->listen_host, cfg->listen_port) != 0) goto err_metrics;
     if (cfg->debug_enabled && start_listener(s, &s->debug, cfg->debug_host, cfg->debug_port) != 0)
         goto err_main;
@@ -1174,6 +1242,8 @@ err_main:
     MHD_stop_daemon(s->main.d);
 err_metrics:
     metrics_unregister_collector(collect, s);
+err_adm:
+    admission_fini(&s->adm);
 err:
     stream_budget_destroy(&s->budget);
     pthread_cond_destroy(&s->susp_cv);
@@ -1245,6 +1315,7 @@ void server_destroy(struct server *s)
 {
     if (!s) return;
     server_stop(s);
+    admission_fini(&s->adm);
     stream_budget_destroy(&s->budget);
     pthread_cond_destroy(&s->susp_cv);
     pthread_mutex_destroy(&s->susp_mu);

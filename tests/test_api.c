@@ -409,6 +409,67 @@ START_TEST(batch_parse_is_charged_to_the_request_budget)
 }
 END_TEST
 
+/* Prices: 1 for small requests, growing with the numbers sieved and their height; a batch is
+ * the sum of its queries. The figures are the documented ones (docs/configuration.md). */
+static uint64_t price(enum api_op op, uint64_t a, uint64_t b)
+{
+    struct api_query q = {.op = op, .a = a, .b = b};
+    return api_cost(&ctx, &q);
+}
+
+/* A batch is charged up front by its size (unparsed, on the I/O thread), then settled with the
+ * sum of its queries' prices, which its run on a worker leaves in q.cost. */
+static uint64_t batch_price(const char *body)
+{
+    struct fake *json = Q(.ctype = "application/json");
+    struct http_request req = {.method = "POST",
+                               .path = "/v1/batch",
+                               .get_arg = f_arg,
+                               .get_header = f_header,
+                               .each_arg = f_each,
+                               .impl = json,
+                               .body = body,
+                               .body_len = strlen(body)};
+    struct http_response resp;
+    http_response_init(&resp);
+    struct api_query q;
+    ck_assert_int_eq(api_prepare(&ctx, ROUTE_BATCH, &req, &q, &resp), API_RUN);
+    ck_assert_uint_eq(api_cost(&ctx, &q), 1 + strlen(body) / 22 / 500); /* up front */
+    void *w = api_worker_init(&ctx);
+    atomic_int cancel = 0;
+    ck_assert_int_eq(api_run(&ctx, &q, w, &cancel, &resp), POOL_DONE);
+    ck_assert_int_eq(resp.status, 200);
+    api_worker_fini(&ctx, w);
+    uint64_t c = q.cost;
+    api_query_fini(&q);
+    http_response_fini(&resp);
+    return c;
+}
+
+START_TEST(prices_follow_the_work)
+{
+    ck_assert_uint_eq(price(API_ISPRIME, 18446744073709551557ull, 0), 1);
+    ck_assert_uint_eq(price(API_NEXT, 1, 0), 1);
+    ck_assert_uint_eq(price(API_COUNT, 0, 1000), 1);
+    ck_assert_uint_eq(price(API_COUNT, 0, 9999999999ull), 1251); /* 1e10 / 8e6 + 1 */
+    uint64_t low = price(API_COUNT, 0, 999999999),
+             high = price(API_COUNT, 1000000000000000000ull, 1000000000999999999ull);
+    ck_assert_uint_gt(high, 10 * low); /* the same width near 1e18 costs > 10x */
+    ck_assert_uint_eq(price(API_PRIMES, 0, 999999999), 4 * low - 3);
+    uint64_t nth = price(API_NTH, 10000000000ull, 0);
+    ck_assert_msg(nth > 50 && nth < 250, "nth(1e10) = %llu", (unsigned long long)nth);
+    ck_assert_uint_eq(price(API_COUNT, 0, UINT64_MAX), 1000000000); /* capped */
+    ck_assert_uint_eq(batch_price("{\"queries\":[{\"op\":\"count\",\"from\":0,\"to\":999999999}]}"),
+                      126);
+    ck_assert_uint_eq(batch_price("{\"queries\":[{\"op\":\"count\",\"from\":0,\"to\":"
+                                  "999999999},{\"op\":\"count\",\"from\":0,\"to\":999999999}]}"),
+                      251); /* 2 × 1e9 / 8e6 ms, + 1 */
+    ck_assert_uint_eq(batch_price("{\"queries\":[{\"op\":\"isprime\",\"n\":7},{\"op\":\"bad\"},"
+                                  "{\"op\":\"count\",\"from\":5,\"to\":1}]}"),
+                      1);
+}
+END_TEST
+
 static Suite *api_suite(void)
 {
     Suite *s = suite_create("api");
@@ -422,6 +483,7 @@ static Suite *api_suite(void)
     tcase_add_test(tc, batch_query_answers_equal_get_answers);
     tcase_add_test(tc, batch_shape_bombs_are_refused_before_parsing);
     tcase_add_test(tc, batch_parse_is_charged_to_the_request_budget);
+    tcase_add_test(tc, prices_follow_the_work);
     suite_add_tcase(s, tc);
     return s;
 }

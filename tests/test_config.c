@@ -303,6 +303,37 @@ START_TEST(bad_numbers_name_the_flag_and_the_range)
 }
 END_TEST
 
+START_TEST(rate_limit_settings_parse_and_proxies_are_validated)
+{
+    struct call *c = new_call();
+    set_args(c, NULL);
+    ck_assert_int_eq(load(c), CONFIG_OK);
+    ck_assert_uint_eq(c->cfg.rate_limit, 0); /* off unless asked for */
+    ck_assert_uint_eq(c->cfg.max_inflight_per_client, 0);
+    ck_assert_str_eq(c->cfg.trusted_proxies, "");
+    set_args(c, "--rate-limit", "1e3", "--rate-limit-burst", "5000", "--rate-limit-clients", "1024",
+             "--trusted-proxies", "10.0.0.0/8, fd00::/8 192.0.2.1", "--max-inflight-per-client",
+             "2", NULL);
+    ck_assert_int_eq(load(c), CONFIG_OK);
+    ck_assert_uint_eq(c->cfg.rate_limit, 1000);
+    ck_assert_uint_eq(c->cfg.rate_limit_burst, 5000);
+    ck_assert_uint_eq(c->cfg.rate_limit_clients, 1024);
+    ck_assert_str_eq(c->cfg.trusted_proxies, "10.0.0.0/8, fd00::/8 192.0.2.1");
+    ck_assert_uint_eq(c->cfg.max_inflight_per_client, 2);
+    set_args(c, "--trusted-proxies", "10.0.0.0/33", NULL);
+    expect_error(c, "--trusted-proxies:", "IPv4/IPv6", "got '10.0.0.0/33'", NULL);
+    set_args(c, "--trusted-proxies", "proxy.example", NULL);
+    expect_error(c, "--trusted-proxies:", NULL);
+    set_args(c, "--rate-limit", "1000000001", NULL);
+    expect_error(c, "--rate-limit:", "0 (off) or an integer from 1 to 1000000000", NULL);
+    set_args(c, "--rate-limit-clients", "0", NULL);
+    expect_error(c, "--rate-limit-clients:", NULL);
+    set_args(c, "--max-inflight-per-client", "1025", NULL);
+    expect_error(c, "--max-inflight-per-client:", NULL);
+    free(c);
+}
+END_TEST
+
 START_TEST(bad_enums_and_bools_are_rejected)
 {
     struct call *c = new_call();
@@ -521,6 +552,11 @@ static const char *const issue_flags[] = {"listen",
                                           "max_nth",
                                           "max_batch_queries",
                                           "inline_small_answers",
+                                          "rate_limit",
+                                          "rate_limit_burst",
+                                          "rate_limit_clients",
+                                          "trusted_proxies",
+                                          "max_inflight_per_client",
                                           "log_level",
                                           "log_format",
                                           "heap_sampling",
@@ -715,6 +751,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, help_and_example_and_each_cover_every_setting);
     tcase_add_test(tc, help_and_version_exit_ok_before_anything_else);
     tcase_add_test(tc, random_values_for_every_flag_never_crash);
+    tcase_add_test(tc, rate_limit_settings_parse_and_proxies_are_validated);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -7,6 +7,7 @@
 #include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check_main.h"
@@ -568,6 +569,131 @@ START_TEST(reader_resume_racing_cancel_frees_each_parked_stream_once)
 }
 END_TEST
 
+/* With a cap of 1 job per client, client A's blocked jobs hold one worker, not both: client
+ * B's job, queued behind three of A's, runs on the other worker while A is still blocked. */
+START_TEST(client_cap_keeps_a_worker_for_other_clients)
+{
+    struct pool *p = pool_create(2, 16, NULL, NULL, NULL);
+    ck_assert_ptr_nonnull(p);
+    pool_set_client_cap(p, 1);
+    sem_t sem;
+    sem_init(&sem, 0, 0);
+    atomic_int gate_a = 0, gate_b = 1;
+    struct tjob a[4], b;
+    for (int i = 0; i < 4; i++) {
+        tjob_init(&a[i], &sem, &gate_a);
+        a[i].job.client = 0xA;
+        ck_assert_int_eq(pool_submit(p, &a[i].job), 0);
+    }
+    tjob_init(&b, &sem, &gate_b);
+    b.job.client = 0xB;
+    ck_assert_int_eq(pool_submit(p, &b.job), 0);
+    /* B finishes (bounded wait) while A's first job is still blocked. */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 5;
+    ck_assert_int_eq(sem_timedwait(&sem, &until), 0);
+    ck_assert_int_eq(atomic_load(&b.runs), 1);
+    int a_started = 0;
+    for (int i = 0; i < 4; i++)
+        a_started += atomic_load(&a[i].runs);
+    ck_assert_int_eq(a_started, 1); /* the cap held even with a worker idle */
+    struct pool_stats st;
+    pool_stats_get(p, &st);
+    ck_assert_uint_ge(st.fair_skips, 1);
+    atomic_store(&gate_a, 1);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(sem_timedwait(&sem, &until), 0);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(atomic_load(&a[i].runs), 1);
+    pool_destroy(p);
+    sem_destroy(&sem);
+}
+END_TEST
+
+/* Jobs without a client tag, or with no cap set, use every worker as before. */
+START_TEST(no_cap_or_untagged_jobs_use_every_worker)
+{
+    for (int capped = 0; capped < 2; capped++) {
+        struct pool *p = pool_create(2, 16, NULL, NULL, NULL);
+        if (capped) pool_set_client_cap(p, 1);
+        sem_t sem;
+        sem_init(&sem, 0, 0);
+        atomic_int gate = 0;
+        struct tjob j[2];
+        for (int i = 0; i < 2; i++) {
+            tjob_init(&j[i], &sem, &gate);
+            j[i].job.client = capped ? 0 : 0xA;
+            ck_assert_int_eq(pool_submit(p, &j[i].job), 0);
+        }
+        wait_busy(p, 2);
+        atomic_store(&gate, 1);
+        pool_destroy(p);
+        sem_destroy(&sem);
+    }
+}
+END_TEST
+
+/* Helping with chunks counts towards the cap: with a cap of 1, a capped client's parallel job
+ * runs its chunks on its own worker only; without the cap, the idle worker helps. */
+struct capjob {
+    struct pool_job job; /* first */
+    struct pool *p;
+    atomic_int max_inside, inside;
+    sem_t *done_sem;
+};
+
+static int cap_chunk(void *arg, uint64_t c, void *local)
+{
+    struct capjob *pj = arg;
+    int now = atomic_fetch_add(&pj->inside, 1) + 1;
+    int prev = atomic_load(&pj->max_inside);
+    while (now > prev && !atomic_compare_exchange_weak(&pj->max_inside, &prev, now)) {
+    }
+    usleep(2000);
+    atomic_fetch_sub(&pj->inside, 1);
+    return 0;
+}
+
+static enum pool_outcome capjob_run(struct pool_job *j, void *local)
+{
+    struct capjob *pj = (struct capjob *)j;
+    struct pool_par par = {.fn = cap_chunk, .arg = pj, .nchunks = 200};
+    pool_parallel(pj->p, &par, local);
+    return POOL_DONE;
+}
+
+static void capjob_done(struct pool_job *j)
+{
+    sem_post(((struct capjob *)j)->done_sem);
+}
+
+START_TEST(helping_with_chunks_counts_towards_the_cap)
+{
+    for (int capped = 0; capped < 2; capped++) {
+        struct pool *p = pool_create(2, 4, NULL, NULL, NULL);
+        if (capped) pool_set_client_cap(p, 1);
+        sem_t sem;
+        sem_init(&sem, 0, 0);
+        struct capjob pj = {.p = p, .done_sem = &sem};
+        pj.job.run = capjob_run;
+        pj.job.done = capjob_done;
+        pj.job.client = 0xA;
+        atomic_init(&pj.job.cancel, 0);
+        atomic_init(&pj.inside, 0);
+        atomic_init(&pj.max_inside, 0);
+        ck_assert_int_eq(pool_submit(p, &pj.job), 0);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 10;
+        ck_assert_int_eq(sem_timedwait(&sem, &until), 0);
+        ck_assert_int_eq(atomic_load(&pj.max_inside), (capped ? 1 : 2));
+        pool_destroy(p);
+        sem_destroy(&sem);
+    }
+}
+END_TEST
+
 static Suite *pool_suite(void)
 {
     Suite *s = suite_create("pool");
@@ -585,6 +711,9 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, resume_before_the_parking_run_returns_requeues_the_job);
     tcase_add_test(tc, cancelled_parked_stream_is_finished_and_freed_exactly_once);
     tcase_add_test(tc, reader_resume_racing_cancel_frees_each_parked_stream_once);
+    tcase_add_test(tc, client_cap_keeps_a_worker_for_other_clients);
+    tcase_add_test(tc, no_cap_or_untagged_jobs_use_every_worker);
+    tcase_add_test(tc, helping_with_chunks_counts_towards_the_cap);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -50,6 +50,10 @@ struct api_query {
      * frees the body with the request). Parsed only by api_run, on a worker. */
     const char *body;
     size_t body_len;
+    /* API_BATCH: the sum of its queries' prices in tokens (api_cost of each, as a GET), written
+     * by api_run on the worker before `done`, read on the I/O thread after the resume (ordered
+     * like the response); admission charges what it exceeds the up-front price by. */
+    uint64_t cost;
     /* Written only by the run of api_stream producing this query's body (runs never overlap:
      * pool_resume orders them through the pool lock). */
     struct api_stream_pos pos;
@@ -70,6 +74,11 @@ enum api_plan api_prepare(const struct api_ctx *ctx, enum route_id route,
 /* Is q expensive new work (a stream, a batch, a large count or nth), to be refused while memory
  * is above the high-water mark (memwatch.h)? Cheap answers never reach this question. */
 bool api_query_expensive(const struct api_query *q);
+/* The price of a prepared query in rate-limit tokens, 1 token ≈ 1 ms of one worker's CPU:
+ * 1 for isprime/next/prev; for count, primes, nth and batch an estimate from the numbers they
+ * sieve (docs/configuration.md lists the formulas). Always >= 1; capped at 1e9. A new
+ * operation adds its case here, next to its prepare and run. */
+uint64_t api_cost(const struct api_ctx *ctx, const struct api_query *q);
 
 /* Worker-local state (pool_create's init/fini with arg = the api_ctx). */
 void *api_worker_init(void *ctx);
@@ -80,7 +89,7 @@ void api_worker_fini(void *ctx, void *local);
  * here (400 for a shape it cannot use, 503 when ctx->mem cannot hold the parse) and each of its
  * queries prepared and run as its GET endpoint; a cancel stops the batch with the cancel's
  * answer. */
-enum pool_outcome api_run(const struct api_ctx *ctx, const struct api_query *q, void *local,
+enum pool_outcome api_run(const struct api_ctx *ctx, struct api_query *q, void *local,
                           const atomic_int *cancel, struct http_response *resp);
 
 /* The Content-Type of q's stream. */

@@ -57,6 +57,13 @@ struct primed_config {
     unsigned max_batch_queries; /* default 1000 */
     bool inline_small_answers;  /* default true: isprime/next/prev on the I/O thread (api.c) */
 
+    /* per-client limits (ratelimit.c, pool.c); off by default: see docs/configuration.md */
+    uint64_t rate_limit;                   /* tokens per second per client, 0 = off */
+    uint64_t rate_limit_burst;             /* tokens, 0 = auto (= rate_limit) */
+    unsigned rate_limit_clients;           /* buckets in the client table, default 65536 */
+    char trusted_proxies[CONFIG_PATH_MAX]; /* CIDR list whose X-Forwarded-For is believed */
+    unsigned max_inflight_per_client;      /* a client's jobs running at once, 0 = no cap */
+
     /* logging and profiling */
     enum log_level log_level;     /* default info */
     enum log_format log_format;   /* default json */

@@ -25,6 +25,7 @@ enum primed_err {
     PERR_BODY_TOO_LARGE,     /* 413 body_too_large */
     PERR_URI_TOO_LONG,       /* 414 uri_too_long */
     PERR_UNSUPPORTED_MEDIA,  /* 415 unsupported_media_type */
+    PERR_RATE_LIMITED,       /* 429 rate_limited (+ Retry-After from the client's bucket) */
     PERR_HEADERS_TOO_LARGE,  /* 431 headers_too_large */
     PERR_INTERNAL,           /* 500 internal */
     PERR_NOT_IMPLEMENTED,    /* 501 not_implemented (also: profiling in sanitizer builds) */

@@ -59,6 +59,9 @@ struct pool_job {
     /* Absolute CLOCK_MONOTONIC deadline in ns, 0 = none. Set before submit; cleared through
      * pool_job_clear_deadline (under the pool lock). */
     uint64_t deadline_ns;
+    /* Who the job is for (a client tag), 0 = nobody in particular. Set before submit; with a
+     * per-client cap (pool_set_client_cap) it decides which queued job a worker takes. */
+    uint64_t client;
     /* pool-private, under the pool lock */
     struct pool_job *next;
     bool running;        /* inside run */
@@ -79,6 +82,15 @@ struct pool *pool_create(unsigned workers, unsigned queue_capacity, pool_worker_
  * and finish, joins every thread and frees the pool.
  * Accepts NULL. */
 void pool_destroy(struct pool *p);
+
+/* Per-client fairness: at most `cap` jobs with the same non-zero `client` run on workers at
+ * once (0 = no cap, the default). A worker takes the oldest queued job whose client is under
+ * the cap (looking at most POOL_FAIR_SCAN jobs deep). Workers helping with a job's chunks
+ * (pool_parallel) count towards its client's cap too. Jobs and chunks of a client at its cap
+ * wait even if a worker is idle, so one client cannot hold every worker when another client's
+ * job arrives (a chunk or a job, once started, is not preempted). Call before submitting. */
+#define POOL_FAIR_SCAN 64
+void pool_set_client_cap(struct pool *p, unsigned cap);
 
 /* Queue a job. Returns 0, -EAGAIN (queue full: answer 503) or -ESHUTDOWN (draining). Never
  * blocks beyond the pool lock. */
@@ -118,6 +130,7 @@ struct pool_par {
     atomic_uint_fast64_t cursor; /* next unclaimed chunk; fetch_add by owner and helpers */
     atomic_int err;              /* first non-zero chunk result (compare-exchange) */
     unsigned helpers;            /* workers inside a chunk of this task, under the pool lock */
+    uint64_t client;             /* the owning job's client (helpers count towards its cap) */
     struct pool_par *next;       /* in the pool's list of open tasks, under the pool lock */
 };
 int pool_parallel(struct pool *p, struct pool_par *par, void *local);
@@ -131,6 +144,7 @@ struct pool_stats {
     unsigned parked;       /* jobs that returned POOL_PARKED and wait for pool_resume */
     unsigned resume_depth; /* resumed jobs waiting for a worker */
     uint64_t resumes;      /* pool_resume calls */
+    uint64_t fair_skips;   /* queued jobs passed over because their client was at its cap */
     uint64_t jobs[POOL__OUTCOMES];
 };
 void pool_stats_get(struct pool *p, struct pool_stats *out);

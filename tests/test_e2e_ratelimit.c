@@ -1,0 +1,269 @@
+/* test_e2e_ratelimit.c — per-client rate limits against the real binary on 127.0.0.1: 429
+ * rate_limited with Retry-After and RateLimit-* headers, probes never limited, prices weighted by
+ * work, refunds for requests that end early, and X-Forwarded-For believed only from a trusted
+ * peer, including hostile values of it. Every loop is bounded in count; every request in time. */
+#include <check.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check_main.h"
+#include "harness.h"
+
+static struct primed_proc srv;
+
+static void start(const char *rate, const char *burst, const char *proxies, const char *timeout)
+{
+    const char *args[] = {"--workers",
+                          "2",
+                          "--rate-limit",
+                          rate,
+                          "--rate-limit-burst",
+                          burst,
+                          "--trusted-proxies",
+                          proxies,
+                          "--request-timeout-ms",
+                          timeout,
+                          "--log-level",
+                          "warn",
+                          NULL};
+    if (primed_start(&srv, args) != 0) ck_abort_msg("primed did not start");
+}
+
+static void stop(void)
+{
+    ck_assert_int_eq(primed_stop(&srv, SIGTERM, 10000), 0);
+}
+
+static long hdr_num(const struct http_result *r, const char *name)
+{
+    char v[64];
+    if (http_header_value(r, name, v, sizeof v) != 0) return -1;
+    char *end;
+    long n = strtol(v, &end, 10);
+    return *end == '\0' && end != v ? n : -2;
+}
+
+static long get(const char *path, const char *xff, struct http_result *r)
+{
+    char h[2048];
+    const char *hs[] = {h, NULL};
+    if (xff) snprintf(h, sizeof h, "X-Forwarded-For: %s", xff);
+    ck_assert_int_eq(http_do(srv.port, "GET", path, NULL, xff ? hs : NULL, r), 0);
+    return r->status;
+}
+
+static void assert_rate_limited(const struct http_result *r, long limit)
+{
+    ck_assert_int_eq(r->status, 429);
+    json_t *j = json_loads(r->body, 0, NULL);
+    ck_assert_msg(j != NULL, "429 body is not JSON: %s", r->body);
+    json_t *e = json_object_get(j, "error");
+    ck_assert_str_eq(json_string_value(json_object_get(e, "code")), "rate_limited");
+    json_decref(j);
+    ck_assert_int_ge(hdr_num(r, "Retry-After"), 1);
+    ck_assert_int_eq(hdr_num(r, "RateLimit-Limit"), limit);
+    ck_assert_int_eq(hdr_num(r, "RateLimit-Remaining"), 0);
+    ck_assert_int_ge(hdr_num(r, "RateLimit-Reset"), 1);
+}
+
+START_TEST(over_the_limit_is_429_with_headers_on_every_response)
+{
+    start("1", "5", "", "30000");
+    struct http_result r;
+    for (long i = 0; i < 5; i++) {
+        ck_assert_int_eq(get("/v1/isprime?n=97", NULL, &r), 200);
+        ck_assert_int_eq(hdr_num(&r, "RateLimit-Limit"), 5);
+        ck_assert_int_eq(hdr_num(&r, "RateLimit-Remaining"), 4 - i);
+        ck_assert_int_ge(hdr_num(&r, "RateLimit-Reset"), 1);
+        http_result_free(&r);
+    }
+    get("/v1/isprime?n=97", NULL, &r);
+    assert_rate_limited(&r, 5);
+    http_result_free(&r);
+    /* Every limited route, including errors answered before any work and streams. */
+    get("/v1/count?from=5&to=1", NULL, &r);
+    assert_rate_limited(&r, 5);
+    http_result_free(&r);
+    get("/v1/primes?from=0&to=100", NULL, &r);
+    assert_rate_limited(&r, 5);
+    http_result_free(&r);
+    /* HEAD of a limited route: the 429 status and headers, no body. */
+    ck_assert_int_eq(http_do(srv.port, "HEAD", "/v1/nth?n=10", NULL, NULL, &r), 0);
+    ck_assert_int_eq(r.status, 429);
+    ck_assert_uint_eq(r.body_len, 0);
+    ck_assert_int_ge(hdr_num(&r, "Retry-After"), 1);
+    http_result_free(&r);
+    /* Probes, metrics and / are never limited and carry no RateLimit headers. */
+    static const char *const free_paths[] = {"/healthz", "/readyz", "/metrics", "/"};
+    for (int k = 0; k < 25; k++)
+        for (size_t i = 0; i < 4; i++) {
+            ck_assert_int_eq(get(free_paths[i], NULL, &r), 200);
+            ck_assert_int_eq(hdr_num(&r, "RateLimit-Limit"), -1);
+            http_result_free(&r);
+        }
+    get("/metrics", NULL, &r);
+    ck_assert_ptr_nonnull(
+        strstr(r.body, "primed_ratelimit_limited_total{handler=\"isprime\"} 1\n"));
+    ck_assert_ptr_nonnull(strstr(r.body, "primed_ratelimit_limited_total{handler=\"nth\"} 1\n"));
+    ck_assert_ptr_nonnull(strstr(r.body, "primed_ratelimit_clients 1\n"));
+    ck_assert_ptr_nonnull(strstr(
+        r.body, "primed_http_requests_total{handler=\"isprime\",method=\"GET\",code=\"429\"} 1"));
+    http_result_free(&r);
+    stop();
+}
+END_TEST
+
+START_TEST(heavy_requests_cost_more_than_small_ones)
+{
+    start("1", "100", "", "30000");
+    struct http_result r;
+    /* A small count is priced 1 token; a count of [0, 1e9] 126, more than the burst of 100:
+     * it is admitted only from a full bucket. */
+    ck_assert_int_eq(get("/v1/count?from=0&to=1000", NULL, &r), 200);
+    ck_assert_int_eq(hdr_num(&r, "RateLimit-Remaining"), 99);
+    http_result_free(&r);
+    ck_assert_int_eq(get("/v1/count?from=0&to=999999999", NULL, &r), 429);
+    ck_assert_int_ge(hdr_num(&r, "Retry-After"), 1);
+    http_result_free(&r);
+    stop();
+    /* From a full bucket it is admitted and leaves a debt of 26 tokens (26 s at 1/s). */
+    start("1", "100", "", "30000");
+    ck_assert_int_eq(get("/v1/count?from=0&to=999999999", NULL, &r), 200);
+    ck_assert_str_eq(r.body, "{\"from\":0,\"to\":999999999,\"count\":50847534}");
+    ck_assert_int_eq(hdr_num(&r, "RateLimit-Remaining"), 0);
+    ck_assert_int_ge(hdr_num(&r, "RateLimit-Reset"), 120);
+    http_result_free(&r);
+    ck_assert_int_eq(get("/v1/isprime?n=7", NULL, &r), 429);
+    ck_assert_int_ge(hdr_num(&r, "Retry-After"), 20);
+    http_result_free(&r);
+    stop();
+}
+END_TEST
+
+START_TEST(requests_that_end_early_are_refunded)
+{
+    /* 10 ms deadline: a count of [0, 1e12] (price 125001) times out; the refund brings the
+     * bucket back, so the next request is served instead of waiting ~125000 s. */
+    start("1", "1000", "", "10");
+    struct http_result r;
+    long st = get("/v1/count?from=0&to=1e12", NULL, &r);
+    ck_assert_int_eq(st, 504);
+    http_result_free(&r);
+    /* on_completed (where the refund happens) runs just after the response is sent: allow it a
+     * few retries. */
+    long ok = 0;
+    for (int i = 0; i < 20 && ok != 200; i++) {
+        ok = get("/v1/isprime?n=7", NULL, &r);
+        http_result_free(&r);
+    }
+    ck_assert_int_eq(ok, 200);
+    stop();
+}
+END_TEST
+
+START_TEST(forwarded_for_is_believed_only_from_trusted_peers)
+{
+    struct http_result r;
+    /* 127.0.0.1 is not trusted: every X-Forwarded-For is ignored, one bucket. */
+    start("1", "3", "10.0.0.0/8", "30000");
+    for (int i = 0; i < 3; i++) {
+        char xff[64];
+        snprintf(xff, sizeof xff, "198.51.100.%d", i);
+        ck_assert_int_eq(get("/v1/isprime?n=7", xff, &r), 200);
+        http_result_free(&r);
+    }
+    ck_assert_int_eq(get("/v1/isprime?n=7", "198.51.100.99", &r), 429);
+    http_result_free(&r);
+    stop();
+
+    /* 127.0.0.1 trusted: each forwarded client has its own bucket. */
+    start("1", "3", "127.0.0.1", "30000");
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(get("/v1/isprime?n=7", "203.0.113.5", &r), 200);
+        http_result_free(&r);
+    }
+    ck_assert_int_eq(get("/v1/isprime?n=7", "203.0.113.5", &r), 429);
+    http_result_free(&r);
+    /* A spoofed address left of the real one does not buy a fresh bucket. */
+    ck_assert_int_eq(get("/v1/isprime?n=7", "1.1.1.1, 203.0.113.5", &r), 429);
+    http_result_free(&r);
+    ck_assert_int_eq(get("/v1/isprime?n=7", "203.0.113.6", &r), 200);
+    http_result_free(&r);
+    /* IPv6 clients share their /64. */
+    ck_assert_int_eq(get("/v1/isprime?n=7", "2001:db8:1:2::1", &r), 200);
+    http_result_free(&r);
+    ck_assert_int_eq(get("/v1/isprime?n=7", "2001:db8:1:2::2", &r), 200);
+    http_result_free(&r);
+    ck_assert_int_eq(get("/v1/isprime?n=7", "[2001:db8:1:2:ffff::3]:443", &r), 200);
+    http_result_free(&r);
+    ck_assert_int_eq(get("/v1/isprime?n=7", "2001:db8:1:2::4", &r), 429);
+    http_result_free(&r);
+    stop();
+}
+END_TEST
+
+START_TEST(hostile_forwarded_for_values_are_answered_and_never_pick_the_key)
+{
+    start("1", "2", "127.0.0.1", "30000");
+    struct http_result r;
+    /* Garbage as the rightmost entry: the trusted proxy itself (127.0.0.1) is the client; its
+     * bucket runs dry however the garbage varies, and every answer is JSON. */
+    static const char *const bad[] = {
+        "",           "garbage",  ",,,,",         "1.2.3.4.5",   "999.1.1.1",      "[::1",
+        "::1]",       "1.2.3.4:", "1.2.3.4/8",    "unknown",     "\xff\xfe\xfd",   "%00",
+        "1.1.1.1, x", "1.1.1.1,", " , 1.1.1.1 x", "\"1.1.1.1\"", "1.1.1.1;2.2.2.2"};
+    int limited = 0;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        long st = get("/v1/isprime?n=7", bad[i], &r);
+        ck_assert_msg(st == 200 || st == 429, "'%s' → %ld", bad[i], st);
+        ck_assert_msg(r.body[0] == '{', "'%s' → %s", bad[i], r.body);
+        limited += st == 429;
+        http_result_free(&r);
+    }
+    /* Two tokens of burst (plus at most one refilled while this runs) are all the peer gets. */
+    ck_assert_int_ge(limited, (int)(sizeof bad / sizeof bad[0]) - 3);
+    /* A header longer than the joined buffer keeps its (trusted) right end. */
+    static char longv[1500];
+    memset(longv, '9', sizeof longv - 1);
+    memcpy(longv + sizeof longv - 1 - 16, ", 203.0.113.77  ", 16);
+    ck_assert_int_eq(get("/v1/isprime?n=7", longv, &r), 200);
+    ck_assert_int_eq(hdr_num(&r, "RateLimit-Remaining"), 1); /* 203.0.113.77's own bucket */
+    http_result_free(&r);
+    /* Two header lines are joined, so the proxy's (last) line is the right end: with .99's
+     * bucket spent, a request whose client line says .88 and whose proxy line says .99 is .99. */
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(get("/v1/isprime?n=7", "203.0.113.99", &r), 200);
+        http_result_free(&r);
+    }
+    const char *two[] = {"X-Forwarded-For: 203.0.113.88", "X-Forwarded-For: 203.0.113.99", NULL};
+    ck_assert_int_eq(http_do(srv.port, "GET", "/v1/isprime?n=7", NULL, two, &r), 0);
+    ck_assert_int_eq(r.status, 429);
+    http_result_free(&r);
+    const char *other[] = {"X-Forwarded-For: 203.0.113.99", "X-Forwarded-For: 203.0.113.88", NULL};
+    ck_assert_int_eq(http_do(srv.port, "GET", "/v1/isprime?n=7", NULL, other, &r), 0);
+    ck_assert_int_eq(r.status, 200); /* now .88 is the right end: a different client */
+    http_result_free(&r);
+    ck_assert_int_eq(get("/healthz", "garbage", &r), 200);
+    http_result_free(&r);
+    stop();
+}
+END_TEST
+
+static Suite *e2e_ratelimit_suite(void)
+{
+    Suite *s = suite_create("e2e_ratelimit");
+    TCase *tc = tcase_create("ratelimit");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, over_the_limit_is_429_with_headers_on_every_response);
+    tcase_add_test(tc, heavy_requests_cost_more_than_small_ones);
+    tcase_add_test(tc, requests_that_end_early_are_refunded);
+    tcase_add_test(tc, forwarded_for_is_believed_only_from_trusted_peers);
+    tcase_add_test(tc, hostile_forwarded_for_values_are_answered_and_never_pick_the_key);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+PRIMED_CHECK_MAIN(e2e_ratelimit_suite)
