@@ -3,7 +3,7 @@
  *
  * The snapshot is the only moment a server lock is held; everything here (parsing, allocation,
  * formatting) runs before or after it on the debug listener's own thread. The arrays are sized
- * by `limit` (≤ INFLIGHT_MAX_LIMIT rows of ~450 bytes) plus one entry per worker, so the memory
+ * by `limit` (≤ INFLIGHT_MAX_LIMIT rows of ~600 bytes) plus one entry per worker, so the memory
  * one call takes is bounded whatever the number of connections.
  */
 #include "primed/inflight.h"
