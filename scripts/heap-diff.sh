@@ -25,7 +25,7 @@ set -uo pipefail
 
 threshold_kib=64 requests=0 tsv="" all=0
 binary=${PRIMED_BIN:-$(cd "$(dirname "$0")/.." && pwd)/build/primed}
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     --threshold-kib) threshold_kib=$2; shift 2 ;;

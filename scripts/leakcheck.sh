@@ -49,9 +49,9 @@ snapshot() { # NAME: symbolized profile NAME.pb.gz and RSS (KiB) in NAME.rss
 
 round >/dev/null
 snapshot A
-nB=$(round)
+nB=$(round) || obs_fail "the workload round before B failed"
 snapshot B
-nC=$(round)
+nC=$(round) || obs_fail "the workload round before C failed"
 snapshot C
 kill -0 "$L_PID" || obs_fail "primed died during the workload"
 
