@@ -20,8 +20,8 @@
 #include <unistd.h>
 
 #include "primed/errors.h"
-#include "primed/jsonw.h"
 #include "primed/inflight.h"
+#include "primed/jsonw.h"
 #include "primed/log.h"
 
 #if PRIMED_TCMALLOC

@@ -60,8 +60,8 @@
 
 #include "primed/errors.h"
 #include "primed/http.h"
-#include "primed/jsonw.h"
 #include "primed/inflight.h"
+#include "primed/jsonw.h"
 #include "primed/log.h"
 #include "primed/memwatch.h"
 #include "primed/metrics.h"
