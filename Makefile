@@ -40,6 +40,13 @@ ifeq ($(VARIANT),tsan)
   LDFLAGS  += $(SAN)
 endif
 
+# `make LEAK_PLANT=1`: a release build in build/leak/ that leaks 1 KiB per isprime/next/prev
+# answer (leakcheck_planted_leak in api.c), for `make leakcheck` to prove that it fails.
+ifeq ($(LEAK_PLANT),1)
+  B        := build/leak
+  CPPFLAGS += -DPRIMED_LEAK_PLANT=1
+endif
+
 OPT       ?= -O2 -g
 CFLAGS    := $(OPT) -std=c11 -pthread $(WARN) $(ARCH_FLAGS) $(shell pkg-config --cflags $(PKGS))
 CXXFLAGS  := $(OPT) -std=c++17 -pthread -Wall -Wextra -Werror $(ARCH_FLAGS)
@@ -79,7 +86,7 @@ TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(B)/tools/%)
 
 .PHONY: all deps run test check unit asan tsan bench fuzz clean install format check-format \
-        sieve-lib sieve-test bench-service valgrind
+        sieve-lib sieve-test bench-service valgrind leakcheck
 all: $(B)/primed $(TEST_BINS) $(TOOL_BINS)
 
 deps:
@@ -139,6 +146,16 @@ test: deps
 	$(MAKE) VARIANT=asan all
 	bash scripts/run-tests.sh build
 	bash scripts/run-tests.sh build/asan
+	$(MAKE) leakcheck
+
+# `make leakcheck` (~50 s): heap profiles of the release build after warm-up and after each of
+# two equal rounds of traffic; fails when an allocation site or RSS grows in both. Then the same
+# check against build/leak/ (LEAK_PLANT=1), which must fail and name leakcheck_planted_leak.
+leakcheck:
+	$(MAKE) all
+	$(MAKE) LEAK_PLANT=1 build/leak/primed
+	bash scripts/leakcheck.sh build
+	bash scripts/leakcheck.sh --expect-leak leakcheck_planted_leak build/leak
 
 # The unit + end-to-end suite of one build variant, without the dependency step.
 unit: all

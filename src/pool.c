@@ -36,7 +36,14 @@ struct worker {
     bool prefer_queue;        /* last job was a resumed one: take a queued one first (fairness) */
     void *local;              /* from init; used and freed on this worker's thread only */
     struct pool_job *current; /* the job being run, under p->mu (read by the watchdog) */
+    struct pool_par *par;     /* current's open parallel task, under p->mu (/debug/requests) */
+    struct pool_par *helping; /* the task this worker runs a chunk of, under p->mu */
 };
+
+/* The worker the calling thread is (NULL on other threads): lets pool_parallel, which is given
+ * only `local`, record its task on its worker for pool_workers_get and tag it with the running
+ * job's client. Written once per thread. */
+static _Thread_local struct worker *self;
 
 struct pool {
     pthread_mutex_t mu;
@@ -94,10 +101,6 @@ static struct pool_job *queue_pop(struct pool *p)
     p->qlen--;
     return j;
 }
-
-/* The worker this thread is (NULL off the pool): pool_parallel tags its task with the running
- * job's client. */
-static _Thread_local struct worker *self_worker;
 
 /* Workers busy for `client` now: running its jobs or helping with their chunks. */
 static unsigned running_for(const struct pool *p, uint64_t client)
@@ -170,6 +173,7 @@ static bool par_run_one(struct pool_par *par, void *local)
     uint64_t c = atomic_fetch_add_explicit(&par->cursor, 1, memory_order_relaxed);
     if (c >= par->nchunks) return false;
     int r = par->fn(par->arg, c, local);
+    atomic_fetch_add_explicit(&par->done, 1, memory_order_relaxed);
     if (r != 0) {
         int expected = 0;
         atomic_compare_exchange_strong_explicit(&par->err, &expected, r, memory_order_release,
@@ -221,9 +225,9 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct pool *p = w->p;
-    self_worker = w;
     void *local = p->init ? p->init(p->arg) : NULL;
     bool failed = p->init && !local;
+    self = w;
 
     pthread_mutex_lock(&p->mu);
     w->local = local;
@@ -254,9 +258,11 @@ static void *worker_main(void *arg)
              * waits for helpers == 0 before returning from pool_parallel. */
             par->helpers++;
             p->busy++;
+            w->helping = par;
             pthread_mutex_unlock(&p->mu);
             par_run_one(par, local);
             pthread_mutex_lock(&p->mu);
+            w->helping = NULL;
             p->busy--;
             if (--par->helpers == 0) pthread_cond_broadcast(&p->cv_par);
             continue;
@@ -475,14 +481,24 @@ int pool_parallel(struct pool *p, struct pool_par *par, void *local)
 {
     atomic_store_explicit(&par->cursor, 0, memory_order_relaxed);
     atomic_store_explicit(&par->err, 0, memory_order_relaxed);
+    atomic_store_explicit(&par->done, 0, memory_order_relaxed);
     par->helpers = 0;
+    par->owner = NULL;
     bool shared = par->nchunks > 1 && p->nworkers > 1;
     par->client = 0;
+    /* On a worker (the normal case; tests may call from elsewhere), show the task's progress on
+     * its job: one more lock round-trip per task, against tasks of many sieve segments. */
+    struct worker *me = self && self->p == p ? self : NULL;
+    if (me) {
+        pthread_mutex_lock(&p->mu);
+        me->par = par;
+        par->owner = me->current;
+        pthread_mutex_unlock(&p->mu);
+    }
     if (shared) {
         pthread_mutex_lock(&p->mu);
         /* w->current is written by this very thread (run_job): no race. */
-        if (self_worker && self_worker->p == p && self_worker->current)
-            par->client = self_worker->current->client;
+        if (me && me->current) par->client = me->current->client;
         par->next = p->pars;
         p->pars = par;
         pthread_cond_broadcast(&p->cv_work);
@@ -503,12 +519,17 @@ int pool_parallel(struct pool *p, struct pool_par *par, void *local)
             pthread_cond_wait(&p->cv_par, &p->mu);
         pthread_mutex_unlock(&p->mu);
     }
+    if (me) {
+        pthread_mutex_lock(&p->mu);
+        me->par = NULL;
+        pthread_mutex_unlock(&p->mu);
+    }
     return atomic_load_explicit(&par->err, memory_order_acquire);
 }
 
-void pool_stats_get(struct pool *p, struct pool_stats *out)
+/* Called with mu held. */
+static void stats_locked(struct pool *p, struct pool_stats *out)
 {
-    pthread_mutex_lock(&p->mu);
     out->workers = p->nworkers;
     out->busy = p->busy;
     out->queue_depth = p->qlen;
@@ -518,5 +539,36 @@ void pool_stats_get(struct pool *p, struct pool_stats *out)
     out->resumes = p->resumes;
     out->fair_skips = p->fair_skips;
     memcpy(out->jobs, p->jobs, sizeof out->jobs);
+}
+
+void pool_stats_get(struct pool *p, struct pool_stats *out)
+{
+    pthread_mutex_lock(&p->mu);
+    stats_locked(p, out);
     pthread_mutex_unlock(&p->mu);
+}
+
+unsigned pool_workers_get(struct pool *p, struct pool_worker_info *out, unsigned cap,
+                          struct pool_stats *stats)
+{
+    pthread_mutex_lock(&p->mu);
+    if (stats) stats_locked(p, stats);
+    unsigned n = p->nworkers < cap ? p->nworkers : cap;
+    for (unsigned i = 0; i < n; i++) {
+        const struct worker *w = &p->w[i];
+        /* A listed task is alive: its owner unlists it under mu before returning. */
+        const struct pool_par *par = w->current ? w->par : w->helping;
+        out[i] = (struct pool_worker_info){
+            .state = w->current   ? POOL_WORKER_RUNNING
+                     : w->helping ? POOL_WORKER_HELPING
+                                  : POOL_WORKER_IDLE,
+            .job = w->current   ? w->current
+                   : w->helping ? w->helping->owner
+                                : NULL,
+            .chunks_done = par ? atomic_load_explicit(&par->done, memory_order_relaxed) : 0,
+            .chunks_total = par ? par->nchunks : 0,
+        };
+    }
+    pthread_mutex_unlock(&p->mu);
+    return n;
 }

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "primed/errors.h"
+#include "primed/inflight.h"
 #include "primed/jsonw.h"
 #include "primed/log.h"
 
@@ -452,6 +453,7 @@ int profiling_handle(enum route_id id, const struct http_request *req, struct ht
               req->method, "client", req->client_addr ? req->client_addr : "-", "request_id",
               req->request_id ? req->request_id : "-", (const char *)NULL);
     if (id == ROUTE_DEBUG_INDEX) return serve_index(resp);
+    if (id == ROUTE_DEBUG_REQUESTS) return inflight_handle(req, resp); /* no tcmalloc needed */
 #if PRIMED_TCMALLOC
     switch (id) {
     case ROUTE_DEBUG_HEAP:

@@ -48,6 +48,8 @@ static const struct route table[] = {
      "command line, NUL-separated"},
     {"/debug/stats", G, DBG, ROUTE_K_DEBUG, ROUTE_DEBUG_STATS, "debug", false,
      "tcmalloc statistics"},
+    {"/debug/requests", G, DBG, ROUTE_K_DEBUG, ROUTE_DEBUG_REQUESTS, "debug", false,
+     "requests in flight and workers (?limit=N, ?format=text)"},
 };
 #define NROUTES (sizeof table / sizeof table[0])
 _Static_assert(NROUTES < ROUTER_MAX_LABELS * 2, "route table larger than expected");

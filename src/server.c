@@ -62,6 +62,7 @@
 #include "primed/admission.h"
 #include "primed/errors.h"
 #include "primed/http.h"
+#include "primed/inflight.h"
 #include "primed/jsonw.h"
 #include "primed/log.h"
 #include "primed/memwatch.h"
@@ -105,8 +106,9 @@ struct req {
     struct MHD_Connection *conn;
     struct req *prev, *next; /* server's in-flight list, under srv->mu */
 
+    /* Written by the I/O thread only; read (relaxed) by the /debug/requests snapshot too. */
+    _Atomic(enum phase) phase;
     /* I/O thread only (the connection's daemon thread). */
-    enum phase phase;
     bool uri_too_long;
     bool too_many_args;  /* the query was cut off before libmicrohttpd parsed it: answer 400 */
     bool bad_bytes;      /* a control byte (NUL included) in the raw request target */
@@ -117,10 +119,14 @@ struct req {
     bool over_budget; /* the body did not fit the request memory budget: 503 at the end */
     uint64_t t0_ns;
     size_t uri_len;
+    /* path, client_addr and query are set before the request enters the in-flight list and
+     * never change; method and request_id are set before `started` (under server.mu), so the
+     * snapshot reads them under server.mu once it sees started. */
     char method[8];
     char path[PATH_LOG_MAX];
     char request_id[65];
     char client_addr[ADDR_MAX];
+    char query_str[INFLIGHT_PARAMS_MAX]; /* the raw query string, cut: for /debug/requests */
     char *body; /* malloc'd, body_len of body_cap bytes, never above cfg.max_body_bytes */
     size_t body_len, body_cap;
     /* Bytes charged to the request memory budget for the body (≥ body_cap: a Content-Length is
@@ -167,9 +173,9 @@ struct server {
     atomic_uint nsuspended;
     pthread_mutex_t susp_mu;
     pthread_cond_t susp_cv;
-    atomic_uint streams; /* streams alive (metrics) */
-    pthread_mutex_t mu;  /* the in-flight list */
-    struct req *inflight;
+    atomic_uint streams;           /* streams alive (metrics) */
+    pthread_mutex_t mu;            /* the in-flight list */
+    struct req *inflight, *oldest; /* newest first; oldest is the tail */
     unsigned ninflight;
     /* Of those, the ones whose headers are complete (the access handler has run): what a drain
      * waits for. A client that sent half its headers is not work in flight; the idle timeout or
@@ -180,6 +186,16 @@ struct server {
 };
 
 /* ---- request objects ----------------------------------------------------------------------- */
+
+static void set_phase(struct req *r, enum phase ph)
+{
+    atomic_store_explicit(&r->phase, ph, memory_order_relaxed);
+}
+
+static enum phase phase_of(const struct req *r)
+{
+    return atomic_load_explicit(&r->phase, memory_order_relaxed);
+}
 
 static void req_unref(struct req *r)
 {
@@ -368,6 +384,7 @@ static void *on_request_start(void *cls, const char *uri, struct MHD_Connection 
     atomic_init(&r->bytes, 0);
     atomic_init(&r->job.cancel, 0); /* before the list insert: server_cancel_all may set it */
     atomic_init(&r->live_stream, NULL);
+    atomic_init(&r->phase, PH_NEW);
     pthread_mutex_init(&r->mu, NULL);
     http_response_init(&r->resp);
     r->srv = s;
@@ -378,7 +395,9 @@ static void *on_request_start(void *cls, const char *uri, struct MHD_Connection 
     r->uri_too_long = r->uri_len > s->cfg->max_uri_bytes;
     r->raw_uri = uri;
     r->bad_bytes = has_control_byte(uri);
-    snprintf(r->path, sizeof r->path, "%.*s", (int)strcspn(uri, "?"), uri);
+    size_t plen = strcspn(uri, "?");
+    snprintf(r->path, sizeof r->path, "%.*s", (int)plen, uri);
+    snprintf(r->query_str, sizeof r->query_str, "%s", uri[plen] ? uri + plen + 1 : "");
     client_addr(conn, r->client_addr, sizeof r->client_addr);
     const char *q = strchr(uri, '?');
     if (q && !query_fits(s->cfg, r->uri_len, count_query_args(q + 1))) {
@@ -396,7 +415,10 @@ static void *on_request_start(void *cls, const char *uri, struct MHD_Connection 
     if (r->slot) *r->slot = r;
     pthread_mutex_lock(&s->mu);
     r->next = s->inflight;
-    if (s->inflight) s->inflight->prev = r;
+    if (s->inflight)
+        s->inflight->prev = r;
+    else
+        s->oldest = r;
     s->inflight = r;
     s->ninflight++;
     pthread_mutex_unlock(&s->mu);
@@ -438,7 +460,7 @@ static enum MHD_Result queue_http(struct req *r, struct http_response *hr)
         MHD_add_response_header(m, hr->headers[i].name, hr->headers[i].value);
     r->status = hr->status;
     if (strcmp(r->method, "HEAD") != 0) atomic_store(&r->bytes, hr->body_len);
-    r->phase = PH_DONE;
+    set_phase(r, PH_DONE);
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)hr->status, m);
     MHD_destroy_response(m);
     return ret;
@@ -488,7 +510,7 @@ static enum MHD_Result queue_stream(struct req *r)
     req_ref(r); /* the reader's reference, dropped by stream_reader_free */
     add_common_headers(r, m, api_stream_content_type(&r->query));
     r->status = 200;
-    r->phase = PH_DONE;
+    set_phase(r, PH_DONE);
     enum MHD_Result ret = MHD_queue_response(r->conn, MHD_HTTP_OK, m);
     MHD_destroy_response(m);
     return ret;
@@ -569,7 +591,7 @@ static enum MHD_Result submit(struct req *r, bool stream)
     if (rc == 0) {
         r->suspended = true;
         atomic_fetch_add_explicit(&s->nsuspended, 1, memory_order_relaxed);
-        r->phase = PH_WAIT;
+        set_phase(r, PH_WAIT);
         MHD_suspend_connection(r->conn);
     }
     pthread_mutex_unlock(&r->mu);
@@ -837,16 +859,16 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (!r) return MHD_NO; /* out of memory at request start: drop the connection */
     struct server *s = r->srv;
 
-    if (r->phase == PH_NEW) {
-        r->phase = PH_BODY;
-        pthread_mutex_lock(&s->mu);
-        r->started = true;
-        s->nstarted++;
-        pthread_mutex_unlock(&s->mu);
+    if (phase_of(r) == PH_NEW) {
+        set_phase(r, PH_BODY);
         snprintf(r->method, sizeof r->method, "%s", method);
         const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
         if (!rid || log_sanitize_request_id(rid, r->request_id, sizeof r->request_id) != 0)
             log_new_request_id(r->request_id);
+        pthread_mutex_lock(&s->mu);
+        r->started = true;
+        s->nstarted++;
+        pthread_mutex_unlock(&s->mu);
         r->hreq = (struct http_request){.method = r->method,
                                         .path = url,
                                         .request_id = r->request_id,
@@ -856,7 +878,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                                         .each_arg = req_each_arg,
                                         .impl = r};
         if (r->bad_bytes || !raw_request_ok(r, method, version)) {
-            r->phase = PH_DONE;
+            set_phase(r, PH_DONE);
             return queue_error(r, PERR_BAD_REQUEST, NULL, NULL,
                                "control byte or NUL in the request target or a header");
         }
@@ -867,14 +889,14 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         size_t hbytes = 0;
         MHD_get_connection_values(conn, MHD_HEADER_KIND, header_bytes_it, &hbytes);
         if (hbytes > s->cfg->connection_memory_limit / 2) {
-            r->phase = PH_DONE;
+            set_phase(r, PH_DONE);
             return queue_error(r, PERR_HEADERS_TOO_LARGE, NULL, NULL,
                                "request headers larger than connection_memory_limit/2");
         }
         const char *nul_key = NULL;
         MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, nul_arg_it, &nul_key);
         if (nul_key) {
-            r->phase = PH_DONE;
+            set_phase(r, PH_DONE);
             return queue_error(r, PERR_BAD_PARAM, nul_key, NULL,
                                "query parameter contains a NUL byte");
         }
@@ -919,7 +941,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         r->body[r->body_len] = '\0';
         return MHD_YES;
     }
-    switch (r->phase) {
+    switch (phase_of(r)) {
     case PH_BODY:
         r->hreq.body = r->body;
         r->hreq.body_len = r->body_len;
@@ -940,7 +962,7 @@ static void req_finish(struct req *r, int unanswered)
     if (r->slot) *r->slot = r->slot; /* the connection has no unfinished request any more */
     /* Whatever the reason, the answer is no longer wanted: a client that went away, a timeout.
      * Stops a producing worker within one segment. */
-    if (r->phase == PH_WAIT || r->is_stream) {
+    if (phase_of(r) == PH_WAIT || r->is_stream) {
         pool_job_cancel(&r->job, POOL_CANCEL_CLIENT);
         if (r->stream) stream_cancel(r->stream);
     }
@@ -968,7 +990,10 @@ static void req_finish(struct req *r, int unanswered)
         r->prev->next = r->next;
     else
         s->inflight = r->next;
-    if (r->next) r->next->prev = r->prev;
+    if (r->next)
+        r->next->prev = r->prev;
+    else
+        s->oldest = r->prev;
     s->ninflight--;
     if (r->started) s->nstarted--;
     pthread_mutex_unlock(&s->mu);
@@ -1079,6 +1104,135 @@ static int root_listing(struct server *s)
     jsonw_lit(&w, "]}");
     s->root_len = w.len;
     return w.overflow ? -1 : 0;
+}
+
+/* ---- /debug/requests ----------------------------------------------------------------------- */
+
+struct job_slot {
+    const struct pool_job *job;
+    unsigned worker;
+};
+
+static int slot_cmp(const void *a, const void *b)
+{
+    const struct job_slot *x = a, *y = b;
+    return x->job < y->job ? -1 : x->job > y->job;
+}
+
+/* The worker whose slot (running or helping) names job, or NULL. slots sorted by job. */
+static const struct job_slot *slot_find(const struct job_slot *slots, unsigned n,
+                                        const struct pool_job *job)
+{
+    const struct job_slot key = {job, 0};
+    return bsearch(&key, slots, n, sizeof *slots, slot_cmp);
+}
+
+/* One row from a request in the in-flight list (called with s->mu held: r is alive). */
+static void snap_row(const struct req *r, uint64_t now, struct inflight_row *row, int rowidx,
+                     const struct pool_worker_info *wi, struct inflight_worker *wk,
+                     const struct job_slot *slots, unsigned ns)
+{
+    *row = (struct inflight_row){.worker = -1, .debug_listener = r->lis->debug};
+    snprintf(row->path, sizeof row->path, "%s", r->path);
+    snprintf(row->client, sizeof row->client, "%s", r->client_addr);
+    snprintf(row->params, sizeof row->params, "%s", r->query_str);
+    if (r->started) { /* method and request_id were written before started, under s->mu */
+        snprintf(row->method, sizeof row->method, "%s", r->method);
+        snprintf(row->request_id, sizeof row->request_id, "%s", r->request_id);
+    }
+    row->age_ms = (now - r->t0_ns) / 1000000u;
+    row->bytes_sent = atomic_load_explicit(&r->bytes, memory_order_relaxed);
+    /* The job runs on at most one worker; helpers carry the same job and come next to it. */
+    const struct job_slot *sl = slot_find(slots, ns, &r->job);
+    while (sl && sl > slots && sl[-1].job == &r->job)
+        sl--;
+    for (; sl && sl < slots + ns && sl->job == &r->job; sl++) {
+        const struct pool_worker_info *k = &wi[sl->worker];
+        wk[sl->worker].row = rowidx;
+        if (k->state == POOL_WORKER_RUNNING) row->worker = (int)sl->worker;
+        if (k->chunks_total) {
+            row->chunks_done = k->chunks_done;
+            row->chunks_total = k->chunks_total;
+        }
+    }
+    enum phase ph = phase_of(r);
+    struct stream *st = atomic_load_explicit(&r->live_stream, memory_order_acquire);
+    if (ph == PH_NEW) {
+        row->state = INFLIGHT_RECEIVING;
+    } else if (ph == PH_BODY) {
+        row->state = INFLIGHT_HANDLING;
+    } else if (st) {
+        size_t buffered = 0;
+        enum stream_producer sp = stream_producer_state(st, &buffered);
+        row->buffered = buffered;
+        row->state = INFLIGHT_STREAMING;
+        if (sp == STREAM_P_FINISHED)
+            row->state = INFLIGHT_DRAINING;
+        else if (row->worker >= 0)
+            row->producer = INFLIGHT_P_PRODUCING;
+        else if (sp == STREAM_P_PARKED)
+            row->producer = INFLIGHT_P_PARKED;
+        else if (ph == PH_WAIT) /* first run not started: no response queued yet */
+            row->state = INFLIGHT_QUEUED;
+        else
+            row->producer = INFLIGHT_P_WAITING;
+    } else if (ph == PH_WAIT) {
+        /* (Also, for the microseconds between the worker's end and the I/O thread's resume, a
+         * finished job: shown as queued.) */
+        row->state = row->worker >= 0 ? INFLIGHT_RUNNING : INFLIGHT_QUEUED;
+    } else {
+        row->state = INFLIGHT_DRAINING;
+    }
+    if (row->state != INFLIGHT_RUNNING && row->state != INFLIGHT_STREAMING) row->worker = -1;
+}
+
+/* inflight_source_fn. Consistency: the in-flight list is frozen under s->mu for the whole copy,
+ * and the pool's worker table is one cut taken under the pool lock inside it (lock order
+ * s->mu → pool, as in server_cancel_all). So every listed request is alive while it is copied,
+ * and a worker's job pointer can only match the request it really belongs to (no listed
+ * request can be freed and its address reused meanwhile). Each row's stream state is one cut
+ * under that stream's own lock, microseconds apart from the others. Under s->mu: O(limit) row
+ * copies plus O(workers) in the pool; no allocation, no formatting. */
+static int server_snapshot(void *arg, struct inflight_snapshot *snap)
+{
+    struct server *s = arg;
+    unsigned wcap = snap->wcap;
+    struct pool_worker_info *wi = calloc(wcap ? wcap : 1, sizeof *wi);
+    struct job_slot *slots = calloc(wcap ? wcap : 1, sizeof *slots);
+    if (!wi || !slots) {
+        free(wi);
+        free(slots);
+        return -ENOMEM;
+    }
+    struct pool_stats ps;
+    uint64_t now = pool_now_ns();
+    pthread_mutex_lock(&s->mu);
+    unsigned nw = pool_workers_get(s->pool, wi, wcap, &ps);
+    unsigned ns = 0;
+    for (unsigned i = 0; i < nw; i++)
+        if (wi[i].job) slots[ns++] = (struct job_slot){wi[i].job, i};
+    qsort(slots, ns, sizeof *slots, slot_cmp);
+    for (unsigned i = 0; i < nw; i++)
+        snap->workers[i] = (struct inflight_worker){.state = (int)wi[i].state,
+                                                    .row = -1,
+                                                    .chunks_done = wi[i].chunks_done,
+                                                    .chunks_total = wi[i].chunks_total};
+    snap->n = 0;
+    snap->total = s->ninflight;
+    for (struct req *r = s->oldest; r && snap->n < snap->cap; r = r->prev) {
+        struct inflight_row *row = &snap->rows[snap->n];
+        snap_row(r, now, row, (int)snap->n, wi, snap->workers, slots, ns);
+        snap->n++;
+    }
+    pthread_mutex_unlock(&s->mu);
+    snap->nworkers = nw;
+    snap->queue_depth = ps.queue_depth;
+    snap->queue_capacity = ps.queue_capacity;
+    snap->parked = ps.parked;
+    snap->resume_depth = ps.resume_depth;
+    free(slots);
+    free(wi);
+    return 0;
 }
 
 /* ---- daemons ------------------------------------------------------------------------------- */
@@ -1227,6 +1381,7 @@ struct server *server_create(const struct primed_config *cfg, struct pool *pool,
     if (root_listing(s) != 0) goto err;
     if (admission_init(&s->adm, cfg) != 0) goto err;
     if (metrics_register_collector(collect, s) != 0) goto err_adm;
+    inflight_set_source(server_snapshot, s, cfg->workers);
     if (start_listener(s, &s->main, cfg->listen_host, cfg->listen_port) != 0) goto err_metrics;
     if (cfg->debug_enabled && start_listener(s, &s->debug, cfg->debug_host, cfg->debug_port) != 0)
         goto err_main;
@@ -1241,6 +1396,7 @@ err_debug:
 err_main:
     MHD_stop_daemon(s->main.d);
 err_metrics:
+    inflight_set_source(NULL, NULL, 0);
     metrics_unregister_collector(collect, s);
 err_adm:
     admission_fini(&s->adm);
@@ -1308,6 +1464,7 @@ void server_stop(struct server *s)
     if (s->debug.d) MHD_stop_daemon(s->debug.d);
     if (s->main.d) MHD_stop_daemon(s->main.d);
     s->debug.d = s->main.d = NULL;
+    inflight_set_source(NULL, NULL, 0);
     metrics_unregister_collector(collect, s);
 }
 

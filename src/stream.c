@@ -323,6 +323,20 @@ enum stream_state stream_state(struct stream *s)
     return st;
 }
 
+enum stream_producer stream_producer_state(struct stream *s, size_t *buffered)
+{
+    pthread_mutex_lock(&s->mu);
+    enum stream_producer p = s->finished          ? STREAM_P_FINISHED
+                             : s->producer_parked ? STREAM_P_PARKED
+                                                  : STREAM_P_ACTIVE;
+    size_t b = 0;
+    for (size_t i = 0; i < s->count; i++)
+        b += s->lens[(s->head + i) % s->nblocks];
+    if (buffered) *buffered = b >= s->off ? b - s->off : 0;
+    pthread_mutex_unlock(&s->mu);
+    return p;
+}
+
 size_t stream_capacity(const struct stream *s)
 {
     return s->capacity;

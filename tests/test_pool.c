@@ -258,6 +258,63 @@ START_TEST(parallel_chunks_combine_to_the_single_threaded_sum)
 }
 END_TEST
 
+/* pool_workers_get: the job's own worker is RUNNING it, the others HELPING with its chunks, all
+ * naming the same job and its progress, which grows; idle again afterwards. */
+START_TEST(workers_get_names_the_running_job_its_helpers_and_chunk_progress)
+{
+    sem_t s;
+    sem_init(&s, 0, 0);
+    struct pool *p = pool_create(3, 8, local_init, local_fini, NULL);
+    struct sumpar sp = {
+        .par = {.fn = sum_chunk}, .lo = 1, .hi = 400, .width = 1, .sleep_us = 20000};
+    sp.par.arg = &sp;
+    sp.par.nchunks = 400;
+    atomic_init(&sp.total, 0);
+    struct parjob pj = {
+        .job = {.run = parjob_run, .done = parjob_done}, .p = p, .sp = &sp, .done = &s};
+    atomic_init(&pj.job.cancel, 0);
+    ck_assert_int_eq(pool_submit(p, &pj.job), 0);
+    struct pool_worker_info wi[4];
+    struct pool_stats st;
+    unsigned running = 0, helping = 0;
+    uint64_t first_done = 0;
+    for (int i = 0; i < 500 && (running != 1 || helping != 2); i++) { /* ≤ 5 s */
+        usleep(10000);
+        ck_assert_uint_eq(pool_workers_get(p, wi, 4, &st), 3);
+        running = helping = 0;
+        for (int w = 0; w < 3; w++) {
+            if (wi[w].state == POOL_WORKER_IDLE) continue;
+            ck_assert_ptr_eq(wi[w].job, &pj.job);
+            ck_assert_uint_eq(wi[w].chunks_total, 400);
+            running += wi[w].state == POOL_WORKER_RUNNING;
+            helping += wi[w].state == POOL_WORKER_HELPING;
+            first_done = wi[w].chunks_done;
+        }
+    }
+    ck_assert_uint_eq(running, 1);
+    ck_assert_uint_eq(helping, 2);
+    ck_assert_uint_eq(st.workers, 3);
+    uint64_t later = first_done;
+    for (int i = 0; i < 300 && later <= first_done; i++) { /* ≤ 3 s */
+        usleep(10000);
+        pool_workers_get(p, wi, 4, NULL);
+        for (int w = 0; w < 3; w++)
+            if (wi[w].state == POOL_WORKER_RUNNING) later = wi[w].chunks_done;
+    }
+    ck_assert_uint_gt(later, first_done);
+    ck_assert_uint_le(later, 400);
+    sem_wait(&s);
+    ck_assert_uint_eq(pool_workers_get(p, wi, 2, NULL), 2); /* bounded by cap */
+    for (int w = 0; w < 2; w++) {
+        ck_assert_int_eq(wi[w].state, POOL_WORKER_IDLE);
+        ck_assert_ptr_null(wi[w].job);
+        ck_assert_uint_eq(wi[w].chunks_total, 0);
+    }
+    pool_destroy(p);
+    sem_destroy(&s);
+}
+END_TEST
+
 START_TEST(parallel_sieve_count_equals_single_count)
 {
     sem_t s;
@@ -705,6 +762,7 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, deadline_cancels_running_and_expires_queued_jobs);
     tcase_add_test(tc, parallel_chunks_combine_to_the_single_threaded_sum);
     tcase_add_test(tc, parallel_sieve_count_equals_single_count);
+    tcase_add_test(tc, workers_get_names_the_running_job_its_helpers_and_chunk_progress);
     tcase_add_test(tc, queued_small_job_is_taken_before_helping_with_chunks);
     tcase_add_test(tc, destroy_joins_every_worker_and_runs_fini);
     tcase_add_test(tc, parked_job_gives_its_worker_back_and_resume_runs_it_counted_once);

@@ -127,11 +127,13 @@ struct pool_par {
     void *arg;
     uint64_t nchunks;
     /* pool-private */
-    atomic_uint_fast64_t cursor; /* next unclaimed chunk; fetch_add by owner and helpers */
-    atomic_int err;              /* first non-zero chunk result (compare-exchange) */
-    unsigned helpers;            /* workers inside a chunk of this task, under the pool lock */
-    uint64_t client;             /* the owning job's client (helpers count towards its cap) */
-    struct pool_par *next;       /* in the pool's list of open tasks, under the pool lock */
+    atomic_uint_fast64_t cursor;  /* next unclaimed chunk; fetch_add by owner and helpers */
+    atomic_int err;               /* first non-zero chunk result (compare-exchange) */
+    atomic_uint_fast64_t done;    /* chunks finished (relaxed: progress for /debug/requests) */
+    const struct pool_job *owner; /* the job that opened it, under the pool lock */
+    unsigned helpers;             /* workers inside a chunk of this task, under the pool lock */
+    uint64_t client;              /* the owning job's client (helpers count towards its cap) */
+    struct pool_par *next;        /* in the pool's list of open tasks, under the pool lock */
 };
 int pool_parallel(struct pool *p, struct pool_par *par, void *local);
 
@@ -148,6 +150,25 @@ struct pool_stats {
     uint64_t jobs[POOL__OUTCOMES];
 };
 void pool_stats_get(struct pool *p, struct pool_stats *out);
+
+/* What each worker is doing, for /debug/requests. */
+enum pool_worker_state {
+    POOL_WORKER_IDLE = 0,
+    POOL_WORKER_RUNNING, /* running `job` */
+    POOL_WORKER_HELPING, /* running one chunk of `job`'s parallel task */
+};
+struct pool_worker_info {
+    enum pool_worker_state state;
+    /* Identity only: compare it with the caller's own jobs, never dereference it (the job may
+     * be done and freed as soon as the pool lock is released). NULL when idle. */
+    const struct pool_job *job;
+    /* Progress of the parallel task of `job` (pool_parallel) when it has one, else 0/0. */
+    uint64_t chunks_done, chunks_total;
+};
+/* One cut under the pool lock: out[i] for the first min(cap, workers) workers, and *stats (may
+ * be NULL). O(workers); never allocates. Returns the number of workers written. */
+unsigned pool_workers_get(struct pool *p, struct pool_worker_info *out, unsigned cap,
+                          struct pool_stats *stats);
 
 /* CLOCK_MONOTONIC now, in ns (deadlines are in this clock). */
 uint64_t pool_now_ns(void);

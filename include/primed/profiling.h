@@ -2,7 +2,8 @@
  * listener only.
  *
  * In builds without tcmalloc (TCMALLOC=0: the sanitizer builds) every profiling endpoint answers
- * 501 not_implemented; nothing here may crash or allocate without bound in either build.
+ * 501 not_implemented (the index and /debug/requests, which inflight.c renders, need no tcmalloc
+ * and answer in every build); nothing here may crash or allocate without bound in either build.
  */
 #ifndef PRIMED_PROFILING_H
 #define PRIMED_PROFILING_H

@@ -106,6 +106,13 @@ enum stream_state stream_state(struct stream *s);
 /* Fail the producer (stream_block_get returns STREAM_GET_FAILED; a parked producer is resumed to
  * see it) and the consumer. Any thread, any number of times. */
 void stream_cancel(struct stream *s);
+/* The producer's side, for /debug/requests (one cut under the stream lock; any thread). */
+enum stream_producer {
+    STREAM_P_ACTIVE = 0, /* running or waiting for a worker (queued or resumed) */
+    STREAM_P_PARKED,     /* every block full: no worker, waits for the reader */
+    STREAM_P_FINISHED,   /* stream_finish called (or cancelled): only the reader is left */
+};
+enum stream_producer stream_producer_state(struct stream *s, size_t *buffered);
 /* Bytes this stream holds (its capacity), for metrics. */
 size_t stream_capacity(const struct stream *s);
 
