@@ -28,8 +28,7 @@ struct pi_opts {
 /* Builds the tables for π(x) (primes, π and μ/least-prime-factor up to y ≈ α·x^(1/3)) on the
  * calling thread, and the chunk schedule. *out is the caller's, freed by pi_plan_destroy.
  * Returns 0, -ENOMEM (budget or malloc), -ECANCELED. */
-int pi_plan_create(uint64_t x, const struct pi_opts *opts, pi_plan **out,
-                   const atomic_int *cancel);
+int pi_plan_create(uint64_t x, const struct pi_opts *opts, pi_plan **out, const atomic_int *cancel);
 
 /* Number of chunks: every chunk index in [0, n) must be run once, in any order, on any threads
  * (concurrently), before pi_plan_result. Chunks are ordered big first, so that workers claiming

@@ -29,15 +29,15 @@
 typedef __int128 i128;
 typedef unsigned __int128 u128;
 
-#define PI_C 6                /* φ(n, c) for p_c = 13 from one period of 30030 */
-#define PHI_Q 30030u          /* 2·3·5·7·11·13 */
-#define PHI_PERIOD 5760u      /* φ(30030, 6) */
-#define PAT_WORDS 15015u      /* pre-sieve period in 64-bit words of odd numbers (128 numbers) */
-#define CNT_SHIFT 9           /* one counter per 512 bits = 1024 numbers */
+#define PI_C 6           /* φ(n, c) for p_c = 13 from one period of 30030 */
+#define PHI_Q 30030u     /* 2·3·5·7·11·13 */
+#define PHI_PERIOD 5760u /* φ(30030, 6) */
+#define PAT_WORDS 15015u /* pre-sieve period in 64-bit words of odd numbers (128 numbers) */
+#define CNT_SHIFT 9      /* one counter per 512 bits = 1024 numbers */
 #define SEG_DEFAULT (1u << 19)
-#define DR_MIN 10000u         /* below this, count with a plain sieve */
-#define CANCEL_EVERY 4096u    /* loop steps between looks at the cancel flag in table builds */
-#define HARD_SLOT_CAP (48u << 20) /* bytes of per-chunk φ/μ arrays before fewer hard chunks */
+#define DR_MIN 10000u             /* below this, count with a plain sieve */
+#define CANCEL_EVERY 4096u        /* loop steps between looks at the cancel flag in table builds */
+#define HARD_SLOT_CAP (24u << 20) /* bytes of per-chunk φ/μ arrays before fewer hard chunks */
 
 /* ---------------------------------------------------------------- budget */
 
@@ -62,9 +62,8 @@ static void *mem_get(size_t n)
         return NULL;
     }
     uint64_t now = cur + n, pk = atomic_load_explicit(&mem_peak, memory_order_relaxed);
-    while (pk < now && !atomic_compare_exchange_weak_explicit(&mem_peak, &pk, now,
-                                                              memory_order_relaxed,
-                                                              memory_order_relaxed)) {
+    while (pk < now && !atomic_compare_exchange_weak_explicit(
+                           &mem_peak, &pk, now, memory_order_relaxed, memory_order_relaxed)) {
     }
     return p;
 }
@@ -138,16 +137,22 @@ enum chunk_kind { CK_HARD, CK_P2, CK_EASY, CK_S1 };
 
 struct chunk {
     enum chunk_kind kind;
-    uint64_t lo, hi; /* HARD, P2: segment indices [lo, hi); EASY: b in [lo, hi); S1: n in [lo, hi) */
-    uint32_t bmax;   /* HARD: leaves and counts for c < b <= bmax */
-    int64_t *musum;  /* HARD: [b - c - 1], Σ of the leaf signs for b in this chunk */
-    uint64_t *cnt;   /* HARD: [b - c - 1], survivors of p_1 … p_{b-1} in this chunk */
+    uint64_t lo,
+        hi;         /* HARD, P2: segment indices [lo, hi); EASY: b in [lo, hi); S1: n in [lo, hi) */
+    uint32_t bmax;  /* HARD: leaves and counts for c < b <= bmax */
+    int64_t *musum; /* HARD: [b - c - 1], Σ of the leaf signs for b in this chunk */
+    uint64_t *cnt;  /* HARD: [b - c - 1], survivors of p_1 … p_{b-1} in this chunk */
     /* Results, written only by the thread running the chunk, then published by `done`. */
     i128 sum;         /* HARD: Σ sign·(local φ); P2: Σ local π; EASY, S1: the sum */
     uint64_t nprimes; /* P2: primes in the chunk's numbers */
     uint64_t nleaves; /* P2: primes p with x / p in the chunk's numbers */
     atomic_int done;  /* 1 after a complete run: store release by the runner, load acquire by
                          pi_plan_result; reset (relaxed) when a run starts */
+};
+
+struct pient {
+    uint64_t bits;   /* bit i: 128w + 2i + 1 is an odd prime */
+    uint64_t before; /* odd primes below 128w */
 };
 
 struct pi_plan {
@@ -159,13 +164,13 @@ struct pi_plan {
     uint32_t b_hard;   /* hard leaves have b <= b_hard = min(a - 1, π(√z)) */
     uint64_t p2_base;  /* P2 segment s covers [p2_base + s·seg, p2_base + (s+1)·seg) */
     /* Read-only after create. */
-    uint64_t ylim;      /* tables cover [0, ylim], ylim > y, primes[a + 1] exists */
-    uint32_t *primes;   /* primes[1] = 2 … primes[np]; primes[0] = 0 */
+    uint64_t ylim;    /* tables cover [0, ylim], ylim > y, primes[a + 1] exists */
+    uint32_t *primes; /* primes[1] = 2 … primes[np]; primes[0] = 0 */
     uint32_t np;
-    uint64_t *pbits;    /* bit i of word w: 128w + 2i + 1 is an odd prime */
-    uint32_t *pbefore;  /* odd primes below 128w */
-    int32_t *mulpf;     /* odd m <= y: 0 if μ(m) = 0, else μ(m)·lpf(m) (m = 1: 1) */
-    size_t primes_bytes, pbits_bytes, pbefore_bytes, mulpf_bytes;
+    struct pient *pt; /* π table: one entry per 128 numbers (bits and count side by side, so
+                         a lookup touches one cache line) */
+    int32_t *mulpf;   /* odd m <= y: 0 if μ(m) = 0, else μ(m)·lpf(m) (m = 1: 1) */
+    size_t primes_bytes, pt_bytes, mulpf_bytes;
     uint64_t nchunks;
     struct chunk *chunks;
     size_t chunks_bytes;
@@ -180,7 +185,7 @@ static inline uint64_t pi_tab(const pi_plan *pl, uint64_t n)
     uint64_t w = n >> 7;
     unsigned nb = (unsigned)(((n & 127) + 1) >> 1);
     uint64_t mask = nb == 64 ? UINT64_MAX : ((uint64_t)1 << nb) - 1;
-    return 1 + pl->pbefore[w] + (uint64_t)__builtin_popcountll(pl->pbits[w] & mask);
+    return 1 + pl->pt[w].before + (uint64_t)__builtin_popcountll(pl->pt[w].bits & mask);
 }
 
 static inline bool cancelled(const atomic_int *cancel)
@@ -188,39 +193,39 @@ static inline bool cancelled(const atomic_int *cancel)
     return cancel && atomic_load_explicit(cancel, memory_order_relaxed) != 0;
 }
 
-/* Odd primes up to ylim in pbits, their running counts, the list. */
+/* Odd primes up to ylim in the π table, their running counts, the list. */
 static int tables_primes(pi_plan *pl, const atomic_int *cancel)
 {
     uint64_t words = (pl->ylim >> 7) + 1;
-    pl->pbits_bytes = words * sizeof *pl->pbits;
-    pl->pbefore_bytes = words * sizeof *pl->pbefore;
-    if (!(pl->pbits = mem_get(pl->pbits_bytes))) return -ENOMEM;
-    if (!(pl->pbefore = mem_get(pl->pbefore_bytes))) return -ENOMEM;
-    memset(pl->pbits, 0xff, pl->pbits_bytes);
-    pl->pbits[0] &= ~(uint64_t)1; /* 1 */
+    pl->pt_bytes = words * sizeof *pl->pt;
+    if (!(pl->pt = mem_get(pl->pt_bytes))) return -ENOMEM;
+    struct pient *t = pl->pt;
+    for (uint64_t w = 0; w < words; w++)
+        t[w].bits = UINT64_MAX;
+    t[0].bits &= ~(uint64_t)1;           /* 1 */
     uint64_t nbits = (pl->ylim + 1) / 2; /* odd numbers 1 … ylim */
     for (uint64_t i = nbits; i < words * 64; i++)
-        pl->pbits[i >> 6] &= ~((uint64_t)1 << (i & 63));
+        t[i >> 6].bits &= ~((uint64_t)1 << (i & 63));
     uint64_t r = primality_isqrt(pl->ylim);
     for (uint64_t p = 3; p <= r; p += 2) {
-        if (!(pl->pbits[p >> 7] >> ((p & 127) >> 1) & 1)) continue;
+        if (!(t[p >> 7].bits >> ((p & 127) >> 1) & 1)) continue;
         if ((p & 511) == 3 && cancelled(cancel)) return -ECANCELED;
         for (uint64_t m = p * p; m <= pl->ylim; m += 2 * p)
-            pl->pbits[m >> 7] &= ~((uint64_t)1 << ((m & 127) >> 1));
+            t[m >> 7].bits &= ~((uint64_t)1 << ((m & 127) >> 1));
     }
-    uint32_t run = 0;
+    uint64_t run = 0;
     for (uint64_t w = 0; w < words; w++) {
-        pl->pbefore[w] = run;
-        run += (uint32_t)__builtin_popcountll(pl->pbits[w]);
+        t[w].before = run;
+        run += (uint64_t)__builtin_popcountll(t[w].bits);
     }
-    pl->np = run + 1;
+    pl->np = (uint32_t)run + 1;
     pl->primes_bytes = ((size_t)pl->np + 1) * sizeof *pl->primes;
     if (!(pl->primes = mem_get(pl->primes_bytes))) return -ENOMEM;
     pl->primes[0] = 0;
     pl->primes[1] = 2;
     uint32_t k = 1;
     for (uint64_t w = 0; w < words; w++)
-        for (uint64_t m = pl->pbits[w]; m; m &= m - 1)
+        for (uint64_t m = t[w].bits; m; m &= m - 1)
             pl->primes[++k] = (uint32_t)(128 * w + 2 * (uint64_t)__builtin_ctzll(m) + 1);
     return 0;
 }
@@ -315,7 +320,8 @@ static inline uint64_t seg_count(const struct seg *s, struct walk *wk, uint64_t 
  * survivors of p_1 … p_{b-1} in its earlier segments; a leaf's φ is (φ before the chunk) +
  * phi_local[b] + the segment's prefix count, and the unknown first term is added at combine
  * time as musum[b] × (φ before the chunk). */
-static int run_hard(const pi_plan *pl, struct chunk *ck, const atomic_int *cancel)
+__attribute__((noinline)) static int run_hard(const pi_plan *pl, struct chunk *ck,
+                                              const atomic_int *cancel)
 {
     const uint64_t S = pl->seg, x = pl->x, y = pl->y;
     const uint32_t C = PI_C, bmax = ck->bmax;
@@ -421,8 +427,9 @@ out:
 /* ---------------------------------------------------------------- P2 */
 
 /* Odd multiples of primes 17 … √hi crossed off s (all of its words), starting at p² at least:
- * the primes themselves stay; primes[k] for k <= kmax only. next[k] holds the next multiple of primes[k] when next != NULL
- * (kept across the segments of a chunk); otherwise each is derived with one division. */
+ * the primes themselves stay; primes[k] for k <= kmax only. next[k] holds the next multiple of
+ * primes[k] when next != NULL (kept across the segments of a chunk); otherwise each is derived with
+ * one division. */
 static void seg_sieve_full(const pi_plan *pl, struct seg *s, uint64_t hi, uint64_t *next,
                            uint32_t kmax)
 {
@@ -449,7 +456,8 @@ static void seg_sieve_full(const pi_plan *pl, struct seg *s, uint64_t hi, uint64
  * prime p in (y, √x] with x / p in [A, B], sum += #primes in [A, x / p]. The p are themselves
  * sieved, per segment, in a window of at most seg + 1 numbers (x / lo − x / hi <= seg when lo >=
  * √x), walked downwards so that x / p grows. */
-static int run_p2(const pi_plan *pl, struct chunk *ck, const atomic_int *cancel)
+__attribute__((noinline)) static int run_p2(const pi_plan *pl, struct chunk *ck,
+                                            const atomic_int *cancel)
 {
     const uint64_t S = pl->seg, x = pl->x;
     size_t nwords = S / 128 + 2;
@@ -537,7 +545,8 @@ out:
  * (p_b q) <= y: 1 when n < p_b, π(n) − b + 2 otherwise (n < p_b² as p_b² > y). Where q > √(x/p)
  * many consecutive q share π(n): the run ends at the q with n reaching the next prime, found
  * with one more π lookup. */
-static int run_easy(const pi_plan *pl, struct chunk *ck, const atomic_int *cancel)
+__attribute__((noinline)) static int run_easy(const pi_plan *pl, struct chunk *ck,
+                                              const atomic_int *cancel)
 {
     const uint64_t x = pl->x, y = pl->y;
     i128 sum = 0;
@@ -573,7 +582,8 @@ static int run_easy(const pi_plan *pl, struct chunk *ck, const atomic_int *cance
 
 /* ---------------------------------------------------------------- ordinary leaves */
 
-static int run_s1(const pi_plan *pl, struct chunk *ck, const atomic_int *cancel)
+__attribute__((noinline)) static int run_s1(const pi_plan *pl, struct chunk *ck,
+                                            const atomic_int *cancel)
 {
     i128 sum = 0;
     uint64_t n = ck->lo | 1;
@@ -595,11 +605,15 @@ static int run_s1(const pi_plan *pl, struct chunk *ck, const atomic_int *cancel)
 
 /* ---------------------------------------------------------------- schedule */
 
+/* α = y / x^(1/3): larger moves work from the hard-leaf and P2 sieves (~ x / y) to the easy
+ * leaves and the m scans (~ y^1.5); measured best near 16 at 1e14 … 1e16 (docs/sieve.md). The
+ * μ/lpf table is 2 bytes per number up to y, so y is capped at Y_MAX (48 MB) for the memory
+ * bound near 2^64 (α ≈ 9 there). */
+#define Y_MAX 24000000u
 static double default_alpha(uint64_t x)
 {
     double l = log10((double)x);
-    double a = l <= 8 ? 1.0 : 1.0 + 1.2 * (l - 8);
-    return a;
+    return l <= 7 ? 1.0 : 1.1 * l - 1.6;
 }
 
 /* Cost weights of hard segment s: the sieve, and per active b a counter walk and leaf scan. */
@@ -654,8 +668,7 @@ static void plan_free(pi_plan *pl)
     mem_put(pl->chunks, pl->chunks_bytes);
     mem_put(pl->mulpf, pl->mulpf_bytes);
     mem_put(pl->primes, pl->primes_bytes);
-    mem_put(pl->pbefore, pl->pbefore_bytes);
-    mem_put(pl->pbits, pl->pbits_bytes);
+    mem_put(pl->pt, pl->pt_bytes);
     mem_put(pl, sizeof *pl);
 }
 
@@ -696,6 +709,7 @@ int pi_plan_create(uint64_t x, const struct pi_opts *opts, pi_plan **out, const 
     uint64_t cb = icbrt(x), sq = primality_isqrt(x);
     double yd = alpha * (double)cb;
     uint64_t y = yd >= (double)sq ? sq : (uint64_t)yd;
+    if (y > Y_MAX && opts->alpha <= 0) y = Y_MAX;
     if (y < cb) y = cb;
     if (y > sq) y = sq;
     pl->y = y;
@@ -813,10 +827,18 @@ int pi_run_chunk(pi_plan *plan, uint64_t i, const atomic_int *cancel)
     atomic_store_explicit(&ck->done, 0, memory_order_relaxed);
     int rc;
     switch (ck->kind) {
-    case CK_HARD: rc = run_hard(plan, ck, cancel); break;
-    case CK_P2: rc = run_p2(plan, ck, cancel); break;
-    case CK_EASY: rc = run_easy(plan, ck, cancel); break;
-    default: rc = run_s1(plan, ck, cancel); break;
+    case CK_HARD:
+        rc = run_hard(plan, ck, cancel);
+        break;
+    case CK_P2:
+        rc = run_p2(plan, ck, cancel);
+        break;
+    case CK_EASY:
+        rc = run_easy(plan, ck, cancel);
+        break;
+    default:
+        rc = run_s1(plan, ck, cancel);
+        break;
     }
     if (rc == 0) atomic_store_explicit(&ck->done, 1, memory_order_release);
     return rc;
@@ -851,7 +873,9 @@ int pi_plan_result(const pi_plan *plan, uint64_t *pi)
             p2_before += ck->nprimes;
             p2_n += ck->nleaves;
             break;
-        default: phi += ck->sum; break;
+        default:
+            phi += ck->sum;
+            break;
         }
     }
     free(acc);

@@ -55,9 +55,8 @@ static int bench_pi(uint64_t x, unsigned threads, uint64_t *out)
 {
     /* BENCH_PI_ALPHA, BENCH_PI_SEGMENT: tune the plan without rebuilding */
     const char *al = getenv("BENCH_PI_ALPHA"), *sg = getenv("BENCH_PI_SEGMENT");
-    struct pi_opts o = {.threads = threads,
-                        .alpha = al ? atof(al) : 0,
-                        .segment = sg ? arg_u64(sg) : 0};
+    struct pi_opts o = {
+        .threads = threads, .alpha = al ? atof(al) : 0, .segment = sg ? arg_u64(sg) : 0};
     struct par pa = {.cursor = 0, .err = 0};
     int rc = pi_plan_create(x, &o, &pa.plan, NULL);
     if (rc) return rc;
@@ -112,8 +111,10 @@ int main(int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("%" PRIu64 "\n", r);
-    fprintf(stderr, "seconds %.3f maxrss_kb %ld\n",
+    fprintf(stderr, "seconds %.3f cpu %.3f maxrss_kb %ld\n",
             (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+            (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
             ru.ru_maxrss);
     sieve_ctx_destroy(ctx);
     sieve_shutdown();
