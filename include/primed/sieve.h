@@ -54,8 +54,8 @@ int sieve_foreach(sieve_ctx *ctx, uint64_t lo, uint64_t hi, sieve_emit_fn emit, 
  * setup is amortised). Any split is correct; this one is efficient. */
 uint64_t sieve_chunk_width(uint64_t lo, uint64_t hi);
 
-/* nth prime, 1-based: nth(1) = 2. Single-threaded: π(x) by sieve_pi up to SIEVE_PI_MAX (k up to
- * ~1.43e11 in under a second), by counting [0, x] beyond. Returns 0, -ERANGE when the k-th
+/* nth prime, 1-based: nth(1) = 2. Single-threaded: π(x) by pi_count (pi.h, every x), then the
+ * gap sieved with ctx. Returns 0, -ERANGE when the k-th
  * prime exceeds 2^64-1 (k > 425656284035217743), -EINVAL for k = 0, -ECANCELED, -ENOMEM. */
 int sieve_nth(sieve_ctx *ctx, uint64_t k, uint64_t *prime, const atomic_int *cancel);
 

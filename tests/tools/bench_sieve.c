@@ -51,6 +51,40 @@ static void *par_worker(void *arg)
     return NULL;
 }
 
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* BENCH_PI_SCHEDULE=1: the chunks one after another on this thread, each timed by its CPU
+ * clock; prints the total and the makespan of `threads` workers claiming them in index order
+ * (what pool_parallel does), i.e. the speed-up the schedule allows on an idle machine. */
+static int bench_pi_schedule(pi_plan *plan, unsigned threads)
+{
+    uint64_t n = pi_plan_chunks(plan);
+    double busy[64] = {0}, total = 0;
+    if (threads > 64) threads = 64;
+    for (uint64_t i = 0; i < n; i++) {
+        double t0 = cpu_now();
+        int rc = pi_run_chunk(plan, i, NULL);
+        if (rc) return rc;
+        double dt = cpu_now() - t0;
+        unsigned w = 0; /* the worker free first claims the next chunk */
+        for (unsigned k = 1; k < threads; k++)
+            if (busy[k] < busy[w]) w = k;
+        busy[w] += dt;
+        total += dt;
+    }
+    double span = 0;
+    for (unsigned k = 0; k < threads; k++)
+        span = busy[k] > span ? busy[k] : span;
+    fprintf(stderr, "chunks %" PRIu64 " cpu_total %.3f makespan_%u %.3f speedup %.2f\n", n, total,
+            threads, span, total / span);
+    return 0;
+}
+
 static int bench_pi(uint64_t x, unsigned threads, uint64_t *out)
 {
     /* BENCH_PI_ALPHA, BENCH_PI_SEGMENT: tune the plan without rebuilding */
@@ -60,6 +94,13 @@ static int bench_pi(uint64_t x, unsigned threads, uint64_t *out)
     struct par pa = {.cursor = 0, .err = 0};
     int rc = pi_plan_create(x, &o, &pa.plan, NULL);
     if (rc) return rc;
+    const char *sch = getenv("BENCH_PI_SCHEDULE");
+    if (sch && *sch && strcmp(sch, "0") != 0) {
+        rc = bench_pi_schedule(pa.plan, threads);
+        if (rc == 0) rc = pi_plan_result(pa.plan, out);
+        pi_plan_destroy(pa.plan);
+        return rc;
+    }
     pthread_t th[64];
     unsigned started = 0;
     for (; started + 1 < threads && started < 64; started++)
