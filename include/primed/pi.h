@@ -41,7 +41,8 @@ uint64_t pi_plan_chunks(const pi_plan *plan);
  * failed may be run again. */
 int pi_run_chunk(pi_plan *plan, uint64_t i, const atomic_int *cancel);
 
-/* Combines the chunks' results. Returns 0, or -EINVAL while some chunk has not completed. */
+/* Combines the chunks' results (a b_hard-sized array from the budget, freed before return).
+ * Returns 0, -ENOMEM, or -EINVAL while some chunk has not completed. */
 int pi_plan_result(const pi_plan *plan, uint64_t *pi);
 
 void pi_plan_destroy(pi_plan *plan); /* accepts NULL */
