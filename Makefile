@@ -77,7 +77,7 @@ endif
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(B)/tests/%)
 # The engine's tests link libprimedsieve.a and Check only (no libmicrohttpd, jansson or curl).
-ENGINE_TESTS := test_sieve test_sieve_big test_primality
+ENGINE_TESTS := test_sieve test_sieve_big test_primality test_pi
 ENGINE_TEST_BINS := $(ENGINE_TESTS:%=$(B)/tests/%)
 SERVICE_TEST_BINS := $(filter-out $(ENGINE_TEST_BINS),$(TEST_BINS))
 # Unit tests: every Check binary except the end-to-end ones (test_e2e_*), which start build/primed.
@@ -86,7 +86,7 @@ TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(B)/tools/%)
 
 .PHONY: all deps run test check unit asan tsan bench fuzz clean install format check-format \
-        sieve-lib sieve-test bench-service valgrind leakcheck
+        sieve-lib sieve-test bench-service valgrind leakcheck slow-test
 all: $(B)/primed $(TEST_BINS) $(TOOL_BINS)
 
 deps:
@@ -170,6 +170,11 @@ check: $(UNIT_TEST_BINS)
 sieve-lib: $(B)/libprimedsieve.a
 sieve-test: $(B)/libprimedsieve.a $(ENGINE_TEST_BINS)
 	bash scripts/sieve-test.sh $(B) $(ENGINE_TESTS)
+
+# `make slow-test`: π(10^16 … 10^19), π(2^64 − 1) and primecount near 2^63 and 2^64 (hours on
+# one core; scripts/pi-slow-test.sh).
+slow-test: $(B)/tests/test_pi
+	bash scripts/pi-slow-test.sh $(B)
 
 asan:
 	$(MAKE) VARIANT=asan all

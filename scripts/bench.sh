@@ -4,6 +4,7 @@
 # times of REPS runs each, the ratio primed/primesieve and the target, then the peak RSS of a
 # count near 2^64. Both answers are compared, a mismatch fails the run.
 # Usage: scripts/bench.sh [REPS]   (default 3; the machine is shared, keep it short)
+#        BENCH_ONLY=pi scripts/bench.sh [REPS]   only the π(x) rows
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPS=${1:-${REPS:-3}}
@@ -41,6 +42,22 @@ pair() {
     "$(awk -v x="$ma" -v y="$mb" 'BEGIN { print x / y }')" "${target:+<= $target}" "$out"
 }
 
+pi_rows() {
+  # π(x): primed's Deléglise–Rivat plan (pi.c) against primecount's default (Gourdon), one thread
+  # each; then π(1e16) on 2 threads against 1 (the ratio column is the speed-up, target >= 1.7).
+  # Wall times of whole processes, alternating; the load is printed because the VM is shared.
+  echo "load: $(uptime | sed 's/.*load average/load average/')"
+  pair "pi(1e14) (peer: primecount -t1)" 2.5 "$BIN" pi 100000000000000 1 -- primecount 1e14 -t1
+  pair "pi(1e16) (peer: primecount -t1)" 2.5 "$BIN" pi 10000000000000000 1 -- primecount 1e16 -t1
+  pair "pi(1e16) 1 thread / 2 threads" ">=1.7" "$BIN" pi 10000000000000000 1 -- "$BIN" pi 10000000000000000 2
+  echo "load: $(uptime | sed 's/.*load average/load average/')"
+}
+if [ "${BENCH_ONLY:-}" = pi ]; then
+  printf '%-34s %12s %12s %8s %8s  %s\n' "case" "primed s" "peer s" "ratio" "target" "result"
+  pi_rows
+  exit $fail
+fi
+
 printf '%-34s %12s %12s %8s %8s  %s\n' "case (1 thread)" "primed s" "primesieve s" "ratio" "target" "result"
 bench() { # name target lo hi
   pair "$1" "$2" "$BIN" count "$3" "$4" -- primesieve "$3" "$4" -t1 -c -q
@@ -48,10 +65,12 @@ bench() { # name target lo hi
 bench "count [0, 1e10]"               1.5 0 10000000000
 bench "count [1e18, 1e18+1e9]"        2.0 1000000000000000000 1000000001000000000
 bench "count [2^64-1e9, 2^64-1]"      "" 18446744072709551615 18446744073709551615
-# nth prime: primed's sieve_nth (li estimate, Meissel's π(x), sieve the gap) against primecount,
-# which also counts combinatorially (its default Gourdon algorithm), one thread each. Sieving
-# [0, x] instead took 3.0 s for nth(1e9) and 44 s for nth(1e10) (primesieve -n: 2.4 s and 32 s).
+# nth prime: primed's sieve_nth (li estimate, π(x) by Deléglise–Rivat, sieve the gap) against
+# primecount, which also counts combinatorially (its default Gourdon algorithm), one thread each.
+# Sieving [0, x] instead took 3.0 s for nth(1e9) and 44 s for nth(1e10) (primesieve -n: 2.4 s and
+# 32 s).
 pair "nth(1e10) (peer: primecount -n)" "" "$BIN" nth 10000000000 -- primecount -n 10000000000 -t1
+pi_rows
 
 # The same windows through the running service with one worker (--workers 1, so a count is
 # not split across threads): curl's whole request, after one warm-up request per window that

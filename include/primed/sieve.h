@@ -54,8 +54,8 @@ int sieve_foreach(sieve_ctx *ctx, uint64_t lo, uint64_t hi, sieve_emit_fn emit, 
  * setup is amortised). Any split is correct; this one is efficient. */
 uint64_t sieve_chunk_width(uint64_t lo, uint64_t hi);
 
-/* nth prime, 1-based: nth(1) = 2. Single-threaded: π(x) by sieve_pi up to SIEVE_PI_MAX (k up to
- * ~1.43e11 in under a second), by counting [0, x] beyond. Returns 0, -ERANGE when the k-th
+/* nth prime, 1-based: nth(1) = 2. Single-threaded: π(x) by pi_count (pi.h, every x), then the
+ * gap sieved with ctx. Returns 0, -ERANGE when the k-th
  * prime exceeds 2^64-1 (k > 425656284035217743), -EINVAL for k = 0, -ECANCELED, -ENOMEM. */
 int sieve_nth(sieve_ctx *ctx, uint64_t k, uint64_t *prime, const atomic_int *cancel);
 
@@ -69,10 +69,8 @@ uint64_t sieve_nth_estimate(uint64_t k);
 int sieve_nth_finish(sieve_ctx *ctx, uint64_t x, uint64_t pi_x, uint64_t k, uint64_t *prime,
                      const atomic_int *cancel);
 
-/* π(x), the number of primes <= x, by Meissel's formula (sieve_pi.c): a table of π up to
- * x^(2/3) built with ctx and a φ recursion, far faster than counting [0, x] (nth(1e10)'s x in
- * well under a second). x <= SIEVE_PI_MAX (table at most ~24 MB, freed before returning).
- * Returns 0, -ERANGE above SIEVE_PI_MAX, -ECANCELED, -ENOMEM. */
+/* π(x) for x <= SIEVE_PI_MAX by pi_count (pi.h; ctx unused), the bound kept for callers that
+ * choose by it; pi.h has no bound. Returns 0, -ERANGE above SIEVE_PI_MAX, -ECANCELED, -ENOMEM. */
 #define SIEVE_PI_MAX 4000000000000ULL
 int sieve_pi(sieve_ctx *ctx, uint64_t x, uint64_t *out, const atomic_int *cancel);
 

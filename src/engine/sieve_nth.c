@@ -1,15 +1,16 @@
-/* sieve_nth.c — the k-th prime: estimate x with π(x) ≈ k, find π(x) (Meissel's formula in
- * sieve_pi.c up to SIEVE_PI_MAX, counting [0, x] above), sieve the difference.
+/* sieve_nth.c — the k-th prime: estimate x with π(x) ≈ k, find π(x) (Deléglise–Rivat, pi.c,
+ * for every x), sieve the difference.
  *
  * The estimate inverts R(x) ≈ li(x) - li(√x)/2 (first two terms of Riemann's R) by Newton's
  * method in long double; its error is O(√x / log x) primes, so the final sieve covers a few
- * million numbers even for k = 1e10. π(x) is the caller's (sieve_nth asks sieve_pi, or counts
- * on one thread; the service counts chunks in parallel above SIEVE_PI_MAX) — this file only
- * estimates and finishes. It never allocates beyond one sieve_ctx call at a time.
+ * million numbers even for k = 1e10. π(x) is the caller's (sieve_nth asks pi_count on the
+ * calling thread; the service runs a pi_plan's chunks in parallel) — this file only estimates
+ * and finishes. Its own memory is one sieve_ctx call at a time (plus pi_count's budgeted tables).
  */
 #include <errno.h>
 #include <math.h>
 
+#include "primed/pi.h"
 #include "primed/sieve.h"
 
 #define PI_2_64 425656284035217743u /* π(2^64 - 1) */
@@ -132,8 +133,7 @@ int sieve_nth(sieve_ctx *ctx, uint64_t k, uint64_t *prime, const atomic_int *can
     if (k == 0) return -EINVAL;
     if (k > PI_2_64) return -ERANGE;
     uint64_t x = sieve_nth_estimate(k), pi_x;
-    int rc =
-        x <= SIEVE_PI_MAX ? sieve_pi(ctx, x, &pi_x, cancel) : sieve_count(ctx, 0, x, &pi_x, cancel);
+    int rc = pi_count(x, &pi_x, cancel);
     if (rc) return rc;
     return sieve_nth_finish(ctx, x, pi_x, k, prime, cancel);
 }

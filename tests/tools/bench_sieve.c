@@ -2,11 +2,15 @@
  *
  *   bench_sieve count LO HI     prints π-count of [LO, HI]
  *   bench_sieve nth K           prints the K-th prime
- *   bench_sieve pi X            prints π(X) by sieve_pi (Meissel), X <= SIEVE_PI_MAX
+ *   bench_sieve pi X [THREADS]  prints π(X) by the Deléglise–Rivat plan (pi.h), its chunks run
+ *                               on THREADS threads (default 1) claiming them in index order
+ *   bench_sieve meissel X       prints π(X) by sieve_pi (Meissel), X <= SIEVE_PI_MAX
  * then, on stderr, the wall time of the job and the peak RSS of the process. The script times
  * whole processes (like it times primesieve), so the table build is included, as it is for
  * primesieve's generation of its sieving primes. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +18,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "primed/pi.h"
 #include "primed/sieve.h"
 
 static uint64_t arg_u64(const char *s)
@@ -28,10 +33,94 @@ static uint64_t arg_u64(const char *s)
     return v;
 }
 
+/* The chunks of one plan on n threads, claimed through an atomic cursor like pool_parallel. */
+struct par {
+    pi_plan *plan;
+    atomic_uint_fast64_t cursor;
+    atomic_int err;
+};
+
+static void *par_worker(void *arg)
+{
+    struct par *pa = arg;
+    uint64_t n = pi_plan_chunks(pa->plan), i;
+    while ((i = atomic_fetch_add(&pa->cursor, 1)) < n) {
+        int rc = pi_run_chunk(pa->plan, i, NULL);
+        if (rc) atomic_store(&pa->err, rc);
+    }
+    return NULL;
+}
+
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* BENCH_PI_SCHEDULE=1: the chunks one after another on this thread, each timed by its CPU
+ * clock; prints the total and the makespan of `threads` workers claiming them in index order
+ * (what pool_parallel does), i.e. the speed-up the schedule allows on an idle machine. */
+static int bench_pi_schedule(pi_plan *plan, unsigned threads)
+{
+    uint64_t n = pi_plan_chunks(plan);
+    double busy[64] = {0}, total = 0;
+    if (threads > 64) threads = 64;
+    for (uint64_t i = 0; i < n; i++) {
+        double t0 = cpu_now();
+        int rc = pi_run_chunk(plan, i, NULL);
+        if (rc) return rc;
+        double dt = cpu_now() - t0;
+        unsigned w = 0; /* the worker free first claims the next chunk */
+        for (unsigned k = 1; k < threads; k++)
+            if (busy[k] < busy[w]) w = k;
+        busy[w] += dt;
+        total += dt;
+    }
+    double span = 0;
+    for (unsigned k = 0; k < threads; k++)
+        span = busy[k] > span ? busy[k] : span;
+    fprintf(stderr, "chunks %" PRIu64 " cpu_total %.3f makespan_%u %.3f speedup %.2f\n", n, total,
+            threads, span, total / span);
+    return 0;
+}
+
+static int bench_pi(uint64_t x, unsigned threads, uint64_t *out)
+{
+    /* BENCH_PI_ALPHA, BENCH_PI_SEGMENT: tune the plan without rebuilding */
+    const char *al = getenv("BENCH_PI_ALPHA"), *sg = getenv("BENCH_PI_SEGMENT");
+    struct pi_opts o = {
+        .threads = threads, .alpha = al ? atof(al) : 0, .segment = sg ? arg_u64(sg) : 0};
+    struct par pa = {.cursor = 0, .err = 0};
+    int rc = pi_plan_create(x, &o, &pa.plan, NULL);
+    if (rc) return rc;
+    const char *sch = getenv("BENCH_PI_SCHEDULE");
+    if (sch && *sch && strcmp(sch, "0") != 0) {
+        rc = bench_pi_schedule(pa.plan, threads);
+        if (rc == 0) rc = pi_plan_result(pa.plan, out);
+        pi_plan_destroy(pa.plan);
+        return rc;
+    }
+    pthread_t th[64];
+    unsigned started = 0;
+    for (; started + 1 < threads && started < 64; started++)
+        if (pthread_create(&th[started], NULL, par_worker, &pa) != 0) break;
+    par_worker(&pa);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    rc = atomic_load(&pa.err);
+    if (rc == 0) rc = pi_plan_result(pa.plan, out);
+    struct pi_mem_stats ms;
+    pi_mem_stats_get(&ms);
+    fprintf(stderr, "pi_mem_peak_bytes %" PRIu64 "\n", ms.peak);
+    pi_plan_destroy(pa.plan);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: bench_sieve count LO HI | nth K | pi X\n");
+        fprintf(stderr, "usage: bench_sieve count LO HI | nth K | pi X [THREADS] | meissel X\n");
         return 2;
     }
     /* BENCH_SEGMENT_BYTES: tune the segment size without rebuilding */
@@ -50,6 +139,8 @@ int main(int argc, char **argv)
     else if (strcmp(argv[1], "nth") == 0)
         rc = sieve_nth(ctx, arg_u64(argv[2]), &r, NULL);
     else if (strcmp(argv[1], "pi") == 0)
+        rc = bench_pi(arg_u64(argv[2]), argc > 3 ? (unsigned)arg_u64(argv[3]) : 1, &r);
+    else if (strcmp(argv[1], "meissel") == 0)
         rc = sieve_pi(ctx, arg_u64(argv[2]), &r, NULL);
     else
         rc = -EINVAL;
@@ -61,8 +152,10 @@ int main(int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("%" PRIu64 "\n", r);
-    fprintf(stderr, "seconds %.3f maxrss_kb %ld\n",
+    fprintf(stderr, "seconds %.3f cpu %.3f maxrss_kb %ld\n",
             (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+            (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
             ru.ru_maxrss);
     sieve_ctx_destroy(ctx);
     sieve_shutdown();
