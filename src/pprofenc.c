@@ -27,7 +27,7 @@ struct buf {
 
 static void buf_put(struct buf *b, const void *src, size_t n)
 {
-    if (b->oom) return;
+    if (b->oom || n == 0) return; /* n == 0: src may be an empty buffer's NULL */
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->len + n)
