@@ -37,7 +37,7 @@ __attribute__((noinline)) static void park_here(void)
 
 static void *parked_main(void *arg)
 {
-    char name[16];
+    char name[32];
     snprintf(name, sizeof name, "t-park-%d", (int)(intptr_t)arg);
     pthread_setname_np(pthread_self(), name);
     if ((intptr_t)arg < 0) { /* this one refuses the dump's signal */
@@ -95,7 +95,7 @@ START_TEST(parked_threads_are_listed_by_name_with_their_function)
     ck_assert_uint_ge(d->nthreads, 4); /* three and this one */
     ck_assert_uint_eq(d->answered, d->nthreads);
     for (int i = 0; i < 3; i++) {
-        char name[16];
+        char name[32];
         snprintf(name, sizeof name, "t-park-%d", i);
         const struct threaddump_thread *t = find(d, name);
         ck_assert_msg(t != NULL, "%s not listed", name);
@@ -202,7 +202,7 @@ START_TEST(workers_report_the_label_of_their_job)
     struct threaddump *d;
     ck_assert_int_eq(threaddump_capture(&d), 0);
     for (int w = 0; w < 2; w++) {
-        char name[16];
+        char name[32];
         snprintf(name, sizeof name, "primed-wrk-%d", w);
         const struct threaddump_thread *t = find(d, name);
         ck_assert_msg(t != NULL, "%s not listed", name);
