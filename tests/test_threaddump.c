@@ -25,6 +25,8 @@
 #define THREADDUMP_TEST_WORKS 1
 #endif
 
+#if THREADDUMP_TEST_WORKS
+
 static atomic_int release_all; /* parked threads return when set */
 
 /* Parked threads sit here; noinline so it keeps its own frame and name. */
@@ -80,8 +82,6 @@ static uint64_t ms_now(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
-
-#if THREADDUMP_TEST_WORKS
 
 START_TEST(parked_threads_are_listed_by_name_with_their_function)
 {
