@@ -53,17 +53,6 @@
 #include <libunwind.h>
 #endif
 
-/* The capture in flight and the one-capture-at-a-time flag; see the header comment. */
-struct capture {
-    sem_t answers; /* posted once per slot that reaches THREADDUMP_OK */
-    struct threaddump *d;
-};
-static _Atomic(struct capture *) cur; /* written by the capturer; read by handlers */
-static atomic_int in_handler;         /* handlers between their load of cur and their exit */
-static atomic_bool busy;              /* set by the capturer that owns cur, cleared by it */
-static pthread_once_t install_once = PTHREAD_ONCE_INIT;
-static int install_err; /* written once inside install_once */
-
 int threaddump_signal(void)
 {
     return THREADDUMP_WORKS ? SIGRTMIN + 3 : 0;
@@ -86,6 +75,17 @@ const char *threaddump_role(const struct threaddump_thread *t)
 }
 
 #if THREADDUMP_WORKS
+
+/* The capture in flight and the one-capture-at-a-time flag; see the header comment. */
+struct capture {
+    sem_t answers; /* posted once per slot that reaches THREADDUMP_OK */
+    struct threaddump *d;
+};
+static _Atomic(struct capture *) cur; /* written by the capturer; read by handlers */
+static atomic_int in_handler;         /* handlers between their load of cur and their exit */
+static atomic_bool busy;              /* set by the capturer that owns cur, cleared by it */
+static pthread_once_t install_once = PTHREAD_ONCE_INIT;
+static int install_err; /* written once inside install_once */
 
 /* Unwind the interrupted stack into t: frames up to the kernel's signal frame are the handler's
  * own and are dropped; if no signal frame is recognised, the handler's frames are kept. */
