@@ -1,8 +1,9 @@
 /* pprof_threads.c — renders a thread dump (threaddump.c) for the debug listener.
  *
- * Three shapes of one capture: pprof's gzipped protobuf (sample type threads/count; stacks with
- * the same frames, role and request id merged into one sample with its count and a `thread`
- * label per member), Go's goroutine?debug=1 text (grouped by stack alone, threads named), and
+ * Three shapes of one capture: pprof's gzipped protobuf (sample type threads/count; threads with
+ * the same frames and the same labels — role, request id, thread name — merged into one sample
+ * with their count, as Go merges goroutines; one value per label key, so `pprof -tags` totals
+ * add up), Go's goroutine?debug=1 text (grouped by stack alone, threads named), and
  * ?debug=2 (one stack per thread). Addresses past the first frame are return addresses: the
  * profile stores them minus 1 so pprof names the call, not the instruction after it; the text
  * names that same instruction but prints the address as captured. Cold path: allocates freely,
@@ -74,6 +75,7 @@ static int cmp_stack(const void *x, const void *y)
     if (sort_by_label) {
         c = strcmp(threaddump_role(a), threaddump_role(b));
         if (!c) c = strcmp(a->label, b->label);
+        if (!c) c = strcmp(a->name, b->name);
         if (c) return c;
     }
     return a->tid - b->tid;
@@ -87,8 +89,8 @@ static bool same_group(const struct threaddump *d, unsigned i, unsigned j, bool 
     if (oa != ob || a->nframes != b->nframes ||
         memcmp(a->pc, b->pc, a->nframes * sizeof a->pc[0]) != 0)
         return false;
-    return !by_label ||
-           (strcmp(threaddump_role(a), threaddump_role(b)) == 0 && strcmp(a->label, b->label) == 0);
+    return !by_label || (strcmp(threaddump_role(a), threaddump_role(b)) == 0 &&
+                         strcmp(a->label, b->label) == 0 && strcmp(a->name, b->name) == 0);
 }
 
 /* Thread indices sorted so that groups are runs; NULL on out-of-memory. The threads that
@@ -256,9 +258,9 @@ static int render_proto(const struct threaddump *d, char **out, size_t *len)
     unsigned n;
     unsigned *ix = sorted(d, true, &n);
     struct pprofenc *b = pprofenc_create("threads", "count");
-    struct pprofenc_label *labels = malloc((d->nthreads + 2) * sizeof *labels);
+    struct pprofenc_label labels[3];
     int rc = -ENOMEM;
-    if (!ix || !b || !labels) goto out;
+    if (!ix || !b) goto out;
     pthread_mutex_lock(&dump_mu); /* exe_path */
     ssize_t pl = readlink("/proc/self/exe", exe_path, sizeof exe_path - 1);
     exe_path[pl > 0 ? (size_t)pl : 0] = '\0';
@@ -284,8 +286,7 @@ static int render_proto(const struct threaddump *d, char **out, size_t *len)
         size_t nlab = 0;
         labels[nlab++] = (struct pprofenc_label){"role", threaddump_role(t)};
         if (t->label[0]) labels[nlab++] = (struct pprofenc_label){"request_id", t->label};
-        for (unsigned k = g; k < e; k++)
-            labels[nlab++] = (struct pprofenc_label){"thread", d->t[ix[k]].name};
+        labels[nlab++] = (struct pprofenc_label){"thread", t->name};
         if (pprofenc_sample(b, locs, nl, (int64_t)(e - g), labels, nlab) != 0) goto oom;
         g = e;
     }
@@ -296,7 +297,6 @@ static int render_proto(const struct threaddump *d, char **out, size_t *len)
 oom:
     rc = -ENOMEM;
 out:
-    free(labels);
     pprofenc_destroy(b);
     free(ix);
     return rc;
