@@ -16,7 +16,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <link.h>
-#include <pthread.h>
+#include <assert.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -59,20 +59,23 @@ static void collect(void *arg, const char *name, const char *value)
 
 /* ---- grouping ------------------------------------------------------------------------------- */
 
-static const struct threaddump *sort_d; /* qsort has no context argument; under dump_mu */
-static bool sort_by_label;
+struct sort_ctx {
+    const struct threaddump *d;
+    bool by_label;
+};
 
-static int cmp_stack(const void *x, const void *y)
+static int cmp_stack(const void *x, const void *y, void *arg)
 {
-    const struct threaddump_thread *a = &sort_d->t[*(const unsigned *)x];
-    const struct threaddump_thread *b = &sort_d->t[*(const unsigned *)y];
+    const struct sort_ctx *ctx = arg;
+    const struct threaddump_thread *a = &ctx->d->t[*(const unsigned *)x];
+    const struct threaddump_thread *b = &ctx->d->t[*(const unsigned *)y];
     int sa = atomic_load_explicit(&a->state, memory_order_relaxed) == THREADDUMP_OK;
     int sb = atomic_load_explicit(&b->state, memory_order_relaxed) == THREADDUMP_OK;
     if (sa != sb) return sb - sa; /* answered first */
     if (a->nframes != b->nframes) return a->nframes < b->nframes ? -1 : 1;
     int c = memcmp(a->pc, b->pc, a->nframes * sizeof a->pc[0]);
     if (c) return c;
-    if (sort_by_label) {
+    if (ctx->by_label) {
         c = strcmp(threaddump_role(a), threaddump_role(b));
         if (!c) c = strcmp(a->label, b->label);
         if (!c) c = strcmp(a->name, b->name);
@@ -95,7 +98,6 @@ static bool same_group(const struct threaddump *d, unsigned i, unsigned j, bool 
 
 /* Thread indices sorted so that groups are runs; NULL on out-of-memory. The threads that
  * exited before their signal are left out. */
-static pthread_mutex_t dump_mu = PTHREAD_MUTEX_INITIALIZER;
 static unsigned *sorted(const struct threaddump *d, bool by_label, unsigned *n)
 {
     unsigned *ix = malloc((d->nthreads ? d->nthreads : 1) * sizeof *ix);
@@ -104,11 +106,8 @@ static unsigned *sorted(const struct threaddump *d, bool by_label, unsigned *n)
     for (unsigned i = 0; i < d->nthreads; i++)
         if (atomic_load_explicit(&d->t[i].state, memory_order_relaxed) != THREADDUMP_GONE)
             ix[(*n)++] = i;
-    pthread_mutex_lock(&dump_mu);
-    sort_d = d;
-    sort_by_label = by_label;
-    qsort(ix, *n, sizeof *ix, cmp_stack);
-    pthread_mutex_unlock(&dump_mu);
+    struct sort_ctx ctx = {d, by_label};
+    qsort_r(ix, *n, sizeof *ix, cmp_stack, &ctx);
     return ix;
 }
 
@@ -229,7 +228,10 @@ static int render_text(const struct threaddump *d, int level, struct text *out)
 
 /* ---- pprof protobuf ------------------------------------------------------------------------- */
 
-static char exe_path[4096];
+struct mapping_ctx {
+    struct pprofenc *b;
+    char exe_path[4096];
+};
 
 /* One mapping per object: its executable segment, page-aligned the way /proc/self/maps shows
  * it (pprof assumes mappings are such lines when it relates addresses to the file; one mapping
@@ -237,7 +239,7 @@ static char exe_path[4096];
 static int add_mapping(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
-    struct pprofenc *b = arg;
+    struct mapping_ctx *ctx = arg;
     const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
@@ -245,8 +247,8 @@ static int add_mapping(struct dl_phdr_info *info, size_t size, void *arg)
         uint64_t a = info->dlpi_addr + ph->p_vaddr;
         /* The first object is the executable (empty name): pprof takes the first mapping as
          * the main binary. */
-        const char *name = info->dlpi_name && info->dlpi_name[0] ? info->dlpi_name : exe_path;
-        if (pprofenc_mapping(b, a & ~(page - 1), a + ph->p_memsz, ph->p_offset & ~(page - 1),
+        const char *name = info->dlpi_name && info->dlpi_name[0] ? info->dlpi_name : ctx->exe_path;
+        if (pprofenc_mapping(ctx->b, a & ~(page - 1), a + ph->p_memsz, ph->p_offset & ~(page - 1),
                              name) != 0)
             return -1;
     }
@@ -261,11 +263,11 @@ static int render_proto(const struct threaddump *d, char **out, size_t *len)
     struct pprofenc_label labels[3];
     int rc = -ENOMEM;
     if (!ix || !b) goto out;
-    pthread_mutex_lock(&dump_mu); /* exe_path */
-    ssize_t pl = readlink("/proc/self/exe", exe_path, sizeof exe_path - 1);
-    exe_path[pl > 0 ? (size_t)pl : 0] = '\0';
-    rc = dl_iterate_phdr(add_mapping, b) == 0 ? 0 : -ENOMEM;
-    pthread_mutex_unlock(&dump_mu);
+    static_assert(sizeof(struct mapping_ctx) < 8192, "on the stack");
+    struct mapping_ctx mctx = {.b = b};
+    ssize_t pl = readlink("/proc/self/exe", mctx.exe_path, sizeof mctx.exe_path - 1);
+    mctx.exe_path[pl > 0 ? (size_t)pl : 0] = '\0';
+    rc = dl_iterate_phdr(add_mapping, &mctx) == 0 ? 0 : -ENOMEM;
     if (rc != 0) goto out;
     char comment[128];
     snprintf(comment, sizeof comment, "primed thread dump: %u threads, %u answered, took %.3f ms",

@@ -6,8 +6,10 @@
  * The handler must stay async-signal-safe: no allocation, no lock, errno restored. libunwind's
  * local unwinder qualifies (its caches are preallocated or mmap'd and the locks it takes block
  * every signal while held — gperftools' CPU profiler unwinds from SIGPROF the same way); it is
- * warmed up on the capturing thread before the first signal. ptrace-style capture (stop each
- * thread, read its registers from outside) was rejected: a process may not ptrace itself.
+ * warmed up on the capturing thread before the first signal. glibc's backtrace() would do too
+ * once pre-warmed (its first call dlopens libgcc_s), but libunwind is already in the product
+ * through gperftools and states its signal safety. ptrace-style capture (stop each thread, read
+ * its registers from outside) was rejected: a process may not ptrace itself.
  *
  * Lifetime of the buffer: `cur` points at the capture in progress. A handler counts itself in
  * `in_handler` before it loads `cur` and out after its last write; the capturer clears `cur`
