@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "primed/errors.h"
 #include "primed/procstat.h"
 #include "primed/sieve.h"
 
@@ -34,27 +35,29 @@
 
 /* ---- label tables ------------------------------------------------------------------------ */
 
-static const char *const handler_names[MH__COUNT] = {
-    [MH_ROOT] = "root",       [MH_HEALTHZ] = "healthz", [MH_READYZ] = "readyz",
-    [MH_METRICS] = "metrics", [MH_PRIMES] = "primes",   [MH_COUNT] = "count",
-    [MH_ISPRIME] = "isprime", [MH_NTH] = "nth",         [MH_NEXT] = "next",
-    [MH_PREV] = "prev",       [MH_BATCH] = "batch",     [MH_DEBUG] = "debug",
-    [MH_OTHER] = "other",
-};
-
-const char *metrics_handler_name(enum metrics_handler h)
-{
-    return (unsigned)h < MH__COUNT ? handler_names[h] : handler_names[MH_OTHER];
-}
-
 enum { M_GET, M_POST, M_HEAD, M_OTHER, M__COUNT };
 static const char *const method_names[M__COUNT] = {"GET", "POST", "HEAD", "OTHER"};
 
-/* Every status primed can send (errors.h's table plus 200); anything else is "other". */
-static const int codes[] = {200, 400, 401, 404, 405, 406, 409, 413,
-                            414, 415, 431, 500, 501, 503, 504};
-#define NCODES (sizeof codes / sizeof codes[0])
+/* Every status primed can send: 200 and the distinct statuses of errors.h's table, derived once
+ * (codes_once); anything else is "other". Written only by codes_build, read-only afterwards. */
+#define MAX_CODES 32
+static pthread_once_t codes_once = PTHREAD_ONCE_INIT;
+static int codes[MAX_CODES];
+static unsigned ncodes;
+#define NCODES MAX_CODES
 #define CODE_OTHER NCODES /* index of the "other" column */
+
+static void codes_build(void)
+{
+    codes[ncodes++] = 200;
+    for (int e = 0; e < PERR__COUNT; e++) {
+        int st = errors_status((enum primed_err)e);
+        unsigned k = 0;
+        while (k < ncodes && codes[k] != st)
+            k++;
+        if (k == ncodes && ncodes < MAX_CODES) codes[ncodes++] = st;
+    }
+}
 
 /* Latency buckets (seconds): 100 µs … 30 s, roughly 1-2.5-5 per decade. The +Inf bucket is the
  * extra last slot of the per-handler bucket array. */
@@ -71,10 +74,11 @@ static const double buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 
  * Rejected alternative: per-thread shards would avoid cache-line sharing between the 2…N
  * workers, at the cost of a thread registry; at primed's request rates (≤ ~10^5/s) one atomic
  * add per counter is not measurable (see scripts/bench-metrics-overhead.sh). */
-static atomic_uint_fast64_t req_total[MH__COUNT][M__COUNT][NCODES + 1];
-static atomic_uint_fast64_t dur_bucket[MH__COUNT][NBUCKETS + 1];
-static atomic_uint_fast64_t dur_sum_ns[MH__COUNT];
-static atomic_uint_fast64_t resp_bytes[MH__COUNT];
+#define NLABELS ROUTER_MAX_LABELS
+static atomic_uint_fast64_t req_total[NLABELS][M__COUNT][NCODES + 1];
+static atomic_uint_fast64_t dur_bucket[NLABELS][NBUCKETS + 1];
+static atomic_uint_fast64_t dur_sum_ns[NLABELS];
+static atomic_uint_fast64_t resp_bytes[NLABELS];
 static atomic_int_fast64_t connections;
 
 static int method_index(const char *m)
@@ -88,15 +92,16 @@ static int method_index(const char *m)
 
 static unsigned code_index(int status)
 {
-    for (unsigned i = 0; i < NCODES; i++)
+    pthread_once(&codes_once, codes_build);
+    for (unsigned i = 0; i < ncodes; i++)
         if (codes[i] == status) return i;
     return CODE_OTHER;
 }
 
-void metrics_observe_request(enum metrics_handler h, const char *method, int status, double seconds,
+void metrics_observe_request(size_t h, const char *method, int status, double seconds,
                              uint64_t response_bytes)
 {
-    if ((unsigned)h >= MH__COUNT) h = MH_OTHER;
+    if (h >= router_label_count()) h = router_label_index(NULL);
     atomic_fetch_add_explicit(&req_total[h][method_index(method)][code_index(status)], 1,
                               memory_order_relaxed);
     if (!(seconds >= 0)) seconds = 0; /* also catches NaN */
@@ -322,26 +327,29 @@ static void collect_http(struct metrics_writer *w)
     char labels[128];
     metrics_write_family(w, "primed_http_requests_total", "counter",
                          "HTTP requests answered, by handler, method and status code.");
-    for (unsigned h = 0; h < MH__COUNT; h++)
+    pthread_once(&codes_once, codes_build);
+    size_t nlabels = router_label_count();
+    for (unsigned h = 0; h < nlabels; h++)
         for (unsigned m = 0; m < M__COUNT; m++)
             for (unsigned c = 0; c <= NCODES; c++) {
+                if (c >= ncodes && c != CODE_OTHER) continue;
                 uint64_t v = atomic_load_explicit(&req_total[h][m][c], memory_order_relaxed);
-                if (!v) continue; /* only series that happened: at most 13×4×16, usually ~20 */
+                if (!v) continue; /* only series that happened, usually ~20 */
                 char code[8];
                 if (c == CODE_OTHER)
                     snprintf(code, sizeof code, "other");
                 else
                     snprintf(code, sizeof code, "%d", codes[c]);
                 snprintf(labels, sizeof labels, "handler=\"%s\",method=\"%s\",code=\"%s\"",
-                         handler_names[h], method_names[m], code);
+                         router_label_name(h), method_names[m], code);
                 metrics_write_sample_u64(w, "primed_http_requests_total", labels, v);
             }
 
     /* Histograms and byte counters for every handler that has seen a request. */
-    uint64_t counts[MH__COUNT];
+    uint64_t counts[NLABELS];
     metrics_write_family(w, "primed_http_request_duration_seconds", "histogram",
                          "Time from request start to the last byte handed to the server.");
-    for (unsigned h = 0; h < MH__COUNT; h++) {
+    for (unsigned h = 0; h < nlabels; h++) {
         uint64_t cum = 0;
         uint64_t b[NBUCKETS + 1];
         for (unsigned i = 0; i <= NBUCKETS; i++) {
@@ -355,13 +363,13 @@ static void collect_http(struct metrics_writer *w)
             cum += b[i];
             char le[40];
             format_value(le, sizeof le, buckets[i]);
-            snprintf(labels, sizeof labels, "handler=\"%s\",le=\"%s\"", handler_names[h], le);
+            snprintf(labels, sizeof labels, "handler=\"%s\",le=\"%s\"", router_label_name(h), le);
             metrics_write_sample_u64(w, "primed_http_request_duration_seconds_bucket", labels, cum);
         }
-        snprintf(labels, sizeof labels, "handler=\"%s\",le=\"+Inf\"", handler_names[h]);
+        snprintf(labels, sizeof labels, "handler=\"%s\",le=\"+Inf\"", router_label_name(h));
         metrics_write_sample_u64(w, "primed_http_request_duration_seconds_bucket", labels,
                                  counts[h]);
-        snprintf(labels, sizeof labels, "handler=\"%s\"", handler_names[h]);
+        snprintf(labels, sizeof labels, "handler=\"%s\"", router_label_name(h));
         uint64_t ns = atomic_load_explicit(&dur_sum_ns[h], memory_order_relaxed);
         metrics_write_sample(w, "primed_http_request_duration_seconds_sum", labels,
                              (double)ns / 1e9);
@@ -371,9 +379,9 @@ static void collect_http(struct metrics_writer *w)
 
     metrics_write_family(w, "primed_http_response_bytes_total", "counter",
                          "Response body bytes sent, by handler.");
-    for (unsigned h = 0; h < MH__COUNT; h++) {
+    for (unsigned h = 0; h < nlabels; h++) {
         if (!counts[h]) continue;
-        snprintf(labels, sizeof labels, "handler=\"%s\"", handler_names[h]);
+        snprintf(labels, sizeof labels, "handler=\"%s\"", router_label_name(h));
         metrics_write_sample_u64(w, "primed_http_response_bytes_total", labels,
                                  atomic_load_explicit(&resp_bytes[h], memory_order_relaxed));
     }

@@ -21,6 +21,7 @@
 
 #include "pprof_threads.h"
 #include "primed/errors.h"
+#include "primed/jsonw.h"
 #include "primed/log.h"
 #include "symbolize.h"
 
@@ -63,55 +64,6 @@ int profiling_early_init(const struct primed_config *cfg, int argc, char *argv[]
     (void)argv;
     return 0;
 #endif
-}
-
-/* ---- endpoint table ------------------------------------------------------------------------ */
-
-enum endpoint {
-    EP_INDEX,
-    EP_HEAP,
-    EP_PROFILE,
-    EP_SYMBOL,
-    EP_CMDLINE,
-    EP_STATS,
-    EP_THREADS,
-    EP_THREADS_LEGACY,
-    EP_NONE
-};
-
-static const struct {
-    const char *path;
-    enum endpoint ep;
-} routes[] = {
-    {"/debug/pprof/", EP_INDEX},
-    {"/debug/pprof", EP_INDEX},
-    {"/debug/heap", EP_HEAP},
-    {"/debug/pprof/heap", EP_HEAP},
-    {"/debug/pprof/profile", EP_PROFILE},
-    {"/debug/pprof/symbol", EP_SYMBOL},
-    {"/symbolz", EP_SYMBOL},
-    {"/debug/pprof/cmdline", EP_CMDLINE},
-    {"/debug/stats", EP_STATS},
-    {"/debug/pprof/threads", EP_THREADS},
-    {"/debug/pprof/goroutine", EP_THREADS}, /* the path Go users and their scripts type */
-    /* google-pprof treats a URL that does not end in a page it knows as a base and appends
-     * /pprof/profile (?seconds=N), /pprof/symbol and /pprof/cmdline: these three rows let
-     * `google-pprof --text …/debug/pprof/threads` work as typed (legacy CPU format). */
-    {"/debug/pprof/threads/pprof/profile", EP_THREADS_LEGACY},
-    {"/debug/pprof/threads/pprof/symbol", EP_SYMBOL},
-    {"/debug/pprof/threads/pprof/cmdline", EP_CMDLINE},
-};
-
-static enum endpoint route(const char *path)
-{
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
-        if (strcmp(path, routes[i].path) == 0) return routes[i].ep;
-    return EP_NONE;
-}
-
-static bool is_get(const char *m)
-{
-    return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
 }
 
 #if PRIMED_TCMALLOC
@@ -319,68 +271,61 @@ out:
 
 #endif /* PRIMED_TCMALLOC */
 
-static const char index_html[] =
-    "<html><head><title>/debug/pprof/</title></head><body>\n"
-    "<h1>/debug/pprof/</h1>\n"
-    "<p>Profiles of primed (gperftools). Use <code>go tool pprof URL</code> or "
-    "<code>google-pprof --text URL</code>.</p>\n"
-    "<table>\n"
-    "<tr><td><a href=\"/debug/pprof/heap\">heap</a></td><td>sampled live heap "
-    "(tcmalloc, legacy text format)</td></tr>\n"
-    "<tr><td><a href=\"/debug/pprof/profile?seconds=30\">profile</a></td><td>CPU profile; "
-    "?seconds=N</td></tr>\n"
-    "<tr><td><a href=\"/debug/pprof/symbol\">symbol</a></td><td>address → function "
-    "(POST 0xaddr+0xaddr…)</td></tr>\n"
-    "<tr><td><a href=\"/debug/pprof/cmdline\">cmdline</a></td><td>command line, "
-    "NUL-separated</td></tr>\n"
-    "<tr><td><a href=\"/debug/stats\">stats</a></td><td>tcmalloc statistics</td></tr>\n"
-    "<tr><td><a href=\"/debug/pprof/threads?debug=1\">threads</a></td><td>every thread's "
-    "stack now; ?debug=1 grouped text, ?debug=2 one per thread, else a pprof profile</td></tr>\n"
-    "<tr><td><a href=\"/debug/pprof/goroutine?debug=1\">goroutine</a></td><td>the same, at "
-    "Go's path</td></tr>\n"
-    "</table>\n</body></html>\n";
-
-int profiling_handle(const struct http_request *req, struct http_response *resp)
+/* The /debug/pprof/ index, derived from the route table: one line per debug-listener path. */
+static int serve_index(struct http_response *resp)
 {
-    enum endpoint ep = route(req->path);
+    struct jsonw w; /* used as a bounded text builder; jsonw_escape is not needed for our paths */
+    jsonw_init_dynamic(&w, 64 * 1024);
+    jsonw_lit(&w, "<html><head><title>/debug/pprof/</title></head><body>\n<h1>/debug/pprof/</h1>\n"
+                  "<p>Profiles and diagnostics of primed. Use <code>go tool pprof URL</code> or "
+                  "<code>google-pprof --text URL</code>.</p>\n<table>\n");
+    for (size_t i = 0; i < router_count(); i++) {
+        const struct route *rt = router_route(i);
+        if (!(rt->listeners & ROUTE_L_DEBUG) || rt->id == ROUTE_DEBUG_INDEX) continue;
+        jsonw_lit(&w, "<tr><td><a href=\"");
+        jsonw_raw(&w, rt->path, strlen(rt->path));
+        jsonw_lit(&w, "\">");
+        jsonw_raw(&w, rt->path, strlen(rt->path));
+        jsonw_lit(&w, "</a></td><td>");
+        jsonw_raw(&w, rt->summary, strlen(rt->summary));
+        jsonw_lit(&w, "</td></tr>\n");
+    }
+    jsonw_lit(&w, "</table>\n</body></html>\n");
+    size_t len = 0;
+    char *body = w.overflow ? NULL : jsonw_steal(&w, &len);
+    jsonw_fini(&w);
+    if (!body) return errors_render(resp, PERR_INTERNAL, NULL, NULL, NULL);
+    http_response_body_owned(resp, 200, "text/html; charset=utf-8", body, len);
+    return 0;
+}
+
+int profiling_handle(enum route_id id, const struct http_request *req, struct http_response *resp)
+{
     log_event(LOG_INFO, "profile_request", "debug endpoint", "path", req->path, "method",
               req->method, "client", req->client_addr ? req->client_addr : "-", "request_id",
               req->request_id ? req->request_id : "-", (const char *)NULL);
-    if (ep == EP_NONE) return errors_render(resp, PERR_NOT_FOUND, NULL, NULL, NULL);
-    if (ep == EP_SYMBOL) {
-        if (!is_get(req->method) && strcmp(req->method, "POST") != 0)
-            return errors_render(resp, PERR_METHOD_NOT_ALLOWED, NULL, "GET, HEAD, POST", NULL);
-    } else if (!is_get(req->method)) {
-        return errors_render(resp, PERR_METHOD_NOT_ALLOWED, NULL, "GET, HEAD", NULL);
-    }
+    if (id == ROUTE_DEBUG_INDEX) return serve_index(resp);
     /* Thread dumps need neither tcmalloc nor gperftools: they answer in the sanitizer builds
      * too (501 under ThreadSanitizer, see threaddump.c). */
-    if (ep == EP_THREADS || ep == EP_THREADS_LEGACY)
-        return pprof_threads_serve(req, resp, ep == EP_THREADS_LEGACY);
+    if (id == ROUTE_DEBUG_THREADS || id == ROUTE_DEBUG_THREADS_LEGACY)
+        return pprof_threads_serve(req, resp, id == ROUTE_DEBUG_THREADS_LEGACY);
 #if PRIMED_TCMALLOC
-    switch (ep) {
-    case EP_INDEX:
-        http_response_static(resp, 200, "text/html; charset=utf-8", index_html,
-                             sizeof index_html - 1);
-        return 0;
-    case EP_HEAP:
+    switch (id) {
+    case ROUTE_DEBUG_HEAP:
         return serve_heap(resp);
-    case EP_PROFILE:
+    case ROUTE_DEBUG_PROFILE:
         return serve_profile(req, resp);
-    case EP_SYMBOL:
+    case ROUTE_DEBUG_SYMBOL:
         return serve_symbol(req, resp);
-    case EP_CMDLINE:
+    case ROUTE_DEBUG_CMDLINE:
         return serve_cmdline(resp);
-    case EP_STATS:
+    case ROUTE_DEBUG_STATS:
         return serve_stats(resp);
-    case EP_THREADS: /* served above */
-    case EP_THREADS_LEGACY:
-    case EP_NONE:
+    default:
         break;
     }
     return errors_render(resp, PERR_NOT_FOUND, NULL, NULL, NULL);
 #else
-    (void)index_html;
     return errors_render(resp, PERR_NOT_IMPLEMENTED, NULL, NULL,
                          "profiling needs the tcmalloc build (this build has sanitizers)");
 #endif

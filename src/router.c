@@ -1,40 +1,82 @@
-/* router.c — see router.h. A linear scan of a dozen exact paths is faster than any hash here
- * and keeps the table readable; the only prefix route is /debug/ on the debug listener. */
+/* router.c — see router.h. The table below is the only list of endpoints in the program.
+ *
+ * A linear scan of a couple dozen exact paths is faster than any hash here and keeps the table
+ * readable. The metric labels are derived once (pthread_once) into a dense index so the hot path
+ * (one finished request) is an array lookup.
+ */
 #include "primed/router.h"
 
+#include <pthread.h>
 #include <string.h>
 
-enum { M_GET = 1, M_POST = 2 };
+#define G ROUTE_M_GET
+#define P ROUTE_M_POST
+#define MAIN ROUTE_L_MAIN
+#define DBG ROUTE_L_DEBUG
 
-struct entry {
-    const char *path;
-    unsigned methods;
-    bool main_listener, debug_listener;
-    struct route r;
+static const struct route table[] = {
+    /* path, methods, listeners, kind, id, metric label, summary */
+    {"/v1/primes", G, MAIN, ROUTE_K_API, ROUTE_PRIMES, "primes",
+     "list the primes in [from, to] (JSON or text, streamed)"},
+    {"/v1/count", G, MAIN, ROUTE_K_API, ROUTE_COUNT, "count", "count the primes in [from, to]"},
+    {"/v1/isprime", G, MAIN, ROUTE_K_API, ROUTE_ISPRIME, "isprime", "is n prime?"},
+    {"/v1/nth", G, MAIN, ROUTE_K_API, ROUTE_NTH, "nth", "the n-th prime (nth(1) = 2)"},
+    {"/v1/next", G, MAIN, ROUTE_K_API, ROUTE_NEXT, "next", "the smallest prime > n"},
+    {"/v1/prev", G, MAIN, ROUTE_K_API, ROUTE_PREV, "prev", "the largest prime < n"},
+    {"/v1/batch", P, MAIN, ROUTE_K_API, ROUTE_BATCH, "batch",
+     "several queries in one JSON body {\"queries\":[...]}"},
+    {"/healthz", G, MAIN | DBG, ROUTE_K_BUILTIN, ROUTE_HEALTHZ, "healthz", "liveness"},
+    {"/readyz", G, MAIN | DBG, ROUTE_K_BUILTIN, ROUTE_READYZ, "readyz",
+     "readiness (503 while starting or draining)"},
+    {"/metrics", G, MAIN | DBG, ROUTE_K_BUILTIN, ROUTE_METRICS, "metrics",
+     "Prometheus metrics (text format 0.0.4)"},
+    {"/", G, MAIN, ROUTE_K_BUILTIN, ROUTE_ROOT, "root", "this listing"},
+    {"/debug/pprof/", G, DBG, ROUTE_K_DEBUG, ROUTE_DEBUG_INDEX, "debug", "this index"},
+    {"/debug/pprof", G, DBG, ROUTE_K_DEBUG, ROUTE_DEBUG_INDEX, "debug", "this index"},
+    {"/debug/pprof/heap", G, DBG, ROUTE_K_DEBUG, ROUTE_DEBUG_HEAP, "debug",
+     "sampled live heap (tcmalloc, legacy text format)"},
+    {"/debug/heap", G, DBG, ROUTE_K_DEBUG, ROUTE_DEBUG_HEAP, "debug",
+     "sampled live heap (alias of /debug/pprof/heap)"},
+    {"/debug/pprof/profile", G, DBG, ROUTE_K_DEBUG, ROUTE_DEBUG_PROFILE, "debug",
+     "CPU profile; ?seconds=N"},
+    {"/debug/pprof/symbol", G | P, DBG, ROUTE_K_DEBUG, ROUTE_DEBUG_SYMBOL, "debug",
+     "address to function (POST 0xaddr+0xaddr...)"},
+    {"/symbolz", G | P, DBG, ROUTE_K_DEBUG, ROUTE_DEBUG_SYMBOL, "debug",
+     "address to function (google-pprof's path)"},
+    {"/debug/pprof/cmdline", G, DBG, ROUTE_K_DEBUG, ROUTE_DEBUG_CMDLINE, "debug",
+     "command line, NUL-separated"},
+    {"/debug/stats", G, DBG, ROUTE_K_DEBUG, ROUTE_DEBUG_STATS, "debug", "tcmalloc statistics"},
+    {"/debug/pprof/threads", G, DBG, ROUTE_K_DEBUG, ROUTE_DEBUG_THREADS, "debug",
+     "every thread's stack now: pprof profile; ?debug=1 grouped text, ?debug=2 one per thread"},
+    {"/debug/pprof/goroutine", G, DBG, ROUTE_K_DEBUG, ROUTE_DEBUG_THREADS, "debug",
+     "the thread dump at the path Go users type (alias of /debug/pprof/threads)"},
+    /* google-pprof takes a URL that does not end in a page it knows as a base and appends
+     * /pprof/profile?seconds=N, /pprof/symbol and /pprof/cmdline: these rows let
+     * `google-pprof --text .../debug/pprof/threads` work as typed. */
+    {"/debug/pprof/threads/pprof/profile", G, DBG, ROUTE_K_DEBUG, ROUTE_DEBUG_THREADS_LEGACY,
+     "debug", "the thread dump in gperftools' CPU format (google-pprof's path)"},
+    {"/debug/pprof/threads/pprof/symbol", G | P, DBG, ROUTE_K_DEBUG, ROUTE_DEBUG_SYMBOL, "debug",
+     "address to function (google-pprof's path for the thread dump)"},
+    {"/debug/pprof/threads/pprof/cmdline", G, DBG, ROUTE_K_DEBUG, ROUTE_DEBUG_CMDLINE, "debug",
+     "command line (google-pprof's path for the thread dump)"},
 };
+#define NROUTES (sizeof table / sizeof table[0])
+_Static_assert(NROUTES < ROUTER_MAX_LABELS * 2, "route table larger than expected");
 
-static const struct entry table[] = {
-    {"/", M_GET, true, false, {ROUTE_ROOT, MH_ROOT, "GET, HEAD"}},
-    {"/healthz", M_GET, true, true, {ROUTE_HEALTHZ, MH_HEALTHZ, "GET, HEAD"}},
-    {"/readyz", M_GET, true, true, {ROUTE_READYZ, MH_READYZ, "GET, HEAD"}},
-    {"/metrics", M_GET, true, true, {ROUTE_METRICS, MH_METRICS, "GET, HEAD"}},
-    {"/v1/primes", M_GET, true, false, {ROUTE_PRIMES, MH_PRIMES, "GET, HEAD"}},
-    {"/v1/count", M_GET, true, false, {ROUTE_COUNT, MH_COUNT, "GET, HEAD"}},
-    {"/v1/isprime", M_GET, true, false, {ROUTE_ISPRIME, MH_ISPRIME, "GET, HEAD"}},
-    {"/v1/nth", M_GET, true, false, {ROUTE_NTH, MH_NTH, "GET, HEAD"}},
-    {"/v1/next", M_GET, true, false, {ROUTE_NEXT, MH_NEXT, "GET, HEAD"}},
-    {"/v1/prev", M_GET, true, false, {ROUTE_PREV, MH_PREV, "GET, HEAD"}},
-    {"/v1/batch", M_POST, true, false, {ROUTE_BATCH, MH_BATCH, "POST"}},
-    {"/symbolz", M_GET | M_POST, false, true, {ROUTE_DEBUG, MH_DEBUG, "GET, HEAD, POST"}},
-};
+size_t router_count(void)
+{
+    return NROUTES;
+}
 
-/* Profiling endpoints decide their own methods (pprof POSTs to /symbolz and some /debug paths). */
-static const struct route debug_prefix = {ROUTE_DEBUG, MH_DEBUG, "GET, HEAD, POST"};
+const struct route *router_route(size_t i)
+{
+    return i < NROUTES ? &table[i] : NULL;
+}
 
 static unsigned method_bit(const char *m)
 {
-    if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) return M_GET;
-    if (strcmp(m, "POST") == 0) return M_POST;
+    if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) return ROUTE_M_GET;
+    if (strcmp(m, "POST") == 0) return ROUTE_M_POST;
     return 0;
 }
 
@@ -42,15 +84,64 @@ enum router_result router_match(bool debug, const char *method, const char *path
                                 const struct route **out)
 {
     *out = NULL;
-    if (debug && strncmp(path, "/debug/", 7) == 0) {
-        *out = &debug_prefix;
-        return method_bit(method) ? ROUTER_OK : ROUTER_METHOD_NOT_ALLOWED;
-    }
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
-        const struct entry *e = &table[i];
-        if (!(debug ? e->debug_listener : e->main_listener) || strcmp(e->path, path) != 0) continue;
-        *out = &e->r;
+    unsigned listener = debug ? ROUTE_L_DEBUG : ROUTE_L_MAIN;
+    for (size_t i = 0; i < NROUTES; i++) {
+        const struct route *e = &table[i];
+        if (!(e->listeners & listener) || strcmp(e->path, path) != 0) continue;
+        *out = e;
         return (method_bit(method) & e->methods) ? ROUTER_OK : ROUTER_METHOD_NOT_ALLOWED;
     }
     return ROUTER_NOT_FOUND;
+}
+
+const char *router_allow(const struct route *r)
+{
+    switch (r->methods) {
+    case ROUTE_M_GET:
+        return "GET, HEAD";
+    case ROUTE_M_POST:
+        return "POST";
+    default:
+        return "GET, HEAD, POST";
+    }
+}
+
+/* ---- metric labels: written once under labels_once, read-only afterwards ------------------ */
+
+static pthread_once_t labels_once = PTHREAD_ONCE_INIT;
+static const char *label_names[ROUTER_MAX_LABELS];
+static size_t nlabels;                  /* including "other" */
+static unsigned char label_of[NROUTES]; /* row → dense label index */
+
+static void labels_build(void)
+{
+    for (size_t i = 0; i < NROUTES; i++) {
+        size_t k = 0;
+        while (k < nlabels && strcmp(label_names[k], table[i].label) != 0)
+            k++;
+        if (k == nlabels && nlabels < ROUTER_MAX_LABELS - 1)
+            label_names[nlabels++] = table[i].label;
+        label_of[i] = (unsigned char)(k < nlabels ? k : ROUTER_MAX_LABELS - 1);
+    }
+    label_names[nlabels++] = "other";
+}
+
+size_t router_label_count(void)
+{
+    pthread_once(&labels_once, labels_build);
+    return nlabels;
+}
+
+const char *router_label_name(size_t i)
+{
+    pthread_once(&labels_once, labels_build);
+    return i < nlabels ? label_names[i] : label_names[nlabels - 1];
+}
+
+size_t router_label_index(const struct route *r)
+{
+    pthread_once(&labels_once, labels_build);
+    if (!r || r < table || r >= table + NROUTES) return nlabels - 1;
+    size_t k = label_of[r - table];
+    return k < nlabels ? k : nlabels - 1;
 }

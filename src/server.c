@@ -50,6 +50,7 @@
 
 #include "primed/errors.h"
 #include "primed/http.h"
+#include "primed/jsonw.h"
 #include "primed/log.h"
 #include "primed/metrics.h"
 #include "primed/profiling.h"
@@ -150,7 +151,7 @@ struct server {
      * waits for. A client that sent half its headers is not work in flight; the idle timeout or
      * the stop reaps it. Under mu. */
     unsigned nstarted;
-    char root_body[512];
+    char root_body[1024];
     size_t root_len;
 };
 
@@ -520,10 +521,17 @@ static enum MHD_Result handle(struct req *r, const char *url)
     r->route = rt;
     if (rr == ROUTER_NOT_FOUND) return queue_error(r, PERR_NOT_FOUND, NULL, NULL, NULL);
     if (rr == ROUTER_METHOD_NOT_ALLOWED)
-        return queue_error(r, PERR_METHOD_NOT_ALLOWED, NULL, rt->allow, NULL);
+        return queue_error(r, PERR_METHOD_NOT_ALLOWED, NULL, router_allow(rt), NULL);
     if (r->body_too_large) return queue_error(r, PERR_BODY_TOO_LARGE, NULL, NULL, NULL);
 
     struct http_response *hr = &r->resp;
+    if (rt->kind == ROUTE_K_DEBUG) {
+        if (!token_ok(r))
+            return queue_error(r, PERR_UNAUTHORIZED, NULL, NULL,
+                               "Authorization: Bearer <debug_token> required");
+        profiling_handle(rt->id, &r->hreq, hr);
+        return queue_http(r, hr);
+    }
     switch (rt->id) {
     case ROUTE_HEALTHZ:
         http_response_static(hr, 200, HTTP_JSON, "{\"status\":\"ok\"}", 15);
@@ -545,12 +553,6 @@ static enum MHD_Result handle(struct req *r, const char *url)
         http_response_body_owned(hr, 200, METRICS_CONTENT_TYPE, out, len);
         return queue_http(r, hr);
     }
-    case ROUTE_DEBUG:
-        if (!token_ok(r))
-            return queue_error(r, PERR_UNAUTHORIZED, NULL, NULL,
-                               "Authorization: Bearer <debug_token> required");
-        profiling_handle(&r->hreq, hr);
-        return queue_http(r, hr);
     default:
         break;
     }
@@ -684,8 +686,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                                   .bytes = bytes,
                                   .duration_us = dur_ns / 1000};
     log_request(&rec);
-    metrics_observe_request(r->route ? r->route->handler : MH_OTHER, r->method, status,
-                            (double)dur_ns / 1e9, bytes);
+    metrics_observe_request(router_label_index(r->route), r->method, status, (double)dur_ns / 1e9,
+                            bytes);
 
     pthread_mutex_lock(&s->mu);
     if (r->prev)
@@ -749,6 +751,27 @@ static void collect(void *arg, struct metrics_writer *w)
                       atomic_load_explicit(&s->budget.cache_misses, memory_order_relaxed));
     metrics_write_one(w, "primed_inflight_requests", "gauge", "Requests in flight.",
                       server_inflight(s));
+}
+
+/* The `/` body, derived from the route table: every main-listener path but `/` itself. */
+static int root_listing(struct server *s)
+{
+    struct jsonw w;
+    jsonw_init_fixed(&w, s->root_body, sizeof s->root_body);
+    jsonw_lit(&w, "{\"name\":\"primed\",\"version\":");
+    jsonw_str(&w, PRIMED_VERSION);
+    jsonw_lit(&w, ",\"endpoints\":[");
+    bool first = true;
+    for (size_t i = 0; i < router_count(); i++) {
+        const struct route *rt = router_route(i);
+        if (!(rt->listeners & ROUTE_L_MAIN) || rt->id == ROUTE_ROOT) continue;
+        if (!first) jsonw_char(&w, ',');
+        jsonw_str(&w, rt->path);
+        first = false;
+    }
+    jsonw_lit(&w, "]}");
+    s->root_len = w.len;
+    return w.overflow ? -1 : 0;
 }
 
 /* ---- daemons ------------------------------------------------------------------------------- */
@@ -860,12 +883,7 @@ struct server *server_create(const struct primed_config *cfg, struct pool *pool,
                             stream_block_bytes(cfg->stream_buffer_bytes), (size_t)cache_max);
     s->main = (struct listener){.srv = s, .debug = false};
     s->debug = (struct listener){.srv = s, .debug = true};
-    int rl = snprintf(s->root_body, sizeof s->root_body,
-                      "{\"name\":\"primed\",\"version\":\"%s\",\"endpoints\":[\"/v1/primes\","
-                      "\"/v1/count\",\"/v1/isprime\",\"/v1/nth\",\"/v1/next\",\"/v1/prev\","
-                      "\"/v1/batch\",\"/healthz\",\"/readyz\",\"/metrics\"]}",
-                      PRIMED_VERSION);
-    s->root_len = rl > 0 && (size_t)rl < sizeof s->root_body ? (size_t)rl : 0;
+    if (root_listing(s) != 0) goto err;
     if (metrics_register_collector(collect, s) != 0) goto err;
     if (start_listener(s, &s->main, cfg->listen_host, cfg->listen_port) != 0) goto err_metrics;
     if (cfg->debug_enabled && start_listener(s, &s->debug, cfg->debug_host, cfg->debug_port) != 0)

@@ -14,6 +14,7 @@
 #include "check_main.h"
 #include "primed/config.h"
 #include "primed/http.h"
+#include "primed/errors.h"
 #include "primed/profiling.h"
 
 struct fake {
@@ -49,7 +50,19 @@ static int call(const char *method, const char *path, const char *arg, const cha
         .impl = &f,
     };
     http_response_init(resp);
-    profiling_handle(&req, resp);
+    /* As the server dispatches: the route table decides 404/405, then the endpoint runs. */
+    const struct route *rt = NULL;
+    switch (router_match(true, method, path, &rt)) {
+    case ROUTER_NOT_FOUND:
+        errors_render(resp, PERR_NOT_FOUND, NULL, NULL, NULL);
+        break;
+    case ROUTER_METHOD_NOT_ALLOWED:
+        errors_render(resp, PERR_METHOD_NOT_ALLOWED, NULL, router_allow(rt), NULL);
+        break;
+    case ROUTER_OK:
+        profiling_handle(rt->id, &req, resp);
+        break;
+    }
     return resp->status;
 }
 

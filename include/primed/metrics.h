@@ -2,7 +2,7 @@
  *
  * Hot-path updates are relaxed atomics (no locks); everything that is a "current value" (pool
  * depth, tcmalloc, /proc) is pulled at scrape time by collectors. Label values are bounded: the
- * handler label takes one of enum metrics_handler, the code label one of the statuses primed
+ * handler label takes one of the route table's labels, the code label one of the statuses primed
  * sends, the method label GET/POST/HEAD/OTHER.
  */
 #ifndef PRIMED_METRICS_H
@@ -11,30 +11,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum metrics_handler {
-    MH_ROOT = 0,
-    MH_HEALTHZ,
-    MH_READYZ,
-    MH_METRICS,
-    MH_PRIMES,
-    MH_COUNT,
-    MH_ISPRIME,
-    MH_NTH,
-    MH_NEXT,
-    MH_PREV,
-    MH_BATCH,
-    MH_DEBUG,
-    MH_OTHER,
-    MH__COUNT
-};
-const char *metrics_handler_name(enum metrics_handler h);
+/* The `handler` label is a route's label index (router_label_index in router.h: the labels are
+ * derived from the route table, plus "other"); the code label is one of the statuses of the error
+ * table (errors.h), 200, or "other". */
+#include "primed/router.h"
 
 /* Process-wide registry. metrics_init is idempotent; call once from main before threads. */
 int metrics_init(void);
 void metrics_fini(void);
 
 /* Hot path: one finished request (any thread). */
-void metrics_observe_request(enum metrics_handler h, const char *method, int status, double seconds,
+void metrics_observe_request(size_t label, const char *method, int status, double seconds,
                              uint64_t response_bytes);
 /* Open-connection gauge (server notify-connection callback). */
 void metrics_connections_add(int delta);

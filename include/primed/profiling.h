@@ -9,6 +9,7 @@
 
 #include "primed/config.h"
 #include "primed/http.h"
+#include "primed/router.h"
 
 /* Call first thing in main() after config_load. When heap sampling is enabled and
  * TCMALLOC_SAMPLE_PARAMETER is not yet in the environment, sets it and re-execs /proc/self/exe
@@ -16,10 +17,11 @@
  * the re-exec failed (the caller logs it and goes on without sampling). */
 int profiling_early_init(const struct primed_config *cfg, int argc, char *argv[]);
 
-/* Serve one debug-listener request whose path starts with /debug/ or is /symbolz (the caller has
- * already checked the debug token). Fills resp; unknown paths → 404 JSON error. May block the
- * calling thread for the duration of a CPU profile (bounded by cfg->max_profile_seconds). */
-int profiling_handle(const struct http_request *req, struct http_response *resp);
+/* Serve one debug-listener request routed to `id` (a ROUTE_DEBUG_* row of the route table; the
+ * caller has matched the method and checked the debug token). Fills resp; an id that is not a
+ * debug endpoint → 404 JSON error. May block the calling thread for the duration of a CPU profile
+ * (bounded by cfg->max_profile_seconds). */
+int profiling_handle(enum route_id id, const struct http_request *req, struct http_response *resp);
 
 /* Stops a running CPU profile, if any, and frees what profiling holds. */
 void profiling_shutdown(void);
