@@ -62,15 +62,29 @@ mp=$(printf '%s\n' "${plain[@]}" | median)
 md=$(printf '%s\n' "${dumped[@]}" | median)
 mcp=$(printf '%s\n' "${cp[@]}" | median)
 mcd=$(printf '%s\n' "${cd[@]}" | median)
+# the server CPU one dump costs, from its utime+stime over 300 back-to-back dumps (no load):
+# load-independent, unlike the request rates on a shared machine
+t0=$(ticks)
+python3 - "$P_DPORT" "$DUMP_PATH" <<'PY'
+import http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=5)
+for _ in range(300):
+    c.request("GET", sys.argv[2])
+    c.getresponse().read()
+PY
+t1=$(ticks)
+cpu_per_dump=$(awk -v t="$((t1 - t0))" -v tck="$TCK" 'BEGIN{printf "%.3f", t / tck * 1000 / 300}')
 took=$(curl -s "http://127.0.0.1:$P_DPORT/debug/pprof/threads?debug=1" | sed -n 's/.*took \([0-9.]*\) ms.*/\1/p')
 read -r t sz < <(curl -s -o /dev/null -w '%{time_total} %{size_download}\n' "http://127.0.0.1:$P_DPORT$DUMP_PATH")
 awk -v a="$mp" -v b="$md" -v c="$mcp" -v e="$mcd" -v p="$URL_PATH" -v d="$DUMP_PATH" -v t="$t" \
-    -v s="$sz" -v k="$took" 'BEGIN{
+    -v s="$sz" -v k="$took" -v q="$cpu_per_dump" 'BEGIN{
   printf "GET %s, wrk -t1 -c8; dumper: GET %s every 100 ms\n", p, d;
   printf "median req/s: no dumps %.0f, dumping %.0f, ratio %.3f (loss %.1f %%)\n",
          a, b, b / a, (1 - b / a) * 100;
   printf "median server CPU per request: no dumps %.1f µs, dumping %.1f µs (%+.1f %%)\n",
          c, e, (e / c - 1) * 100;
   printf "one dump: %d bytes in %.2f ms (curl time_total, idle server); capture itself %s ms\n",
-         s, t * 1000, k }'
+         s, t * 1000, k;
+  printf "server CPU per dump: %.3f ms (300 back to back): every 100 ms = %.2f %% of one core\n",
+         q, q / 100 * 100 }'
 obs_stop P
