@@ -21,7 +21,7 @@ ARG DOCKER_STEPS_MODE=apply
 # Settings (one name per flag: --workers ↔ PRIMED_WORKERS). Set before the runtime RUN so its
 # smoke test starts primed with exactly this configuration.
 ENV PRIMED_LISTEN=0.0.0.0:8080 PRIMED_DEBUG_LISTEN=127.0.0.1:6060 PRIMED_LOG_FORMAT=json PRIMED_SHUTDOWN_TIMEOUT=20 PRIMED_REQUEST_TIMEOUT_MS=30000 PRIMED_MAX_CONNECTIONS=1024
-COPY scripts/install-deps.sh scripts/docker-steps.sh /opt/primed/scripts/
+COPY scripts/install-deps.sh scripts/docker-steps.sh scripts/lib.sh /opt/primed/scripts/
 COPY --from=build /out/ /
 RUN /opt/primed/scripts/docker-steps.sh runtime
 USER 10001:10001

@@ -79,7 +79,7 @@ TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(B)/tools/%)
 
 .PHONY: all deps run test check unit asan tsan bench fuzz clean install format check-format \
-        sieve-lib sieve-test
+        sieve-lib sieve-test bench-service valgrind
 all: $(B)/primed $(TEST_BINS) $(TOOL_BINS)
 
 deps:
@@ -165,6 +165,16 @@ bench: deps all
 	bash scripts/bench.sh
 bench-report: deps all
 	bash scripts/bench-report.sh
+# The service's own benchmarks (not in `make test`: minutes of wrk, and targets a shared machine
+# can miss): HTTP overhead vs a bare libmicrohttpd server, pool overload and parallelism, streaming
+# memory. Each runs even if an earlier one missed its target; the status says whether any did.
+bench-service: deps all
+	@rc=0; for s in bench-http bench-pool bench-memory; do \
+	  echo "== scripts/$$s.sh"; bash scripts/$$s.sh || { echo "== $$s: FAILED"; rc=1; }; \
+	done; exit $$rc
+# valgrind memcheck over a short end-to-end run (its own build without tcmalloc: build/plain).
+valgrind:
+	bash scripts/valgrind-e2e.sh
 
 # `make fuzz`: libFuzzer harnesses tests/fuzz/<h>.c → build/fuzz/<h>, clang with ASan+UBSan; the
 # library objects get coverage instrumentation (fuzzer-no-link) in their own directory.

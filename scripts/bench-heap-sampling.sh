@@ -16,6 +16,7 @@ DUR=${2:-3}
 # sampling would show first.
 URL_PATH=${URL_PATH:-/v1/primes?from=1000000000&to=1000050000}
 command -v wrk >/dev/null || obs_fail "wrk not installed"
+lib_load_check
 [ "$(tr -d ' ' <VERSION 2>/dev/null)" ] || true
 
 SAMPLE_BYTES=${HEAP_SAMPLE_BYTES:-524288}
@@ -37,7 +38,6 @@ rps() {
   awk -v t="$((t1 - t0))" -v tck="$TCK" '/requests in/{n=$1} /^Requests\/sec:/{r=$2}
     END{printf "%s %.1f\n", r, t / tck * 1e6 / n}' <<<"$out"
 }
-median() { sort -g | awk '{a[NR]=$1} END{print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 # warm-up (sieving-prime tables, tcmalloc caches)
 rps "$ON_PORT" "$ON_PID" >/dev/null; rps "$OFF_PORT" "$OFF_PID" >/dev/null
@@ -49,10 +49,10 @@ for r in $(seq "$RUNS"); do
   printf 'run %d: sampling on %10s req/s %7s µs CPU/req   off %10s req/s %7s µs CPU/req\n' \
     "$r" "${a% *}" "${a#* }" "${b% *}" "${b#* }"
 done
-mon=$(printf '%s\n' "${on[@]}" | median)
-moff=$(printf '%s\n' "${off[@]}" | median)
-cpon=$(printf '%s\n' "${con[@]}" | median)
-cpoff=$(printf '%s\n' "${coff[@]}" | median)
+mon=$(printf '%s\n' "${on[@]}" | lib_median)
+moff=$(printf '%s\n' "${off[@]}" | lib_median)
+cpon=$(printf '%s\n' "${con[@]}" | lib_median)
+cpoff=$(printf '%s\n' "${coff[@]}" | lib_median)
 awk -v a="$mon" -v b="$moff" -v c="$cpon" -v e="$cpoff" -v p="$URL_PATH" -v n="$RUNS" -v d="$DUR" -v sb="$SAMPLE_BYTES" 'BEGIN{
   printf "GET %s, wrk -t1 -c8, %d runs of %d s each, sampling every %s bytes\n", p, n, d, sb;
   printf "median req/s: sampling on %.0f, off %.0f, on/off = %.3f (overhead %.1f %%)\n",

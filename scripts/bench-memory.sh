@@ -11,31 +11,32 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${B:-build}
+PRIMED_BIN=$PWD/$B/primed
+. scripts/lib.sh
 STREAMS=${STREAMS:-64}
 DURATION=${DURATION:-20}
 DISCONNECTS=${DISCONNECTS:-1000}
-tmp=$(mktemp -d)
-pid=
-cleanup() { pkill -P $$ curl 2>/dev/null || true; [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
+curls=()
+stop_curls() { [ ${#curls[@]} -eq 0 ] || kill "${curls[@]}" 2>/dev/null || true; }
+lib_at_exit stop_curls
+lib_load_check
 
-"$B/primed" --listen 127.0.0.1:0 --debug-listen off --port-file "$tmp/port" \
-  ${WORKERS:+--workers "$WORKERS"} --queue-capacity "$STREAMS" --max-connections-per-ip 0 ${EXTRA_FLAGS:-} 2>/dev/null &
-pid=$!
-for _ in $(seq 200); do [ -s "$tmp/port" ] && break; sleep 0.05; done
-port=$(cut -d' ' -f1 "$tmp/port")
+# shellcheck disable=SC2086 # EXTRA_FLAGS is a list of flags
+LIB_LOG_DISCARD=1 primed_start P --debug-listen off ${WORKERS:+--workers "$WORKERS"} \
+  --queue-capacity "$STREAMS" --max-connections-per-ip 0 ${EXTRA_FLAGS:-}
+pid=$P_PID port=$P_PORT
 url="http://127.0.0.1:$port/v1/primes?from=0&to=1e10"
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$pid/status"; } # KiB
-metric() { curl -s "http://127.0.0.1:$port/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+metric() { lib_metric "$port" "$1"; }
 
 echo "idle RSS: $(( $(rss) / 1024 )) MiB"
-curls=()
 for _ in $(seq "$STREAMS"); do
   curl -s --limit-rate 1M -o /dev/null "$url" & curls+=($!)
 done
 peak=0; rss5=0
 for s in $(seq "$DURATION"); do
   sleep 1
+  primed_check P
   r=$(rss); [ "$r" -gt "$peak" ] && peak=$r
   [ "$s" -eq 5 ] && rss5=$r
   printf 'second %2d: RSS %6d KiB, streams %s, producers parked %s, workers busy %s\n' "$s" "$r" \
@@ -45,6 +46,7 @@ done
 rss20=$(rss)
 kill "${curls[@]}" 2>/dev/null || true
 wait "${curls[@]}" 2>/dev/null || true
+curls=()
 echo "peak RSS $((peak / 1024)) MiB (target <= 64); RSS at 5 s $rss5 KiB, at ${DURATION} s $rss20 KiB"
 fail=0
 [ "$peak" -le $((64 * 1024)) ] || { echo "FAIL: peak RSS above 64 MiB"; fail=1; }
@@ -70,6 +72,7 @@ after2=$(rss)
 echo "after a second round of $DISCONNECTS: RSS $after2 KiB ($(( (after2 - after) * 100 / after ))% vs the first round)"
 [ "$(metric primed_workers_busy)" = 0 ] || { echo "FAIL: workers still busy"; fail=1; }
 [ "$(metric primed_stream_buffer_bytes)" = 0 ] || { echo "FAIL: stream buffers not freed"; fail=1; }
-kill -TERM "$pid"; wait "$pid"; rc=$?; pid=
+primed_check P
+rc=0; primed_stop P || rc=$P_RC
 echo "primed exit status $rc"
 [ $fail -eq 0 ] && [ $rc -eq 0 ] && echo PASS

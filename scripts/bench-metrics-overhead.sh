@@ -11,6 +11,7 @@ RUNS=${1:-5}
 DUR=${2:-3}
 URL_PATH=${URL_PATH:-/v1/count?from=1000000&to=2000000}
 command -v wrk >/dev/null || obs_fail "wrk not installed"
+lib_load_check
 
 obs_start P
 TCK=$(getconf CLK_TCK)
@@ -24,7 +25,6 @@ rps() {
   awk -v t="$((t1 - t0))" -v tck="$TCK" '/requests in/{n=$1} /^Requests\/sec:/{r=$2}
     END{printf "%s %.1f\n", r, t / tck * 1e6 / n}' <<<"$out"
 }
-median() { sort -g | awk '{a[NR]=$1} END{print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 scraper() { # every 100 ms for DUR+1 s over one keep-alive connection, like Prometheus does
   # (a curl process per scrape would cost the shared CPUs more than the scrape itself)
   python3 - "$P_PORT" "$DUR" <<'PY'
@@ -51,10 +51,10 @@ for r in $(seq "$RUNS"); do
   printf 'run %d: no scrapes %10s req/s %6s µs CPU/req   scrape every 100 ms %10s req/s %6s µs CPU/req\n' \
     "$r" "${a% *}" "${a#* }" "${b% *}" "${b#* }"
 done
-mp=$(printf '%s\n' "${plain[@]}" | median)
-ms=$(printf '%s\n' "${scraped[@]}" | median)
-mcp=$(printf '%s\n' "${cp[@]}" | median)
-mcs=$(printf '%s\n' "${cs[@]}" | median)
+mp=$(printf '%s\n' "${plain[@]}" | lib_median)
+ms=$(printf '%s\n' "${scraped[@]}" | lib_median)
+mcp=$(printf '%s\n' "${cp[@]}" | lib_median)
+mcs=$(printf '%s\n' "${cs[@]}" | lib_median)
 read -r t sz < <(curl -s -o /dev/null -w '%{time_total} %{size_download}\n' "http://127.0.0.1:$P_PORT/metrics")
 awk -v a="$mp" -v b="$ms" -v c="$mcp" -v e="$mcs" -v p="$URL_PATH" -v t="$t" -v s="$sz" 'BEGIN{
   printf "GET %s, wrk -t1 -c8\n", p;

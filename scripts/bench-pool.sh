@@ -7,22 +7,20 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 B=${B:-build}
+PRIMED_BIN=$PWD/$B/primed
+. scripts/lib.sh
 ROUNDS=${ROUNDS:-3}
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$tmp"; }
-trap cleanup EXIT
-start() { # name, flags... → $port (not a $(...) subshell: it would own the server)
-  local name=$1; shift
-  "$B/primed" --listen 127.0.0.1:0 --debug-listen off --port-file "$tmp/$name.port" \
-    --max-connections-per-ip 0 "$@" >/dev/null 2>&1 & pids+=($!)
-  for _ in $(seq 200); do [ -s "$tmp/$name.port" ] && break; sleep 0.05; done
-  port=$(cut -d' ' -f1 "$tmp/$name.port")
+tmp=$LIB_TMP
+lib_load_check
+start() { # NAME flags... → $port
+  LIB_LOG_DISCARD=1 primed_start "$1" --debug-listen off --max-connections-per-ip 0 "${@:2}"
+  local pv="${1}_PORT"
+  port=${!pv}
 }
 p99() { sort -g | awk '{a[NR]=$1} END {i=int(NR*0.99); if (i<1) i=1; printf "%.1f", a[i]*1000}'; }
 
 echo "== overload"
-start overload --workers 2 --queue-capacity 8 --shutdown-timeout 1
+start OVERLOAD --workers 2 --queue-capacity 8 --shutdown-timeout 1
 ( for _ in $(seq 300); do curl -s -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$port/healthz"; sleep 0.01; done ) > "$tmp/health" &
 hp=$!
 # One line per request "i code seconds"; its body in $tmp/body.i.
@@ -30,7 +28,8 @@ seq 200 | xargs -P 200 -I{} curl -s -m 60 -o "$tmp/body.{}" -w '{} %{http_code} 
   "http://127.0.0.1:$port/v1/count?from=0&to=1e11" > "$tmp/storm" &
 sp=$!
 wait $hp
-kill -TERM "${pids[-1]}"; wait $sp
+primed_signal OVERLOAD TERM; wait $sp
+primed_wait OVERLOAD || echo "overload server: exit status $OVERLOAD_RC after SIGTERM"
 over="$tmp/over"; : > "$over"; other=0
 while read -r i code secs; do
   if grep -q '"code":"overloaded"' "$tmp/body.$i"; then echo "$secs" >> "$over"; else other=$((other + 1)); fi
@@ -41,8 +40,8 @@ echo "503 overloaded latency: p99 $(p99 < "$over") ms, max $(sort -g "$over" | t
 echo "/healthz during the storm: p99 $(p99 < "$tmp/health") ms over $(wc -l < "$tmp/health") requests (target < 100)"
 
 echo "== parallel count [0,1e10]"
-start w1 --workers 1; p1=$port
-start w2 --workers 2; p2=$port; w2pid=${pids[-1]}
+start W1 --workers 1; p1=$port
+start W2 --workers 2; p2=$port; w2pid=$W2_PID
 q='/v1/count?from=0&to=1e10'
 for r in $(seq "$ROUNDS"); do
   t1=$(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$p1$q")
@@ -52,6 +51,7 @@ for r in $(seq "$ROUNDS"); do
   cpus=$(awk -v c=$((c1 - c0)) -v t="$t2" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", c/hz/t}')
   echo "round $r: 1 worker ${t1}s, 2 workers ${t2}s (using $cpus CPUs on average)" | tee -a "$tmp/par"
 done
-echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-grep '^round' "$tmp/par" | awk '{gsub("s,","",$5); gsub("s","",$8); print $5/$8}' | sort -g |
-  awk '{a[NR]=$1} END {printf "median speed-up %.2fx (target >= 1.7)\n", a[int((NR+1)/2)]}'
+primed_check W1; primed_check W2
+lib_load_check
+grep '^round' "$tmp/par" | awk '{gsub("s,","",$5); gsub("s","",$8); print $5/$8}' | lib_median |
+  awk '{printf "median speed-up %.2fx (target >= 1.7)\n", $1}'

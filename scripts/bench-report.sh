@@ -19,16 +19,9 @@ DUR=${BENCH_DURATION:-3s}
 BIN=${PRIMED_BIN:-$ROOT/build/primed}
 BASELINE=${BASELINE_BIN:-$ROOT/build/tools/baseline_server}
 OUT=docs/benchmarks.md
-TMP=$(mktemp -d)
-started=()
-cleanup() {
-  local p
-  for p in "${started[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  sleep 0.3
-  for p in "${started[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+PRIMED_BIN=$BIN
+. scripts/lib.sh # starts, watches and stops the servers below
+TMP=$LIB_TMP
 log() { echo "bench-report: $*" >&2; }
 
 [ -x "$BIN" ] || { log "build/primed missing: run make"; exit 1; }
@@ -68,41 +61,16 @@ else
 fi
 
 # ---- 3. HTTP ----------------------------------------------------------------------------------
-# start_server NAME CMD… : start a server that writes "port …" to the file given by @PORTFILE@;
-# sets SRV_PID and SRV_PORT (no subshell, so cleanup knows the pid).
-start_server() {
-  local name=$1; shift
-  local pf="$TMP/$name.port" args=() a
-  for a in "$@"; do args+=("${a//@PORTFILE@/$pf}"); done
-  "${args[@]}" >"$TMP/$name.log" 2>&1 &
-  SRV_PID=$! SRV_PORT=""
-  started+=("$SRV_PID")
-  for _ in $(seq 100); do
-    [ -s "$pf" ] && read -r SRV_PORT _ <"$pf"
-    [ -n "$SRV_PORT" ] && break
-    kill -0 "$SRV_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ -z "$SRV_PORT" ]; then log "$name did not start:"; tail -n 5 "$TMP/$name.log" >&2; return 1; fi
-}
-stop_server() {
-  kill -TERM "$1" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$1" 2>/dev/null || true
-}
-baseline_args=("$BASELINE" @PORTFILE@)   # tests/tools/baseline_server.c: argv[1] = port file
-primed_args=("$BIN" --listen 127.0.0.1:0 --debug-listen off --log-level warn --port-file @PORTFILE@)
-
 CSV=$TMP/http.csv
 LT() { bash scripts/loadtest.sh -d "$DUR" -o "$CSV" "$@" >>"$TMP/loadtest.txt" 2>&1 || true; }
 
 # 3a. latency vs concurrency: primed's cheapest request vs the constant-JSON MHD server.
 fixed_path="/v1/isprime?n=1000003"
-start_server primed_lat "${primed_args[@]}" || exit 1
-ppid=$SRV_PID pport=$SRV_PORT
+primed_start LAT --debug-listen off --log-level warn
+ppid=$LAT_PID pport=$LAT_PORT
 have_baseline=0
-if [ -x "$BASELINE" ] && start_server baseline "${baseline_args[@]}"; then
-  have_baseline=1 bpid=$SRV_PID bport=$SRV_PORT
+if [ -x "$BASELINE" ] && { lib_spawn BASE "$BASELINE" "$TMP/base.port" && lib_wait_ready BASE "$TMP/base.port"; }; then
+  have_baseline=1 bpid=$BASE_PID bport=$BASE_PORT
 fi
 for c in 1 4 16 64; do
   t=2; [ "$c" -lt 2 ] && t=1
@@ -112,8 +80,8 @@ for c in 1 4 16 64; do
     LOADTEST_PATH=/ LOADTEST_NAME=fixed LT -u "http://127.0.0.1:$bport" -p "$bpid" -c "$c" -t "$t" -l mhd_baseline baseline
   fi
 done
-stop_server "$ppid"
-[ $have_baseline -eq 1 ] && stop_server "$bpid"
+primed_stop LAT || log "primed (latency runs) exited with status $LAT_RC"
+[ $have_baseline -eq 1 ] && { primed_stop BASE || true; }
 
 # 3b. throughput vs workers (the loadtest starts its own primed per run).
 for w in 1 2 4; do

@@ -7,13 +7,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPS=${1:-${REPS:-3}}
+PRIMED_BIN=$PWD/build/primed
+. scripts/lib.sh
 make -s -j2 build/tools/bench_sieve >/dev/null
 BIN=build/tools/bench_sieve
+lib_load_check
 
 now() { date +%s.%N; }
 elapsed() { awk -v x="$1" -v y="$2" 'BEGIN { printf "%.4f", y - x }'; } # t0 t1 → seconds
-# median of the numbers on stdin
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 # pair NAME TARGET CMD_A -- CMD_B: runs A and B alternately REPS times (so that a drift of the
 # shared machine's load hits both alike), checks that both print the same answer every time,
@@ -35,7 +36,7 @@ pair() {
     done
   done
   local ma mb
-  ma=$(printf '%s\n' "${ta[@]}" | median); mb=$(printf '%s\n' "${tb[@]}" | median)
+  ma=$(printf '%s\n' "${ta[@]}" | lib_median); mb=$(printf '%s\n' "${tb[@]}" | lib_median)
   printf '%-34s %12.3f %12.3f %8.2f %8s  %s\n' "$name" "$ma" "$mb" \
     "$(awk -v x="$ma" -v y="$mb" 'BEGIN { print x / y }')" "${target:+<= $target}" "$out"
 }
@@ -55,16 +56,10 @@ pair "nth(1e10) (peer: primecount -n)" "" "$BIN" nth 10000000000 -- primecount -
 # The same windows through the running service with one worker (--workers 1, so a count is
 # not split across threads): curl's whole request, after one warm-up request per window that
 # builds the shared sieving-prime table (a server pays that once in its life).
-tmp=$(mktemp -d)
-svc_pid=
-cleanup() { [ -n "$svc_pid" ] && kill "$svc_pid" 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
+tmp=$LIB_TMP
 make -s -j2 build/primed >/dev/null
-build/primed --listen 127.0.0.1:0 --debug-listen off --port-file "$tmp/port" --workers 1 \
-  --log-level warn >/dev/null 2>&1 &
-svc_pid=$!
-for _ in $(seq 200); do [ -s "$tmp/port" ] && break; sleep 0.05; done
-port=$(cut -d' ' -f1 "$tmp/port")
+primed_start SVC --debug-listen off --workers 1 --log-level warn
+port=$SVC_PORT
 svc_count() { # lo hi: prints the count, fails on anything but 200
   curl -sf -m 120 "http://127.0.0.1:$port/v1/count?from=$1&to=$2" |
     sed -n 's/.*"count":\([0-9]*\).*/\1/p'
@@ -96,7 +91,7 @@ list() { # name target_mb_s lo hi
     tq+=("$(elapsed "$t0" "$t1")")
   done
   local ma mb
-  ma=$(printf '%s\n' "${tp[@]}" | median); mb=$(printf '%s\n' "${tq[@]}" | median)
+  ma=$(printf '%s\n' "${tp[@]}" | lib_median); mb=$(printf '%s\n' "${tq[@]}" | lib_median)
   printf '%-34s %12.3f %12.3f %8.2f %8.0f  %s\n' "$name" "$ma" "$mb" \
     "$(awk -v x="$ma" -v y="$mb" 'BEGIN { print x / y }')" \
     "$(awk -v s="$size" -v t="$ma" 'BEGIN { print s / t / 1e6 }')" "${target:+>= $target MB/s}"
@@ -106,7 +101,7 @@ list() { # name target_mb_s lo hi
 }
 list "GET /v1/primes [0, 1e9] JSON"       500 0 1000000000
 list "GET /v1/primes [1e18, +1e8] JSON"   "" 1000000000000000000 1000000000100000000
-kill -TERM "$svc_pid"; wait "$svc_pid" 2>/dev/null || true; svc_pid=
+primed_stop SVC || fail=1
 
 echo
 echo "peak RSS, count [2^64-1e9, 2^64-1] (shared prime table to 2^32 + one sieve_ctx):"

@@ -74,35 +74,21 @@ check_libs_in_runtime_closure() {
 }
 
 # Start the installed binary with the current PRIMED_* environment, but on an ephemeral loopback
-# port with the debug listener off; require /healthz 200 and exit 0 after SIGTERM (drain).
+# port with the debug listener off (scripts/lib.sh's flags override the environment); require
+# /healthz 200 and exit 0 after SIGTERM (drain).
 # $1: binary, $2…: command prefix to run it as another user (may be empty).
 smoke_test() {
-  local bin=$1; shift
-  local tmp pid port="" code rc=0
-  tmp=$(mktemp -d)
-  chmod 0777 "$tmp"   # the primed user writes its port file here in apply mode
-  PRIMED_LISTEN=127.0.0.1:0 PRIMED_DEBUG_LISTEN=off PRIMED_PORT_FILE="$tmp/port" \
-    "$@" "$bin" >"$tmp/log" 2>&1 &
-  pid=$!
-  for _ in $(seq 100); do
-    [ -s "$tmp/port" ] && read -r port _ <"$tmp/port"
-    [ -n "$port" ] && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ -z "$port" ]; then
-    kill -KILL "$pid" 2>/dev/null || true
-    say "primed did not start:"; cat "$tmp/log" >&2; rm -rf "$tmp"; exit 1
+  local bin=$1 code
+  shift
+  . "$here/lib.sh"
+  chmod 0777 "$LIB_TMP" # the primed user writes its port file here in apply mode
+  PRIMED_BIN=$bin LIB_WRAP=("$@")
+  primed_try_start SMOKE --debug-listen off || die "primed did not start (its log is above)"
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$SMOKE_URL/healthz" || true)
+  primed_stop SMOKE 15 || true
+  if [ "$code" != 200 ] || [ "$SMOKE_RC" -ne 0 ]; then
+    say "smoke test failed: /healthz $code, exit $SMOKE_RC"; cat "$SMOKE_LOG" >&2; exit 1
   fi
-  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$port/healthz" || true)
-  kill -TERM "$pid"
-  for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$pid" 2>/dev/null && { kill -KILL "$pid"; say "primed did not exit 15 s after SIGTERM"; }
-  wait "$pid" || rc=$?
-  if [ "$code" != 200 ] || [ "$rc" -ne 0 ]; then
-    say "smoke test failed: /healthz $code, exit $rc"; cat "$tmp/log" >&2; rm -rf "$tmp"; exit 1
-  fi
-  rm -rf "$tmp"
   say "smoke test ok: /healthz 200, SIGTERM → exit 0"
 }
 

@@ -55,21 +55,12 @@ for s in "${scenarios[@]}"; do
 done
 command -v wrk >/dev/null || { echo "loadtest: wrk not installed (scripts/install-deps.sh)" >&2; exit 2; }
 
-TMP=$(mktemp -d)
-started_pid="" sampler_pid=""
-# Every command here may fail harmlessly (already gone); none may change the exit status.
-cleanup() {
-  set +e
-  [ -n "$sampler_pid" ] && kill "$sampler_pid" 2>/dev/null
-  if [ -n "$started_pid" ] && kill -0 "$started_pid" 2>/dev/null; then
-    kill -TERM "$started_pid" 2>/dev/null
-    for _ in $(seq 100); do kill -0 "$started_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$started_pid" 2>/dev/null
-  fi
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+PRIMED_BIN=$bin
+. "$ROOT/scripts/lib.sh" # stops the server it starts at exit, and says so if it died
+TMP=$LIB_TMP
+started="" sampler_pid=""
+stop_sampler() { [ -z "$sampler_pid" ] || kill "$sampler_pid" 2>/dev/null || true; }
+lib_at_exit stop_sampler
 
 if [ -n "$url" ]; then
   # Loopback only: this tool must never load anything but this machine.
@@ -77,19 +68,10 @@ if [ -n "$url" ]; then
   [ -n "$host" ] || { echo "loadtest: -u must be http://127.0.0.1:PORT (loopback only)" >&2; exit 2; }
 else
   [ -x "$bin" ] || { echo "loadtest: $bin not built (make)" >&2; exit 2; }
-  args=(--listen 127.0.0.1:0 --debug-listen off --port-file "$TMP/port")
+  args=(--debug-listen off)
   [ -n "$workers" ] && args+=(--workers "$workers")
-  "$bin" "${args[@]}" ${extra[@]+"${extra[@]}"} 2>"$TMP/primed.log" &
-  started_pid=$! pid=$started_pid
-  port=""
-  for _ in $(seq 100); do
-    [ -s "$TMP/port" ] && read -r port _ <"$TMP/port"
-    [ -n "$port" ] && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ -z "$port" ]; then echo "loadtest: primed did not start:" >&2; tail -n 5 "$TMP/primed.log" >&2; exit 1; fi
-  url=http://127.0.0.1:$port
+  primed_start LT "${args[@]}" ${extra[@]+"${extra[@]}"}
+  started=1 pid=$LT_PID url=$LT_URL
 fi
 
 # RSS in bytes: the server's own metric when it has /metrics, else /proc (needs the pid).
@@ -145,8 +127,6 @@ for s in "${scenarios[@]}"; do
   if [ -n "$csv" ]; then
     echo "${label:-$url},$s,$conns,$threads,${workers:-default},$(get seconds),$(get requests),$(get rps),$(get mbps),$(get p50_us),$(get p90_us),$(get p99_us),$(get p999_us),$(get max_us),$(get s2xx),$(get s4xx),$(get s5xx),$(get unexpected),$(get sock_errors),$before,$after" >>"$csv"
   fi
-  if [ -n "$started_pid" ] && ! kill -0 "$started_pid" 2>/dev/null; then
-    echo "loadtest: primed died during scenario $s:"; tail -n 20 "$TMP/primed.log"; exit 1
-  fi
+  [ -z "$started" ] || primed_check LT
 done
 exit $status

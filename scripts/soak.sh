@@ -23,16 +23,18 @@ THREADS=${SOAK_THREADS:-2}
 command -v wrk >/dev/null || { echo "soak: wrk is required (scripts/install-deps.sh)"; exit 2; }
 [ -x "$BIN" ] || { echo "soak: no $BIN (make first)"; exit 2; }
 mkdir -p "$OUT"
-rm -f "$OUT/ports" "$OUT/soak.csv"
+rm -f "$OUT/soak.csv"
+PRIMED_BIN=$BIN
+. scripts/lib.sh
+cleanup() {
+  [ -n "${DISC:-}" ] && kill "$DISC" 2>/dev/null
+  cp "$LIB_TMP/SOAK.log" "$OUT/primed.log" 2>/dev/null # kept with the other results
+}
+lib_at_exit cleanup
+lib_load_check
 
-"$BIN" --listen 127.0.0.1:0 --debug-listen off --port-file "$OUT/ports" --workers 2 \
-       --log-level warn 2>"$OUT/primed.log" &
-PID=$!
-cleanup() { kill "$PID" 2>/dev/null; [ -n "${DISC:-}" ] && kill "$DISC" 2>/dev/null; }
-trap cleanup EXIT
-for _ in $(seq 100); do [ -s "$OUT/ports" ] && break; sleep 0.1; done
-read -r PORT _ < "$OUT/ports" || { echo "soak: primed did not start"; cat "$OUT/primed.log"; exit 1; }
-URL=http://127.0.0.1:$PORT
+primed_start SOAK --debug-listen off --workers 2 --log-level warn
+PID=$SOAK_PID URL=$SOAK_URL
 
 # Clients that disconnect in the middle of long streamed responses.
 ( end=$((SECONDS + DURATION))
@@ -54,7 +56,7 @@ while kill -0 "$WRK" 2>/dev/null && [ $t -le $((DURATION + 5)) ]; do
   thr=$(awk '/^Threads:/ {print $2}' "/proc/$PID/status" 2>/dev/null)
   fds=$(ls "/proc/$PID/fd" 2>/dev/null | wc -l)
   q=$(curl -s --max-time 1 "$URL/metrics" 2>/dev/null | awk '$1 == "primed_queue_depth" {print $2}')
-  [ -n "$rss" ] || { echo "soak: primed died"; cat "$OUT/primed.log" | tail -20; exit 1; }
+  [ -n "$rss" ] || { primed_check SOAK; echo "soak: cannot read /proc/$PID/status"; exit 1; }
   echo "$t,$rss,$thr,$fds,${q:-}" >> "$OUT/soak.csv"
   sleep 1
   t=$((t + 1))
@@ -67,10 +69,8 @@ curl -s --max-time 2 "$URL/metrics" | grep -E '^primed_jobs_total\{|^primed_(inf
   > "$OUT/metrics-end.txt" || true
 grep -E '^primed_jobs_total' "$OUT/metrics-end.txt" | tr '\n' ' '; echo
 
-kill -TERM "$PID"
-rc=124
-for _ in $(seq 300); do kill -0 "$PID" 2>/dev/null || { wait "$PID"; rc=$?; break; }; sleep 0.1; done
-trap - EXIT
+primed_stop SOAK 30
+rc=$SOAK_RC
 
 cat "$OUT/wrk.txt" | grep -E "Requests/sec|SOAK|Latency" 
 python3 - "$OUT/soak.csv" "$OUT/wrk.txt" "$rc" "$OUT/metrics-end.txt" <<'PY'

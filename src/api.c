@@ -3,8 +3,8 @@
  * Inline answers: isprime/next/prev are one to a few dozen Miller–Rabin tests (≤ ~2 µs), less
  * than a hand-off to a worker costs (queue lock, condvar wake-up, connection suspend + resume:
  * two extra thread switches and an eventfd round-trip). scripts/bench-http.sh measures both
- * (BENCH_HANDOFF_ALL=1 forces the hand-off) and the report quotes the numbers. Everything that
- * sieves goes to a worker.
+ * (--inline-small-answers false forces the hand-off) and the report quotes the numbers. Everything
+ * that sieves goes to a worker.
  *
  * /v1/primes body: {"from":A,"to":B,"primes":[…],"count":N} — "count" comes last because the
  * list is streamed and its length is known only at the end (computing it first would sieve the
@@ -65,6 +65,27 @@ void api_query_fini(struct api_query *q)
 {
     if (q->batch) json_decref(q->batch);
     q->batch = NULL;
+}
+
+/* Above these a count or nth is "large": a count of 1e10 numbers is ~1 s of sieving on one
+ * worker, and nth above 1e8 builds a Meissel pi table of tens of MiB. Below them the work is a
+ * fixed per-worker segment, so shedding it would not save memory. */
+#define EXPENSIVE_COUNT_RANGE 10000000000ULL
+#define EXPENSIVE_NTH 100000000ULL
+
+bool api_query_expensive(const struct api_query *q)
+{
+    switch (q->op) {
+    case API_PRIMES: /* a stream: a buffer charged to the budget for as long as its reader */
+    case API_BATCH:  /* up to max_batch_queries answers held at once */
+        return true;
+    case API_COUNT:
+        return q->b - q->a >= EXPENSIVE_COUNT_RANGE;
+    case API_NTH:
+        return q->a >= EXPENSIVE_NTH;
+    default:
+        return false;
+    }
 }
 
 /* ---- parameters ---------------------------------------------------------------------------- */

@@ -73,8 +73,9 @@ static const struct setting settings[] = {
     {"workers", T_UINT, F(workers), 0, 1, 1024, NULL, "N", "Sieve worker threads."},
     {"queue_capacity", T_UINT, F(queue_capacity), 0, 1, 1000000, NULL, "N",
      "Jobs that may wait for a worker; beyond it requests get 503 overloaded."},
-    {"memory_budget", T_BYTES, F(memory_budget), 0, 64 * KIB, TIB, NULL, "BYTES",
-     "Total bytes of stream buffers across all responses being streamed."},
+    {"memory_budget", T_BYTES, F(memory_budget), 0, 64 * KIB, TIB, "auto", "BYTES|auto",
+     "Total bytes of stream buffers across all responses being streamed; auto (or 0) = 1/4 of "
+     "the memory limit (cgroup, else physical memory), at least 16MiB, at most 256MiB."},
     {"stream_buffer_bytes", T_BYTES, F(stream_buffer_bytes), 0, 4 * KIB, GIB, NULL, "BYTES",
      "Buffer bytes per streamed response (at most --memory-budget)."},
     {"sieve_segment_bytes", T_BYTES, F(sieve_segment_bytes), 0, 4 * KIB, GIB, "auto", "BYTES",
@@ -102,6 +103,8 @@ static const struct setting settings[] = {
     {"max_nth", T_U64, F(max_nth), 0, 1, UINT64_MAX, NULL, "N", "Largest k of /v1/nth."},
     {"max_batch_queries", T_UINT, F(max_batch_queries), 0, 1, 1000000, NULL, "N",
      "Queries in one batch request."},
+    {"inline_small_answers", T_BOOL, F(inline_small_answers), 0, 0, 0, NULL, "true|false",
+     "Answer isprime/next/prev on the I/O thread; false hands them to a worker (benchmarks)."},
     {"log_level", T_LEVEL, F(log_level), 0, 0, 0, NULL, "debug|info|warn|error",
      "Least severe log level written."},
     {"log_format", T_FORMAT, F(log_format), 0, 0, 0, NULL, "json|text",
@@ -112,6 +115,23 @@ static const struct setting settings[] = {
      "Average bytes between heap samples (TCMALLOC_SAMPLE_PARAMETER)."},
     {"max_profile_seconds", T_UINT, F(max_profile_seconds), 0, 1, 3600, NULL, "S",
      "Upper bound of /debug/pprof/profile?seconds=."},
+    {"cgroup_root", T_STRING, F(cgroup_root), CONFIG_PATH_MAX, 0, 0, NULL, "PATH",
+     "Filesystem prefix under which /proc/self/cgroup, /proc/self/mountinfo and the cgroup "
+     "mounts are read (tests point it at a fake tree); empty = /."},
+    {"memory_high_water", T_UINT, F(memory_high_water), 0, 10, 100, NULL, "PERCENT",
+     "Percent of the memory limit (cgroup, else physical memory) above which new streams, large "
+     "counts and batches get 503 overloaded and /readyz 503; 100 = never."},
+    {"memory_low_water", T_UINT, F(memory_low_water), 0, 5, 99, NULL, "PERCENT",
+     "Percent of the memory limit below which shedding stops (below memory_high_water)."},
+    {"heap_dump_dir", T_STRING, F(heap_dump_dir), CONFIG_PATH_MAX, 0, 0, NULL, "PATH",
+     "Directory for heap-<unix time>-<rss MiB>.prof heap profiles written as memory rises "
+     "(release builds); empty = off."},
+    {"heap_dump_threshold", T_UINT, F(heap_dump_threshold), 0, 5, 100, "memory_high_water",
+     "PERCENT",
+     "Percent of the memory limit at which the first heap profile is written; another every "
+     "further 10 %."},
+    {"heap_dump_keep", T_UINT, F(heap_dump_keep), 0, 1, 1000, NULL, "N",
+     "Heap profiles kept in heap_dump_dir; the oldest are deleted."},
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -140,7 +160,7 @@ void config_defaults(struct primed_config *cfg)
     cfg->debug_port = 6060;
     cfg->workers = online_cpus();
     cfg->queue_capacity = 256;
-    cfg->memory_budget = 256 * MIB;
+    cfg->memory_budget = 0; /* auto: resolved by memwatch_resolve_budget at startup */
     cfg->stream_buffer_bytes = 256 * KIB;
     cfg->sieve_segment_bytes = 0;
     cfg->max_connections = 1024;
@@ -159,8 +179,13 @@ void config_defaults(struct primed_config *cfg)
     cfg->log_level = LOG_INFO;
     cfg->log_format = LOG_FORMAT_JSON;
     cfg->heap_sampling = true;
+    cfg->inline_small_answers = true;
     cfg->heap_sample_bytes = 524288;
     cfg->max_profile_seconds = 60;
+    cfg->memory_high_water = 90;
+    cfg->memory_low_water = 80;
+    cfg->heap_dump_threshold = 0;
+    cfg->heap_dump_keep = 5;
 }
 
 /* ---- names ---------------------------------------------------------------------------- */
@@ -405,7 +430,10 @@ static int set_value(struct primed_config *cfg, const struct setting *s, const c
     case T_UINT:
     case T_U64:
     case T_BYTES: {
-        bool ok = s->type == T_BYTES ? parse_bytes(v, &x) : numparse_u64(v, &x) == NUMPARSE_OK;
+        /* the word for 0 ("auto", "unlimited") is accepted as well as 0 itself */
+        bool ok = s->zero != NULL && strcmp(v, s->zero) == 0 ? (x = 0, true)
+                  : s->type == T_BYTES                       ? parse_bytes(v, &x)
+                                                             : numparse_u64(v, &x) == NUMPARSE_OK;
         if (!ok || !((x >= s->min && x <= s->max) || (x == 0 && s->zero != NULL))) goto bad;
         if (s->type == T_UINT)
             *(unsigned *)(base + s->off) = (unsigned)x; /* max <= UINT_MAX in the table */
@@ -645,10 +673,15 @@ static int cross_check(const struct primed_config *cfg, char *err, size_t errlen
                 a);
         return -1;
     }
-    if (cfg->stream_buffer_bytes > cfg->memory_budget) {
+    if (cfg->memory_budget != 0 && cfg->stream_buffer_bytes > cfg->memory_budget) {
         set_err(err, errlen,
                 "--stream-buffer-bytes (%" PRIu64 ") must not exceed --memory-budget (%" PRIu64 ")",
                 cfg->stream_buffer_bytes, cfg->memory_budget);
+        return -1;
+    }
+    if (cfg->memory_low_water >= cfg->memory_high_water) {
+        set_err(err, errlen, "--memory-low-water (%u) must be below --memory-high-water (%u)",
+                cfg->memory_low_water, cfg->memory_high_water);
         return -1;
     }
     if (cfg->debug_enabled && cfg->listen_port != 0 && cfg->listen_port == cfg->debug_port &&

@@ -17,6 +17,7 @@
 #include "primed/api.h"
 #include "primed/config.h"
 #include "primed/log.h"
+#include "primed/memwatch.h"
 #include "primed/metrics.h"
 #include "primed/pool.h"
 #include "primed/profiling.h"
@@ -88,18 +89,27 @@ int main(int argc, char *argv[])
     }
 
     int rc = 1;
-    struct api_ctx api = {.cfg = &cfg, .inline_small = getenv("BENCH_HANDOFF_ALL") == NULL};
+    struct api_ctx api = {.cfg = &cfg, .inline_small = cfg.inline_small_answers};
     struct pool *pool = NULL;
     struct server *srv = NULL;
+    struct memwatch *mw = NULL;
     if (metrics_init() != 0) {
         log_event(LOG_ERROR, "startup_failed", "metrics_init failed", NULL);
         goto out_sfd;
     }
+    /* Before the server: it sizes the stream budget from cfg.memory_budget (auto resolved here). */
+    if ((rc = memwatch_create(&cfg, &mw)) != 0) {
+        log_event(LOG_ERROR, "startup_failed", "cannot start the memory watch", "error",
+                  strerror(-rc), NULL);
+        rc = 1;
+        goto out_metrics;
+    }
+    rc = 1;
     pool = pool_create(cfg.workers, cfg.queue_capacity, api_worker_init, api_worker_fini, &api);
     if (!pool) {
         log_event(LOG_ERROR, "startup_failed", "cannot start the worker pool", "error",
                   strerror(errno), NULL);
-        goto out_metrics;
+        goto out_memwatch;
     }
     api.pool = pool;
     srv = server_create(&cfg, pool, &api);
@@ -135,6 +145,8 @@ int main(int argc, char *argv[])
 out_pool:
     pool_destroy(pool);
     server_destroy(srv);
+out_memwatch:
+    memwatch_destroy(mw);
 out_metrics:
     profiling_shutdown();
     metrics_fini();

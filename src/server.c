@@ -52,6 +52,7 @@
 #include "primed/http.h"
 #include "primed/jsonw.h"
 #include "primed/log.h"
+#include "primed/memwatch.h"
 #include "primed/metrics.h"
 #include "primed/profiling.h"
 #include "primed/router.h"
@@ -448,6 +449,11 @@ static enum MHD_Result submit(struct req *r, bool stream)
     struct server *s = r->srv;
     if (atomic_load_explicit(&s->stopping, memory_order_relaxed))
         return queue_error(r, PERR_UNAVAILABLE, NULL, NULL, "server is shutting down");
+    if (memwatch_shedding() && api_query_expensive(&r->query)) {
+        memwatch_note_shed();
+        return queue_error(r, PERR_OVERLOADED, NULL, NULL,
+                           "memory is above the high-water mark; retry later");
+    }
     r->is_stream = stream;
     if (stream) {
         r->stream = stream_create(&s->budget, s->cfg->stream_buffer_bytes,
@@ -537,12 +543,14 @@ static enum MHD_Result handle(struct req *r, const char *url)
         http_response_static(hr, 200, HTTP_JSON, "{\"status\":\"ok\"}", 15);
         return queue_http(r, hr);
     case ROUTE_READYZ:
-        if (atomic_load(&s->ready) && !atomic_load(&s->draining)) {
+        if (atomic_load(&s->ready) && !atomic_load(&s->draining) && !memwatch_shedding()) {
             http_response_static(hr, 200, HTTP_JSON, "{\"status\":\"ready\"}", 18);
             return queue_http(r, hr);
         }
         return queue_error(r, PERR_UNAVAILABLE, NULL, NULL,
-                           atomic_load(&s->draining) ? "draining" : "starting");
+                           atomic_load(&s->draining) ? "draining"
+                           : memwatch_shedding()     ? "memory above the high-water mark"
+                                                     : "starting");
     case ROUTE_ROOT:
         http_response_static(hr, 200, HTTP_JSON, s->root_body, s->root_len);
         return queue_http(r, hr);

@@ -1,4 +1,6 @@
-/* harness.c — see harness.h. Shared by every test binary; only e2e tests call into it. */
+/* harness.c — see harness.h. Shared by every test binary; only e2e tests call into it.
+ * Starts primed the way scripts/lib.sh and tests/rawhttp.py do (docs/testing.md, "Starting
+ * primed"): same flags, port file, /readyz probe, died-detection and start timeout. */
 #include "harness.h"
 
 #include <curl/curl.h>
@@ -24,6 +26,47 @@ static const char *bin_path(void)
 {
     const char *b = getenv("PRIMED_BIN");
     return b && *b ? b : "build/primed";
+}
+
+/* Sanitizer builds run several times slower: waits scale like scripts/lib.sh's LIB_SLOW. */
+static int slow_factor(void)
+{
+    const char *v = getenv("PRIMED_VARIANT");
+    const char *b = bin_path();
+    if (v && *v) return strcmp(v, "asan") == 0 ? 3 : strcmp(v, "tsan") == 0 ? 5 : 1;
+    return strstr(b, "/asan/") ? 3 : strstr(b, "/tsan/") ? 5 : 1;
+}
+
+static long start_timeout_ms(void)
+{
+    const char *t = getenv("PRIMED_TEST_START_TIMEOUT");
+    long s = t && *t ? strtol(t, NULL, 10) : 0;
+    return (s > 0 ? s : 10L * slow_factor()) * 1000L;
+}
+
+/* The last lines of the server's log on stderr, so a failed start says why. */
+static void log_tail(const struct primed_proc *p, const char *why)
+{
+    fprintf(stderr, "harness: primed %s; last lines of %s:\n", why, p->log_file);
+    FILE *f = fopen(p->log_file, "r");
+    if (!f) return;
+    char buf[4096];
+    long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : 0;
+    fseek(f, size > (long)sizeof buf - 1 ? size - (long)sizeof buf + 1 : 0, SEEK_SET);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    fprintf(stderr, "%s\n---\n", buf);
+}
+
+/* GET /readyz answers 200 (Connection: close, so the probe holds no connection slot). */
+static int ready(int port)
+{
+    struct http_result r;
+    static const char *const hdrs[] = {"Connection: close", NULL};
+    int ok = http_do(port, "GET", "/readyz", NULL, hdrs, &r) == 0 && r.status == 200;
+    http_result_free(&r);
+    return ok;
 }
 
 int primed_start(struct primed_proc *p, const char *const *extra_args)
@@ -60,6 +103,7 @@ int primed_start(struct primed_proc *p, const char *const *extra_args)
     if (pid == 0) {
         int fd = open(p->log_file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0) {
+            dup2(fd, 1);
             dup2(fd, 2);
             close(fd);
         }
@@ -67,21 +111,28 @@ int primed_start(struct primed_proc *p, const char *const *extra_args)
         _exit(127);
     }
     p->pid = pid;
-    long deadline = now_ms() + 10000;
+    long deadline = now_ms() + start_timeout_ms();
     while (now_ms() < deadline) {
-        FILE *f = fopen(p->port_file, "r");
-        if (f) {
-            int ok = fscanf(f, "%d %d", &p->port, &p->debug_port);
-            fclose(f);
-            if (ok >= 1 && p->port > 0) return 0;
+        if (p->port <= 0) {
+            FILE *f = fopen(p->port_file, "r"); /* written by rename: complete when present */
+            if (f) {
+                if (fscanf(f, "%d %d", &p->port, &p->debug_port) < 1) p->port = 0;
+                fclose(f);
+            }
         }
+        if (p->port > 0 && ready(p->port)) return 0;
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
             p->pid = 0;
+            char why[64];
+            snprintf(why, sizeof why, "exited with status %d while starting",
+                     WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+            log_tail(p, why);
             return -1;
         }
         usleep(10000);
     }
+    log_tail(p, "was not ready (port file + /readyz 200) in time; killed");
     primed_stop(p, SIGKILL, 2000);
     return -1;
 }

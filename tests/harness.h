@@ -19,8 +19,11 @@ struct primed_proc {
 };
 
 /* Start primed with extra flags (NULL-terminated, may be NULL). Adds --listen 127.0.0.1:0,
- * --debug-listen 127.0.0.1:0 (unless extra args give one) and --port-file. Waits (≤ 10 s) until
- * it listens. Returns 0 or -1. */
+ * --debug-listen 127.0.0.1:0 (unless extra args give them) and --port-file; stdout and stderr go
+ * to log_file. Ready when the port file names the ports and GET /readyz answers 200, within
+ * PRIMED_TEST_START_TIMEOUT seconds (default 10 × 3 for asan, × 5 for tsan) — the contract of
+ * docs/testing.md, shared with scripts/lib.sh and tests/rawhttp.py. Returns 0, or -1 after
+ * printing the log's tail (the server exited while starting, or was not ready and was killed). */
 int primed_start(struct primed_proc *p, const char *const *extra_args);
 /* Send sig, wait ≤ timeout_ms for exit. Returns the exit status (0…255), 128+signal if it died of
  * a signal, or -1 on timeout (then it is SIGKILLed). */

@@ -3,45 +3,26 @@
 # tests/test_pprof.sh, scripts/bench-*.sh). Sourced, never run. Everything listens on 127.0.0.1
 # with ephemeral ports; every wait and every load loop is bounded in count and time.
 
-OBS_BIN=${PRIMED_BIN:-build/primed}
-OBS_TMP=$(mktemp -d /tmp/primed-obs.XXXXXX)
-OBS_PIDS=()
+# Servers are started, watched and stopped by scripts/lib.sh (the one launcher); this file adds
+# the observability checks' names for it, their scratch directory and a light load generator.
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+OBS_BIN=$PRIMED_BIN
+OBS_TMP=$LIB_TMP
+OBS_PIDS=() # helper processes (load loops, prometheus, pprof clients): killed at exit
 
 obs_cleanup() {
   local p
-  for p in "${OBS_PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${OBS_PIDS[@]}"; do wait "$p" 2>/dev/null; done
-  rm -rf "$OBS_TMP"
+  for p in ${OBS_PIDS[@]+"${OBS_PIDS[@]}"}; do kill "$p" 2>/dev/null; done
+  for p in ${OBS_PIDS[@]+"${OBS_PIDS[@]}"}; do wait "$p" 2>/dev/null; done
 }
-trap obs_cleanup EXIT
+lib_at_exit obs_cleanup
 
-obs_fail() { echo "FAIL: $*" >&2; exit 1; }
-obs_ok() { echo "ok: $*"; }
+obs_fail() { lib_fail "$@"; }
+obs_ok() { lib_ok "$@"; }
 
-# obs_start NAME [flags…] — start primed on ephemeral ports; sets NAME_PID, NAME_PORT,
-# NAME_DPORT. Waits ≤ 15 s for the port file.
-obs_start() {
-  local name=$1; shift
-  local pf="$OBS_TMP/$name.ports"
-  "$OBS_BIN" --listen 127.0.0.1:0 --debug-listen 127.0.0.1:0 --port-file "$pf" "$@" \
-    2>"$OBS_TMP/$name.log" &
-  local pid=$!
-  OBS_PIDS+=("$pid")
-  for _ in $(seq 150); do
-    if [ -s "$pf" ]; then
-      read -r mp dp <"$pf"
-      if [ -n "${mp:-}" ] && [ -n "${dp:-}" ]; then
-        printf -v "${name}_PID" %s "$pid"
-        printf -v "${name}_PORT" %s "$mp"
-        printf -v "${name}_DPORT" %s "$dp"
-        return 0
-      fi
-    fi
-    kill -0 "$pid" 2>/dev/null || { tail -5 "$OBS_TMP/$name.log" >&2; obs_fail "primed ($name) exited at start"; }
-    sleep 0.1
-  done
-  obs_fail "primed ($name) did not write its port file in 15 s"
-}
+# obs_start NAME [flags…] — primed_start: sets NAME_PID, NAME_PORT, NAME_DPORT; fails the script
+# with the server's log tail if it does not get ready.
+obs_start() { primed_start "$@"; }
 
 # A free TCP port on 127.0.0.1 (for tools that cannot report an ephemeral one).
 obs_free_port() {
@@ -75,11 +56,6 @@ obs_load() {
 # obs_stop NAME — SIGTERM, wait ≤ 20 s; fails unless primed exits 0 (a sanitizer report at exit
 # makes the exit code non-zero).
 obs_stop() {
-  local name=$1 pidvar="${1}_PID" rc
-  local pid=${!pidvar}
-  kill -TERM "$pid" 2>/dev/null
-  for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$pid" 2>/dev/null && { kill -KILL "$pid"; obs_fail "primed ($name) did not exit in 20 s after SIGTERM"; }
-  wait "$pid"; rc=$?
-  [ $rc = 0 ] || { tail -20 "$OBS_TMP/$name.log" >&2; obs_fail "primed ($name) exited with $rc"; }
+  local rcv="${1}_RC"
+  primed_stop "$1" 20 || obs_fail "primed ($1) did not exit 0 within 20 s of SIGTERM (status ${!rcv})"
 }

@@ -15,43 +15,74 @@ import tempfile
 import time
 
 BIN = os.environ.get("PRIMED_BIN", os.path.join(os.path.dirname(__file__), "..", "build", "primed"))
-VARIANT = os.environ.get("PRIMED_VARIANT", "release")
+VARIANT = os.environ.get("PRIMED_VARIANT") or (
+    "asan" if "/asan/" in BIN else "tsan" if "/tsan/" in BIN else "release")
 # Sanitizer builds run several times slower: scale waits, never the limits under test.
 SLOW = 3.0 if VARIANT in ("asan", "tsan") else 1.0
+# The start timeout of the launch contract (docs/testing.md, shared with scripts/lib.sh and
+# tests/harness.c): PRIMED_TEST_START_TIMEOUT seconds, else 10 s × 3 (asan) or × 5 (tsan).
+START_TIMEOUT = float(os.environ.get("PRIMED_TEST_START_TIMEOUT") or
+                      10 * {"asan": 3, "tsan": 5}.get(VARIANT, 1))
+
+
+def readyz_ok(port):
+    """GET /readyz answers 200 (Connection: close: the probe holds no connection slot)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.sendall(b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            data = b""
+            while b"\r\n" not in data and len(data) < 4096:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        return data.startswith(b"HTTP/1.1 200 ") or data.startswith(b"HTTP/1.0 200 ")
+    except OSError:
+        return False
 
 
 class Server:
-    """build/primed on 127.0.0.1:0 (debug listener on 127.0.0.1:0 unless args say otherwise)."""
+    """build/primed on 127.0.0.1:0 (debug listener on 127.0.0.1:0 unless args say otherwise),
+    started per docs/testing.md: ready when the port file names both ports and /readyz is 200;
+    raises RuntimeError with the log tail when it exits while starting or is not ready in time."""
 
     def __init__(self, args=(), preexec=None, env=None, debug=True):
         self.dir = tempfile.mkdtemp(prefix="primed-raw-")
         self.port_file = os.path.join(self.dir, "ports")
         self.log_path = os.path.join(self.dir, "stderr.log")
-        argv = [BIN, "--listen", "127.0.0.1:0", "--port-file", self.port_file]
+        argv = [BIN] + list(args)
+        if not any(a.startswith("--listen") for a in args):
+            argv += ["--listen", "127.0.0.1:0"]
         if debug and not any(a.startswith("--debug-listen") for a in args):
             argv += ["--debug-listen", "127.0.0.1:0"]
-        argv += list(args)
+        argv += ["--port-file", self.port_file]
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=self.log, preexec_fn=preexec, env=env)
-        deadline = time.time() + 10 * SLOW
+        deadline = time.time() + START_TIMEOUT
         self.port = self.debug_port = None
+        ports = None
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError("primed exited with %s before listening:\n%s"
+                raise RuntimeError("primed exited with %s while starting:\n%s"
                                    % (self.proc.returncode, self.log_text()))
-            try:
-                with open(self.port_file) as f:
-                    parts = f.read().split()
-                if len(parts) == 2:
-                    self.port, self.debug_port = int(parts[0]), int(parts[1])
-                    break
-            except (FileNotFoundError, ValueError):
-                pass
+            if ports is None:
+                try:
+                    with open(self.port_file) as f:  # written by rename: complete when present
+                        parts = f.read().split()
+                    if len(parts) == 2:
+                        ports = int(parts[0]), int(parts[1])
+                except (FileNotFoundError, ValueError):
+                    pass
+            if ports is not None and readyz_ok(ports[0]):
+                self.port, self.debug_port = ports
+                break
             time.sleep(0.02)
         if self.port is None:
             self.proc.kill()
-            raise RuntimeError("primed did not write its port file within 10 s")
+            self.proc.wait()
+            raise RuntimeError("primed was not ready (port file %s, /readyz 200) within %.0f s:\n%s"
+                               % (ports, START_TIMEOUT, self.log_text()))
 
     def log_text(self, limit=4000):
         if not self.log.closed:

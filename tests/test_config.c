@@ -104,7 +104,7 @@ START_TEST(defaults_are_those_of_config_h)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     ck_assert_uint_eq(g->workers, (unsigned)(cpus < 1 ? 1 : cpus > 1024 ? 1024 : cpus));
     ck_assert_uint_eq(g->queue_capacity, 256);
-    ck_assert_uint_eq(g->memory_budget, 256ULL << 20);
+    ck_assert_uint_eq(g->memory_budget, 0); /* auto */
     ck_assert_uint_eq(g->stream_buffer_bytes, 256ULL << 10);
     ck_assert_uint_eq(g->sieve_segment_bytes, 0);
     ck_assert_uint_eq(g->max_connections, 1024);
@@ -124,6 +124,12 @@ START_TEST(defaults_are_those_of_config_h)
     ck_assert(g->heap_sampling);
     ck_assert_uint_eq(g->heap_sample_bytes, 524288);
     ck_assert_uint_eq(g->max_profile_seconds, 60);
+    ck_assert_str_eq(g->cgroup_root, "");
+    ck_assert_uint_eq(g->memory_high_water, 90);
+    ck_assert_uint_eq(g->memory_low_water, 80);
+    ck_assert_str_eq(g->heap_dump_dir, "");
+    ck_assert_uint_eq(g->heap_dump_threshold, 0);
+    ck_assert_uint_eq(g->heap_dump_keep, 5);
     free(c);
 }
 END_TEST
@@ -208,6 +214,13 @@ START_TEST(numbers_take_exponents_and_byte_suffixes)
     ck_assert_int_eq(load(c), CONFIG_OK);
     ck_assert_uint_eq(c->cfg.memory_budget, 1ULL << 40);
     ck_assert_uint_eq(c->cfg.sieve_segment_bytes, 32ULL << 10);
+    /* the word for 0 is accepted wherever 0 has one; a tiny stream buffer check is skipped
+     * for auto (resolved at startup) */
+    set_args(c, "--memory-budget", "1TiB", "--memory-budget", "auto", "--stream-buffer-bytes", "1G",
+             "--heap-dump-threshold", "memory_high_water", NULL);
+    ck_assert_int_eq(load(c), CONFIG_OK);
+    ck_assert_uint_eq(c->cfg.memory_budget, 0);
+    ck_assert_uint_eq(c->cfg.heap_dump_threshold, 0);
     free(c);
 }
 END_TEST
@@ -437,6 +450,12 @@ START_TEST(cross_checks_name_both_settings)
     expect_error(c, "--debug-token:", "printable ASCII", NULL);
     set_args(c, "--memory-budget", "128K", "--stream-buffer-bytes", "256K", NULL);
     expect_error(c, "--stream-buffer-bytes (262144)", "--memory-budget (131072)", NULL);
+    set_args(c, "--memory-high-water", "80", "--memory-low-water", "80", NULL);
+    expect_error(c, "--memory-low-water (80)", "--memory-high-water (80)", NULL);
+    set_args(c, "--memory-high-water", "101", NULL);
+    expect_error(c, "--memory-high-water:", "from 10 to 100", NULL);
+    set_args(c, "--heap-dump-threshold", "3", NULL);
+    expect_error(c, "--heap-dump-threshold:", "0 (memory_high_water) or", NULL);
     set_args(c, "--listen", "0.0.0.0:7000", "--debug-listen", "127.0.0.1:7000", NULL);
     expect_error(c, "--listen 0.0.0.0:7000", "--debug-listen 127.0.0.1:7000", NULL);
     set_args(c, "--listen", "127.0.0.1:0", "--debug-listen", "127.0.0.1:0", NULL);
@@ -500,11 +519,17 @@ static const char *const issue_flags[] = {"listen",
                                           "max_count_range",
                                           "max_nth",
                                           "max_batch_queries",
+                                          "inline_small_answers",
                                           "log_level",
                                           "log_format",
                                           "heap_sampling",
                                           "heap_sample_bytes",
                                           "max_profile_seconds"};
+/* ... and those of issue 15 (memory limits), likewise copied from the issue. */
+static const char *const issue15_flags[] = {"cgroup_root",         "memory_high_water",
+                                            "memory_low_water",    "heap_dump_dir",
+                                            "heap_dump_threshold", "heap_dump_keep"};
+#define NISSUE15 (sizeof(issue15_flags) / sizeof(issue15_flags[0]))
 #define NISSUE (sizeof(issue_flags) / sizeof(issue_flags[0]))
 
 START_TEST(help_and_example_and_each_cover_every_setting)
@@ -531,14 +556,17 @@ START_TEST(help_and_example_and_each_cover_every_setting)
     strcpy(cfg.debug_token, "secret");
     struct seen s = {.n = 0};
     config_each(&cfg, collect, &s);
-    ck_assert_int_eq(s.n, (int)NISSUE);
+    ck_assert_int_eq(s.n, (int)(NISSUE + NISSUE15));
     ck_assert_str_eq(s.token, "(set)"); /* never the secret itself */
 
-    for (size_t i = 0; i < NISSUE; i++) {
+    const char *names[NISSUE + NISSUE15];
+    for (size_t i = 0; i < NISSUE + NISSUE15; i++)
+        names[i] = i < NISSUE ? issue_flags[i] : issue15_flags[i - NISSUE];
+    for (size_t i = 0; i < NISSUE + NISSUE15; i++) {
         char flag[64], env[64], key[64];
-        snprintf(flag, sizeof(flag), "--%s ", issue_flags[i]);
-        snprintf(env, sizeof(env), "env PRIMED_%s;", issue_flags[i]);
-        snprintf(key, sizeof(key), "\"%s\"", issue_flags[i]);
+        snprintf(flag, sizeof(flag), "--%s ", names[i]);
+        snprintf(env, sizeof(env), "env PRIMED_%s;", names[i]);
+        snprintf(key, sizeof(key), "\"%s\"", names[i]);
         for (char *p = flag; *p; p++)
             *p = *p == '_' ? '-' : *p;
         for (char *p = env + 4; *p; p++)
@@ -549,17 +577,17 @@ START_TEST(help_and_example_and_each_cover_every_setting)
         /* the reference table names the key, the flag and the environment variable */
         char up[48], dkey[128], denv[128];
         size_t u = 0;
-        for (; issue_flags[i][u] != '\0' && u < sizeof(up) - 1; u++)
-            up[u] = (char)toupper((unsigned char)issue_flags[i][u]);
+        for (; names[i][u] != '\0' && u < sizeof(up) - 1; u++)
+            up[u] = (char)toupper((unsigned char)names[i][u]);
         up[u] = '\0';
-        snprintf(dkey, sizeof(dkey), "| `%s` / `%.*s", issue_flags[i], (int)strlen(flag) - 1, flag);
+        snprintf(dkey, sizeof(dkey), "| `%s` / `%.*s", names[i], (int)strlen(flag) - 1, flag);
         snprintf(denv, sizeof(denv), "| `PRIMED_%s` |", up);
         ck_assert_msg(strstr(docs, dkey) != NULL, "docs lack %s", dkey);
         ck_assert_msg(strstr(docs, denv) != NULL, "docs lack %s", denv);
         int found = 0;
         for (int k = 0; k < s.n; k++)
-            found |= strcmp(s.keys[k], issue_flags[i]) == 0;
-        ck_assert_msg(found, "config_each lacks %s", issue_flags[i]);
+            found |= strcmp(s.keys[k], names[i]) == 0;
+        ck_assert_msg(found, "config_each lacks %s", names[i]);
     }
     ck_assert_ptr_nonnull(strstr(help, "--config FILE"));
     ck_assert_ptr_nonnull(strstr(help, "--version"));

@@ -9,13 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BIN=${PRIMED_BIN:-$ROOT/build/primed}
-TMP=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+PRIMED_BIN=$BIN
+. scripts/lib.sh # starts, watches and stops the servers of check 5; removes $TMP at exit
+TMP=$LIB_TMP
 fail=0
 ok()  { echo "ok   $*"; }
 bad() { echo "FAIL $*"; fail=1; }
@@ -122,13 +118,51 @@ def main():
             check("name" in d.get("metadata", {}), f"{name}: missing metadata.name")
             docs.setdefault(d.get("kind"), []).append(d)
 
-    for kind in ("Deployment", "Service", "HorizontalPodAutoscaler"):
+    for kind in ("Service", "HorizontalPodAutoscaler"):
         check(len(docs.get(kind, [])) == 1, f"expected exactly one {kind}")
+    # One stable Deployment and at most one canary (pod label track: canary, issue 15).
+    deps = docs.get("Deployment", [])
+    canaries = [d for d in deps if track_of(d) == "canary"]
+    stables = [d for d in deps if track_of(d) != "canary"]
+    check(len(stables) == 1, f"expected exactly one stable Deployment, got {len(stables)}")
+    check(len(canaries) <= 1, f"expected at most one canary Deployment, got {len(canaries)}")
     if failures:
         return
-    dep, svc, hpa = docs["Deployment"][0], docs["Service"][0], docs["HorizontalPodAutoscaler"][0]
+    dep, svc, hpa = stables[0], docs["Service"][0], docs["HorizontalPodAutoscaler"][0]
+    got = check_deployment(dep, steps)
+    if got is None:
+        return
+    tlabels, c, cport, res = got
+    for can in canaries:
+        cname = can["metadata"]["name"]
+        cgot = check_deployment(can, steps)
+        if cgot is None:
+            continue
+        ctl, cc, ccport, _ = cgot
+        check(can["spec"].get("replicas") == 1, f"canary {cname} must run 1 replica")
+        check(tlabels.get("track") == "stable",
+              "the stable Deployment's pods need track: stable beside the canary")
+        ssel = dep["spec"]["selector"].get("matchLabels", {})
+        check(not all(ctl.get(k) == v for k, v in ssel.items()),
+              f"the stable Deployment's selector {ssel} also selects the canary's pods")
+        ssvc = svc["spec"].get("selector", {})
+        check(ssvc and all(ctl.get(k) == v for k, v in ssvc.items()),
+              f"the Service selector {ssvc} does not route to the canary ({ctl})")
+        check(ccport == cport, "canary http port differs from the stable one")
+        check(sorted(env_map(cc)) == sorted(env_map(c)),
+              "canary and stable must set the same PRIMED_* settings (compare like with like)")
+    if failures:
+        return
+    run_rest(dep, svc, hpa, tlabels, c, cport, res, docs, cfg, steps)
 
-    # --- Deployment ---
+
+def track_of(d):
+    return d.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {}).get("track")
+
+
+def check_deployment(dep, steps):
+    """The checks every Deployment of primed passes; (template labels, container, port,
+    resources), or None when it is too broken to go on."""
     check(dep["apiVersion"] == "apps/v1", "Deployment apiVersion must be apps/v1")
     spec = dep["spec"]
     tmpl = spec["template"]
@@ -139,7 +173,7 @@ def main():
     pod = tmpl["spec"]
     cs = [c for c in pod["containers"] if c.get("name") == "primed"]
     if not check(len(cs) == 1, "Deployment needs one container named primed"):
-        return
+        return None
     c = cs[0]
     env = env_map(c)
     http = [p for p in c.get("ports", []) if p.get("name") == "http"]
@@ -185,7 +219,9 @@ def main():
               "cpu request above limit")
         mem_limit = to_bytes(res["limits"]["memory"])
         check(to_bytes(res["requests"]["memory"]) <= mem_limit, "memory request above limit")
-        budget = int(env.get("PRIMED_MEMORY_BUDGET", {}).get("value", str(256 << 20)))
+        bv = env.get("PRIMED_MEMORY_BUDGET", {}).get("value", "auto")
+        # auto: 1/4 of the limit, 16 MiB .. 256 MiB (memwatch_auto_budget)
+        budget = min(max(mem_limit // 4, 16 << 20), 256 << 20) if bv in ("auto", "0") else int(bv)
         check(budget <= mem_limit // 2,
               f"PRIMED_MEMORY_BUDGET {budget} leaves no headroom under the limit {mem_limit}")
     w = env.get("PRIMED_WORKERS")
@@ -213,6 +249,10 @@ def main():
     check(ann.get("prometheus.io/scrape") == "true", "prometheus.io/scrape must be \"true\"")
     check(str(ann.get("prometheus.io/port")) == str(cport), "prometheus.io/port != http port")
     check(ann.get("prometheus.io/path") == "/metrics", "prometheus.io/path must be /metrics")
+    return tlabels, c, cport, res
+
+
+def run_rest(dep, svc, hpa, tlabels, c, cport, res, docs, cfg, steps):
 
     # --- Service ---
     check(svc["apiVersion"] == "v1", "Service apiVersion must be v1")
@@ -318,6 +358,10 @@ mutate service_selects_nothing       k8s/service.yaml    '/selector:/,/ports:/ s
 mutate hpa_targets_other_deployment  k8s/hpa.yaml        's#    name: primed#    name: primed-old#'
 mutate writable_root_fs              k8s/deployment.yaml 's#readOnlyRootFilesystem: true#readOnlyRootFilesystem: false#'
 mutate uid_differs_from_image        k8s/deployment.yaml 's#runAsUser: 10001#runAsUser: 10002#'
+mutate canary_outside_service         k8s/canary.yaml     '/template:/,/annotations:/ s#app.kubernetes.io/name: primed#app.kubernetes.io/name: primed-canary#'
+mutate canary_two_replicas            k8s/canary.yaml     's#replicas: 1#replicas: 2#'
+mutate stable_selects_canary          k8s/deployment.yaml '/matchLabels:/,/strategy:/ { /track: stable/d }'
+mutate canary_other_settings          k8s/canary.yaml     's#PRIMED_HEAP_DUMP_DIR#PRIMED_HEAP_DUMP_KEEP#'
 mutate unit_stop_timeout_too_short   primed.service      's#^TimeoutStopSec=.*#TimeoutStopSec=10#'
 mutate unit_without_protect_system   primed.service      's#^ProtectSystem=strict#ProtectSystem=full#'
 
@@ -371,39 +415,34 @@ env_of_unit() { sed -n 's/^Environment=//p' configs/primed.service | tr ' ' '\n'
 env_of_dockerfile() { sed -n 's/^ENV //p' Dockerfile | tr ' ' '\n' | grep '^PRIMED_'; }
 
 start_with_env() { # name, then NAME=VALUE lines on stdin
-  local name=$1 pf="$TMP/$1.port" log="$TMP/$1.log" vars=()
+  local name=$1 vars=() line
   while IFS= read -r line; do [ -n "$line" ] && vars+=("$line"); done
-  vars+=("PRIMED_LISTEN=127.0.0.1:0" "PRIMED_DEBUG_LISTEN=off" "PRIMED_PORT_FILE=$pf")
-  env "${vars[@]}" "$BIN" >"$log" 2>&1 &
-  local pid=$!; pids+=("$pid")
-  local port=""
-  for _ in $(seq 100); do
-    [ -s "$pf" ] && { read -r port _ <"$pf" || true; }
-    [ -n "$port" ] && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ -z "$port" ]; then
-    bad "$name env: primed did not start; its log:"; tail -n 5 "$log"; kill -KILL "$pid" 2>/dev/null || true
+  # The launcher's flags (--listen 127.0.0.1:0, --port-file) override the config's address.
+  LIB_WRAP=(env "${vars[@]}")
+  if ! primed_try_start "$name" --debug-listen off; then
+    LIB_WRAP=()
+    bad "$name env: primed did not start (its log is above)"
     return
   fi
-  local code
-  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$port/healthz" || true)
-  kill -TERM "$pid"
-  local rc=0
-  for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; rc=timeout; else wait "$pid" || rc=$?; fi
+  LIB_WRAP=()
+  local code portv="${name}_PORT" rcv="${name}_RC" rc
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:${!portv}/healthz" || true)
+  primed_stop "$name" 15 || true
+  rc=${!rcv}
+  [ "$rc" = 124 ] && rc=timeout
   if [ "$code" = 200 ] && [ "$rc" = 0 ]; then
     ok "$name env accepted by primed (/healthz 200, SIGTERM exit 0)"
   else
-    bad "$name env: /healthz $code, exit $rc; log:"; tail -n 5 "$log"
+    bad "$name env: /healthz $code, exit $rc"
   fi
 }
 
 if [ -x "$BIN" ]; then
-  env_of_k8s        | start_with_env k8s
-  env_of_unit       | start_with_env systemd
-  [ -f Dockerfile ] && env_of_dockerfile | start_with_env dockerfile
+  # Not `env_of_k8s | start_with_env`: a pipeline would run the function in a subshell, where
+  # bad's fail=1 is lost (the check could never fail) and the launcher's exit cleanup does not run.
+  start_with_env k8s < <(env_of_k8s)
+  start_with_env systemd < <(env_of_unit)
+  if [ -f Dockerfile ]; then start_with_env dockerfile < <(env_of_dockerfile); fi
 else
   bad "no primed binary at $BIN (build it first: make)"
 fi

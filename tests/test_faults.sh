@@ -31,7 +31,7 @@ mkdir -p "$B/faults"
 bin="$B/faults/alloc_faults"
 # shellcheck disable=SC2086
 gcc $CFLAGS $(pkg-config --cflags $PKGS) -o "$bin" tests/faults/alloc_faults.c \
-    -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc "$B/libprimed.a" $LIBS ||
+    -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc "$B/libprimed.a" "$B/libprimedsieve.a" $LIBS ||
   { echo "test_faults: cannot build $bin"; exit 1; }
 "$bin" || { echo "test_faults: allocation-failure tests failed"; exit 1; }
 

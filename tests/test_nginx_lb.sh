@@ -16,12 +16,14 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 BIN=${PRIMED_BIN:-$ROOT/build/primed}
 [ -x "$BIN" ] || { echo "FAIL no primed binary at $BIN"; exit 1; }
+PRIMED_BIN=$BIN
+. scripts/lib.sh # starts, watches and stops the primed instances
 command -v nginx >/dev/null || { echo "FAIL nginx not installed (nginx-light, scripts/install-deps.sh)"; exit 1; }
 command -v wrk >/dev/null || { echo "FAIL wrk not installed (scripts/install-deps.sh)"; exit 1; }
 
-TMP=$(mktemp -d)
+TMP=$LIB_TMP
 chmod 0755 "$TMP"   # nginx workers run as nobody when the test runs as root
-pids=()
+pids=()             # nginx and wrk; the primed instances are the launcher's
 cleanup() {
   local p
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
@@ -32,9 +34,8 @@ cleanup() {
     sleep 0.1
   done
   for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
 }
-trap cleanup EXIT
+lib_at_exit cleanup
 fail=0
 ok()  { echo "ok   $*"; }
 bad() { echo "FAIL $*"; fail=1; }
@@ -42,18 +43,9 @@ bad() { echo "FAIL $*"; fail=1; }
 # --- three primed instances ---
 declare -a iport ipid
 for i in 1 2 3; do
-  "$BIN" --listen 127.0.0.1:0 --debug-listen off --port-file "$TMP/port$i" \
-         --shutdown-timeout 5 2>"$TMP/primed$i.log" &
-  ipid[$i]=$!; pids+=("${ipid[$i]}")
-done
-for i in 1 2 3; do
-  for _ in $(seq 100); do
-    [ -s "$TMP/port$i" ] && read -r iport[$i] _ <"$TMP/port$i"
-    [ -n "${iport[$i]:-}" ] && break
-    kill -0 "${ipid[$i]}" 2>/dev/null || break
-    sleep 0.1
-  done
-  [ -n "${iport[$i]:-}" ] || { echo "FAIL primed $i did not start:"; tail -n 5 "$TMP/primed$i.log"; exit 1; }
+  primed_start "I$i" --debug-listen off --shutdown-timeout 5
+  pv="I${i}_PORT" pidv="I${i}_PID"
+  iport[$i]=${!pv} ipid[$i]=${!pidv}
 done
 echo "instances on ports ${iport[1]} ${iport[2]} ${iport[3]}"
 
@@ -142,12 +134,10 @@ LOADTEST_DELAY_MS=5 LOADTEST_NAME=lb_failover LOADTEST_PATH="/v1/isprime?n=10000
   timeout 30 wrk -t 1 -c 6 -d 4s --timeout 5s -s scripts/wrk/baseline.lua "$LB" >"$TMP/wrk.out" 2>&1 &
 wrkpid=$!; pids+=("$wrkpid")
 sleep 1.5
-kill -TERM "${ipid[2]}"
+primed_signal I2 TERM
 rc=""
-for _ in $(seq 100); do
-  if ! kill -0 "${ipid[2]}" 2>/dev/null; then rc=0; wait "${ipid[2]}" || rc=$?; break; fi
-  sleep 0.1
-done
+primed_wait I2 10 2>/dev/null || true
+[ "$I2_RC" = 124 ] || rc=$I2_RC
 stopped_at=$(( $(wc -l <"$ACCESS") + 1 ))
 [ "$rc" = 0 ] && ok "instance 2 drained and exited 0 on SIGTERM" || bad "instance 2 after SIGTERM: exit ${rc:-still running after 10 s}"
 wait "$wrkpid" || true

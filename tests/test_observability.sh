@@ -43,7 +43,8 @@ for fam in primed_http_requests_total primed_http_request_duration_seconds \
            primed_sieve_primes_emitted_total primed_sieve_table_bytes \
            process_cpu_seconds_total process_resident_memory_bytes process_virtual_memory_bytes \
            process_open_fds process_max_fds process_start_time_seconds process_threads \
-           primed_build_info; do
+           primed_build_info primed_memory_limit_bytes primed_memory_used_bytes \
+           primed_memory_high_water_bytes primed_memory_shedding primed_heap_dumps_total; do
   grep -q "^# TYPE $fam " "$s" || obs_fail "family $fam missing from /metrics"
 done
 if [ "$VARIANT" = release ]; then
@@ -143,11 +144,12 @@ d = json.loads(sys.argv[1])
 rules = [r for g in d["data"]["groups"] for r in g["rules"]]
 names = {r["name"] for r in rules}
 want = {"PrimedDown", "PrimedHighErrorRatio", "PrimedHighLatencyP99", "PrimedQueueSaturated",
-        "PrimedMemoryGrowing", "PrimedThreadsGrowing"}
+        "PrimedMemoryGrowing", "PrimedThreadsGrowing", "PrimedMemoryHighWater", "PrimedOOMKilled",
+        "PrimedCanaryMemoryGrowth"}
 assert want <= names, names
 assert all(r.get("health") in ("ok", "unknown") for r in rules), [(r["name"], r.get("lastError")) for r in rules]
 EOF
-obs_ok "prometheus loaded the 6 alert rules"
+obs_ok "prometheus loaded the 9 alert rules"
 
 # every dashboard expression parses; the ones on always-present families return data
 python3 - "$PP" <<'EOF' || obs_fail "a Grafana dashboard query is not valid PromQL"

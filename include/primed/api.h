@@ -58,6 +58,10 @@ enum api_plan api_prepare(const struct api_ctx *ctx, enum route_id route,
                           const struct http_request *req, struct api_query *q,
                           struct http_response *resp);
 
+/* Is q expensive new work (a stream, a batch, a large count or nth), to be refused while memory
+ * is above the high-water mark (memwatch.h)? Cheap answers never reach this question. */
+bool api_query_expensive(const struct api_query *q);
+
 /* Worker-local state (pool_create's init/fini with arg = the api_ctx). */
 void *api_worker_init(void *ctx);
 void api_worker_fini(void *ctx, void *local);

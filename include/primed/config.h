@@ -35,7 +35,7 @@ struct primed_config {
     /* work */
     unsigned workers;             /* default: online CPUs; 1 … 1024 */
     unsigned queue_capacity;      /* default 256; 1 … 1,000,000 */
-    uint64_t memory_budget;       /* bytes for stream buffers, default 256 MiB */
+    uint64_t memory_budget;       /* bytes for stream buffers; 0 = auto (memwatch.h) */
     uint64_t stream_buffer_bytes; /* per stream, default 256 KiB (4 × 64 KiB) */
     uint64_t sieve_segment_bytes; /* 0 = auto */
 
@@ -54,6 +54,7 @@ struct primed_config {
     uint64_t max_count_range;   /* widest /v1/count range, default 2^64-1 (no limit) */
     uint64_t max_nth;           /* largest k for /v1/nth, default 1e10 */
     unsigned max_batch_queries; /* default 1000 */
+    bool inline_small_answers;  /* default true: isprime/next/prev on the I/O thread (api.c) */
 
     /* logging and profiling */
     enum log_level log_level;     /* default info */
@@ -61,6 +62,14 @@ struct primed_config {
     bool heap_sampling;           /* default true: tcmalloc sampled heap for /debug/heap */
     uint64_t heap_sample_bytes;   /* TCMALLOC_SAMPLE_PARAMETER, default 524288 */
     unsigned max_profile_seconds; /* /debug/pprof/profile?seconds= upper bound, default 60 */
+
+    /* living inside a memory limit (memwatch.h) */
+    char cgroup_root[CONFIG_PATH_MAX];   /* prefix of /proc and the cgroup mounts; "" = "/" */
+    unsigned memory_high_water;          /* percent of the limit: shed above, default 90 */
+    unsigned memory_low_water;           /* percent: back to normal below, default 80 */
+    char heap_dump_dir[CONFIG_PATH_MAX]; /* "" = no heap dumps */
+    unsigned heap_dump_threshold;        /* percent; 0 = memory_high_water */
+    unsigned heap_dump_keep;             /* newest dumps kept, default 5 */
 };
 
 /* Built-in defaults (workers = online CPUs). */

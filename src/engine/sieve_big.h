@@ -21,7 +21,8 @@ struct sieve_big;
 
 /* bucket_bytes: the slice applied at once (rounded down to a power of two, at least 32 KiB, at
  * most 4 MiB); max_window_bytes: the largest window that will be passed; pool_bytes: the bucket
- * pool (0 = default, 8 MiB; raised to what max_window_bytes needs). NULL on ENOMEM. */
+ * pool (0 = default, 16 MiB: DEFAULT_POOL_BYTES in sieve_big.c; raised to what max_window_bytes
+ * needs). NULL on ENOMEM. */
 struct sieve_big *sieve_big_create(size_t bucket_bytes, size_t max_window_bytes, size_t pool_bytes);
 void sieve_big_destroy(struct sieve_big *sb); /* accepts NULL */
 

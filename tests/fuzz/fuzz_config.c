@@ -57,8 +57,18 @@ static bool host_ok(const char *h, size_t cap)
 static void check_ranges(const struct primed_config *c)
 {
     bool ok = c->workers >= 1 && c->workers <= 1024 && c->queue_capacity >= 1 &&
-              c->queue_capacity <= 1000000 && c->memory_budget >= 64 * 1024 &&
-              c->stream_buffer_bytes >= 4096 && c->stream_buffer_bytes <= c->memory_budget &&
+              c->queue_capacity <= 1000000 &&
+              /* memory_budget 0 = auto, resolved at startup (memwatch) */
+              (c->memory_budget == 0 || c->memory_budget >= 64 * 1024) &&
+              c->stream_buffer_bytes >= 4096 &&
+              (c->memory_budget == 0 || c->stream_buffer_bytes <= c->memory_budget) &&
+              c->memory_high_water >= 10 && c->memory_high_water <= 100 &&
+              c->memory_low_water >= 5 && c->memory_low_water < c->memory_high_water &&
+              (c->heap_dump_threshold == 0 ||
+               (c->heap_dump_threshold >= 5 && c->heap_dump_threshold <= 100)) &&
+              c->heap_dump_keep >= 1 && c->heap_dump_keep <= 1000 &&
+              strnlen(c->cgroup_root, sizeof(c->cgroup_root)) < sizeof(c->cgroup_root) &&
+              strnlen(c->heap_dump_dir, sizeof(c->heap_dump_dir)) < sizeof(c->heap_dump_dir) &&
               (c->sieve_segment_bytes == 0 || c->sieve_segment_bytes >= 4096) &&
               c->max_connections >= 1 && c->connection_timeout >= 1 &&
               c->connection_timeout <= 86400 && c->connection_memory_limit >= 4096 &&
@@ -105,6 +115,8 @@ static void normalise(struct primed_config *c)
     CLEAR_TAIL(debug_host);
     CLEAR_TAIL(debug_token);
     CLEAR_TAIL(port_file);
+    CLEAR_TAIL(cgroup_root);
+    CLEAR_TAIL(heap_dump_dir);
 #undef CLEAR_TAIL
     if (!c->debug_enabled) {
         memset(c->debug_host, 0, sizeof(c->debug_host));

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# test_memory_watch.sh — the high-water mark, its hysteresis and the heap dumps, driven through a
+# fake cgroup v2 tree (--cgroup-root) whose memory.current the test writes, so every crossing is
+# exact and the test needs no privileges:
+#  - `memory_budget auto` is 1/4 of the fake limit, logged with its reason;
+#  - the cgroup metrics are the fake files' values;
+#  - above 90 %: /readyz 503, new streams, batches and large counts 503 overloaded + Retry-After;
+#    isprime, small counts, /healthz and /metrics still 200; one log line per crossing;
+#  - between the marks nothing changes (hysteresis); below 80 % everything is back;
+#  - release builds: each crossing writes DIR/heap-<time>-<rss MiB>.prof atomically, only
+#    heap_dump_keep are kept, and `go tool pprof` reads them back.
+# Real cgroups are tests/test_cgroup_limit.sh.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+. tests/obs_lib.sh
+VARIANT=${PRIMED_VARIANT:-release}
+
+T="$OBS_TMP/tree"
+G="$T/cg/primed"
+mkdir -p "$T/proc/self" "$G" "$OBS_TMP/dumps"
+echo "0::/primed" >"$T/proc/self/cgroup"
+echo "30 22 0:26 / /cg rw,relatime shared:4 - cgroup2 cgroup2 rw" >"$T/proc/self/mountinfo"
+echo "cpu memory pids" >"$T/cg/cgroup.controllers"
+MIB=1048576
+echo $((100 * MIB)) >"$G/memory.max"
+setmem() { # MiB — the working set the server will see (no inactive page cache in this tree)
+  echo $(($1 * MIB)) >"$G/memory.current.tmp" && mv "$G/memory.current.tmp" "$G/memory.current"
+}
+setmem 10
+printf 'low 0\nhigh 0\nmax 2\noom 1\noom_kill 1\n' >"$G/memory.events"
+printf 'anon 10485760\ninactive_file 0\n' >"$G/memory.stat"
+
+obs_start P --workers 2 --cgroup-root "$T" --heap-dump-dir "$OBS_TMP/dumps" --heap-dump-keep 2 \
+  --memory-high-water 90 --memory-low-water 80
+B="http://127.0.0.1:$P_PORT"
+LOG="$OBS_TMP/P.log"
+
+code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+metric() { curl -s "$B/metrics" | awk -v n="$1" '$1 == n {print $2}'; }
+wait_ready() { # 200|503 — wait ≤ 5 s for /readyz to answer it
+  for _ in $(seq 50); do [ "$(code "$B/readyz")" = "$1" ] && return 0; sleep 0.1; done
+  obs_fail "/readyz did not turn $1 in 5 s"
+}
+
+# ---- auto budget and metrics ----------------------------------------------------------------
+grep -q '"event":"memory_budget".*"bytes":"26214400".*"why":"1/4 of 100 MiB' "$LOG" ||
+  obs_fail "auto budget not 1/4 of the 100 MiB limit: $(grep memory_budget "$LOG")"
+[ "$(metric primed_memory_budget_bytes)" = 26214400 ] || obs_fail "budget metric"
+[ "$(metric primed_cgroup_memory_limit_bytes)" = $((100 * MIB)) ] || obs_fail "limit metric"
+[ "$(metric primed_cgroup_memory_usage_bytes)" = $((10 * MIB)) ] || obs_fail "usage metric"
+[ "$(metric primed_cgroup_oom_kills_total)" = 1 ] || obs_fail "oom kills metric"
+[ "$(metric primed_cgroup_memory_limit_hits_total)" = 2 ] || obs_fail "limit hits metric"
+[ "$(metric primed_memory_high_water_bytes)" = $((90 * MIB)) ] || obs_fail "high water metric"
+wait_ready 200
+obs_ok "auto budget 25 MiB of a 100 MiB limit; cgroup metrics are the tree's values"
+
+# ---- above the high-water mark ---------------------------------------------------------------
+shed_checks() {
+  local h="$OBS_TMP/h" body
+  body=$(curl -s -D "$h" "$B/v1/primes?from=0&to=1000000")
+  grep -q '"code":"overloaded"' <<<"$body" || obs_fail "stream while shedding: $body"
+  grep -q '^HTTP/1.1 503' "$h" || obs_fail "stream while shedding: $(head -1 "$h")"
+  grep -qi '^Retry-After: 1' "$h" || obs_fail "no Retry-After on the shed stream"
+  [ "$(code -X POST -H 'Content-Type: application/json' \
+        --data '{"queries":[{"op":"isprime","n":7}]}' "$B/v1/batch")" = 503 ] ||
+    obs_fail "batch not shed"
+  [ "$(code "$B/v1/count?from=0&to=1e10")" = 503 ] || obs_fail "large count not shed"
+  [ "$(code "$B/v1/nth?n=1e9")" = 503 ] || obs_fail "large nth not shed"
+  [ "$(code "$B/v1/count?from=0&to=1000000")" = 200 ] || obs_fail "small count shed"
+  [ "$(code "$B/v1/isprime?n=97")" = 200 ] || obs_fail "isprime shed"
+  [ "$(code "$B/v1/nth?n=1000")" = 200 ] || obs_fail "small nth shed"
+  [ "$(code "$B/healthz")" = 200 ] || obs_fail "healthz shed"
+  [ "$(code "$B/metrics")" = 200 ] || obs_fail "metrics shed"
+  grep -q 'memory above the high-water mark' <(curl -s "$B/readyz") || obs_fail "readyz reason"
+}
+normal_checks() {
+  [ "$(code "$B/v1/primes?from=0&to=1000000")" = 200 ] || obs_fail "stream refused after recovery"
+  [ "$(code "$B/v1/nth?n=1e9")" = 200 ] || obs_fail "large nth refused"
+}
+normal_checks
+setmem 95
+wait_ready 503
+shed_checks
+[ "$(metric primed_memory_shedding)" = 1 ] || obs_fail "shedding gauge"
+[ "$(metric primed_memory_high_water_crossings_total)" = 1 ] || obs_fail "crossings counter"
+[ "$(metric primed_memory_shed_requests_total)" = 4 ] ||
+  obs_fail "shed requests counted $(metric primed_memory_shed_requests_total), want 4"
+obs_ok "at 95 % of the limit: readyz 503, streams/batches/large counts 503 overloaded, cheap work 200"
+
+# ---- hysteresis -------------------------------------------------------------------------------
+setmem 85
+sleep 1 # five samples between the marks
+[ "$(code "$B/readyz")" = 503 ] || obs_fail "recovered between the marks (no hysteresis)"
+[ "$(code "$B/v1/primes?from=0&to=1000")" = 503 ] || obs_fail "stream admitted between the marks"
+setmem 79
+wait_ready 200
+normal_checks
+[ "$(metric primed_memory_shedding)" = 0 ] || obs_fail "shedding gauge after recovery"
+obs_ok "85 % keeps shedding, 79 % recovers (hysteresis)"
+
+# two more episodes: three crossings, one log line each way per crossing
+for _ in 1 2; do # a second apart, so the dumps' names (unix time, RSS MiB) differ
+  sleep 1.1; setmem 92; wait_ready 503; setmem 50; wait_ready 200
+done
+[ "$(grep -c '"event":"memory_high_water"' "$LOG")" = 3 ] ||
+  obs_fail "$(grep -c '"event":"memory_high_water"' "$LOG") high-water log lines for 3 crossings"
+[ "$(grep -c '"event":"memory_recovered"' "$LOG")" = 3 ] || obs_fail "recovered log lines"
+[ "$(metric primed_memory_high_water_crossings_total)" = 3 ] || obs_fail "crossings counter != 3"
+obs_ok "3 crossings: 3 high-water and 3 recovered log lines, counter 3"
+
+# ---- heap dumps -------------------------------------------------------------------------------
+if [ "$VARIANT" = release ]; then
+  [ "$(metric 'primed_heap_dumps_total{result="written"}')" = 3 ] ||
+    obs_fail "heap dumps written: $(metric 'primed_heap_dumps_total{result="written"}'), want 3"
+  mapfile -t dumps < <(ls "$OBS_TMP/dumps")
+  [ ${#dumps[@]} = 2 ] || obs_fail "heap_dump_keep 2 but the directory holds: ${dumps[*]}"
+  for f in "${dumps[@]}"; do
+    [[ $f =~ ^heap-[0-9]{10}-[0-9]+\.prof$ ]] || obs_fail "dump name $f"
+  done
+  [ "$(grep -c '"event":"heap_dump"' "$LOG")" = 3 ] || obs_fail "heap_dump log lines"
+  export HOME="$OBS_TMP/home" PPROF_TMPDIR="$OBS_TMP/pprof" GOCACHE="$OBS_TMP/gocache"
+  mkdir -p "$HOME" "$PPROF_TMPDIR"
+  GO=$(command -v go || echo /usr/lib/go/bin/go)
+  "$GO" tool pprof -top "$OBS_BIN" "$OBS_TMP/dumps/${dumps[1]}" >"$OBS_TMP/top" 2>"$OBS_TMP/top.err" ||
+    { cat "$OBS_TMP/top.err" >&2; obs_fail "go tool pprof could not read ${dumps[1]}"; }
+  grep -q 'flat%' "$OBS_TMP/top" || obs_fail "go tool pprof -top printed no table"
+  # one more crossing past the next step (90 % + 10 % = 100 %) in the same episode: one dump
+  sleep 1.1; setmem 91; wait_ready 503
+  sleep 1.1
+  setmem 101
+  sleep 1
+  [ "$(metric 'primed_heap_dumps_total{result="written"}')" = 5 ] ||
+    obs_fail "crossing 90 % and then 100 %: $(metric 'primed_heap_dumps_total{result="written"}') dumps, want 5"
+  setmem 10; wait_ready 200
+  obs_ok "heap dumps: one per crossing and per +10 % step, 2 kept, read back by go tool pprof ($(head -1 "$OBS_TMP/top"))"
+else
+  grep -q '"event":"heap_dump_unavailable"' "$LOG" || obs_fail "no heap_dump_unavailable warning"
+  [ -z "$(ls "$OBS_TMP/dumps")" ] || obs_fail "heap dumps in a build without tcmalloc"
+  obs_ok "no tcmalloc in the $VARIANT build: heap dumps off with a warning"
+fi
+
+obs_stop P
+if [ "$VARIANT" = release ]; then # a dump directory that cannot be written is reported at start
+  obs_start Q --cgroup-root "$T" --heap-dump-dir "$OBS_TMP/no/such/dir"
+  grep -q '"event":"heap_dump_dir_unusable".*"dir":"'"$OBS_TMP"'/no/such/dir"' "$OBS_TMP/Q.log" ||
+    obs_fail "no heap_dump_dir_unusable warning at startup"
+  obs_stop Q
+  obs_ok "an unusable heap_dump_dir is reported at startup"
+fi
+echo "PASS test_memory_watch"
