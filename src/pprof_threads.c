@@ -154,6 +154,26 @@ __attribute__((format(printf, 2, 3))) static void tprintf(struct text *t, const 
 }
 
 /* A static function of a shared library has no name dladdr can give: name its object. */
+/* Append n raw bytes (the legacy format is binary). */
+static void tput(struct text *t, const void *p, size_t n)
+{
+    if (t->oom) return;
+    if (t->cap - t->len <= n) {
+        size_t cap = t->cap;
+        while (cap - t->len <= n)
+            cap *= 2;
+        char *np = realloc(t->p, cap);
+        if (!np) {
+            t->oom = true;
+            return;
+        }
+        t->p = np;
+        t->cap = cap;
+    }
+    memcpy(t->p + t->len, p, n);
+    t->len += n;
+}
+
 static void text_unnamed(struct text *out, uint64_t pc)
 {
     Dl_info info;
@@ -314,24 +334,7 @@ static int render_legacy(const struct threaddump *d, struct text *out)
     unsigned *ix = sorted(d, false, &n);
     if (!ix) return -ENOMEM;
     uintptr_t w[THREADDUMP_MAX_FRAMES + 2] = {0, 3, 0, 1, 0};
-#define PUT(words, count)                                                                          \
-    do {                                                                                           \
-        size_t bytes_ = (count) * sizeof(uintptr_t);                                               \
-        while (!out->oom && out->cap - out->len < bytes_ + 1) {                                    \
-            char *np_ = realloc(out->p, out->cap * 2);                                             \
-            if (!np_)                                                                              \
-                out->oom = true;                                                                   \
-            else {                                                                                 \
-                out->p = np_;                                                                      \
-                out->cap *= 2;                                                                     \
-            }                                                                                      \
-        }                                                                                          \
-        if (!out->oom) {                                                                           \
-            memcpy(out->p + out->len, (words), bytes_);                                            \
-            out->len += bytes_;                                                                    \
-        }                                                                                          \
-    } while (0)
-    PUT(w, 5);
+    tput(out, w, 5 * sizeof w[0]);
     for (unsigned g = 0; g < n;) {
         unsigned e = g + 1;
         while (e < n && same_group(d, ix[g], ix[e], false))
@@ -340,23 +343,22 @@ static int render_legacy(const struct threaddump *d, struct text *out)
         if (answered(t) && t->nframes) {
             w[0] = e - g;
             w[1] = t->nframes;
-            PUT(w, 2);
+            tput(out, w, 2 * sizeof w[0]);
             for (unsigned f = 0; f < t->nframes; f++)
                 w[f] = (uintptr_t)t->pc[f];
-            PUT(w, t->nframes);
+            tput(out, w, t->nframes * sizeof w[0]);
         }
         g = e;
     }
     uintptr_t trailer[3] = {0, 1, 0};
-    PUT(trailer, 3);
-#undef PUT
+    tput(out, trailer, sizeof trailer);
     free(ix);
     int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
         char chunk[4096];
         ssize_t r;
         while ((r = read(fd, chunk, sizeof chunk)) > 0 || (r < 0 && errno == EINTR))
-            if (r > 0) tprintf(out, "%.*s", (int)r, chunk);
+            if (r > 0) tput(out, chunk, (size_t)r);
         close(fd);
     }
     return out->oom ? -ENOMEM : 0;
