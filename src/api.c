@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 #include "primed/jsonw.h"
 #include "primed/numparse.h"
 #include "primed/primality.h"
+#include "primed/reqmem.h"
 #include "primed/sieve.h"
 
 /* π(2^64-1): the number of primes below 2^64. nth(k) for larger k does not exist; answering
@@ -63,8 +65,8 @@ void api_worker_fini(void *arg, void *local)
 
 void api_query_fini(struct api_query *q)
 {
-    if (q->batch) json_decref(q->batch);
-    q->batch = NULL;
+    q->body = NULL; /* borrowed */
+    q->body_len = 0;
 }
 
 /* Above these a count or nth is "large": a count of 1e10 numbers is ~1 s of sieving on one
@@ -146,8 +148,9 @@ static int number_param(const struct params *p, int i, uint64_t *out, struct htt
 
 /* ---- small answers ------------------------------------------------------------------------- */
 
+/* {"k1":v1,"k2":v2} with v2 a number, or a boolean when is_bool. */
 static void render_small(struct http_response *resp, const char *k1, uint64_t v1, const char *k2,
-                         const char *k3, uint64_t v3, bool has3, bool is_bool, bool b)
+                         bool is_bool, bool b, uint64_t v2)
 {
     char buf[SMALL_BODY_MAX];
     struct jsonw w;
@@ -162,13 +165,7 @@ static void render_small(struct http_response *resp, const char *k1, uint64_t v1
     if (is_bool)
         jsonw_bool(&w, b);
     else
-        jsonw_u64(&w, v3);
-    if (has3) {
-        jsonw_lit(&w, ",\"");
-        jsonw_raw(&w, k3, strlen(k3));
-        jsonw_lit(&w, "\":");
-        jsonw_u64(&w, v3);
-    }
+        jsonw_u64(&w, v2);
     jsonw_char(&w, '}');
     if (http_response_body(resp, 200, HTTP_JSON, w.buf, w.len) != 0)
         errors_render(resp, PERR_INTERNAL, NULL, NULL, NULL);
@@ -213,14 +210,14 @@ static void answer_primality(struct http_response *resp, enum api_op op, uint64_
     bool isp = false;
     int e = primality_answer(op, n, &p, &isp);
     if (op == API_ISPRIME) {
-        render_small(resp, "n", n, "prime", NULL, 0, false, true, isp);
+        render_small(resp, "n", n, "prime", true, isp, 0);
     } else if (e >= 0) {
         errors_render(resp, (enum primed_err)e, "n", NULL,
                       op == API_NEXT ? "no prime above %llu fits in 64 bits"
                                      : "no prime below %llu",
                       (unsigned long long)n);
     } else {
-        render_small(resp, "n", n, op == API_NEXT ? "next" : "prev", NULL, p, false, false, false);
+        render_small(resp, "n", n, op == API_NEXT ? "next" : "prev", false, false, p);
     }
 }
 
@@ -278,25 +275,11 @@ static bool is_json_type(const char *ct)
            (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
-/* jansson reports most allocation failures inside its lexer as syntax errors ("string or '}'
- * expected"), so its error cannot tell a client's bad JSON from our ENOMEM. Its allocator hook
- * can: a failed malloc sets this thread's flag, and prepare_batch answers 500, not 400. */
-static _Thread_local bool json_alloc_failed;
-
-static void *json_alloc(size_t n)
-{
-    void *p = malloc(n);
-    if (!p) json_alloc_failed = true;
-    return p;
-}
-
-static void json_alloc_install(void)
-{
-    json_set_alloc_funcs(json_alloc, free);
-}
-
-static enum api_plan prepare_batch(const struct api_ctx *ctx, const struct http_request *req,
-                                   struct api_query *q, struct http_response *resp)
+/* The body is not looked at here: parsing it is work proportional to the request (a 1 MiB body
+ * took the I/O thread ~50 ms, and its tree held ~65 MiB while the job waited for a worker). The
+ * job keeps only the raw bytes, which server.c has charged to the request memory budget. */
+static enum api_plan prepare_batch(const struct http_request *req, struct api_query *q,
+                                   struct http_response *resp)
 {
     struct params p = {.names = {NULL}};
     if (params_check(req, &p, resp)) return API_ANSWERED;
@@ -305,36 +288,8 @@ static enum api_plan prepare_batch(const struct api_ctx *ctx, const struct http_
                       "the body must be Content-Type: application/json");
         return API_ANSWERED;
     }
-    static pthread_once_t alloc_once = PTHREAD_ONCE_INIT;
-    pthread_once(&alloc_once, json_alloc_install);
-    json_error_t jerr;
-    json_alloc_failed = false;
-    json_t *root =
-        json_loadb(req->body ? req->body : "", req->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root && json_alloc_failed) {
-        errors_render(resp, PERR_INTERNAL, NULL, NULL, "out of memory while parsing the body");
-        return API_ANSWERED;
-    }
-    if (!root) {
-        errors_render(resp, PERR_BAD_JSON, NULL, NULL, "invalid JSON at line %d column %d: %s",
-                      jerr.line, jerr.column, jerr.text);
-        return API_ANSWERED;
-    }
-    json_t *qs = json_object_get(root, "queries");
-    if (!json_is_object(root) || json_object_size(root) != 1 || !json_is_array(qs)) {
-        errors_render(resp, PERR_BAD_JSON, "queries", NULL,
-                      "the body must be {\"queries\":[…]} and nothing else");
-        json_decref(root);
-        return API_ANSWERED;
-    }
-    if (json_array_size(qs) > ctx->cfg->max_batch_queries) {
-        errors_render(resp, PERR_LIMIT_EXCEEDED, "queries", NULL,
-                      "at most max_batch_queries = %u queries per batch",
-                      ctx->cfg->max_batch_queries);
-        json_decref(root);
-        return API_ANSWERED;
-    }
-    q->batch = root;
+    q->body = req->body ? req->body : "";
+    q->body_len = req->body ? req->body_len : 0;
     return API_RUN;
 }
 
@@ -352,7 +307,7 @@ enum api_plan api_prepare(const struct api_ctx *ctx, enum route_id route,
         return prepare_range(ctx, API_COUNT, req, q, resp);
     case ROUTE_BATCH:
         q->op = API_BATCH;
-        return prepare_batch(ctx, req, q, resp);
+        return prepare_batch(req, q, resp);
     case ROUTE_ISPRIME:
         q->op = API_ISPRIME;
         break;
@@ -469,187 +424,375 @@ static enum pool_outcome failed_answer(int r, const atomic_int *cancel, struct h
     return POOL_DONE;
 }
 
-/* A batch query's number: a non-negative JSON integer or a string numparse accepts. */
-static int batch_number(json_t *o, const char *key, uint64_t *out, const char **why)
+/* ---- batch --------------------------------------------------------------------------------- */
+
+/* POST /v1/batch is a loop over the single-request code: each query becomes a struct
+ * http_request whose arguments are the query's members (as strings), goes through api_prepare
+ * and api_run exactly as the GET endpoint of its op does, and the body of that answer (a result
+ * or an error from errors.c) is spliced into {"results":[…]}. The envelope is the only part
+ * that is batch's own: the body's shape, the op names, the members' JSON types.
+ *
+ * Memory. The body waits for a worker as raw bytes (charged by server.c to the request memory
+ * budget). On the worker, before jansson sees it, batch_scan walks the bytes once (O(n), no
+ * allocation) and refuses what the API cannot use: nesting below a query, more queries than
+ * max_batch_queries, more than BATCH_MEMBERS_MAX members in an object, tokens longer than
+ * BATCH_TOKEN_MAX. What is left parses into a tree of about 1.3–2 KiB a query, and the parse
+ * runs under a counting allocator (json_acct) that stops it at a per-parse cap and charges what
+ * it holds to the same budget. So a queued batch holds its raw bytes only, and a running one
+ * its bytes plus a tree of a few MiB at most (the audit's 1 MiB body of small objects made a
+ * 65 MiB tree, held while it waited). A streaming parse would avoid the tree, but jansson has none,
+ * and the scan leaves the tree small and bounded. */
+
+/* A batch op is a route-table row marked `batch`; its name is the row's label. */
+static bool is_batch_op(const struct route *rt)
 {
-    json_t *v = json_object_get(o, key);
-    if (!v) {
-        *why = "missing";
-        return PERR_MISSING_PARAM;
-    }
-    if (json_is_integer(v) && json_integer_value(v) >= 0) {
-        *out = (uint64_t)json_integer_value(v);
-        return -1;
-    }
-    if (json_is_string(v)) {
-        enum numparse_result r = numparse_u64(json_string_value(v), out);
-        if (r == NUMPARSE_OK) return -1;
-        *why = numparse_message(r);
-        return PERR_BAD_PARAM;
-    }
-    *why = "must be a non-negative integer or a decimal string";
-    return PERR_BAD_PARAM;
+    return rt->kind == ROUTE_K_API && rt->batch;
 }
 
-static void batch_error(struct jsonw *out, enum primed_err e, const char *param, const char *msg)
+#define BATCH_DEPTH_MAX 3 /* {"queries":[{…}]}: root, array, query */
+/* Members of the root and of one query: op, the parameters, and slack for unknown names, which
+ * are answered per query (unknown_parameter) as GET answers them. */
+#define BATCH_MEMBERS_MAX 8
+#define BATCH_TOKEN_MAX 256 /* bytes of one string (with its quotes) or number/literal */
+/* A parse is stopped (400) above BASE + PER_QUERY × max_batch_queries + 2 × the body's bytes.
+ * Within the scan's limits a real one stays below: measured with jansson 2.14, 1000 queries of 8
+ * members peak at 1.3 MiB with 1-byte tokens, 2.0 MiB with 60-byte ones (a 0.9 MB body). */
+#define BATCH_PARSE_PER_QUERY (2u * 1024)
+#define BATCH_PARSE_BASE (64u * 1024)
+/* The parse charges the budget in steps of this size, not per malloc. */
+#define BATCH_CHARGE_STEP (64u * 1024)
+
+/* One O(n) pass over the raw body. 0, or -1 with a 400 rendered into resp. It does not validate
+ * JSON (jansson does, afterwards); it only bounds what a valid document could make jansson
+ * allocate. */
+static int batch_scan(const struct api_ctx *ctx, const char *s, size_t n,
+                      struct http_response *resp)
 {
-    const struct primed_error_info *info = errors_info(e);
-    jsonw_lit(out, "{\"error\":{\"code\":");
-    jsonw_str(out, info->code);
-    jsonw_lit(out, ",\"message\":");
-    jsonw_str(out, msg ? msg : info->message);
-    if (param) {
-        jsonw_lit(out, ",\"param\":");
-        jsonw_str(out, param);
+    unsigned depth = 0;
+    uint64_t commas[BATCH_DEPTH_MAX + 1] = {0}; /* in the open container at each depth */
+    size_t tok = 0;                             /* length of the number/literal being read */
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '"') {
+            size_t j = i + 1;
+            while (j < n && s[j] != '"')
+                j += s[j] == '\\' ? 2 : 1;
+            if (j - i + 1 > BATCH_TOKEN_MAX) {
+                errors_render(resp, PERR_LIMIT_EXCEEDED, "queries", NULL,
+                              "a batch string is longer than %d bytes", BATCH_TOKEN_MAX - 2);
+                return -1;
+            }
+            i = j;
+            tok = 0;
+            continue;
+        }
+        switch (c) {
+        case '{':
+        case '[':
+            if (++depth > BATCH_DEPTH_MAX) {
+                errors_render(resp, PERR_BAD_JSON, "queries", NULL,
+                              "the body must be {\"queries\":[{…},…]}: nothing nests inside a "
+                              "query");
+                return -1;
+            }
+            commas[depth] = 0;
+            tok = 0;
+            break;
+        case '}':
+        case ']':
+            if (depth) depth--;
+            tok = 0;
+            break;
+        case ',':
+            tok = 0;
+            if (depth == 2 && ++commas[2] >= ctx->cfg->max_batch_queries) {
+                errors_render(resp, PERR_LIMIT_EXCEEDED, "queries", NULL,
+                              "at most max_batch_queries = %u queries per batch",
+                              ctx->cfg->max_batch_queries);
+                return -1;
+            }
+            if (depth != 2 && depth && ++commas[depth] >= BATCH_MEMBERS_MAX) {
+                errors_render(resp, PERR_LIMIT_EXCEEDED, "queries", NULL,
+                              "at most %d members in a batch object", BATCH_MEMBERS_MAX);
+                return -1;
+            }
+            break;
+        case ' ':
+        case '\t':
+        case '\n':
+        case '\r':
+        case ':':
+            tok = 0;
+            break;
+        default:
+            if (++tok > BATCH_TOKEN_MAX) {
+                errors_render(resp, PERR_LIMIT_EXCEEDED, "queries", NULL,
+                              "a batch number is longer than %d bytes", BATCH_TOKEN_MAX);
+                return -1;
+            }
+        }
     }
-    jsonw_lit(out, "}}");
+    return 0;
 }
 
-static void kv_u64(struct jsonw *out, const char *k, uint64_t v, bool comma)
+/* The counting allocator behind jansson while a batch is parsed, used, and freed on this thread
+ * (thread-local: jansson's hook is process-wide, and config.c and tests use jansson
+ * uncounted). Sizes come from malloc_usable_size, not from a size prefix: a prefix would break
+ * the free of every block allocated before the hook was installed or outside a parse (config.c,
+ * tests), which this hook also frees. Between json_acct_begin and _end every jansson block on
+ * this thread is one of the parse's, so `used` is exact. */
+struct json_acct {
+    struct reqmem *mem;
+    size_t cap;         /* stop the parse above this */
+    size_t used;        /* usable bytes of the live blocks */
+    size_t charged;     /* bytes charged to mem (≥ used, in BATCH_CHARGE_STEP steps) */
+    bool over_cap;      /* a malloc was refused: the parse would pass cap */
+    bool over_budget;   /* a malloc was refused: the budget is spent */
+    bool malloc_failed; /* malloc itself failed */
+};
+static _Thread_local struct json_acct *json_acct_now;
+
+static void *json_acct_malloc(size_t n)
 {
-    if (comma) jsonw_char(out, ',');
-    jsonw_str(out, k);
-    jsonw_char(out, ':');
-    jsonw_u64(out, v);
+    struct json_acct *a = json_acct_now;
+    if (!a) return malloc(n);
+    if (n > a->cap - a->used) {
+        a->over_cap = true;
+        return NULL;
+    }
+    void *p = malloc(n);
+    if (!p) {
+        a->malloc_failed = true;
+        return NULL;
+    }
+    size_t sz = malloc_usable_size(p);
+    if (sz > a->cap - a->used) {
+        free(p);
+        a->over_cap = true;
+        return NULL;
+    }
+    if (a->used + sz > a->charged) {
+        size_t step = a->used + sz - a->charged;
+        step = (step + BATCH_CHARGE_STEP - 1) / BATCH_CHARGE_STEP * BATCH_CHARGE_STEP;
+        if (!reqmem_charge(a->mem, step)) {
+            free(p);
+            a->over_budget = true;
+            return NULL;
+        }
+        a->charged += step;
+    }
+    a->used += sz;
+    return p;
 }
 
-/* One batch query into out. Returns a sieve error (stop the batch) or 0. */
-static int batch_one(const struct api_ctx *ctx, struct api_worker *w, json_t *o, struct jsonw *out,
-                     const atomic_int *cancel)
+static void json_acct_free(void *p)
+{
+    struct json_acct *a = json_acct_now;
+    if (a && p) a->used -= malloc_usable_size(p);
+    free(p);
+}
+
+static void json_acct_install(void)
+{
+    json_set_alloc_funcs(json_acct_malloc, json_acct_free);
+}
+
+static void json_acct_begin(struct json_acct *a, struct reqmem *mem, size_t cap)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, json_acct_install);
+    *a = (struct json_acct){.mem = mem, .cap = cap};
+    json_acct_now = a;
+}
+
+static void json_acct_end(struct json_acct *a)
+{
+    json_acct_now = NULL;
+    reqmem_release(a->mem, a->charged);
+    a->charged = 0;
+}
+
+/* One batch query seen as a GET request: its members other than "op" are the arguments, in
+ * order, as the strings a query string would carry. */
+struct batch_query {
+    struct http_request req;
+    unsigned nargs;
+    const char *names[BATCH_MEMBERS_MAX];
+    const char *vals[BATCH_MEMBERS_MAX];
+    char ints[BATCH_MEMBERS_MAX][24]; /* JSON integers in decimal */
+};
+
+static const char *bq_get_arg(const struct http_request *req, const char *name)
+{
+    const struct batch_query *bq = req->impl;
+    for (unsigned i = 0; i < bq->nargs; i++)
+        if (strcmp(bq->names[i], name) == 0) return bq->vals[i];
+    return NULL;
+}
+
+static void bq_each_arg(const struct http_request *req,
+                        void (*fn)(void *arg, const char *name, const char *value), void *arg)
+{
+    const struct batch_query *bq = req->impl;
+    for (unsigned i = 0; i < bq->nargs; i++)
+        fn(arg, bq->names[i], bq->vals[i]);
+}
+
+/* The route of query o, with its arguments in bq; or -1 with the envelope's error in er. The
+ * request has no path, headers or body: api_prepare reads only the arguments of these routes. */
+static int batch_query_init(json_t *o, struct batch_query *bq, struct http_response *er)
 {
     const char *op = json_string_value(json_object_get(o, "op"));
     if (!json_is_object(o) || !op) {
-        batch_error(out, PERR_BAD_JSON, "op", "each query must be an object with a string op");
-        return 0;
+        errors_render(er, PERR_BAD_JSON, "op", NULL,
+                      "each query must be an object with a string op");
+        return -1;
     }
-    bool range = strcmp(op, "count") == 0;
-    bool single = strcmp(op, "isprime") == 0 || strcmp(op, "nth") == 0 || strcmp(op, "next") == 0 ||
-                  strcmp(op, "prev") == 0;
-    if (!range && !single) {
-        batch_error(out, PERR_BAD_PARAM, "op", "op must be isprime, count, nth, next or prev");
-        return 0;
+    int route = -1;
+    for (size_t i = 0; i < router_count(); i++)
+        if (is_batch_op(router_route(i)) && strcmp(router_route(i)->label, op) == 0)
+            route = (int)router_route(i)->id;
+    if (route < 0) {
+        char list[128] = "";
+        for (size_t i = 0; i < router_count(); i++)
+            if (is_batch_op(router_route(i)))
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                         list[0] ? ", " : "", router_route(i)->label);
+        errors_render(er, PERR_BAD_PARAM, "op", NULL, "op must be one of %s", list);
+        return -1;
     }
+    bq->req = (struct http_request){
+        .method = "GET", .get_arg = bq_get_arg, .each_arg = bq_each_arg, .impl = bq};
+    bq->nargs = 0;
     const char *key;
     json_t *val;
     json_object_foreach(o, key, val)
     {
-        if (strcmp(key, "op") == 0 || (range && (!strcmp(key, "from") || !strcmp(key, "to"))) ||
-            (single && !strcmp(key, "n")))
-            continue;
-        batch_error(out, PERR_UNKNOWN_PARAM, key, NULL);
-        return 0;
+        if (strcmp(key, "op") == 0) continue;
+        if (bq->nargs == BATCH_MEMBERS_MAX) break; /* batch_scan allows no more */
+        unsigned i = bq->nargs++;
+        bq->names[i] = key;
+        if (json_is_integer(val)) {
+            snprintf(bq->ints[i], sizeof bq->ints[i], "%" JSON_INTEGER_FORMAT,
+                     json_integer_value(val));
+            bq->vals[i] = bq->ints[i];
+        } else if (json_is_string(val) &&
+                   strlen(json_string_value(val)) == json_string_length(val)) {
+            bq->vals[i] = json_string_value(val);
+        } else {
+            errors_render(er, PERR_BAD_PARAM, key, NULL,
+                          "%.64s must be a JSON integer or a string (one above 2^63-1 must be a "
+                          "string)",
+                          key);
+            return -1;
+        }
     }
-    const char *why = NULL;
-    uint64_t a = 0, b = 0;
-    int e;
-    if (range) {
-        if ((e = batch_number(o, "from", &a, &why)) >= 0) {
-            batch_error(out, (enum primed_err)e, "from", why);
-            return 0;
+    return route;
+}
+
+/* One query's answer into er, through the GET path. Returns POOL_DONE (er holds a result or an
+ * error), or the outcome of a cancelled computation (er holds its error: it answers the batch). */
+static enum pool_outcome batch_query_answer(const struct api_ctx *ctx, struct api_worker *w,
+                                            json_t *o, const atomic_int *cancel,
+                                            struct http_response *er)
+{
+    struct batch_query bq;
+    int route = batch_query_init(o, &bq, er);
+    if (route < 0) return POOL_DONE;
+    struct api_query sq;
+    enum api_plan plan = api_prepare(ctx, (enum route_id)route, &bq.req, &sq, er);
+    enum pool_outcome out = POOL_DONE;
+    if (plan == API_RUN)
+        out = api_run(ctx, &sq, w, cancel, er);
+    else if (plan != API_ANSWERED)
+        errors_render(er, PERR_INTERNAL, NULL, NULL, "batch op without a fixed-size answer");
+    api_query_fini(&sq);
+    return out;
+}
+
+/* Parse q's body under the accounting allocator `a` (begun by the caller). Returns the tree, or
+ * NULL with the error in resp. */
+static json_t *batch_parse(const struct api_ctx *ctx, const struct api_query *q,
+                           struct json_acct *a, struct http_response *resp)
+{
+    if (batch_scan(ctx, q->body, q->body_len, resp) != 0) return NULL;
+    json_error_t jerr;
+    json_t *root = json_loadb(q->body, q->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    /* jansson reports most allocation failures inside its lexer as syntax errors, so the flags,
+     * not jerr, tell the client's bad JSON from our refusals. */
+    if (a->over_budget) {
+        errors_render(resp, PERR_OVERLOADED, NULL, NULL, "request memory budget exhausted");
+    } else if (a->over_cap) {
+        errors_render(resp, PERR_LIMIT_EXCEEDED, "queries", NULL,
+                      "the batch needs more than %zu bytes to parse", a->cap);
+    } else if (a->malloc_failed) {
+        errors_render(resp, PERR_INTERNAL, NULL, NULL, "out of memory while parsing the body");
+    } else if (!root) {
+        errors_render(resp, PERR_BAD_JSON, NULL, NULL, "invalid JSON at line %d column %d: %s",
+                      jerr.line, jerr.column, jerr.text);
+    } else {
+        json_t *qs = json_object_get(root, "queries");
+        if (!json_is_object(root) || json_object_size(root) != 1 || !json_is_array(qs)) {
+            errors_render(resp, PERR_BAD_JSON, "queries", NULL,
+                          "the body must be {\"queries\":[…]} and nothing else");
+        } else if (json_array_size(qs) > ctx->cfg->max_batch_queries) {
+            errors_render(resp, PERR_LIMIT_EXCEEDED, "queries", NULL,
+                          "at most max_batch_queries = %u queries per batch",
+                          ctx->cfg->max_batch_queries);
+        } else {
+            return root;
         }
-        if ((e = batch_number(o, "to", &b, &why)) >= 0) {
-            batch_error(out, (enum primed_err)e, "to", why);
-            return 0;
-        }
-        if (a > b) {
-            batch_error(out, PERR_BAD_PARAM, "from", "from is greater than to");
-            return 0;
-        }
-        if (b - a > ctx->cfg->max_count_range) {
-            batch_error(out, PERR_LIMIT_EXCEEDED, "to", "range wider than max_count_range");
-            return 0;
-        }
-        uint64_t n = 0;
-        int r = count_range(ctx, w, a, b, &n, cancel);
-        if (r != 0) return r;
-        jsonw_char(out, '{');
-        kv_u64(out, "from", a, false);
-        kv_u64(out, "to", b, true);
-        kv_u64(out, "count", n, true);
-        jsonw_char(out, '}');
-        return 0;
     }
-    if ((e = batch_number(o, "n", &a, &why)) >= 0) {
-        batch_error(out, (enum primed_err)e, "n", why);
-        return 0;
-    }
-    jsonw_char(out, '{');
-    if (strcmp(op, "isprime") == 0) {
-        kv_u64(out, "n", a, false);
-        jsonw_lit(out, ",\"prime\":");
-        jsonw_bool(out, primality_is_prime(a));
-        jsonw_char(out, '}');
-        return 0;
-    }
-    uint64_t p = 0;
-    if (strcmp(op, "nth") == 0) {
-        if (a > PI_2_64) {
-            out->len--;
-            batch_error(out, PERR_NO_SUCH_PRIME, "n",
-                        "there are only 425656284035217743 primes below 2^64");
-            return 0;
-        }
-        if (a == 0 || a > ctx->cfg->max_nth) {
-            out->len--; /* drop the '{' */
-            batch_error(out, a == 0 ? PERR_BAD_PARAM : PERR_LIMIT_EXCEEDED, "n",
-                        a == 0 ? "n must be at least 1" : "n larger than max_nth");
-            return 0;
-        }
-        int r = nth_prime(ctx, w, a, &p, cancel);
-        if (r == -ERANGE) {
-            out->len--;
-            batch_error(out, PERR_NO_SUCH_PRIME, "n", NULL);
-            return 0;
-        }
-        if (r != 0) return r;
-        kv_u64(out, "n", a, false);
-        kv_u64(out, "prime", p, true);
-        jsonw_char(out, '}');
-        return 0;
-    }
-    bool next = strcmp(op, "next") == 0;
-    bool ok = next ? primality_next(a, &p) : primality_prev(a, &p);
-    if (!ok) {
-        out->len--;
-        batch_error(out, PERR_NO_SUCH_PRIME, "n", NULL);
-        return 0;
-    }
-    kv_u64(out, "n", a, false);
-    kv_u64(out, next ? "next" : "prev", p, true);
-    jsonw_char(out, '}');
-    return 0;
+    json_decref(root);
+    return NULL;
 }
 
 static enum pool_outcome run_batch(const struct api_ctx *ctx, const struct api_query *q,
                                    struct api_worker *w, const atomic_int *cancel,
                                    struct http_response *resp)
 {
-    json_t *qs = json_object_get(q->batch, "queries");
-    struct jsonw out;
-    jsonw_init_dynamic(&out, BATCH_BODY_MAX);
-    jsonw_lit(&out, "{\"results\":[");
+    struct json_acct acct;
+    json_acct_begin(&acct, ctx->mem,
+                    BATCH_PARSE_BASE + (size_t)ctx->cfg->max_batch_queries * BATCH_PARSE_PER_QUERY +
+                        2 * q->body_len);
+    json_t *root = batch_parse(ctx, q, &acct, resp);
+    enum pool_outcome out = POOL_DONE;
+    if (!root) goto done;
+    json_t *qs = json_object_get(root, "queries");
+    struct jsonw body;
+    jsonw_init_dynamic(&body, BATCH_BODY_MAX);
+    jsonw_lit(&body, "{\"results\":[");
     for (size_t i = 0; i < json_array_size(qs); i++) {
-        if (i) jsonw_char(&out, ',');
-        int r = batch_one(ctx, w, json_array_get(qs, i), &out, cancel);
-        if (r != 0) {
-            jsonw_fini(&out);
-            return failed_answer(r, cancel, resp);
+        struct http_response er;
+        http_response_init(&er);
+        out = batch_query_answer(ctx, w, json_array_get(qs, i), cancel, &er);
+        if (out != POOL_DONE) { /* cancelled: its error answers the whole batch */
+            http_response_fini(resp);
+            *resp = er;
+            jsonw_fini(&body);
+            goto done;
         }
+        if (i) jsonw_char(&body, ',');
+        jsonw_raw(&body, er.body ? er.body : "null", er.body ? er.body_len : 4);
+        http_response_fini(&er);
     }
-    jsonw_lit(&out, "]}");
-    if (out.overflow) {
-        jsonw_fini(&out);
+    jsonw_lit(&body, "]}");
+    if (body.overflow) {
+        jsonw_fini(&body);
         errors_render(resp, PERR_INTERNAL, NULL, NULL, "batch answer too large");
-        return POOL_DONE;
+        goto done;
     }
     size_t len;
-    char *body = jsonw_steal(&out, &len);
-    if (!body) {
+    char *text = jsonw_steal(&body, &len);
+    if (!text) {
         errors_render(resp, PERR_INTERNAL, NULL, NULL, NULL);
-        return POOL_DONE;
+        goto done;
     }
-    http_response_body_owned(resp, 200, HTTP_JSON, body, len);
-    return POOL_DONE;
+    http_response_body_owned(resp, 200, HTTP_JSON, text, len);
+done:
+    json_decref(root);
+    json_acct_end(&acct);
+    return out;
 }
 
 enum pool_outcome api_run(const struct api_ctx *ctx, const struct api_query *q, void *local,
@@ -674,7 +817,7 @@ enum pool_outcome api_run(const struct api_ctx *ctx, const struct api_query *q, 
             return POOL_DONE;
         }
         if (r != 0) return failed_answer(r, cancel, resp);
-        render_small(resp, "n", q->a, "prime", NULL, n, false, false, false);
+        render_small(resp, "n", q->a, "prime", false, false, n);
         return POOL_DONE;
     case API_ISPRIME:
     case API_NEXT:

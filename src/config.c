@@ -92,6 +92,8 @@ static const struct setting settings[] = {
      "Deadline of one request; beyond it the answer is 504 deadline_exceeded."},
     {"max_body_bytes", T_BYTES, F(max_body_bytes), 0, 1, GIB, NULL, "BYTES",
      "Largest request body (batch queries); beyond it 413 body_too_large."},
+    {"request_memory_budget", T_BYTES, F(request_memory_budget), 0, 64 * KIB, TIB, NULL, "BYTES",
+     "Total bytes of request bodies and batch parses held at once; beyond it 503 overloaded."},
     {"max_uri_bytes", T_UINT, F(max_uri_bytes), 0, 64, 1048576, NULL, "N",
      "Longest request URI; beyond it 414 uri_too_long."},
     {"shutdown_timeout", T_UINT, F(shutdown_timeout), 0, 0, 3600, NULL, "S",
@@ -169,6 +171,7 @@ void config_defaults(struct primed_config *cfg)
     cfg->connection_memory_limit = 64 * KIB;
     cfg->request_timeout_ms = 30000;
     cfg->max_body_bytes = 1 * MIB;
+    cfg->request_memory_budget = 64 * MIB;
     cfg->max_uri_bytes = 8192;
     cfg->shutdown_timeout = 10;
     cfg->max_list_range = 1000000000000ULL;

@@ -19,6 +19,7 @@ static const struct primed_error_info error_table[PERR__COUNT] = {
     [PERR_MISSING_PARAM] = {400, "missing_parameter", "a required parameter is missing"},
     [PERR_UNKNOWN_PARAM] = {400, "unknown_parameter", "unknown parameter"},
     [PERR_LIMIT_EXCEEDED] = {400, "limit_exceeded", "the request exceeds a configured limit"},
+    [PERR_BAD_REQUEST] = {400, "bad_request", "the request line or a header is malformed"},
     [PERR_BAD_JSON] = {400, "bad_json", "the request body is not the JSON expected"},
     [PERR_UNAUTHORIZED] = {401, "unauthorized", "a valid debug token is required"},
     [PERR_NOT_FOUND] = {404, "not_found", "no such resource"},

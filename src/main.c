@@ -21,6 +21,7 @@
 #include "primed/metrics.h"
 #include "primed/pool.h"
 #include "primed/profiling.h"
+#include "primed/reqmem.h"
 #include "primed/server.h"
 #include "primed/sieve.h"
 
@@ -89,13 +90,20 @@ int main(int argc, char *argv[])
     }
 
     int rc = 1;
-    struct api_ctx api = {.cfg = &cfg, .inline_small = cfg.inline_small_answers};
+    /* Request bodies and batch parses: charged by the server and the API, reported here. */
+    static struct reqmem reqmem;
+    reqmem_init(&reqmem, cfg.request_memory_budget);
+    struct api_ctx api = {.cfg = &cfg, .inline_small = cfg.inline_small_answers, .mem = &reqmem};
     struct pool *pool = NULL;
     struct server *srv = NULL;
     struct memwatch *mw = NULL;
     if (metrics_init() != 0) {
         log_event(LOG_ERROR, "startup_failed", "metrics_init failed", NULL);
         goto out_sfd;
+    }
+    if (metrics_register_collector(reqmem_collect, &reqmem) != 0) {
+        log_event(LOG_ERROR, "startup_failed", "cannot register the request memory metrics", NULL);
+        goto out_metrics;
     }
     /* Before the server: it sizes the stream budget from cfg.memory_budget (auto resolved here). */
     if ((rc = memwatch_create(&cfg, &mw)) != 0) {
@@ -148,6 +156,7 @@ out_pool:
 out_memwatch:
     memwatch_destroy(mw);
 out_metrics:
+    metrics_unregister_collector(reqmem_collect, &reqmem);
     profiling_shutdown();
     metrics_fini();
     sieve_shutdown();

@@ -3,12 +3,15 @@
  * values of π). No sockets. */
 #include <check.h>
 #include <jansson.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "check_main.h"
 #include "primed/api.h"
 #include "primed/config.h"
+#include "primed/reqmem.h"
 
 struct fake {
     const char *names[8], *vals[8];
@@ -213,8 +216,196 @@ START_TEST(batch_validation)
     /* jansson cannot hold integers above 2^63-1, so compare text (numbers are exact). */
     ck_assert_str_eq(b, "{\"results\":[{\"n\":18446744073709551557,\"prime\":true},"
                         "{\"from\":0,\"to\":100,\"count\":25},{\"error\":{\"code\":"
-                        "\"bad_parameter\",\"message\":\"must be a non-negative integer or a "
-                        "decimal string\",\"param\":\"n\"}}]}");
+                        "\"bad_parameter\",\"message\":\"n must be a decimal integer from 0 to "
+                        "18446744073709551615 or the form 1e10\",\"param\":\"n\"}}]}");
+}
+END_TEST
+
+/* One query of a batch answers exactly what the GET endpoint of its op answers: the same
+ * result, or the same error (code, message, param), byte for byte, for every op and every error
+ * a GET can get, with the argument as a JSON string and (where it is an integer) as a JSON
+ * integer. */
+struct same_case {
+    const char *op;
+    enum route_id route;
+    int nargs;
+    const char *names[3], *vals[3];
+};
+
+static const struct same_case same_cases[] = {
+    {"isprime", ROUTE_ISPRIME, 1, {"n"}, {"97"}},
+    {"isprime", ROUTE_ISPRIME, 1, {"n"}, {"18446744073709551615"}},
+    {"isprime", ROUTE_ISPRIME, 0, {NULL}, {NULL}},                  /* missing_parameter */
+    {"isprime", ROUTE_ISPRIME, 1, {"n"}, {"abc"}},                  /* bad_parameter */
+    {"isprime", ROUTE_ISPRIME, 1, {"n"}, {"-1"}},                   /* bad_parameter */
+    {"isprime", ROUTE_ISPRIME, 1, {"n"}, {""}},                     /* bad_parameter */
+    {"isprime", ROUTE_ISPRIME, 1, {"n"}, {"1.5"}},                  /* bad_parameter */
+    {"isprime", ROUTE_ISPRIME, 1, {"n"}, {"18446744073709551616"}}, /* overflow */
+    {"isprime", ROUTE_ISPRIME, 2, {"n", "x"}, {"7", "1"}},          /* unknown_parameter */
+    {"next", ROUTE_NEXT, 1, {"n"}, {"100"}},
+    {"next", ROUTE_NEXT, 1, {"n"}, {"18446744073709551557"}}, /* no_such_prime */
+    {"next", ROUTE_NEXT, 1, {"n"}, {"1e20"}},                 /* bad_parameter */
+    {"next", ROUTE_NEXT, 0, {NULL}, {NULL}},                  /* missing_parameter */
+    {"prev", ROUTE_PREV, 1, {"n"}, {"100"}},
+    {"prev", ROUTE_PREV, 1, {"n"}, {"2"}},              /* no_such_prime */
+    {"prev", ROUTE_PREV, 2, {"n", "from"}, {"9", "1"}}, /* unknown_parameter */
+    {"nth", ROUTE_NTH, 1, {"n"}, {"1000"}},
+    {"nth", ROUTE_NTH, 1, {"n"}, {"0"}},                  /* bad_parameter */
+    {"nth", ROUTE_NTH, 1, {"n"}, {"100001"}},             /* limit_exceeded */
+    {"nth", ROUTE_NTH, 1, {"n"}, {"425656284035217744"}}, /* no_such_prime */
+    {"nth", ROUTE_NTH, 0, {NULL}, {NULL}},                /* missing_parameter */
+    {"count", ROUTE_COUNT, 2, {"from", "to"}, {"0", "100"}},
+    {"count", ROUTE_COUNT, 2, {"from", "to"}, {"10", "9"}},                  /* from > to */
+    {"count", ROUTE_COUNT, 2, {"from", "to"}, {"0", "2000001"}},             /* limit_exceeded */
+    {"count", ROUTE_COUNT, 1, {"from"}, {"0"}},                              /* missing to */
+    {"count", ROUTE_COUNT, 1, {"to"}, {"9"}},                                /* missing from */
+    {"count", ROUTE_COUNT, 2, {"from", "to"}, {"0x1", "9"}},                 /* bad from */
+    {"count", ROUTE_COUNT, 3, {"from", "to", "format"}, {"0", "9", "text"}}, /* unknown */
+};
+
+/* The one result of a one-query batch answer, copied into out. */
+static void only_result(const char *batch, char *out, size_t outlen)
+{
+    const char *pre = "{\"results\":[";
+    size_t bl = strlen(batch), pl = strlen(pre);
+    ck_assert_msg(bl > pl + 2 && strncmp(batch, pre, pl) == 0 && strcmp(batch + bl - 2, "]}") == 0,
+                  "not a batch answer: %s", batch);
+    snprintf(out, outlen, "%.*s", (int)(bl - pl - 2), batch + pl);
+}
+
+START_TEST(batch_query_answers_equal_get_answers)
+{
+    cfg.max_count_range = 2000000;
+    struct fake *json = Q(.ctype = "application/json");
+    for (int inl = 0; inl < 2; inl++) {
+        ctx.inline_small = inl;
+        for (size_t i = 0; i < sizeof same_cases / sizeof same_cases[0]; i++) {
+            const struct same_case *c = &same_cases[i];
+            struct fake f = {.n = c->nargs};
+            for (int k = 0; k < c->nargs; k++) {
+                f.names[k] = c->names[k];
+                f.vals[k] = c->vals[k];
+            }
+            char get[4096], batch[8192], one[4096], body[512];
+            int st = call(c->route, NULL, &f, get, sizeof get);
+            /* every argument as a JSON string, then (when it is an integer jansson can hold) as
+             * a JSON integer */
+            for (int as_int = 0; as_int < 2; as_int++) {
+                int len = snprintf(body, sizeof body, "{\"queries\":[{\"op\":\"%s\"", c->op);
+                bool all_int = true;
+                for (int k = 0; k < c->nargs; k++) {
+                    char *end;
+                    long long v = strtoll(c->vals[k], &end, 10);
+                    bool is_int = c->vals[k][0] && !*end && v > -1000 && v < 1000000000;
+                    all_int &= is_int;
+                    if (as_int && is_int)
+                        len += snprintf(body + len, sizeof body - (size_t)len, ",\"%s\":%lld",
+                                        c->names[k], v);
+                    else
+                        len += snprintf(body + len, sizeof body - (size_t)len, ",\"%s\":\"%s\"",
+                                        c->names[k], c->vals[k]);
+                }
+                snprintf(body + len, sizeof body - (size_t)len, "}]}");
+                if (as_int && (!all_int || c->nargs == 0)) continue;
+                ck_assert_int_eq(call(ROUTE_BATCH, body, json, batch, sizeof batch), 200);
+                only_result(batch, one, sizeof one);
+                ck_assert_msg(strcmp(one, get) == 0, "%s (GET %d)\n  GET:   %s\n  batch: %s", body,
+                              st, get, one);
+            }
+        }
+    }
+}
+END_TEST
+
+/* Shapes the API cannot use are refused from the raw bytes, before jansson builds anything. */
+START_TEST(batch_shape_bombs_are_refused_before_parsing)
+{
+    char b[8192], body[4096];
+    struct fake *json = Q(.ctype = "application/json");
+    ck_assert_int_eq(
+        call(ROUTE_BATCH, "{\"queries\":[{\"op\":\"isprime\",\"n\":[[7]]}]}", json, b, sizeof b),
+        400);
+    ck_assert_str_eq(code_of(b), "bad_json");
+    ck_assert_int_eq(call(ROUTE_BATCH, "{\"queries\":[[[[[[[[]]]]]]]]}", json, b, sizeof b), 400);
+    ck_assert_str_eq(code_of(b), "bad_json");
+    /* 9 members in one query */
+    ck_assert_int_eq(call(ROUTE_BATCH,
+                          "{\"queries\":[{\"op\":\"isprime\",\"n\":7,\"a\":1,\"b\":1,\"c\":1,"
+                          "\"d\":1,\"e\":1,\"f\":1,\"g\":1}]}",
+                          json, b, sizeof b),
+                     400);
+    ck_assert_str_eq(code_of(b), "limit_exceeded");
+    /* 8 are fine: the unknown name is answered per query, as GET does */
+    ck_assert_int_eq(call(ROUTE_BATCH,
+                          "{\"queries\":[{\"op\":\"isprime\",\"n\":7,\"a\":1,\"b\":1,\"c\":1,"
+                          "\"d\":1,\"e\":1,\"f\":1}]}",
+                          json, b, sizeof b),
+                     200);
+    ck_assert_ptr_nonnull(strstr(b, "unknown_parameter"));
+    /* a long string, a long number */
+    int n = snprintf(body, sizeof body, "{\"queries\":[{\"op\":\"isprime\",\"n\":\"");
+    memset(body + n, '7', 300);
+    snprintf(body + n + 300, sizeof body - (size_t)n - 300, "\"}]}");
+    ck_assert_int_eq(call(ROUTE_BATCH, body, json, b, sizeof b), 400);
+    ck_assert_str_eq(code_of(b), "limit_exceeded");
+    n = snprintf(body, sizeof body, "{\"queries\":[{\"op\":\"isprime\",\"n\":");
+    memset(body + n, '7', 300);
+    snprintf(body + n + 300, sizeof body - (size_t)n - 300, "}]}");
+    ck_assert_int_eq(call(ROUTE_BATCH, body, json, b, sizeof b), 400);
+    ck_assert_str_eq(code_of(b), "limit_exceeded");
+    /* many root members */
+    ck_assert_int_eq(call(ROUTE_BATCH,
+                          "{\"a\":1,\"b\":1,\"c\":1,\"d\":1,\"e\":1,\"f\":1,\"g\":1,\"h\":1,"
+                          "\"queries\":[]}",
+                          json, b, sizeof b),
+                     400);
+    ck_assert_str_eq(code_of(b), "limit_exceeded");
+    /* a value of the wrong JSON type is that query's error */
+    ck_assert_int_eq(call(ROUTE_BATCH,
+                          "{\"queries\":[{\"op\":\"isprime\",\"n\":7.5},{\"op\":\"isprime\","
+                          "\"n\":true},{\"op\":\"isprime\",\"n\":7}]}",
+                          json, b, sizeof b),
+                     200);
+    ck_assert_ptr_nonnull(
+        strstr(b, "\"n must be a JSON integer or a string (one above 2^63-1 must be a string)\""));
+    ck_assert_ptr_nonnull(strstr(b, "{\"n\":7,\"prime\":true}]}"));
+}
+END_TEST
+
+/* The parse is charged to the request memory budget while it lives, given back after, and a
+ * budget too small for it is a 503 overloaded, counted as a rejection. A batch of the largest
+ * shape the scan lets through parses within the per-parse cap. */
+START_TEST(batch_parse_is_charged_to_the_request_budget)
+{
+    char b[8192];
+    struct fake *json = Q(.ctype = "application/json");
+    struct reqmem mem;
+    reqmem_init(&mem, 1024); /* less than one charge step */
+    ctx.mem = &mem;
+    ck_assert_int_eq(
+        call(ROUTE_BATCH, "{\"queries\":[{\"op\":\"isprime\",\"n\":7}]}", json, b, sizeof b), 503);
+    ck_assert_str_eq(code_of(b), "overloaded");
+    ck_assert_uint_eq(atomic_load(&mem.rejections), 1);
+    ck_assert_uint_eq(atomic_load(&mem.used), 0);
+
+    reqmem_init(&mem, 64u << 20);
+    cfg.max_batch_queries = 1000;
+    size_t cap = 1000 * 80 + 64, len = 0;
+    char *body = malloc(cap), *out = malloc(1 << 20);
+    len += (size_t)snprintf(body, cap, "{\"queries\":[");
+    for (int i = 0; i < 1000; i++)
+        len += (size_t)snprintf(body + len, cap - len,
+                                "%s{\"op\":\"nth\",\"n\":%d,\"a\":1,\"b\":2,\"c\":3,\"d\":4,"
+                                "\"e\":5,\"f\":6}",
+                                i ? "," : "", i + 1);
+    snprintf(body + len, cap - len, "]}");
+    ck_assert_int_eq(call(ROUTE_BATCH, body, json, out, 1 << 20), 200);
+    ck_assert_ptr_nonnull(strstr(out, "unknown_parameter"));
+    ck_assert_uint_eq(atomic_load(&mem.rejections), 0);
+    ck_assert_uint_eq(atomic_load(&mem.used), 0);
+    free(body);
+    free(out);
+    ctx.mem = NULL;
 }
 END_TEST
 
@@ -228,6 +419,9 @@ static Suite *api_suite(void)
     tcase_add_test(tc, ranges_from_above_to_and_limits);
     tcase_add_test(tc, answers_match_known_values);
     tcase_add_test(tc, batch_validation);
+    tcase_add_test(tc, batch_query_answers_equal_get_answers);
+    tcase_add_test(tc, batch_shape_bombs_are_refused_before_parsing);
+    tcase_add_test(tc, batch_parse_is_charged_to_the_request_budget);
     suite_add_tcase(s, tc);
     return s;
 }

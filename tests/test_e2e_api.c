@@ -157,8 +157,9 @@ START_TEST(batch_answers_in_order)
     ck_assert_str_eq(r.body, "{\"results\":[{\"n\":97,\"prime\":true},"
                              "{\"from\":0,\"to\":1000000,\"count\":78498},"
                              "{\"n\":18446744073709551556,\"next\":18446744073709551557},"
+                             /* the same message as GET /v1/prev?n=2 */
                              "{\"error\":{\"code\":\"no_such_prime\",\"message\":\"no prime "
-                             "satisfies the request within 0 ... 2^64-1\",\"param\":\"n\"}},"
+                             "below 2\",\"param\":\"n\"}},"
                              "{\"n\":10000,\"prime\":104729}]}");
     http_result_free(&r);
     ck_assert_int_eq(http_do(srv.port, "POST", "/v1/batch", "{\"queries\":", h, &r), 0);

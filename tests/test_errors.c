@@ -20,6 +20,7 @@ static const struct {
     {PERR_MISSING_PARAM, 400, "missing_parameter"},
     {PERR_UNKNOWN_PARAM, 400, "unknown_parameter"},
     {PERR_LIMIT_EXCEEDED, 400, "limit_exceeded"},
+    {PERR_BAD_REQUEST, 400, "bad_request"},
     {PERR_BAD_JSON, 400, "bad_json"},
     {PERR_UNAUTHORIZED, 401, "unauthorized"},
     {PERR_NOT_FOUND, 404, "not_found"},

@@ -6,7 +6,8 @@
 #  1. 90 sequential keep-alive requests through nginx all succeed and every instance serves a
 #     share (nginx's $upstream_addr in the access log, and each instance's own
 #     primed_http_requests_total when it exports it);
-#  2. /instances/N/metrics reaches instance N;
+#  2. /instances/N/metrics reaches instance N; 400 HEAD /v1/primes + GET pairs on keep-alive
+#     client connections all answer 200 (no HEAD answer leaves bytes on an upstream connection);
 #  3. under steady wrk traffic, instance 2 gets SIGTERM: it drains and exits 0, the client sees
 #     no error at all (in-flight requests finish, new ones are retried elsewhere by
 #     proxy_next_upstream), and afterwards only instances 1 and 3 answer.
@@ -125,6 +126,54 @@ for i in 1 2 3; do
 done
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$LB/metrics")
 [ "$code" = 404 ] && ok "balanced /metrics refused (404)" || bad "balanced /metrics gave $code"
+
+# --- 2b. HEAD + GET through the balancer ---
+# 400 HEAD /v1/primes (a streamed list), each followed by a GET on the same client connection,
+# 4 clients at once; nginx keeps upstream connections alive (keepalive 32). A HEAD answer that
+# carries body bytes (primed used to send the chunked terminator "0\r\n\r\n", issue 11 defect 3)
+# poisons the upstream connection: nginx reads those bytes as the next answer's status line
+# (clients saw status "009") or waits for more. Every answer must be a clean 200.
+headget=$(timeout 120 python3 - "$nport" <<'PY'
+import sys, threading
+sys.dont_write_bytecode = True
+sys.path.insert(0, "tests")
+from rawhttp import Reader, Closed, connect
+port, N, CLIENTS = int(sys.argv[1]), 400, 4
+bad, done = [], [0]
+lock = threading.Lock()
+def client(k):
+    s = rd = None
+    for i in range(k, N, CLIENTS):
+        try:
+            if s is None:
+                s = connect(port, timeout=5)
+                rd = Reader(s)
+            s.sendall(b"HEAD /v1/primes?from=0&to=%d HTTP/1.1\r\nHost: lb\r\n\r\n" % (1000 + i))
+            h = rd.response(head=True)
+            s.sendall(b"GET /v1/isprime?n=97 HTTP/1.1\r\nHost: lb\r\n\r\n")
+            g = rd.response()
+            ok = h.status == 200 and g.status == 200 and b'"prime":true' in g.body
+            with lock:
+                done[0] += 1
+                if not ok:
+                    bad.append("HEAD %d GET %d" % (h.status, g.status))
+        except (Closed, OSError) as e:
+            with lock:
+                bad.append("%s: %s" % (type(e).__name__, getattr(e, "how", e)))
+            if s is not None:
+                s.close()
+            s = None
+    if s is not None:
+        s.close()
+ts = [threading.Thread(target=client, args=(k,)) for k in range(CLIENTS)]
+for t in ts: t.start()
+for t in ts: t.join(timeout=100)
+print("%d %d %s" % (done[0], len(bad), "; ".join(sorted(set(bad))[:4])))
+PY
+) || true
+read -r hg_done hg_bad hg_how <<<"$headget"
+if [ "${hg_done:-0}" = 400 ] && [ "${hg_bad:-1}" = 0 ]; then ok "400 HEAD + GET pairs through nginx: 0 bad statuses"
+else bad "HEAD + GET through nginx: ${hg_done:-0} of 400 pairs done, ${hg_bad:-?} bad: ${hg_how:-no output}"; fi
 
 # --- 3. drain one instance under traffic ---
 mark=$(( $(wc -l <"$ACCESS") + 1 ))

@@ -1,11 +1,13 @@
 /* api.h — the /v1 endpoints: parse and validate a query, then compute and render its answer.
  *
- * api_prepare runs on the I/O thread and does no computation beyond a primality test: it
- * validates parameters (strict numbers, no unknown or repeated names, configured limits) and
- * either answers at once (errors; isprime/next/prev, which cost less than a hand-off — see
- * docs in api.c) or returns a query for a worker: api_run (fixed answer) or api_stream (the
- * /v1/primes body, written block by block into a stream). Never touches sockets or the HTTP
- * library; never invents an error status (errors.h).
+ * api_prepare runs on the I/O thread and does no work proportional to the request beyond a
+ * primality test: it validates query parameters (strict numbers, no unknown or repeated names,
+ * configured limits) and either answers at once (errors; isprime/next/prev, which cost less than
+ * a hand-off — see docs in api.c) or returns a query for a worker: api_run (fixed answer) or
+ * api_stream (the /v1/primes body, written block by block into a stream). A batch body is only
+ * looked at on the worker (api_run), where each of its queries goes through this same
+ * prepare/run path. Never touches sockets or the HTTP library; never invents an error status
+ * (errors.h).
  */
 #ifndef PRIMED_API_H
 #define PRIMED_API_H
@@ -17,6 +19,7 @@
 #include "primed/config.h"
 #include "primed/http.h"
 #include "primed/pool.h"
+#include "primed/reqmem.h"
 #include "primed/router.h"
 #include "primed/stream.h"
 
@@ -24,6 +27,7 @@ struct api_ctx {
     const struct primed_config *cfg; /* borrowed for the process lifetime */
     struct pool *pool;               /* for intra-request parallelism; NULL = sequential */
     bool inline_small;               /* answer isprime/next/prev on the I/O thread */
+    struct reqmem *mem; /* batch parses are charged here (borrowed); NULL = unbounded */
 };
 
 enum api_op { API_PRIMES, API_COUNT, API_ISPRIME, API_NTH, API_NEXT, API_PREV, API_BATCH };
@@ -42,11 +46,16 @@ struct api_query {
     enum api_op op;
     uint64_t a, b; /* from/to, or n */
     bool text;     /* /v1/primes as text/plain */
-    void *batch;   /* json_t * of validated queries (owned; api_query_fini) */
+    /* API_BATCH: the raw body, borrowed from the request, which outlives the query (server.c
+     * frees the body with the request). Parsed only by api_run, on a worker. */
+    const char *body;
+    size_t body_len;
     /* Written only by the run of api_stream producing this query's body (runs never overlap:
      * pool_resume orders them through the pool lock). */
     struct api_stream_pos pos;
 };
+/* Releases what q owns (today nothing: a batch borrows its body); call it for every prepared
+ * query, so that a query that comes to own memory needs no change in its callers. */
 void api_query_fini(struct api_query *q);
 
 enum api_plan {
@@ -67,7 +76,10 @@ void *api_worker_init(void *ctx);
 void api_worker_fini(void *ctx, void *local);
 
 /* Compute q on a worker into resp. Cancellation: a DEADLINE reason yields 504, SHUTDOWN 503,
- * CLIENT an (unsent) 503. local may be NULL only when cancel is already set. */
+ * CLIENT an (unsent) 503. local may be NULL only when cancel is already set. A batch is parsed
+ * here (400 for a shape it cannot use, 503 when ctx->mem cannot hold the parse) and each of its
+ * queries prepared and run as its GET endpoint; a cancel stops the batch with the cancel's
+ * answer. */
 enum pool_outcome api_run(const struct api_ctx *ctx, const struct api_query *q, void *local,
                           const atomic_int *cancel, struct http_response *resp);
 

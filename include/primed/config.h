@@ -46,6 +46,7 @@ struct primed_config {
     uint64_t connection_memory_limit; /* bytes per connection, default 64 KiB */
     unsigned request_timeout_ms;      /* default 30000 */
     uint64_t max_body_bytes;          /* default 1 MiB */
+    uint64_t request_memory_budget;   /* bodies + batch parses held at once, default 64 MiB */
     unsigned max_uri_bytes;           /* default 8192 */
     unsigned shutdown_timeout;        /* seconds, default 10 */
 

@@ -14,6 +14,7 @@ enum primed_err {
     PERR_MISSING_PARAM,      /* 400 missing_parameter */
     PERR_UNKNOWN_PARAM,      /* 400 unknown_parameter */
     PERR_LIMIT_EXCEEDED,     /* 400 limit_exceeded: range wider than configured, nth too large */
+    PERR_BAD_REQUEST,        /* 400 bad_request: control byte in the request line or a header */
     PERR_BAD_JSON,           /* 400 bad_json: body is not the JSON asked for */
     PERR_UNAUTHORIZED,       /* 401 unauthorized: debug token missing or wrong */
     PERR_NOT_FOUND,          /* 404 not_found: unknown path */

@@ -1,10 +1,11 @@
 /* router.h — the one route table: which handler answers a (listener, method, path).
  *
  * Every endpoint is one row of router.c's table: path, methods, listeners, handler (route_id),
- * metric label and a one-line summary. Everything else that lists endpoints is derived from it:
- * the router itself, the 405 Allow header, the metric label set (metrics.c), the `/` listing
- * (server.c) and the /debug/pprof/ index (profiling.c). Adding an endpoint is a route_id, a row
- * and its handler. No allocation, no HTTP library; never looks at the query string.
+ * metric label, whether it is a batch op, and a one-line summary. Everything else that lists
+ * endpoints is derived from it: the router itself, the 405 Allow header, the metric label set
+ * (metrics.c), the `/` listing (server.c) and the /debug/pprof/ index (profiling.c). Adding an
+ * endpoint is a route_id, a row and its handler. No allocation, no HTTP library; never looks at the
+ * query string.
  */
 #ifndef PRIMED_ROUTER_H
 #define PRIMED_ROUTER_H
@@ -57,6 +58,7 @@ struct route {
     enum route_kind kind;
     enum route_id id;
     const char *label;   /* metrics `handler` label; several rows may share one */
+    bool batch;          /* also a /v1/batch op, named by its label (API rows only) */
     const char *summary; /* one line for the `/` listing and the debug index */
 };
 
