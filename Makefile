@@ -20,7 +20,7 @@ ifeq ($(ARCH),x86_64)
 ARCH_FLAGS ?= -march=x86-64-v2
 endif
 
-PKGS      := libmicrohttpd jansson
+PKGS      := libmicrohttpd jansson zlib libunwind
 WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
              -Wformat=2 -Wvla -Wno-unused-parameter
 CPPFLAGS  += -Iinclude -D_GNU_SOURCE -DPRIMED_VERSION=\"$(VERSION)\" \
@@ -137,7 +137,7 @@ run: deps
 	$(MAKE) all
 	./$(B)/primed $(ARGS)
 
-FORMAT_FILES = src/*.c src/engine/*.c src/engine/*.h include/primed/*.h tests/*.c tests/*.h tests/*/*.c
+FORMAT_FILES = src/*.c src/*.h src/engine/*.c src/engine/*.h include/primed/*.h tests/*.c tests/*.h tests/*/*.c
 
 # `make test`: install what is missing, build the product and the ASan build, run every test.
 test: deps

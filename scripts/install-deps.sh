@@ -5,8 +5,8 @@
 set -euo pipefail
 
 build_pkgs=(gcc g++ make pkg-config libmicrohttpd-dev libjansson-dev libgoogle-perftools-dev
-            check libcurl4-openssl-dev clang libclang-rt-14-dev clang-format)
-runtime_pkgs=(libmicrohttpd12 libjansson4 libgoogle-perftools4 libtcmalloc-minimal4 curl)
+            check libcurl4-openssl-dev clang libclang-rt-14-dev clang-format zlib1g-dev libunwind-dev)
+runtime_pkgs=(libmicrohttpd12 libjansson4 libgoogle-perftools4 libtcmalloc-minimal4 zlib1g libunwind8 curl)
 test_pkgs=(curl primesieve primecount wrk hyperfine prometheus golang-go google-perftools
            nginx-light python3 gnuplot-nox valgrind procps time python3-yaml systemd)
 

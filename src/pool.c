@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -76,6 +77,17 @@ struct pool {
     pthread_t wd;
     bool wd_started;
 };
+
+/* The label of what this thread runs (pool_current_label). Written only by the thread itself
+ * (release), read by itself, also from a signal handler (acquire): no other thread touches it.
+ * initial-exec: a thread-local of the executable, reached without __tls_get_addr (which may
+ * allocate), so the handler's load is async-signal-safe. */
+static _Thread_local _Atomic(const char *) cur_label __attribute__((tls_model("initial-exec")));
+
+const char *pool_current_label(void)
+{
+    return atomic_load_explicit(&cur_label, memory_order_acquire);
+}
 
 uint64_t pool_now_ns(void)
 {
@@ -195,7 +207,9 @@ static void run_job(struct pool *p, struct worker *w, struct pool_job *job)
     if (w) w->current = job;
     p->busy += w != NULL;
     pthread_mutex_unlock(&p->mu);
+    atomic_store_explicit(&cur_label, job->label, memory_order_release);
     enum pool_outcome o = job->run(job, w ? w->local : NULL);
+    atomic_store_explicit(&cur_label, NULL, memory_order_release); /* before `done` frees it */
     pthread_mutex_lock(&p->mu);
     p->busy -= w != NULL;
     if (w) w->current = NULL;
@@ -225,6 +239,11 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct pool *p = w->p;
+    /* Thread names (15 chars at most) are how thread dumps and `top -H` tell threads apart;
+     * "primed-wrk-N" fits up to 99999 workers in one format. */
+    char name[16];
+    snprintf(name, sizeof name, "primed-wrk-%u", (unsigned)(w - p->w));
+    pthread_setname_np(pthread_self(), name);
     void *local = p->init ? p->init(p->arg) : NULL;
     bool failed = p->init && !local;
     self = w;
@@ -260,7 +279,9 @@ static void *worker_main(void *arg)
             p->busy++;
             w->helping = par;
             pthread_mutex_unlock(&p->mu);
+            atomic_store_explicit(&cur_label, par->label, memory_order_release);
             par_run_one(par, local);
+            atomic_store_explicit(&cur_label, NULL, memory_order_release); /* par may end */
             pthread_mutex_lock(&p->mu);
             w->helping = NULL;
             p->busy--;
@@ -281,6 +302,7 @@ static void *worker_main(void *arg)
 static void *watchdog_main(void *arg)
 {
     struct pool *p = arg;
+    pthread_setname_np(pthread_self(), "primed-watchdog");
     pthread_mutex_lock(&p->mu);
     while (!p->wd_stop) {
         uint64_t now = pool_now_ns(), next = UINT64_MAX;
@@ -484,6 +506,7 @@ int pool_parallel(struct pool *p, struct pool_par *par, void *local)
     atomic_store_explicit(&par->done, 0, memory_order_relaxed);
     par->helpers = 0;
     par->owner = NULL;
+    par->label = pool_current_label(); /* helpers wear the owner's label */
     bool shared = par->nchunks > 1 && p->nworkers > 1;
     par->client = 0;
     /* On a worker (the normal case; tests may call from elsewhere), show the task's progress on

@@ -19,19 +19,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pprof_threads.h"
 #include "primed/errors.h"
 #include "primed/inflight.h"
 #include "primed/jsonw.h"
 #include "primed/log.h"
+#include "symbolize.h"
 
 #if PRIMED_TCMALLOC
-#include <dlfcn.h>
-#include <elf.h>
 #include <fcntl.h>
 #include <gperftools/malloc_extension_c.h>
 #include <gperftools/profiler.h>
-#include <link.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "primed/heap_sample.h"
@@ -46,6 +44,9 @@ static unsigned max_profile_seconds = 60;
 int profiling_early_init(const struct primed_config *cfg, int argc, char *argv[])
 {
     (void)argc;
+    /* The re-exec below runs /proc/self/exe, which names the process "exe": name the main
+     * thread after the service, for ps, top -H and thread dumps. */
+    pthread_setname_np(pthread_self(), "primed");
     max_profile_seconds = cfg->max_profile_seconds ? cfg->max_profile_seconds : 1;
 #if PRIMED_TCMALLOC
     /* tcmalloc reads TCMALLOC_SAMPLE_PARAMETER once, while it initialises (before main), so the
@@ -68,152 +69,6 @@ int profiling_early_init(const struct primed_config *cfg, int argc, char *argv[]
 
 #if PRIMED_TCMALLOC
 
-/* ---- symbolization ------------------------------------------------------------------------
- * Addresses in profiles are run-time addresses. For the executable we use its full .symtab
- * (the product is built with -g and not stripped), which names static functions too, where
- * dladdr() would see only exported dynamic symbols. Anything outside the executable (libc,
- * tcmalloc, libmicrohttpd) goes to dladdr(), which covers their exported symbols. */
-
-struct sym {
-    uint64_t start; /* link-time address (st_value) */
-    uint64_t size;
-    uint32_t name; /* offset into the string table */
-};
-
-/* Guarded by sym_mu; loaded on first use, dropped by profiling_shutdown. */
-static pthread_mutex_t sym_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-    bool loaded;
-    void *map; /* the executable, mapped read-only; owns the names */
-    size_t map_len;
-    const char *strtab;
-    size_t strtab_len;
-    struct sym *syms; /* sorted by start; owned */
-    size_t nsyms;
-    uint64_t bias;   /* run-time minus link-time address of the executable */
-    uint64_t lo, hi; /* run-time range of the executable's loaded segments */
-} st;
-
-static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg)
-{
-    (void)size;
-    (void)arg;
-    /* The first object reported is the executable itself. */
-    st.bias = info->dlpi_addr;
-    st.lo = UINT64_MAX;
-    st.hi = 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD) continue;
-        uint64_t a = info->dlpi_addr + ph->p_vaddr;
-        if (a < st.lo) st.lo = a;
-        if (a + ph->p_memsz > st.hi) st.hi = a + ph->p_memsz;
-    }
-    return 1; /* stop after the first */
-}
-
-static int sym_cmp(const void *a, const void *b)
-{
-    const struct sym *x = a, *y = b;
-    return x->start < y->start ? -1 : x->start > y->start;
-}
-
-static void symtab_unload(void)
-{
-    free(st.syms);
-    if (st.map) munmap(st.map, st.map_len);
-    memset(&st, 0, sizeof st);
-}
-
-/* Map /proc/self/exe and index its function symbols. Called with sym_mu held. On any failure
- * the table stays empty and lookups fall back to dladdr(). */
-static void symtab_load(void)
-{
-    st.loaded = true;
-    dl_iterate_phdr(phdr_cb, NULL);
-    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || (size_t)sb.st_size < sizeof(ElfW(Ehdr))) {
-        close(fd);
-        return;
-    }
-    size_t len = (size_t)sb.st_size;
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) return;
-    st.map = map;
-    st.map_len = len;
-
-    const unsigned char *base = map;
-    const ElfW(Ehdr) *eh = map;
-    if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
-        eh->e_shentsize != sizeof(ElfW(Shdr)) || eh->e_shoff > len ||
-        (size_t)eh->e_shnum * sizeof(ElfW(Shdr)) > len - eh->e_shoff)
-        goto bad;
-    const ElfW(Shdr) *sh = (const ElfW(Shdr) *)(base + eh->e_shoff);
-    const ElfW(Shdr) *symsec = NULL;
-    for (unsigned i = 0; i < eh->e_shnum; i++)
-        if (sh[i].sh_type == SHT_SYMTAB) symsec = &sh[i];
-    if (!symsec)
-        for (unsigned i = 0; i < eh->e_shnum; i++)
-            if (sh[i].sh_type == SHT_DYNSYM) symsec = &sh[i];
-    if (!symsec || symsec->sh_link >= eh->e_shnum) goto bad;
-    const ElfW(Shdr) *strsec = &sh[symsec->sh_link];
-    if (symsec->sh_offset > len || symsec->sh_size > len - symsec->sh_offset ||
-        strsec->sh_offset > len || strsec->sh_size > len - strsec->sh_offset ||
-        symsec->sh_entsize != sizeof(ElfW(Sym)))
-        goto bad;
-    const ElfW(Sym) *syms = (const ElfW(Sym) *)(base + symsec->sh_offset);
-    size_t n = symsec->sh_size / sizeof(ElfW(Sym));
-    st.strtab = (const char *)(base + strsec->sh_offset);
-    st.strtab_len = strsec->sh_size;
-
-    st.syms = malloc((n ? n : 1) * sizeof *st.syms);
-    if (!st.syms) goto bad;
-    for (size_t i = 0; i < n; i++) {
-        unsigned type = ELF64_ST_TYPE(syms[i].st_info);
-        if ((type != STT_FUNC && type != STT_GNU_IFUNC) || syms[i].st_shndx == SHN_UNDEF ||
-            syms[i].st_value == 0 || syms[i].st_name >= st.strtab_len)
-            continue;
-        st.syms[st.nsyms++] = (struct sym){syms[i].st_value, syms[i].st_size, syms[i].st_name};
-    }
-    qsort(st.syms, st.nsyms, sizeof *st.syms, sym_cmp);
-    return;
-bad:
-    free(st.syms);
-    st.syms = NULL;
-    st.nsyms = 0;
-    munmap(st.map, st.map_len);
-    st.map = NULL;
-}
-
-/* The name of the function containing run-time address addr, or NULL. Called with sym_mu
- * held; the result is valid until sym_mu is released. */
-static const char *symbolize(uint64_t addr)
-{
-    if (st.nsyms && addr >= st.lo && addr < st.hi) {
-        uint64_t rel = addr - st.bias;
-        size_t lo = 0, hi = st.nsyms; /* find the last start <= rel */
-        while (lo < hi) {
-            size_t mid = lo + (hi - lo) / 2;
-            if (st.syms[mid].start <= rel)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        if (lo > 0) {
-            const struct sym *s = &st.syms[lo - 1];
-            if (rel < s->start + (s->size ? s->size : 1) &&
-                memchr(st.strtab + s->name, '\0', st.strtab_len - s->name))
-                return st.strtab + s->name;
-        }
-    }
-    Dl_info info;
-    if (dladdr((void *)(uintptr_t)addr, &info) && info.dli_sname) return info.dli_sname;
-    return NULL;
-}
-
 /* POST body "0xaddr+0xaddr+…" (also accepts whitespace/commas) → "0xaddr\tname\n" lines for
  * the addresses we can name. pprof sends each distinct PC of a profile once (a few thousand);
  * SYMBOL_MAX_ADDRS bounds the answer whatever the body holds. */
@@ -223,8 +78,7 @@ static int serve_symbol_post(const struct http_request *req, struct http_respons
     size_t cap = 4096, len = 0;
     char *out = malloc(cap);
     if (!out) return errors_render(resp, PERR_INTERNAL, NULL, NULL, NULL);
-    pthread_mutex_lock(&sym_mu);
-    if (!st.loaded) symtab_load();
+    symbolize_lock();
     const char *p = req->body ? req->body : "", *end = p + (req->body ? req->body_len : 0);
     unsigned naddrs = 0;
     while (p < end && naddrs < SYMBOL_MAX_ADDRS) {
@@ -247,7 +101,7 @@ static int serve_symbol_post(const struct http_request *req, struct http_respons
         unsigned long long a = strtoull(tok, &e, 16); /* accepts an optional 0x */
         if (errno || *e || e == tok || tok[0] == '-') continue;
         naddrs++;
-        const char *name = symbolize(a);
+        const char *name = symbolize_addr(a, NULL);
         if (!name) continue;
         size_t need = strlen(name) + 24;
         if (len + need > cap) {
@@ -255,7 +109,7 @@ static int serve_symbol_post(const struct http_request *req, struct http_respons
                 cap *= 2;
             char *nb = realloc(out, cap);
             if (!nb) {
-                pthread_mutex_unlock(&sym_mu);
+                symbolize_unlock();
                 free(out);
                 return errors_render(resp, PERR_INTERNAL, NULL, NULL, NULL);
             }
@@ -263,7 +117,7 @@ static int serve_symbol_post(const struct http_request *req, struct http_respons
         }
         len += (size_t)snprintf(out + len, cap - len, "0x%llx\t%s\n", a, name);
     }
-    pthread_mutex_unlock(&sym_mu);
+    symbolize_unlock();
     http_response_body_owned(resp, 200, HTTP_TEXT, out, len);
     return 0;
 }
@@ -272,9 +126,8 @@ static int serve_symbol(const struct http_request *req, struct http_response *re
 {
     if (strcmp(req->method, "POST") == 0) return serve_symbol_post(req, resp);
     /* GET: pprof only checks that symbols exist ("num_symbols: 0" means stripped). */
-    pthread_mutex_lock(&sym_mu);
-    if (!st.loaded) symtab_load();
-    pthread_mutex_unlock(&sym_mu);
+    symbolize_lock(); /* loads the table */
+    symbolize_unlock();
     static const char body[] = "num_symbols: 1\n";
     http_response_static(resp, 200, HTTP_TEXT, body, sizeof body - 1);
     return 0;
@@ -454,6 +307,10 @@ int profiling_handle(enum route_id id, const struct http_request *req, struct ht
               req->request_id ? req->request_id : "-", (const char *)NULL);
     if (id == ROUTE_DEBUG_INDEX) return serve_index(resp);
     if (id == ROUTE_DEBUG_REQUESTS) return inflight_handle(req, resp); /* no tcmalloc needed */
+    /* Thread dumps need neither tcmalloc nor gperftools: they answer in the sanitizer builds
+     * too (501 under ThreadSanitizer, see threaddump.c). */
+    if (id == ROUTE_DEBUG_THREADS || id == ROUTE_DEBUG_THREADS_LEGACY)
+        return pprof_threads_serve(req, resp, id == ROUTE_DEBUG_THREADS_LEGACY);
 #if PRIMED_TCMALLOC
     switch (id) {
     case ROUTE_DEBUG_HEAP:
@@ -486,8 +343,6 @@ void profiling_shutdown(void)
     /* A profile in flight stops itself now; wait (bounded) for it to release the profiler. */
     for (int i = 0; i < 200 && atomic_load_explicit(&cpu_busy, memory_order_acquire); i++)
         usleep(10000);
-    pthread_mutex_lock(&sym_mu);
-    symtab_unload();
-    pthread_mutex_unlock(&sym_mu);
+    symbolize_unload();
 #endif
 }

@@ -50,6 +50,19 @@ static const struct route table[] = {
      "tcmalloc statistics"},
     {"/debug/requests", G, DBG, ROUTE_K_DEBUG, ROUTE_DEBUG_REQUESTS, "debug", false,
      "requests in flight and workers (?limit=N, ?format=text)"},
+    {"/debug/pprof/threads", G, DBG, ROUTE_K_DEBUG, ROUTE_DEBUG_THREADS, "debug", false,
+     "every thread's stack now: pprof profile; ?debug=1 grouped text, ?debug=2 one per thread"},
+    {"/debug/pprof/goroutine", G, DBG, ROUTE_K_DEBUG, ROUTE_DEBUG_THREADS, "debug", false,
+     "the thread dump at the path Go users type (alias of /debug/pprof/threads)"},
+    /* google-pprof takes a URL that does not end in a page it knows as a base and appends
+     * /pprof/profile?seconds=N, /pprof/symbol and /pprof/cmdline: these rows let
+     * `google-pprof --text .../debug/pprof/threads` work as typed. */
+    {"/debug/pprof/threads/pprof/profile", G, DBG, ROUTE_K_DEBUG, ROUTE_DEBUG_THREADS_LEGACY,
+     "debug", false, "the thread dump in gperftools' CPU format (google-pprof's path)"},
+    {"/debug/pprof/threads/pprof/symbol", G | P, DBG, ROUTE_K_DEBUG, ROUTE_DEBUG_SYMBOL, "debug",
+     false, "address to function (google-pprof's path for the thread dump)"},
+    {"/debug/pprof/threads/pprof/cmdline", G, DBG, ROUTE_K_DEBUG, ROUTE_DEBUG_CMDLINE, "debug",
+     false, "command line (google-pprof's path for the thread dump)"},
 };
 #define NROUTES (sizeof table / sizeof table[0])
 _Static_assert(NROUTES < ROUTER_MAX_LABELS * 2, "route table larger than expected");

@@ -583,6 +583,7 @@ static enum MHD_Result submit(struct req *r, bool stream)
     r->job.client = admission_client_tag(&r->adm); /* per-client fairness in the pool */
     r->job.run = req_job_run;
     r->job.done = req_job_done;
+    r->job.label = r->request_id;
     r->job.deadline_ns =
         s->cfg->request_timeout_ms ? r->t0_ns + (uint64_t)s->cfg->request_timeout_ms * 1000000u : 0;
     req_ref(r); /* the job's reference */

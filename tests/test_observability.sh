@@ -72,13 +72,18 @@ done
 obs_ok "debug paths on the main listener are 404"
 
 if [ "$VARIANT" != release ]; then
-  for path in /debug/pprof/ /debug/pprof/heap /debug/heap "/debug/pprof/profile?seconds=1" \
+  for path in /debug/pprof/heap /debug/heap "/debug/pprof/profile?seconds=1" \
               /debug/pprof/symbol /symbolz /debug/stats /debug/pprof/cmdline; do
     body=$(curl -s -w '\n%{http_code}' "http://127.0.0.1:$P_DPORT$path")
     [ "${body##*$'\n'}" = 501 ] || obs_fail "debug listener answered ${body##*$'\n'} for $path (want 501)"
     grep -q '"not_implemented"' <<<"$body" || obs_fail "501 body for $path: $body"
   done
-  obs_ok "every profiling endpoint is 501 not_implemented in the $VARIANT build"
+  obs_ok "every tcmalloc/gperftools endpoint is 501 not_implemented in the $VARIANT build"
+  # The index is the route table's debug rows, some of which need no tcmalloc: it answers.
+  body=$(curl -s -w '\n%{http_code}' "http://127.0.0.1:$P_DPORT/debug/pprof/")
+  [ "${body##*$'\n'}" = 200 ] || obs_fail "debug index answered ${body##*$'\n'} (want 200)"
+  grep -q '/debug/requests' <<<"$body" || obs_fail "debug index does not list /debug/requests"
+  obs_ok "the debug index answers in the $VARIANT build and lists /debug/requests"
 fi
 
 # ---- a real Prometheus scrapes primed ----------------------------------------------------------

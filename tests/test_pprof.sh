@@ -32,7 +32,7 @@ curl -s "$D/debug/pprof/cmdline" | tr '\0' '\n' >"$OBS_TMP/cmdline"
 grep -qx -- "--heap-sample-bytes" "$OBS_TMP/cmdline" || obs_fail "cmdline lost the flags after re-exec"
 idx=$(curl -s "$D/debug/pprof/")
 for l in heap profile symbol cmdline; do grep -q "/debug/pprof/$l" <<<"$idx" || obs_fail "index lacks $l"; done
-curl -s "$D/debug/stats" | grep -q '^MALLOC:' || obs_fail "/debug/stats is not tcmalloc's report"
+grep -q '^MALLOC:' <(curl -s "$D/debug/stats") || obs_fail "/debug/stats is not tcmalloc's report"
 code=$(curl -s -o /dev/null -w '%{http_code}' "$D/debug/pprof/profile?seconds=0")
 [ "$code" = 400 ] || obs_fail "seconds=0 answered $code"
 code=$(curl -s -o /dev/null -w '%{http_code}' "$D/debug/pprof/profile?seconds=100000")

@@ -62,6 +62,9 @@ struct pool_job {
     /* Who the job is for (a client tag), 0 = nobody in particular. Set before submit; with a
      * per-client cap (pool_set_client_cap) it decides which queued job a worker takes. */
     uint64_t client;
+    /* Borrowed, may be NULL: names the job in thread dumps (server.c: the request id). Set
+     * before submit; must stay valid until `done` (see pool_current_label). */
+    const char *label;
     /* pool-private, under the pool lock */
     struct pool_job *next;
     bool running;        /* inside run */
@@ -134,8 +137,16 @@ struct pool_par {
     unsigned helpers;             /* workers inside a chunk of this task, under the pool lock */
     uint64_t client;              /* the owning job's client (helpers count towards its cap) */
     struct pool_par *next;        /* in the pool's list of open tasks, under the pool lock */
+    const char *label;            /* the owner's job label, worn by helpers while in a chunk */
 };
 int pool_parallel(struct pool *p, struct pool_par *par, void *local);
+
+/* The label of the job the calling thread is running (or helping with, in a chunk of its
+ * pool_parallel), or NULL when the thread runs none. Async-signal-safe: one atomic load of a
+ * thread-local, written by the pool on that same thread (release before the job runs, cleared
+ * before its `done`), so a signal handler on a worker may copy the string: it outlives every
+ * moment the pointer is set. Thread dumps (threads.c) read it this way. */
+const char *pool_current_label(void);
 
 /* Numbers for /metrics and tests (a consistent snapshot under the pool lock). */
 struct pool_stats {

@@ -36,6 +36,8 @@ enum route_id {
     ROUTE_DEBUG_CMDLINE,
     ROUTE_DEBUG_STATS,
     ROUTE_DEBUG_REQUESTS,
+    ROUTE_DEBUG_THREADS,        /* thread dump (pprof_threads.c) */
+    ROUTE_DEBUG_THREADS_LEGACY, /* the same in gperftools' CPU format, for google-pprof */
     ROUTE__COUNT
 };
 
