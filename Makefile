@@ -40,8 +40,8 @@ ifeq ($(VARIANT),tsan)
   LDFLAGS  += $(SAN)
 endif
 
-# `make LEAK_PLANT=1`: a release build in build/leak/ that leaks 1 KiB per isprime/next/prev
-# answer (leakcheck_planted_leak in api.c), for `make leakcheck` to prove that it fails.
+# `make LEAK_PLANT=1`: a release build in build/leak/ that leaks 1 KiB per API request
+# (leakcheck_planted_leak in api.c), for `make leakcheck` to prove that it fails.
 ifeq ($(LEAK_PLANT),1)
   B        := build/leak
   CPPFLAGS += -DPRIMED_LEAK_PLANT=1

@@ -11,8 +11,8 @@
 # Fails when a site grows in BOTH intervals by more than LEAK_THRESHOLD_KIB (default 32) KiB
 # per 1,000 requests, or when RSS grows in both by more than LEAK_RSS_MIB (default 2) MiB per
 # round. Growth in one interval only is a cache filling or a profile's sampling noise, not a
-# leak: a leak grows every time. A 1 KiB-per-request leak in a handler shows ~400 KiB per
-# 1,000 requests here (a third of the round's requests reach it).
+# leak: a leak grows every time. The planted 1 KiB-per-API-request leak shows ~1,050 KiB per
+# 1,000 requests here.
 # --expect-leak F inverts the verdict (the LEAK_PLANT=1 build): exit 0 only when the check
 # fails AND names F among the growing sites.
 # Prints a table: site, growth in KiB per 1,000 requests A→B and B→C, and the stack.

@@ -205,8 +205,9 @@ static int primality_answer(enum api_op op, uint64_t n, uint64_t *out, bool *isp
 }
 
 #if PRIMED_LEAK_PLANT
-/* Test-only (make LEAK_PLANT=1, build/leak/): 1 KiB lost per isprime/next/prev answer, so that
- * `make leakcheck` can prove it catches a leak and names this function. Never in a product. */
+/* Test-only (make LEAK_PLANT=1, build/leak/): 1 KiB lost per API request (api_prepare), so that
+ * `make leakcheck` can prove it catches a leak and names this function, and
+ * tests/test_compare_instances.sh can use this build as its leaky canary. Never in a product. */
 void leakcheck_planted_leak(void);
 static void *volatile leak_sink;
 __attribute__((noinline)) void leakcheck_planted_leak(void)
@@ -219,9 +220,6 @@ __attribute__((noinline)) void leakcheck_planted_leak(void)
 
 static void answer_primality(struct http_response *resp, enum api_op op, uint64_t n)
 {
-#if PRIMED_LEAK_PLANT
-    leakcheck_planted_leak();
-#endif
     uint64_t p = 0;
     bool isp = false;
     int e = primality_answer(op, n, &p, &isp);
@@ -313,6 +311,9 @@ enum api_plan api_prepare(const struct api_ctx *ctx, enum route_id route,
                           const struct http_request *req, struct api_query *q,
                           struct http_response *resp)
 {
+#if PRIMED_LEAK_PLANT
+    leakcheck_planted_leak();
+#endif
     memset(q, 0, sizeof *q);
     switch (route) {
     case ROUTE_PRIMES:
