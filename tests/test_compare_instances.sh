@@ -27,7 +27,7 @@ fi
 obs_start S --workers 1
 obs_start S2 --workers 1
 if [ -n "$LEAKY_BIN" ]; then
-  OBS_BIN=$LEAKY_BIN obs_start C --workers 1
+  PRIMED_BIN=$LEAKY_BIN obs_start C --workers 1 # primed_start runs $PRIMED_BIN
 else
   LD_PRELOAD=$PRELOAD obs_start C --workers 1
 fi
