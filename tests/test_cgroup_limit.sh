@@ -73,7 +73,7 @@ REAL_BIN=$OBS_BIN
 WRAP="$OBS_TMP/in-cgroup.sh"
 printf '#!/bin/sh\necho $$ > "%s/cgroup.procs" || exit 97\nexec "%s" "$@"\n' "$CG" "$OBS_BIN" >"$WRAP"
 chmod +x "$WRAP"
-OBS_BIN=$WRAP obs_start P --workers 2 --memory-budget 1GiB --stream-buffer-bytes 1MiB \
+PRIMED_BIN=$WRAP obs_start P --workers 2 --memory-budget 1GiB --stream-buffer-bytes 1MiB \
   --heap-dump-dir "$OBS_TMP/dumps" --heap-dump-threshold 70 --heap-dump-keep 10 \
   --max-connections 2048 --connection-timeout 120
 grep -q "primed-test-$$" "/proc/$P_PID/cgroup" || obs_fail "primed is not in $CG"
