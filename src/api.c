@@ -25,6 +25,7 @@
 #include "primed/errors.h"
 #include "primed/jsonw.h"
 #include "primed/numparse.h"
+#include "primed/pi.h"
 #include "primed/primality.h"
 #include "primed/reqmem.h"
 #include "primed/sieve.h"
@@ -74,6 +75,7 @@ void api_query_fini(struct api_query *q)
  * fixed per-worker segment, so shedding it would not save memory. */
 #define EXPENSIVE_COUNT_RANGE 10000000000ULL
 #define EXPENSIVE_NTH 100000000ULL
+#define EXPENSIVE_PI_SECONDS 0.5 /* π(1e15)-ish: tables of a few MiB from the π budget */
 
 bool api_query_expensive(const struct api_query *q)
 {
@@ -85,6 +87,8 @@ bool api_query_expensive(const struct api_query *q)
         return q->b - q->a >= EXPENSIVE_COUNT_RANGE;
     case API_NTH:
         return q->a >= EXPENSIVE_NTH;
+    case API_PI:
+        return pi_cost_seconds(q->a) >= EXPENSIVE_PI_SECONDS;
     default:
         return false;
     }
@@ -235,6 +239,77 @@ static void answer_primality(struct http_response *resp, enum api_op op, uint64_
     }
 }
 
+/* ---- the cost model ------------------------------------------------------------------------ */
+
+/* One worker's seconds for a count of [a, b], π(x) and nth(k), all from the engine's model
+ * (pi.h, docs/sieve.md): count takes the cheaper of sieving [a, b] and π(b) − π(a−1); nth is a
+ * π(x) at the estimate x plus a sieve of the gap (at most about √x numbers either side). The
+ * same figures choose the count path, refuse hopeless requests (prepare) and price requests for
+ * the rate limiter (api_cost), so none of them can disagree. */
+static double count_by_pi_seconds(uint64_t a, uint64_t b)
+{
+    return pi_cost_seconds(b) + (a > 1 ? pi_cost_seconds(a - 1) : 0.0);
+}
+
+bool api_count_by_pi(uint64_t a, uint64_t b)
+{
+    return a <= b && count_by_pi_seconds(a, b) < pi_sieve_cost_seconds(a, b);
+}
+
+static double count_seconds(uint64_t a, uint64_t b)
+{
+    return fmin(count_by_pi_seconds(a, b), pi_sieve_cost_seconds(a, b));
+}
+
+static double nth_seconds(uint64_t k)
+{
+    uint64_t x = sieve_nth_estimate(k);
+    uint64_t gap = (uint64_t)sqrt((double)x) + 1;
+    return pi_cost_seconds(x) +
+           pi_sieve_cost_seconds(x, x > UINT64_MAX - gap ? UINT64_MAX : x + gap);
+}
+
+static double query_seconds(const struct api_query *q)
+{
+    switch (q->op) {
+    case API_COUNT:
+        return count_seconds(q->a, q->b);
+    case API_NTH:
+        return nth_seconds(q->a);
+    case API_PI:
+        return pi_cost_seconds(q->a);
+    default:
+        return 0;
+    }
+}
+
+/* A request "clearly cannot fit" when even spread over every worker it may use its estimate is
+ * ADMIT_MARGIN times its deadline: the model is within ~±50% on this machine class (docs/
+ * sieve.md), so anything closer is attempted and cancelled at the deadline if it runs over. */
+#define ADMIT_MARGIN 2.0
+
+static unsigned usable_workers(const struct api_ctx *ctx)
+{
+    unsigned n = ctx->pool && ctx->cfg->workers ? ctx->cfg->workers : 1;
+    unsigned cap = ctx->cfg->max_inflight_per_client;
+    return cap && cap < n ? cap : n;
+}
+
+/* 0, or the refusal rendered into resp (PERR_LIMIT_EXCEEDED, O(1): no work is attempted). */
+static int admit_by_cost(const struct api_ctx *ctx, const struct api_query *q,
+                         struct http_response *resp)
+{
+    double one = query_seconds(q);
+    unsigned nw = usable_workers(ctx);
+    double wall = one / nw, deadline = ctx->cfg->request_timeout_ms / 1000.0;
+    if (wall <= ADMIT_MARGIN * deadline) return 0;
+    errors_render(resp, PERR_LIMIT_EXCEEDED, NULL, NULL,
+                  "estimated %.3g s on %u worker%s (%.3g s of CPU), deadline request_timeout_ms = "
+                  "%u ms",
+                  wall, nw, nw == 1 ? "" : "s", one, ctx->cfg->request_timeout_ms);
+    return -1;
+}
+
 /* ---- prepare ------------------------------------------------------------------------------- */
 
 static bool wants_text(const struct http_request *req)
@@ -276,7 +351,8 @@ static enum api_plan prepare_range(const struct api_ctx *ctx, enum api_op op,
             q->text = wants_text(req);
         return API_STREAM;
     }
-    return API_RUN;
+    q->by_pi = api_count_by_pi(q->a, q->b);
+    return admit_by_cost(ctx, q, resp) ? API_ANSWERED : API_RUN;
 }
 
 static bool is_json_type(const char *ct)
@@ -305,6 +381,14 @@ static enum api_plan prepare_batch(const struct http_request *req, struct api_qu
     q->body = req->body ? req->body : "";
     q->body_len = req->body ? req->body_len : 0;
     return API_RUN;
+}
+
+static enum api_plan prepare_pi(const struct api_ctx *ctx, const struct http_request *req,
+                                struct api_query *q, struct http_response *resp)
+{
+    struct params p = {.names = {"x"}};
+    if (params_check(req, &p, resp) || number_param(&p, 0, &q->a, resp)) return API_ANSWERED;
+    return admit_by_cost(ctx, q, resp) ? API_ANSWERED : API_RUN;
 }
 
 enum api_plan api_prepare(const struct api_ctx *ctx, enum route_id route,
@@ -337,6 +421,9 @@ enum api_plan api_prepare(const struct api_ctx *ctx, enum route_id route,
     case ROUTE_NTH:
         q->op = API_NTH;
         break;
+    case ROUTE_PI:
+        q->op = API_PI;
+        return prepare_pi(ctx, req, q, resp);
     default:
         errors_render(resp, PERR_NOT_FOUND, NULL, NULL, NULL);
         return API_ANSWERED;
@@ -358,7 +445,7 @@ enum api_plan api_prepare(const struct api_ctx *ctx, enum route_id route,
                           (unsigned long long)ctx->cfg->max_nth);
             return API_ANSWERED;
         }
-        return API_RUN;
+        return admit_by_cost(ctx, q, resp) ? API_ANSWERED : API_RUN;
     }
     if (ctx->inline_small) {
         answer_primality(resp, q->op, q->a);
@@ -372,11 +459,10 @@ enum api_plan api_prepare(const struct api_ctx *ctx, enum route_id route,
 /* Measured on the benchmark machine (docs/benchmarks.md): counting sieves ~8e6 numbers per ms
  * of one worker below 1e10; higher up every number costs more (more sieving primes, bucket
  * sieving): ~13x at 1e18, ~15x near 2^64. Listing costs ~4x counting (formatting and sending).
- * Meissel's π(x) for nth costs ~x^(2/3) / 3.7e5 ms (nth(1e10): 0.11 s). Small batch queries
+ * count, nth and pi are priced by the engine's cost model (query_seconds). Small batch queries
  * (isprime, next, prev) cost ~2 µs: 500 per token. */
 #define COST_NUMBERS_PER_MS 8e6
 #define COST_LIST_FACTOR 4.0
-#define COST_PI_DIVISOR 3.7e5
 #define COST_SMALL_PER_TOKEN 500
 #define COST_MAX 1e9
 #define BATCH_MIN_QUERY_BYTES 22 /* {"op":"isprime","n":1} */
@@ -391,12 +477,6 @@ static double range_ms(uint64_t a, uint64_t b)
     return ((double)(b - a) + 1.0) / COST_NUMBERS_PER_MS * height_factor(b);
 }
 
-static double nth_ms(uint64_t k)
-{
-    uint64_t x = sieve_nth_estimate(k);
-    return x <= SIEVE_PI_MAX ? pow((double)x, 2.0 / 3.0) / COST_PI_DIVISOR : range_ms(0, x);
-}
-
 static uint64_t tokens(double ms)
 {
     return ms >= COST_MAX ? (uint64_t)COST_MAX : 1 + (uint64_t)ms;
@@ -407,11 +487,11 @@ static double query_ms(const struct api_query *q)
 {
     switch (q->op) {
     case API_COUNT:
-        return range_ms(q->a, q->b);
+    case API_NTH:
+    case API_PI:
+        return 1000.0 * query_seconds(q);
     case API_PRIMES:
         return COST_LIST_FACTOR * range_ms(q->a, q->b);
-    case API_NTH:
-        return nth_ms(q->a);
     default:
         return 1.0 / COST_SMALL_PER_TOKEN;
     }
@@ -421,11 +501,11 @@ uint64_t api_cost(const struct api_ctx *ctx, const struct api_query *q)
 {
     switch (q->op) {
     case API_COUNT:
-        return tokens(range_ms(q->a, q->b));
+    case API_NTH:
+    case API_PI:
+        return tokens(query_ms(q));
     case API_PRIMES:
         return tokens(COST_LIST_FACTOR * range_ms(q->a, q->b));
-    case API_NTH:
-        return tokens(nth_ms(q->a));
     case API_BATCH:
         /* Up front, unparsed (the I/O thread never parses a body): one small query per
          * BATCH_MIN_QUERY_BYTES. The worker then adds every query's own price (q->cost) and the
@@ -481,14 +561,62 @@ static int count_range(const struct api_ctx *ctx, struct api_worker *w, uint64_t
     return r;
 }
 
+/* π(x) by the engine: the plan (tables, on this worker), its chunks spread over idle workers
+ * by pool_parallel (each polls `cancel` per segment), then the sum. The plan and every chunk's
+ * scratch come from the π budget and are freed on every path. Returns 0, -ENOMEM, -ECANCELED. */
+struct pi_par {
+    struct pool_par par;
+    pi_plan *plan; /* read-only here; each chunk writes its own slot inside the engine */
+    const atomic_int *cancel;
+};
+
+static int pi_chunk(void *arg, uint64_t c, void *local)
+{
+    (void)local;
+    struct pi_par *pp = arg;
+    return pi_run_chunk(pp->plan, c, pp->cancel);
+}
+
+static int pi_parallel(const struct api_ctx *ctx, uint64_t x, uint64_t *out,
+                       const atomic_int *cancel)
+{
+    struct pi_opts opts = {.threads = ctx->pool ? ctx->cfg->workers : 1};
+    pi_plan *plan = NULL;
+    int r = pi_plan_create(x, &opts, &plan, cancel);
+    if (r != 0) goto done;
+    uint64_t n = pi_plan_chunks(plan);
+    if (!ctx->pool || n <= 1) {
+        for (uint64_t i = 0; i < n && r == 0; i++)
+            r = pi_run_chunk(plan, i, cancel);
+    } else {
+        struct pi_par pp = {.par = {.fn = pi_chunk, .nchunks = n}, .plan = plan, .cancel = cancel};
+        pp.par.arg = &pp;
+        r = pool_parallel(ctx->pool, &pp.par, NULL);
+    }
+    if (r == 0) r = pi_plan_result(plan, out);
+done:
+    pi_plan_destroy(plan);
+    return r;
+}
+
+/* [a, b] as π(b) − π(a−1). */
+static int count_by_pi(const struct api_ctx *ctx, uint64_t a, uint64_t b, uint64_t *out,
+                       const atomic_int *cancel)
+{
+    uint64_t hi = 0, lo = 0;
+    int r = pi_parallel(ctx, b, &hi, cancel);
+    if (r == 0 && a > 1) r = pi_parallel(ctx, a - 1, &lo, cancel);
+    *out = hi - lo;
+    return r;
+}
+
+/* The k-th prime: x near it by inverting li (sieve_nth_estimate), π(x) by the engine, then the
+ * gap (about √x numbers) sieved on this worker. */
 static int nth_prime(const struct api_ctx *ctx, struct api_worker *w, uint64_t k, uint64_t *p,
                      const atomic_int *cancel)
 {
     uint64_t x = sieve_nth_estimate(k), pi = 0;
-    /* π(x) by Meissel's formula where its table fits (nth(1e10): 0.05 s on one worker, against
-     * 44 s of counting [0, x]); beyond, counted in chunks across the pool. */
-    int r = x <= SIEVE_PI_MAX ? sieve_pi(w->sieve, x, &pi, cancel)
-                              : count_range(ctx, w, 0, x, &pi, cancel);
+    int r = pi_parallel(ctx, x, &pi, cancel);
     if (r != 0) return r;
     return sieve_nth_finish(w->sieve, x, pi, k, p, cancel);
 }
@@ -509,6 +637,10 @@ static enum pool_outcome failed_answer(int r, const atomic_int *cancel, struct h
 {
     int reason = cancel ? atomic_load_explicit(cancel, memory_order_acquire) : 0;
     if (r == -ECANCELED || reason) return cancelled_answer(reason, resp);
+    if (r == -ENOMEM) {
+        errors_render(resp, PERR_OVERLOADED, NULL, NULL, "pi(x) memory budget exhausted");
+        return POOL_DONE;
+    }
     errors_render(resp, PERR_INTERNAL, NULL, NULL, "computation failed: %s", strerror(-r));
     return POOL_DONE;
 }
@@ -898,9 +1030,15 @@ enum pool_outcome api_run(const struct api_ctx *ctx, struct api_query *q, void *
     int r;
     switch (q->op) {
     case API_COUNT:
-        r = count_range(ctx, w, q->a, q->b, &n, cancel);
+        r = q->by_pi ? count_by_pi(ctx, q->a, q->b, &n, cancel)
+                     : count_range(ctx, w, q->a, q->b, &n, cancel);
         if (r != 0) return failed_answer(r, cancel, resp);
         render_count(resp, q->a, q->b, n);
+        return POOL_DONE;
+    case API_PI:
+        r = pi_parallel(ctx, q->a, &n, cancel);
+        if (r != 0) return failed_answer(r, cancel, resp);
+        render_small(resp, "x", q->a, "pi", false, false, n);
         return POOL_DONE;
     case API_NTH:
         r = nth_prime(ctx, w, q->a, &n, cancel);

@@ -191,7 +191,7 @@ void config_defaults(struct primed_config *cfg)
     cfg->max_list_range = 1000000000000ULL;
     cfg->max_count_range = UINT64_MAX;
     /* p(1e10) ≈ 2.5e11: π(x) by Meissel in ~0.1 s; up to ~1.4e11 stays under a second */
-    cfg->max_nth = 10000000000ULL;
+    cfg->max_nth = 425656284035217743ULL; /* π(2^64-1): every prime */
     cfg->max_batch_queries = 1000;
     cfg->rate_limit = 0; /* off: see docs/configuration.md for why */
     cfg->rate_limit_burst = 0;

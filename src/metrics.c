@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "primed/errors.h"
+#include "primed/pi.h"
 #include "primed/procstat.h"
 #include "primed/sieve.h"
 
@@ -404,6 +405,15 @@ static void collect_sieve(struct metrics_writer *w)
                       "Primes handed to listing callbacks.", s.primes_emitted);
     metrics_write_one(w, "primed_sieve_table_bytes", "gauge",
                       "Bytes held by the shared table of sieving primes.", s.table_bytes);
+    struct pi_mem_stats pm;
+    pi_mem_stats_get(&pm);
+    metrics_write_one(w, "primed_pi_memory_bytes", "gauge",
+                      "Bytes of the pi(x) budget held now by plans and running chunks.", pm.in_use);
+    metrics_write_one(w, "primed_pi_memory_peak_bytes", "gauge",
+                      "Most bytes of the pi(x) budget ever held at once.", pm.peak);
+    metrics_write_one(w, "primed_pi_memory_limit_bytes", "gauge",
+                      "Limit of the pi(x) budget; a pi(x) that would pass it answers 503.",
+                      pm.limit);
 }
 
 #if PRIMED_TCMALLOC

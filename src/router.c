@@ -22,6 +22,7 @@ static const struct route table[] = {
      "count the primes in [from, to]"},
     {"/v1/isprime", G, MAIN, ROUTE_K_API, ROUTE_ISPRIME, "isprime", true, "is n prime?"},
     {"/v1/nth", G, MAIN, ROUTE_K_API, ROUTE_NTH, "nth", true, "the n-th prime (nth(1) = 2)"},
+    {"/v1/pi", G, MAIN, ROUTE_K_API, ROUTE_PI, "pi", true, "pi(x), the number of primes <= x"},
     {"/v1/next", G, MAIN, ROUTE_K_API, ROUTE_NEXT, "next", true, "the smallest prime > n"},
     {"/v1/prev", G, MAIN, ROUTE_K_API, ROUTE_PREV, "prev", true, "the largest prime < n"},
     {"/v1/batch", P, MAIN, ROUTE_K_API, ROUTE_BATCH, "batch", false,

@@ -11,6 +11,7 @@
 #include "check_main.h"
 #include "primed/api.h"
 #include "primed/config.h"
+#include "primed/pi.h"
 #include "primed/reqmem.h"
 
 struct fake {
@@ -195,6 +196,113 @@ START_TEST(answers_match_known_values)
     ck_assert_int_eq(call(ROUTE_NTH, NULL,
                           Q(.names = {"n"}, .vals = {"18446744073709551615"}, .n = 1), b, sizeof b),
                      404);
+}
+END_TEST
+
+/* /v1/pi: published values (π(10^k), OEIS A006880), x = 0, 1, 2, and its bad inputs. */
+START_TEST(pi_answers_and_bad_inputs)
+{
+    static const struct {
+        const char *x, *body;
+    } known[] = {
+        {"0", "{\"x\":0,\"pi\":0}"},
+        {"1", "{\"x\":1,\"pi\":0}"},
+        {"2", "{\"x\":2,\"pi\":1}"},
+        {"1e3", "{\"x\":1000,\"pi\":168}"},
+        {"1e9", "{\"x\":1000000000,\"pi\":50847534}"},
+        {"1e12", "{\"x\":1000000000000,\"pi\":37607912018}"},
+    };
+    char b[4096];
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        ck_assert_int_eq(
+            call(ROUTE_PI, NULL, Q(.names = {"x"}, .vals = {known[i].x}, .n = 1), b, sizeof b),
+            200);
+        ck_assert_str_eq(b, known[i].body);
+    }
+    ck_assert_int_eq(call(ROUTE_PI, NULL, Q(.n = 0), b, sizeof b), 400);
+    ck_assert_str_eq(code_of(b), "missing_parameter");
+    ck_assert_int_eq(call(ROUTE_PI, NULL, Q(.names = {"x"}, .vals = {"-1"}, .n = 1), b, sizeof b),
+                     400);
+    ck_assert_str_eq(code_of(b), "bad_parameter");
+    ck_assert_int_eq(call(ROUTE_PI, NULL,
+                          Q(.names = {"x"}, .vals = {"18446744073709551616"}, .n = 1), b, sizeof b),
+                     400);
+    ck_assert_str_eq(code_of(b), "bad_parameter");
+    ck_assert_int_eq(
+        call(ROUTE_PI, NULL, Q(.names = {"x", "n"}, .vals = {"5", "1"}, .n = 2), b, sizeof b), 400);
+    ck_assert_str_eq(code_of(b), "unknown_parameter");
+}
+END_TEST
+
+/* Counts through both paths agree with each other and with π(10^k). */
+START_TEST(count_by_sieve_and_by_pi_agree)
+{
+    char b[4096], c[4096];
+    ck_assert(api_count_by_pi(0, 1000000000000ull)); /* wide: π(b) − π(a−1) */
+    ck_assert_int_eq(call(ROUTE_COUNT, NULL,
+                          Q(.names = {"from", "to"}, .vals = {"0", "1e12"}, .n = 2), b, sizeof b),
+                     200);
+    ck_assert_str_eq(b, "{\"from\":0,\"to\":1000000000000,\"count\":37607912018}");
+    /* [1e9+1, 1e10] by π equals the sieve's count of the same range. */
+    ck_assert(api_count_by_pi(1000000001ull, 10000000000ull));
+    ck_assert_int_eq(call(ROUTE_COUNT, NULL,
+                          Q(.names = {"from", "to"}, .vals = {"1000000001", "1e10"}, .n = 2), b,
+                          sizeof b),
+                     200);
+    ck_assert_str_eq(b, "{\"from\":1000000001,\"to\":10000000000,\"count\":404204977}");
+    ck_assert(!api_count_by_pi(999999000000ull, 1000000000000ull)); /* narrow: sieved */
+    ck_assert_int_eq(call(ROUTE_COUNT, NULL,
+                          Q(.names = {"from", "to"}, .vals = {"999999000000", "1e12"}, .n = 2), c,
+                          sizeof c),
+                     200);
+    ck_assert_str_eq(c, "{\"from\":999999000000,\"to\":1000000000000,\"count\":36400}");
+}
+END_TEST
+
+/* A request that clearly cannot fit its deadline is refused in prepare, before any work, with
+ * the estimate and the deadline in the message; one that might fit is planned. */
+START_TEST(hopeless_requests_are_refused_up_front)
+{
+    char b[4096];
+    cfg.request_timeout_ms = 1000;
+    cfg.max_nth = UINT64_MAX;
+    struct {
+        enum route_id r;
+        struct fake *f;
+    } hopeless[] = {
+        {ROUTE_PI, Q(.names = {"x"}, .vals = {"18446744073709551615"}, .n = 1)},
+        {ROUTE_COUNT, Q(.names = {"from", "to"}, .vals = {"0", "1e19"}, .n = 2)},
+        {ROUTE_NTH, Q(.names = {"n"}, .vals = {"1e17"}, .n = 1)},
+    };
+    for (size_t i = 0; i < sizeof hopeless / sizeof hopeless[0]; i++) {
+        struct http_request req = {.method = "GET",
+                                   .path = "/",
+                                   .get_arg = f_arg,
+                                   .each_arg = f_each,
+                                   .impl = hopeless[i].f};
+        struct http_response resp;
+        http_response_init(&resp);
+        struct api_query q;
+        ck_assert_int_eq(api_prepare(&ctx, hopeless[i].r, &req, &q, &resp), API_ANSWERED);
+        ck_assert_int_eq(resp.status, 400);
+        snprintf(b, sizeof b, "%.*s", (int)resp.body_len, resp.body);
+        ck_assert_str_eq(code_of(b), "limit_exceeded");
+        ck_assert_msg(strstr(b, "estimated") && strstr(b, "request_timeout_ms = 1000 ms"), "%s", b);
+        api_query_fini(&q);
+        http_response_fini(&resp);
+    }
+    /* π(1e12) (~0.03 s) is attempted. */
+    struct http_request req = {.method = "GET",
+                               .path = "/",
+                               .get_arg = f_arg,
+                               .each_arg = f_each,
+                               .impl = Q(.names = {"x"}, .vals = {"1e12"}, .n = 1)};
+    struct http_response resp;
+    http_response_init(&resp);
+    struct api_query q;
+    ck_assert_int_eq(api_prepare(&ctx, ROUTE_PI, &req, &q, &resp), API_RUN);
+    api_query_fini(&q);
+    http_response_fini(&resp);
 }
 END_TEST
 
@@ -451,19 +559,39 @@ START_TEST(prices_follow_the_work)
     ck_assert_uint_eq(price(API_ISPRIME, 18446744073709551557ull, 0), 1);
     ck_assert_uint_eq(price(API_NEXT, 1, 0), 1);
     ck_assert_uint_eq(price(API_COUNT, 0, 1000), 1);
-    ck_assert_uint_eq(price(API_COUNT, 0, 9999999999ull), 1251); /* 1e10 / 8e6 + 1 */
-    uint64_t low = price(API_COUNT, 0, 999999999),
+    /* count, nth and pi share the engine's cost model (pi.h): a count is the cheaper of
+     * sieving [a, b] and π(b) − π(a−1), so a wide count from 0 costs what π(b) costs. */
+    ck_assert(api_count_by_pi(0, 9999999999ull));
+    ck_assert(!api_count_by_pi(1000, 2000));
+    ck_assert_uint_eq(price(API_COUNT, 0, 9999999999ull), price(API_PI, 9999999999ull, 0));
+    ck_assert_uint_eq(price(API_PI, 9999999999ull, 0),
+                      1 + (uint64_t)(1000 * pi_cost_seconds(9999999999ull)));
+    ck_assert_uint_eq(price(API_COUNT, 0, UINT64_MAX), price(API_PI, UINT64_MAX, 0));
+    ck_assert_uint_gt(price(API_PI, UINT64_MAX, 0), 1000000); /* ~2000 s of one worker */
+    /* A narrow range high up is sieved: its price is the sieve's, and grows with the height. */
+    uint64_t low = price(API_COUNT, 1000000000ull, 1999999999ull),
              high = price(API_COUNT, 1000000000000000000ull, 1000000000999999999ull);
+    ck_assert(!api_count_by_pi(1000000000000000000ull, 1000000000999999999ull));
+    ck_assert_uint_eq(high, 1 + (uint64_t)(1000 * pi_sieve_cost_seconds(1000000000000000000ull,
+                                                                        1000000000999999999ull)));
     ck_assert_uint_gt(high, 10 * low); /* the same width near 1e18 costs > 10x */
-    ck_assert_uint_eq(price(API_PRIMES, 0, 999999999), 4 * low - 3);
+    /* Listing is priced by the numbers it sieves (it cannot take the π shortcut). */
+    ck_assert_uint_eq(price(API_PRIMES, 0, 999999999), 501);         /* 4 × 1e9 / 8e6 + 1 */
+    ck_assert_uint_eq(price(API_PRIMES, 0, UINT64_MAX), 1000000000); /* capped */
+    /* nth(k) is π at x ≈ nth(k) plus a small gap sieve: nth(1e10) ≈ 2.5e11. */
     uint64_t nth = price(API_NTH, 10000000000ull, 0);
-    ck_assert_msg(nth > 50 && nth < 250, "nth(1e10) = %llu", (unsigned long long)nth);
-    ck_assert_uint_eq(price(API_COUNT, 0, UINT64_MAX), 1000000000); /* capped */
-    ck_assert_uint_eq(batch_price("{\"queries\":[{\"op\":\"count\",\"from\":0,\"to\":999999999}]}"),
-                      126);
-    ck_assert_uint_eq(batch_price("{\"queries\":[{\"op\":\"count\",\"from\":0,\"to\":"
-                                  "999999999},{\"op\":\"count\",\"from\":0,\"to\":999999999}]}"),
-                      251); /* 2 × 1e9 / 8e6 ms, + 1 */
+    ck_assert_msg(nth >= price(API_PI, 240000000000ull, 0) &&
+                      nth <= price(API_PI, 260000000000ull, 0) + 2,
+                  "nth(1e10) = %llu", (unsigned long long)nth);
+    uint64_t one = price(API_COUNT, 100000000000000ull, 100000100000000ull);
+    ck_assert(!api_count_by_pi(100000000000000ull, 100000100000000ull));
+    ck_assert_uint_eq(batch_price("{\"queries\":[{\"op\":\"count\",\"from\":\"1e14\",\"to\":"
+                                  "100000100000000}]}"),
+                      one);
+    uint64_t two = batch_price("{\"queries\":[{\"op\":\"count\",\"from\":\"1e14\",\"to\":"
+                               "100000100000000},{\"op\":\"isprime\",\"n\":7}]}");
+    ck_assert_uint_ge(two, one);
+    ck_assert_uint_le(two, one + 1);
     ck_assert_uint_eq(batch_price("{\"queries\":[{\"op\":\"isprime\",\"n\":7},{\"op\":\"bad\"},"
                                   "{\"op\":\"count\",\"from\":5,\"to\":1}]}"),
                       1);
@@ -484,6 +612,9 @@ static Suite *api_suite(void)
     tcase_add_test(tc, batch_shape_bombs_are_refused_before_parsing);
     tcase_add_test(tc, batch_parse_is_charged_to_the_request_budget);
     tcase_add_test(tc, prices_follow_the_work);
+    tcase_add_test(tc, pi_answers_and_bad_inputs);
+    tcase_add_test(tc, count_by_sieve_and_by_pi_agree);
+    tcase_add_test(tc, hopeless_requests_are_refused_up_front);
     suite_add_tcase(s, tc);
     return s;
 }

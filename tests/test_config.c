@@ -117,7 +117,7 @@ START_TEST(defaults_are_those_of_config_h)
     ck_assert_uint_eq(g->shutdown_timeout, 10);
     ck_assert_uint_eq(g->max_list_range, 1000000000000ULL);
     ck_assert_uint_eq(g->max_count_range, UINT64_MAX);
-    ck_assert_uint_eq(g->max_nth, 10000000000ULL);
+    ck_assert_uint_eq(g->max_nth, 425656284035217743ULL);
     ck_assert_uint_eq(g->max_batch_queries, 1000);
     ck_assert_int_eq(g->log_level, LOG_INFO);
     ck_assert_int_eq(g->log_format, LOG_FORMAT_JSON);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check_main.h"
@@ -208,6 +209,49 @@ START_TEST(client_abort_mid_stream_frees_the_worker)
 }
 END_TEST
 
+static double mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Issue 11: count [0, 1e19] used to hold every worker for the whole 30 s deadline. Now the cost
+ * model refuses it at once (400 limit_exceeded, estimate and deadline in the message), and the
+ * pool stays free: a count and a π right after answer promptly. Also /v1/pi against published
+ * π(10^k), HEAD without a body, and the batch op. */
+START_TEST(pi_endpoint_and_hopeless_requests_refused_at_once)
+{
+    ck_assert_str_eq(get_body("/v1/pi?x=1e13", 200), "{\"x\":10000000000000,\"pi\":346065536839}");
+    char expect[128];
+    snprintf(expect, sizeof expect, "{\"x\":123456789012,\"pi\":%" PRIu64 "}",
+             oracle_u64("primecount 123456789012"));
+    ck_assert_str_eq(get_body("/v1/pi?x=123456789012", 200), expect);
+    for (int i = 0; i < 3; i++) {
+        double t0 = mono_ms();
+        const char *b = get_body("/v1/count?from=0&to=1e19", 400);
+        double dt = mono_ms() - t0;
+        ck_assert_msg(strstr(b, "limit_exceeded") && strstr(b, "estimated") &&
+                          strstr(b, "request_timeout_ms = 30000 ms"),
+                      "%s", b);
+        ck_assert_msg(dt < 50, "refusal took %.1f ms", dt);
+    }
+    double t0 = mono_ms();
+    ck_assert_str_eq(get_body("/v1/count?from=0&to=1e6", 200),
+                     "{\"from\":0,\"to\":1000000,\"count\":78498}");
+    ck_assert_str_eq(get_body("/v1/isprime?n=97", 200), "{\"n\":97,\"prime\":true}");
+    ck_assert_msg(mono_ms() - t0 < 2000, "pool not free");
+    struct http_result r = {0};
+    ck_assert_int_eq(http_do(srv.port, "HEAD", "/v1/pi?x=1000", NULL, NULL, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(r.body_len, 0);
+    http_result_free(&r);
+    get_body("/v1/pi?x=-1", 400);
+    get_body("/v1/pi", 400);
+    get_body("/v1/pi?x=1&y=2", 400);
+}
+END_TEST
+
 static Suite *e2e_api_suite(void)
 {
     Suite *s = suite_create("e2e_api");
@@ -215,6 +259,7 @@ static Suite *e2e_api_suite(void)
     tcase_add_unchecked_fixture(tc, start, stop);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, count_matches_primecount);
+    tcase_add_test(tc, pi_endpoint_and_hopeless_requests_refused_at_once);
     tcase_add_test(tc, isprime_next_prev_nth_at_the_edges);
     tcase_add_test(tc, primes_json_and_text_match_primesieve);
     tcase_add_test(tc, batch_answers_in_order);

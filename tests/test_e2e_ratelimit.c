@@ -120,19 +120,20 @@ START_TEST(heavy_requests_cost_more_than_small_ones)
 {
     start("1", "100", "", "30000");
     struct http_result r;
-    /* A small count is priced 1 token; a count of [0, 1e9] 126, more than the burst of 100:
-     * it is admitted only from a full bucket. */
+    /* A small count is priced 1 token; a sieved count of [1e13, 1e13+5e8) ~159 (the engine's
+     * cost model, cheaper than π(b) − π(a−1) there), more than the burst of 100: it is
+     * admitted only from a full bucket. */
     ck_assert_int_eq(get("/v1/count?from=0&to=1000", NULL, &r), 200);
     ck_assert_int_eq(hdr_num(&r, "RateLimit-Remaining"), 99);
     http_result_free(&r);
-    ck_assert_int_eq(get("/v1/count?from=0&to=999999999", NULL, &r), 429);
+    ck_assert_int_eq(get("/v1/count?from=1e13&to=10000499999999", NULL, &r), 429);
     ck_assert_int_ge(hdr_num(&r, "Retry-After"), 1);
     http_result_free(&r);
     stop();
-    /* From a full bucket it is admitted and leaves a debt of 26 tokens (26 s at 1/s). */
+    /* From a full bucket it is admitted and leaves a debt of ~59 tokens (59 s at 1/s). */
     start("1", "100", "", "30000");
-    ck_assert_int_eq(get("/v1/count?from=0&to=999999999", NULL, &r), 200);
-    ck_assert_str_eq(r.body, "{\"from\":0,\"to\":999999999,\"count\":50847534}");
+    ck_assert_int_eq(get("/v1/count?from=1e13&to=10000499999999", NULL, &r), 200);
+    ck_assert_str_eq(r.body, "{\"from\":10000000000000,\"to\":10000499999999,\"count\":16704018}");
     ck_assert_int_eq(hdr_num(&r, "RateLimit-Remaining"), 0);
     ck_assert_int_ge(hdr_num(&r, "RateLimit-Reset"), 120);
     http_result_free(&r);
@@ -145,11 +146,12 @@ END_TEST
 
 START_TEST(requests_that_end_early_are_refunded)
 {
-    /* 10 ms deadline: a count of [0, 1e12] (price 125001) times out; the refund brings the
-     * bucket back, so the next request is served instead of waiting ~125000 s. */
-    start("1", "1000", "", "10");
+    /* 1 s deadline: π(1e15) (price ~3200, ~1.6 s on 2 workers: attempted, not refused up
+     * front) times out; the refund brings the bucket back, so the next request is served
+     * instead of waiting ~2200 s. */
+    start("1", "2000", "", "1000"); /* the refund keeps the ~1000 ms it ran */
     struct http_result r;
-    long st = get("/v1/count?from=0&to=1e12", NULL, &r);
+    long st = get("/v1/count?from=0&to=1e15", NULL, &r);
     ck_assert_int_eq(st, 504);
     http_result_free(&r);
     /* on_completed (where the refund happens) runs just after the response is sent: allow it a

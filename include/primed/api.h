@@ -30,7 +30,7 @@ struct api_ctx {
     struct reqmem *mem; /* batch parses are charged here (borrowed); NULL = unbounded */
 };
 
-enum api_op { API_PRIMES, API_COUNT, API_ISPRIME, API_NTH, API_NEXT, API_PREV, API_BATCH };
+enum api_op { API_PRIMES, API_COUNT, API_ISPRIME, API_NTH, API_NEXT, API_PREV, API_BATCH, API_PI };
 
 /* Where a parked /v1/primes stream picks up again (see api_stream). Zero = not started. */
 enum api_stream_phase { API_SP_HEAD = 0, API_SP_PRIMES, API_SP_TAIL };
@@ -44,8 +44,9 @@ struct api_stream_pos {
 
 struct api_query {
     enum api_op op;
-    uint64_t a, b; /* from/to, or n */
-    bool text;     /* /v1/primes as text/plain */
+    uint64_t a, b; /* from/to, or n, or x */
+    bool by_pi; /* API_COUNT: π(b) − π(a−1) by the π engine instead of sieving (api_prepare) */
+    bool text; /* /v1/primes as text/plain */
     /* API_BATCH: the raw body, borrowed from the request, which outlives the query (server.c
      * frees the body with the request). Parsed only by api_run, on a worker. */
     const char *body;
@@ -79,6 +80,10 @@ bool api_query_expensive(const struct api_query *q);
  * sieve (docs/configuration.md lists the formulas). Always >= 1; capped at 1e9. A new
  * operation adds its case here, next to its prepare and run. */
 uint64_t api_cost(const struct api_ctx *ctx, const struct api_query *q);
+
+/* Does a count of [a, b] go through π(b) − π(a−1) rather than a sieve of [a, b]? The cheaper of
+ * the two by the engine's cost model (pi_cost_seconds, pi_sieve_cost_seconds; docs/sieve.md). */
+bool api_count_by_pi(uint64_t a, uint64_t b);
 
 /* Worker-local state (pool_create's init/fini with arg = the api_ctx). */
 void *api_worker_init(void *ctx);

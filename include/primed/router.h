@@ -25,6 +25,7 @@ enum route_id {
     ROUTE_COUNT,
     ROUTE_ISPRIME,
     ROUTE_NTH,
+    ROUTE_PI,
     ROUTE_NEXT,
     ROUTE_PREV,
     ROUTE_BATCH,
