@@ -137,7 +137,7 @@ run: deps
 	$(MAKE) all
 	./$(B)/primed $(ARGS)
 
-FORMAT_FILES = src/*.c src/engine/*.c src/engine/*.h include/primed/*.h tests/*.c tests/*.h tests/*/*.c
+FORMAT_FILES = src/*.c src/*.h src/engine/*.c src/engine/*.h include/primed/*.h tests/*.c tests/*.h tests/*/*.c
 
 # `make test`: install what is missing, build the product and the ASan build, run every test.
 test: deps
