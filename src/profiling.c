@@ -34,7 +34,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
-#include "primed/heap_sample.h"
+#include "heap_sample.h"
 #endif
 
 #define SAMPLE_ENV "TCMALLOC_SAMPLE_PARAMETER"

@@ -55,7 +55,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "primed/admission.h"
+#include "admission.h"
 #include "primed/errors.h"
 #include "primed/http.h"
 #include "primed/inflight.h"
