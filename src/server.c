@@ -30,11 +30,11 @@
  * (req_wake). A stream reader suspends from inside stream_read's lock (park), so the producer's
  * wake, which follows its commit under that lock, always comes after the suspend.
  *
- * Request bodies: buffered here, every byte charged to the request memory budget (reqmem.h)
- * before it is held: a Content-Length whole before the body is read (503 at once, the connection
- * closed as for 413, when it does not fit), a chunked body as its buffer grows (the rest
- * discarded and 503 at the end). Nothing reads the body on this thread; the API parses it on a
- * worker.
+ * Request bodies: buffered in a struct reqbody (reqbody.c), every byte charged to the request
+ * memory budget (reqmem.h) before it is held: a Content-Length whole before the body is read (503
+ * at once, the connection closed as for 413, when it does not fit), a chunked body as its buffer
+ * grows (the rest discarded and 503 at the end). Nothing reads the body on this thread; the API
+ * parses it on a worker.
  *
  * Keep-alive: libmicrohttpd 0.9.75 closes the connection when a response is queued in the first
  * access-handler call (the body may be unread), so normal answers are queued only from the
@@ -68,6 +68,7 @@
 #include "handlers.h"
 #include "netaddr.h"
 #include "rawreq.h"
+#include "reqbody.h"
 
 /* Bytes libmicrohttpd asks the stream reader for at once (its write buffer per call). */
 #define STREAM_READ_BLOCK (32u * 1024)
@@ -120,11 +121,7 @@ struct req {
     char request_id[65];
     char client_addr[ADDR_MAX];
     char query_str[INFLIGHT_PARAMS_MAX]; /* the raw query string, cut: for /debug/requests */
-    char *body; /* malloc'd, body_len of body_cap bytes, never above cfg.max_body_bytes */
-    size_t body_len, body_cap;
-    /* Bytes charged to the request memory budget for the body (≥ body_cap: a Content-Length is
-     * charged whole before the first byte is read), released with the request. */
-    size_t body_charged;
+    struct reqbody body;                 /* charged to the request memory budget; I/O thread only */
     const struct route *route;
     struct http_request hreq;
     int status;
@@ -199,8 +196,7 @@ static void req_unref(struct req *r)
     api_query_fini(&r->query);
     http_response_fini(&r->resp);
     pthread_mutex_destroy(&r->mu);
-    free(r->body);
-    reqmem_release(r->srv->api->mem, r->body_charged);
+    reqbody_drop(&r->body, r->srv->api->mem);
     free(r);
 }
 
@@ -639,45 +635,6 @@ static enum MHD_Result handle(struct req *r, const char *url)
     return submit(r, plan == API_STREAM);
 }
 
-/* ---- request bodies ------------------------------------------------------------------------ */
-
-/* Room for `need` bytes of body (NUL included): the Content-Length charged up front when there
- * was one, else doubling from 4 KiB (at most max_body_bytes + 1), the growth charged to the
- * request memory budget. 0, -EAGAIN (over budget) or -ENOMEM. */
-static int body_reserve(struct req *r, size_t need)
-{
-    if (need <= r->body_cap) return 0;
-    size_t cap;
-    if (r->body_charged >= need) {
-        cap = r->body_charged;
-    } else {
-        size_t most = (size_t)r->srv->cfg->max_body_bytes + 1;
-        cap = r->body_cap ? r->body_cap : 4096;
-        while (cap < need)
-            cap *= 2;
-        if (cap > most) cap = most > need ? most : need;
-    }
-    if (cap > r->body_charged) {
-        if (!reqmem_charge(r->srv->api->mem, cap - r->body_charged)) return -EAGAIN;
-        r->body_charged = cap;
-    }
-    char *nb = realloc(r->body, cap);
-    if (!nb) return -ENOMEM;
-    r->body = nb;
-    r->body_cap = cap;
-    return 0;
-}
-
-/* Forget the body (it will not be used) and give its bytes back to the budget. */
-static void body_drop(struct req *r)
-{
-    free(r->body);
-    r->body = NULL;
-    r->body_len = r->body_cap = 0;
-    reqmem_release(r->srv->api->mem, r->body_charged);
-    r->body_charged = 0;
-}
-
 static enum MHD_Result header_bytes_it(void *cls, enum MHD_ValueKind kind, const char *key,
                                        const char *value)
 {
@@ -764,12 +721,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                                    "request body larger than max_body_bytes");
             /* The whole declared body is charged before a byte of it is read, so a client
              * learns at once (and the connection closes, as above) that there is no room. */
-            if (n > 0) {
-                if (!reqmem_charge(s->api->mem, n + 1))
-                    return queue_error(r, PERR_OVERLOADED, NULL, NULL,
-                                       "request memory budget exhausted");
-                r->body_charged = (size_t)n + 1;
-            }
+            if (n > 0 && reqbody_declare(&r->body, s->api->mem, n) != 0)
+                return queue_error(r, PERR_OVERLOADED, NULL, NULL,
+                                   "request memory budget exhausted");
         }
         return MHD_YES;
     }
@@ -777,27 +731,15 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         size_t n = *upload_data_size;
         *upload_data_size = 0;
         if (r->body_too_large || r->over_budget) return MHD_YES; /* discard, answer at the end */
-        if (r->body_len + n > s->cfg->max_body_bytes) {
-            r->body_too_large = true;
-            body_drop(r);
-            return MHD_YES;
-        }
-        int rc = body_reserve(r, r->body_len + n + 1);
-        if (rc == -EAGAIN) {
-            r->over_budget = true;
-            body_drop(r);
-            return MHD_YES;
-        }
-        if (rc != 0) return MHD_NO;
-        memcpy(r->body + r->body_len, upload_data, n);
-        r->body_len += n;
-        r->body[r->body_len] = '\0';
-        return MHD_YES;
+        int rc = reqbody_append(&r->body, s->api->mem, s->cfg->max_body_bytes, upload_data, n);
+        if (rc == -EFBIG) r->body_too_large = true; /* answered once the rest is read */
+        if (rc == -EAGAIN) r->over_budget = true;
+        return rc == -ENOMEM ? MHD_NO : MHD_YES;
     }
     switch (phase_of(r)) {
     case PH_BODY:
-        r->hreq.body = r->body;
-        r->hreq.body_len = r->body_len;
+        r->hreq.body = r->body.buf;
+        r->hreq.body_len = r->body.len;
         r->hreq.path = url;
         return handle(r, url);
     case PH_WAIT:
