@@ -6,7 +6,7 @@
  * time, which is at least the CPU it had on one worker). Tokens are never charged for routes
  * that must stay reachable under abuse (probes, metrics).
  */
-#include "primed/admission.h"
+#include "admission.h"
 
 #include <errno.h>
 #include <inttypes.h>

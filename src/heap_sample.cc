@@ -2,7 +2,7 @@
 //
 // Kept to one function so the rest of primed stays C. No exception may cross into C: the
 // std::string growth that GetHeapSample does is the only thing that can throw (bad_alloc).
-#include "primed/heap_sample.h"
+#include "heap_sample.h"
 
 #include <gperftools/malloc_extension.h>
 

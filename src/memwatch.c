@@ -33,7 +33,7 @@
 #if PRIMED_TCMALLOC
 #include <gperftools/malloc_extension_c.h>
 
-#include "primed/heap_sample.h"
+#include "heap_sample.h"
 #endif
 
 #define MIB (UINT64_C(1) << 20)

@@ -30,6 +30,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "primed/metrics.h"
+
 struct worker {
     struct pool *p;
     pthread_t tid;
@@ -356,6 +358,38 @@ static void *watchdog_main(void *arg)
     return NULL;
 }
 
+/* The pool's own metrics, pulled at each scrape (registered by pool_create for the pool's
+ * lifetime). One pool_stats_get: one cut under the pool lock. Lock order: the metrics registry's
+ * lock, then p->mu; the pool never calls into metrics with p->mu held. */
+static void collect(void *arg, struct metrics_writer *w)
+{
+    struct pool_stats ps;
+    pool_stats_get(arg, &ps);
+    metrics_write_one(w, "primed_workers", "gauge", "Worker threads.", ps.workers);
+    metrics_write_one(w, "primed_workers_busy", "gauge", "Workers running a job or a chunk.",
+                      ps.busy);
+    metrics_write_one(w, "primed_queue_depth", "gauge", "Jobs waiting for a worker.",
+                      ps.queue_depth);
+    metrics_write_one(w, "primed_queue_capacity", "gauge", "Job queue bound.", ps.queue_capacity);
+    metrics_write_family(w, "primed_jobs_total", "counter", "Jobs by outcome.");
+    static const char *const names[POOL__OUTCOMES] = {
+        "outcome=\"done\"", "outcome=\"rejected\"", "outcome=\"cancelled\"", "outcome=\"timeout\""};
+    for (int i = 0; i < POOL__OUTCOMES; i++)
+        metrics_write_sample_u64(w, "primed_jobs_total", names[i], ps.jobs[i]);
+    metrics_write_one(w, "primed_stream_producers_parked", "gauge",
+                      "Streams whose producer gave its worker back: their buffer is full.",
+                      ps.parked);
+    metrics_write_one(w, "primed_stream_resumes_total", "counter",
+                      "Parked stream producers resumed (reader freed space, or cancel).",
+                      ps.resumes);
+    metrics_write_one(w, "primed_stream_resume_queue_depth", "gauge",
+                      "Resumed stream producers waiting for a worker.", ps.resume_depth);
+    metrics_write_one(w, "primed_pool_fair_skips_total", "counter",
+                      "Queued jobs passed over because their client had max_inflight_per_client "
+                      "workers busy.",
+                      ps.fair_skips);
+}
+
 struct pool *pool_create(unsigned workers, unsigned queue_capacity, pool_worker_init_fn init,
                          pool_worker_fini_fn fini, void *arg)
 {
@@ -399,6 +433,7 @@ struct pool *pool_create(unsigned workers, unsigned queue_capacity, pool_worker_
     bool ok = started == workers && p->init_failed == 0;
     pthread_mutex_unlock(&p->mu);
     if (ok && pthread_create(&p->wd, NULL, watchdog_main, p) == 0) p->wd_started = true;
+    if (ok && p->wd_started && metrics_register_collector(collect, p) != 0) ok = false;
     if (!ok || !p->wd_started) {
         pool_destroy(p);
         errno = ENOMEM;
@@ -410,6 +445,8 @@ struct pool *pool_create(unsigned workers, unsigned queue_capacity, pool_worker_
 void pool_destroy(struct pool *p)
 {
     if (!p) return;
+    /* First: once this returns no scrape is reading the pool (a no-op if never registered). */
+    metrics_unregister_collector(collect, p);
     pthread_mutex_lock(&p->mu);
     p->stopping = true;
     pthread_cond_broadcast(&p->cv_work);

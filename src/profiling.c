@@ -32,7 +32,7 @@
 #include <gperftools/profiler.h>
 #include <sys/stat.h>
 
-#include "primed/heap_sample.h"
+#include "heap_sample.h"
 #endif
 
 #define SAMPLE_ENV "TCMALLOC_SAMPLE_PARAMETER"

@@ -30,11 +30,11 @@
  * (req_wake). A stream reader suspends from inside stream_read's lock (park), so the producer's
  * wake, which follows its commit under that lock, always comes after the suspend.
  *
- * Request bodies: buffered here, every byte charged to the request memory budget (reqmem.h)
- * before it is held: a Content-Length whole before the body is read (503 at once, the connection
- * closed as for 413, when it does not fit), a chunked body as its buffer grows (the rest
- * discarded and 503 at the end). Nothing reads the body on this thread; the API parses it on a
- * worker.
+ * Request bodies: buffered in a struct reqbody (reqbody.c), every byte charged to the request
+ * memory budget (reqmem.h) before it is held: a Content-Length whole before the body is read (503
+ * at once, the connection closed as for 413, when it does not fit), a chunked body as its buffer
+ * grows (the rest discarded and 503 at the end). Nothing reads the body on this thread; the API
+ * parses it on a worker.
  *
  * Keep-alive: libmicrohttpd 0.9.75 closes the connection when a response is queued in the first
  * access-handler call (the body may be unread), so normal answers are queued only from the
@@ -44,37 +44,31 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <microhttpd.h>
-#include <netdb.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "primed/admission.h"
+#include "admission.h"
 #include "primed/errors.h"
 #include "primed/http.h"
 #include "primed/inflight.h"
-#include "primed/jsonw.h"
 #include "primed/log.h"
 #include "primed/memwatch.h"
 #include "primed/metrics.h"
-#include "primed/profiling.h"
 #include "primed/reqmem.h"
 #include "primed/router.h"
 #include "primed/stream.h"
-
-#ifndef PRIMED_VERSION
-#define PRIMED_VERSION "0.0.0"
-#endif
+#include "handlers.h"
+#include "netaddr.h"
+#include "rawreq.h"
+#include "reqbody.h"
 
 /* Bytes libmicrohttpd asks the stream reader for at once (its write buffer per call). */
 #define STREAM_READ_BLOCK (32u * 1024)
@@ -127,11 +121,7 @@ struct req {
     char request_id[65];
     char client_addr[ADDR_MAX];
     char query_str[INFLIGHT_PARAMS_MAX]; /* the raw query string, cut: for /debug/requests */
-    char *body; /* malloc'd, body_len of body_cap bytes, never above cfg.max_body_bytes */
-    size_t body_len, body_cap;
-    /* Bytes charged to the request memory budget for the body (≥ body_cap: a Content-Length is
-     * charged whole before the first byte is read), released with the request. */
-    size_t body_charged;
+    struct reqbody body;                 /* charged to the request memory budget; I/O thread only */
     const struct route *route;
     struct http_request hreq;
     int status;
@@ -160,8 +150,12 @@ struct server {
     struct listener main, debug;
     struct stream_budget budget;
     struct admission adm; /* per-client rate limits; read-only after create (internally locked) */
-    atomic_bool ready;    /* /readyz */
-    atomic_bool draining; /* Connection: close on every response */
+    /* /readyz. Written by the main thread (server_set_ready), read by I/O threads; relaxed:
+     * a flag that publishes no other data, and a probe may see either side of a change. */
+    atomic_bool ready;
+    /* Connection: close on every response, /readyz 503. Written once by the main thread
+     * (server_begin_drain), read relaxed by I/O threads, as `ready`. */
+    atomic_bool draining;
     /* server_stop has begun: no request is handed to a worker any more (503 at once), so the
      * suspended connections can only decrease. Written by the main thread, read (relaxed) by
      * I/O threads; a request that misses it is counted in nsuspended, which server_stop waits
@@ -173,7 +167,6 @@ struct server {
     atomic_uint nsuspended;
     pthread_mutex_t susp_mu;
     pthread_cond_t susp_cv;
-    atomic_uint streams;           /* streams alive (metrics) */
     pthread_mutex_t mu;            /* the in-flight list */
     struct req *inflight, *oldest; /* newest first; oldest is the tail */
     unsigned ninflight;
@@ -181,8 +174,7 @@ struct server {
      * waits for. A client that sent half its headers is not work in flight; the idle timeout or
      * the stop reaps it. Under mu. */
     unsigned nstarted;
-    char root_body[1024];
-    size_t root_len;
+    struct handlers handlers; /* the built-in endpoints; read-only after create */
 };
 
 /* ---- request objects ----------------------------------------------------------------------- */
@@ -200,15 +192,11 @@ static enum phase phase_of(const struct req *r)
 static void req_unref(struct req *r)
 {
     if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1) return;
-    if (r->stream) {
-        stream_destroy(r->stream);
-        atomic_fetch_sub_explicit(&r->srv->streams, 1, memory_order_relaxed);
-    }
+    stream_destroy(r->stream); /* accepts NULL */
     api_query_fini(&r->query);
     http_response_fini(&r->resp);
     pthread_mutex_destroy(&r->mu);
-    free(r->body);
-    reqmem_release(r->srv->api->mem, r->body_charged);
+    reqbody_drop(&r->body, r->srv->api->mem);
     free(r);
 }
 
@@ -299,31 +287,6 @@ static enum MHD_Result nul_arg_it(void *cls, enum MHD_ValueKind kind, const char
     return MHD_YES;
 }
 
-/* At the fd limit libmicrohttpd 0.9.75 retries accept4() in a hot loop (EMFILE) and reaps
- * closed clients only at their idle timeout. So: raise the soft RLIMIT_NOFILE to the hard one, and
- * cap the connection limit below it, keeping FD_RESERVE descriptors for listeners, epoll, logs,
- * /proc readers and profiles. */
-#define FD_RESERVE 64u
-static unsigned connection_limit(unsigned want)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return want;
-    if (rl.rlim_cur < rl.rlim_max) {
-        struct rlimit up = {rl.rlim_max, rl.rlim_max};
-        if (setrlimit(RLIMIT_NOFILE, &up) == 0) rl = up;
-    }
-    if (rl.rlim_cur == RLIM_INFINITY) return want;
-    unsigned cap = rl.rlim_cur > 2 * FD_RESERVE ? (unsigned)(rl.rlim_cur - FD_RESERVE)
-                                                : (unsigned)(rl.rlim_cur / 2);
-    if (cap >= want) return want;
-    char w[16], h[16];
-    snprintf(w, sizeof w, "%u", want);
-    snprintf(h, sizeof h, "%u", cap);
-    log_event(LOG_WARN, "connection_limit_capped", "max_connections above the fd limit",
-              "max_connections", w, "effective", h, NULL);
-    return cap == 0 ? 1 : cap;
-}
-
 static void client_addr(struct MHD_Connection *c, char *out, size_t outlen)
 {
     snprintf(out, outlen, "-");
@@ -337,40 +300,6 @@ static void client_addr(struct MHD_Connection *c, char *out, size_t outlen)
     else if (sa->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
                   (socklen_t)outlen);
-}
-
-/* libmicrohttpd 0.9.75 parses the query right after the URI-log callback into ~56-byte records
- * in the connection's memory pool, next to the request line itself. When the pool runs out (~900
- * arguments in 64 KiB) it abandons the request: no answer, the connection held to the idle
- * timeout, and neither the access handler nor the completion callback runs. No route takes more
- * than three parameters, so a query with more than MAX_QUERY_ARGS, or whose URI plus
- * ARG_POOL_BYTES per argument would not fit in half the pool (the other half is the read and
- * write buffers), is cut off before it is parsed and refused (400 limit_exceeded). */
-#define MAX_QUERY_ARGS 64
-#define ARG_POOL_BYTES 64
-
-static bool query_fits(const struct primed_config *cfg, size_t uri_len, size_t nargs)
-{
-    return nargs <= MAX_QUERY_ARGS &&
-           uri_len + nargs * ARG_POOL_BYTES <= cfg->connection_memory_limit / 2;
-}
-
-static size_t count_query_args(const char *query)
-{
-    if (!*query) return 0;
-    size_t n = 1;
-    for (const char *p = query; (p = strchr(p, '&')) != NULL; p++)
-        n++;
-    return n;
-}
-
-/* A control byte (below 0x20, or DEL) in the raw request target. A NUL cannot be seen here: the
- * target is a C string that ends at it (see raw_request_ok). */
-static bool has_control_byte(const char *s)
-{
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if (*p < 0x20 || *p == 0x7f) return true;
-    return false;
 }
 
 /* URI-log callback: the start of every request; its result becomes *con_cls. */
@@ -394,13 +323,13 @@ static void *on_request_start(void *cls, const char *uri, struct MHD_Connection 
     r->uri_len = strlen(uri);
     r->uri_too_long = r->uri_len > s->cfg->max_uri_bytes;
     r->raw_uri = uri;
-    r->bad_bytes = has_control_byte(uri);
+    r->bad_bytes = rawreq_has_control_byte(uri);
     size_t plen = strcspn(uri, "?");
     snprintf(r->path, sizeof r->path, "%.*s", (int)plen, uri);
     snprintf(r->query_str, sizeof r->query_str, "%s", uri[plen] ? uri + plen + 1 : "");
     client_addr(conn, r->client_addr, sizeof r->client_addr);
     const char *q = strchr(uri, '?');
-    if (q && !query_fits(s->cfg, r->uri_len, count_query_args(q + 1))) {
+    if (q && !rawreq_query_fits(s->cfg->connection_memory_limit, r->uri_len, q + 1)) {
         r->too_many_args = true;
         /* This callback is the only hook before libmicrohttpd parses the query, and uri points
          * into its own writable read buffer (it NUL-splits the query there itself next): end
@@ -459,7 +388,10 @@ static enum MHD_Result queue_http(struct req *r, struct http_response *hr)
     for (int i = 0; i < hr->nheaders; i++)
         MHD_add_response_header(m, hr->headers[i].name, hr->headers[i].value);
     r->status = hr->status;
-    if (strcmp(r->method, "HEAD") != 0) atomic_store(&r->bytes, hr->body_len);
+    /* Relaxed: a counter; the I/O thread (here, stream_reader) writes, req_finish on the same
+     * thread and the /debug/requests snapshot read. */
+    if (strcmp(r->method, "HEAD") != 0)
+        atomic_store_explicit(&r->bytes, hr->body_len, memory_order_relaxed);
     set_phase(r, PH_DONE);
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)hr->status, m);
     MHD_destroy_response(m);
@@ -577,7 +509,6 @@ static enum MHD_Result submit(struct req *r, bool stream)
         if (!r->stream)
             return queue_error(r, errno == EAGAIN ? PERR_OVERLOADED : PERR_INTERNAL, NULL, NULL,
                                errno == EAGAIN ? "stream memory budget exhausted" : NULL);
-        atomic_fetch_add_explicit(&s->streams, 1, memory_order_relaxed);
         atomic_store_explicit(&r->live_stream, r->stream, memory_order_release);
     }
     r->job.client = admission_client_tag(&r->adm); /* per-client fairness in the pool */
@@ -619,20 +550,6 @@ static enum MHD_Result finish_wait(struct req *r)
 }
 
 /* ---- handlers ------------------------------------------------------------------------------ */
-
-static bool token_ok(struct req *r)
-{
-    const char *tok = r->srv->cfg->debug_token;
-    if (!tok[0]) return true;
-    const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
-    if (!h || strncmp(h, "Bearer ", 7) != 0) return false;
-    h += 7;
-    size_t hl = strlen(h), tl = strlen(tok);
-    unsigned char diff = hl != tl;
-    for (size_t i = 0; i < tl; i++)
-        diff |= (unsigned char)(tok[i] ^ (i < hl ? h[i] : 0));
-    return diff == 0;
-}
 
 /* Every X-Forwarded-For line joined with ", " (a proxy may append a line of its own rather than
  * extend the client's), keeping the rightmost bytes if they do not fit: that is the trusted end.
@@ -684,7 +601,7 @@ static enum MHD_Result handle(struct req *r, const char *url)
         char msg[128];
         snprintf(msg, sizeof msg,
                  "more than %d query parameters, or more than connection_memory_limit can parse",
-                 MAX_QUERY_ARGS);
+                 RAWREQ_MAX_QUERY_ARGS);
         return queue_error(r, PERR_LIMIT_EXCEEDED, NULL, NULL, msg);
     }
     const struct route *rt = NULL;
@@ -699,38 +616,15 @@ static enum MHD_Result handle(struct req *r, const char *url)
 
     struct http_response *hr = &r->resp;
     if (rt->kind == ROUTE_K_DEBUG) {
-        if (!token_ok(r))
-            return queue_error(r, PERR_UNAUTHORIZED, NULL, NULL,
-                               "Authorization: Bearer <debug_token> required");
-        profiling_handle(rt->id, &r->hreq, hr);
+        handlers_debug(s->cfg->debug_token, rt->id, &r->hreq, hr);
         return queue_http(r, hr);
     }
-    switch (rt->id) {
-    case ROUTE_HEALTHZ:
-        http_response_static(hr, 200, HTTP_JSON, "{\"status\":\"ok\"}", 15);
-        return queue_http(r, hr);
-    case ROUTE_READYZ:
-        if (atomic_load(&s->ready) && !atomic_load(&s->draining) && !memwatch_shedding()) {
-            http_response_static(hr, 200, HTTP_JSON, "{\"status\":\"ready\"}", 18);
-            return queue_http(r, hr);
-        }
-        return queue_error(r, PERR_UNAVAILABLE, NULL, NULL,
-                           atomic_load(&s->draining) ? "draining"
-                           : memwatch_shedding()     ? "memory above the high-water mark"
-                                                     : "starting");
-    case ROUTE_ROOT:
-        http_response_static(hr, 200, HTTP_JSON, s->root_body, s->root_len);
-        return queue_http(r, hr);
-    case ROUTE_METRICS: {
-        char *out = NULL;
-        size_t len = 0;
-        if (metrics_render(&out, &len) != 0) return queue_error(r, PERR_INTERNAL, NULL, NULL, NULL);
-        http_response_body_owned(hr, 200, METRICS_CONTENT_TYPE, out, len);
-        return queue_http(r, hr);
-    }
-    default:
-        break;
-    }
+    /* ready and draining are written by the main thread; relaxed: a probe may see either
+     * side of a concurrent change. */
+    const struct handlers_status st = {
+        .ready = atomic_load_explicit(&s->ready, memory_order_relaxed),
+        .draining = atomic_load_explicit(&s->draining, memory_order_relaxed)};
+    if (handlers_builtin(&s->handlers, rt->id, &st, hr)) return queue_http(r, hr);
     enum api_plan plan = api_prepare(s->api, rt->id, &r->hreq, &r->query, hr);
     if (!admission_admit(&s->adm, s->api, rt, plan, &r->query, r->client_addr, forwarded_for(r),
                          pool_now_ns(), &r->adm, hr)) {
@@ -742,45 +636,6 @@ static enum MHD_Result handle(struct req *r, const char *url)
     return submit(r, plan == API_STREAM);
 }
 
-/* ---- request bodies ------------------------------------------------------------------------ */
-
-/* Room for `need` bytes of body (NUL included): the Content-Length charged up front when there
- * was one, else doubling from 4 KiB (at most max_body_bytes + 1), the growth charged to the
- * request memory budget. 0, -EAGAIN (over budget) or -ENOMEM. */
-static int body_reserve(struct req *r, size_t need)
-{
-    if (need <= r->body_cap) return 0;
-    size_t cap;
-    if (r->body_charged >= need) {
-        cap = r->body_charged;
-    } else {
-        size_t most = (size_t)r->srv->cfg->max_body_bytes + 1;
-        cap = r->body_cap ? r->body_cap : 4096;
-        while (cap < need)
-            cap *= 2;
-        if (cap > most) cap = most > need ? most : need;
-    }
-    if (cap > r->body_charged) {
-        if (!reqmem_charge(r->srv->api->mem, cap - r->body_charged)) return -EAGAIN;
-        r->body_charged = cap;
-    }
-    char *nb = realloc(r->body, cap);
-    if (!nb) return -ENOMEM;
-    r->body = nb;
-    r->body_cap = cap;
-    return 0;
-}
-
-/* Forget the body (it will not be used) and give its bytes back to the budget. */
-static void body_drop(struct req *r)
-{
-    free(r->body);
-    r->body = NULL;
-    r->body_len = r->body_cap = 0;
-    reqmem_release(r->srv->api->mem, r->body_charged);
-    r->body_charged = 0;
-}
-
 static enum MHD_Result header_bytes_it(void *cls, enum MHD_ValueKind kind, const char *key,
                                        const char *value)
 {
@@ -788,68 +643,23 @@ static enum MHD_Result header_bytes_it(void *cls, enum MHD_ValueKind kind, const
     return MHD_YES;
 }
 
-/* Control bytes, NUL included, in the request line or a header are a 400, so that primed and a
- * proxy in front of it never disagree on what was asked. libmicrohttpd hands the target and
- * header values over as C strings that end at a NUL ("GET /v1/isprime?n=7\0junk" arrives as
- * n=7, "Content-Length: 1\02" as "1"), so the raw bytes are checked where they still lie, in
- * its read buffer: the request line and the headers, in order, fill [method, method +
- * REQUEST_HEADER_SIZE). Between the strings it hands over only its own separators remain (NUL
- * where it split a line, spaces, tabs, CR, LF); any other byte there hid behind a NUL. A header
- * it does not find in that span was rebuilt from obs-folded lines: refused too (RFC 9112 allows
- * either). Runs once per request, O(header bytes), on the I/O thread like the parse itself. */
-struct raw_walk {
-    const char *cur, *end;
-    bool bad;
-};
-
-static bool raw_gap_ok(const char *a, const char *b)
-{
-    for (; a < b; a++)
-        if (*a != '\0' && *a != ' ' && *a != '\t' && *a != '\r' && *a != '\n' && *a != ':')
-            return false;
-    return true;
-}
-
-static bool raw_text_ok(const char *a, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)a[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
-    }
-    return true;
-}
-
 static enum MHD_Result raw_header_it(void *cls, enum MHD_ValueKind kind, const char *key,
                                      size_t key_size, const char *value, size_t value_size)
 {
-    struct raw_walk *w = cls;
-    if (!value || value_size == 0) value = key + key_size;
-    /* Compared as integers: a rebuilt (folded) header lies in another object. */
-    uintptr_t k = (uintptr_t)key, v = (uintptr_t)value;
-    if (k < (uintptr_t)w->cur || k + key_size > v || v + value_size > (uintptr_t)w->end ||
-        !raw_gap_ok(w->cur, key) || !raw_text_ok(key, key_size) ||
-        !raw_gap_ok(key + key_size, value) || !raw_text_ok(value, value_size)) {
-        w->bad = true;
-        return MHD_NO;
-    }
-    w->cur = value + value_size;
-    return MHD_YES;
+    return rawreq_walk_header(cls, key, key_size, value, value_size) ? MHD_YES : MHD_NO;
 }
 
+/* Control bytes or a NUL in the request line or a header (rawreq.c says how and why). */
 static bool raw_request_ok(struct req *r, const char *method, const char *version)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
     if (!ci || !ci->header_size || !version || !*version) return true; /* nothing to compare */
-    const char *end = method + ci->header_size;
-    /* The target runs from raw_uri to the NUL libmicrohttpd wrote over the space before the
-     * version; a target that ends earlier had a NUL inside. */
-    if ((uintptr_t)version != (uintptr_t)r->raw_uri + r->uri_len + 1) return false;
-    if ((uintptr_t)version < (uintptr_t)method || (uintptr_t)version >= (uintptr_t)end)
+    struct rawreq_walk w;
+    if (!rawreq_walk_start(&w, method, ci->header_size, r->raw_uri, r->uri_len, version))
         return false;
-    struct raw_walk w = {version + strlen(version), end, false};
     MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, raw_header_it, &w);
-    return !w.bad && raw_gap_ok(w.cur, w.end);
+    return rawreq_walk_end(&w);
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
@@ -912,12 +722,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                                    "request body larger than max_body_bytes");
             /* The whole declared body is charged before a byte of it is read, so a client
              * learns at once (and the connection closes, as above) that there is no room. */
-            if (n > 0) {
-                if (!reqmem_charge(s->api->mem, n + 1))
-                    return queue_error(r, PERR_OVERLOADED, NULL, NULL,
-                                       "request memory budget exhausted");
-                r->body_charged = (size_t)n + 1;
-            }
+            if (n > 0 && reqbody_declare(&r->body, s->api->mem, n) != 0)
+                return queue_error(r, PERR_OVERLOADED, NULL, NULL,
+                                   "request memory budget exhausted");
         }
         return MHD_YES;
     }
@@ -925,27 +732,15 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         size_t n = *upload_data_size;
         *upload_data_size = 0;
         if (r->body_too_large || r->over_budget) return MHD_YES; /* discard, answer at the end */
-        if (r->body_len + n > s->cfg->max_body_bytes) {
-            r->body_too_large = true;
-            body_drop(r);
-            return MHD_YES;
-        }
-        int rc = body_reserve(r, r->body_len + n + 1);
-        if (rc == -EAGAIN) {
-            r->over_budget = true;
-            body_drop(r);
-            return MHD_YES;
-        }
-        if (rc != 0) return MHD_NO;
-        memcpy(r->body + r->body_len, upload_data, n);
-        r->body_len += n;
-        r->body[r->body_len] = '\0';
-        return MHD_YES;
+        int rc = reqbody_append(&r->body, s->api->mem, s->cfg->max_body_bytes, upload_data, n);
+        if (rc == -EFBIG) r->body_too_large = true; /* answered once the rest is read */
+        if (rc == -EAGAIN) r->over_budget = true;
+        return rc == -ENOMEM ? MHD_NO : MHD_YES;
     }
     switch (phase_of(r)) {
     case PH_BODY:
-        r->hreq.body = r->body;
-        r->hreq.body_len = r->body_len;
+        r->hreq.body = r->body.buf;
+        r->hreq.body_len = r->body.len;
         r->hreq.path = url;
         return handle(r, url);
     case PH_WAIT:
@@ -969,7 +764,7 @@ static void req_finish(struct req *r, int unanswered)
     }
     uint64_t dur_ns = pool_now_ns() - r->t0_ns;
     int status = r->status ? r->status : unanswered;
-    uint64_t bytes = atomic_load(&r->bytes);
+    uint64_t bytes = atomic_load_explicit(&r->bytes, memory_order_relaxed); /* same thread */
     struct log_request_rec rec = {.request_id = r->request_id[0] ? r->request_id : NULL,
                                   .method = r->method[0] ? r->method : "-",
                                   .path = r->path,
@@ -1038,73 +833,11 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 
 /* ---- metrics ------------------------------------------------------------------------------- */
 
+/* The server's own numbers; the pool and the stream budget register their own collectors. */
 static void collect(void *arg, struct metrics_writer *w)
 {
-    struct server *s = arg;
-    struct pool_stats ps;
-    pool_stats_get(s->pool, &ps);
-    metrics_write_one(w, "primed_workers", "gauge", "Worker threads.", ps.workers);
-    metrics_write_one(w, "primed_workers_busy", "gauge", "Workers running a job or a chunk.",
-                      ps.busy);
-    metrics_write_one(w, "primed_queue_depth", "gauge", "Jobs waiting for a worker.",
-                      ps.queue_depth);
-    metrics_write_one(w, "primed_queue_capacity", "gauge", "Job queue bound.", ps.queue_capacity);
-    metrics_write_family(w, "primed_jobs_total", "counter", "Jobs by outcome.");
-    static const char *const names[POOL__OUTCOMES] = {
-        "outcome=\"done\"", "outcome=\"rejected\"", "outcome=\"cancelled\"", "outcome=\"timeout\""};
-    for (int i = 0; i < POOL__OUTCOMES; i++)
-        metrics_write_sample_u64(w, "primed_jobs_total", names[i], ps.jobs[i]);
-    metrics_write_one(w, "primed_streams_active", "gauge", "Streamed responses alive.",
-                      atomic_load(&s->streams));
-    metrics_write_one(w, "primed_stream_producers_parked", "gauge",
-                      "Streams whose producer gave its worker back: their buffer is full.",
-                      ps.parked);
-    metrics_write_one(w, "primed_stream_resumes_total", "counter",
-                      "Parked stream producers resumed (reader freed space, or cancel).",
-                      ps.resumes);
-    metrics_write_one(w, "primed_stream_resume_queue_depth", "gauge",
-                      "Resumed stream producers waiting for a worker.", ps.resume_depth);
-    metrics_write_one(w, "primed_pool_fair_skips_total", "counter",
-                      "Queued jobs passed over because their client had max_inflight_per_client "
-                      "workers busy.",
-                      ps.fair_skips);
-    metrics_write_one(w, "primed_stream_buffer_bytes", "gauge",
-                      "Bytes of stream buffers in use (charged to the memory budget).",
-                      atomic_load_explicit(&s->budget.used, memory_order_relaxed));
-    metrics_write_one(w, "primed_memory_budget_bytes", "gauge", "The stream memory budget.",
-                      s->budget.limit);
-    metrics_write_one(w, "primed_stream_buffer_cache_buffers", "gauge",
-                      "Idle stream buffers kept for reuse (outside the budget).",
-                      stream_budget_cached(&s->budget));
-    metrics_write_one(w, "primed_stream_buffer_cache_hits_total", "counter",
-                      "Stream buffers taken from the idle cache instead of malloc.",
-                      atomic_load_explicit(&s->budget.cache_hits, memory_order_relaxed));
-    metrics_write_one(w, "primed_stream_buffer_cache_misses_total", "counter",
-                      "Stream buffers malloc'd because the idle cache was empty.",
-                      atomic_load_explicit(&s->budget.cache_misses, memory_order_relaxed));
     metrics_write_one(w, "primed_inflight_requests", "gauge", "Requests in flight.",
-                      server_inflight(s));
-}
-
-/* The `/` body, derived from the route table: every main-listener path but `/` itself. */
-static int root_listing(struct server *s)
-{
-    struct jsonw w;
-    jsonw_init_fixed(&w, s->root_body, sizeof s->root_body);
-    jsonw_lit(&w, "{\"name\":\"primed\",\"version\":");
-    jsonw_str(&w, PRIMED_VERSION);
-    jsonw_lit(&w, ",\"endpoints\":[");
-    bool first = true;
-    for (size_t i = 0; i < router_count(); i++) {
-        const struct route *rt = router_route(i);
-        if (!(rt->listeners & ROUTE_L_MAIN) || rt->id == ROUTE_ROOT) continue;
-        if (!first) jsonw_char(&w, ',');
-        jsonw_str(&w, rt->path);
-        first = false;
-    }
-    jsonw_lit(&w, "]}");
-    s->root_len = w.len;
-    return w.overflow ? -1 : 0;
+                      server_inflight(arg));
 }
 
 /* ---- /debug/requests ----------------------------------------------------------------------- */
@@ -1238,37 +971,12 @@ static int server_snapshot(void *arg, struct inflight_snapshot *snap)
 
 /* ---- daemons ------------------------------------------------------------------------------- */
 
-static int resolve(const char *host, unsigned port, struct sockaddr_storage *ss, socklen_t *len)
-{
-    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE | AI_NUMERICSERV,
-                             .ai_socktype = SOCK_STREAM};
-    struct addrinfo *ai = NULL;
-    char ps[8];
-    snprintf(ps, sizeof ps, "%u", port);
-    int rc = getaddrinfo(host, ps, &hints, &ai);
-    if (rc != 0 || !ai) {
-        hints.ai_flags &= ~AI_NUMERICHOST;
-        rc = getaddrinfo(host, ps, &hints, &ai);
-        if (rc != 0 || !ai) return -1;
-    }
-    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-    *len = ai->ai_addrlen;
-    freeaddrinfo(ai);
-    return 0;
-}
-
-static unsigned io_threads(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 4 ? 4 : (unsigned)n;
-}
-
 static int start_listener(struct server *s, struct listener *l, const char *host, unsigned port)
 {
     const struct primed_config *c = s->cfg;
     struct sockaddr_storage ss;
     socklen_t sl;
-    if (resolve(host, port, &ss, &sl) != 0) {
+    if (netaddr_resolve(host, port, &ss, &sl) != 0) {
         log_event(LOG_ERROR, "listen_failed", "cannot resolve listen address", "host", host, NULL);
         return -1;
     }
@@ -1301,11 +1009,11 @@ static int start_listener(struct server *s, struct listener *l, const char *host
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL};
     if (!l->debug) {
         ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
-                                           connection_limit(c->max_connections), NULL};
+                                           netaddr_connection_limit(c->max_connections), NULL};
         if (c->max_connections_per_ip)
             ops[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
                                                c->max_connections_per_ip, NULL};
-        unsigned t = io_threads();
+        unsigned t = netaddr_io_threads();
         if (t > 1) ops[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, t, NULL};
     } else {
         ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, 64, NULL};
@@ -1325,40 +1033,6 @@ static int start_listener(struct server *s, struct listener *l, const char *host
     return 0;
 }
 
-/* "main debug\n" into path, atomically (readers see no file or the whole line). The temporary
- * file is a fresh one made by mkstemp in the same directory (O_CREAT|O_EXCL: a symlink or file
- * planted there by someone else is never followed or overwritten), mode 0644 whatever the umask;
- * rename replaces a symlink at path itself, never its target. Returns 0, or -1 with errno. */
-static int write_port_file(const char *path, unsigned mp, unsigned dp)
-{
-    char tmp[CONFIG_PATH_MAX + 16];
-    if (snprintf(tmp, sizeof tmp, "%s.XXXXXX", path) >= (int)sizeof tmp) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) return -1;
-    char line[32];
-    int n = snprintf(line, sizeof line, "%u %u\n", mp, dp);
-    if (fchmod(fd, 0644) != 0 || write(fd, line, (size_t)n) != n) goto err;
-    if (close(fd) != 0) {
-        fd = -1;
-        goto err;
-    }
-    if (rename(tmp, path) != 0) {
-        fd = -1;
-        goto err;
-    }
-    return 0;
-
-err:;
-    int e = errno;
-    if (fd >= 0) close(fd);
-    unlink(tmp);
-    errno = e;
-    return -1;
-}
-
 struct server *server_create(const struct primed_config *cfg, struct pool *pool,
                              struct api_ctx *api)
 {
@@ -1370,7 +1044,7 @@ struct server *server_create(const struct primed_config *cfg, struct pool *pool,
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->susp_mu, NULL);
     pthread_cond_init(&s->susp_cv, NULL);
-    stream_budget_init(&s->budget, cfg->memory_budget);
+    if (stream_budget_init(&s->budget, cfg->memory_budget) != 0) goto err; /* its metrics too */
     /* Idle buffers for reuse: two per worker (one finishing, one starting), and never more than
      * 1/16 of the budget. */
     uint64_t cache_max = cfg->memory_budget / 16 / cfg->stream_buffer_bytes;
@@ -1379,14 +1053,15 @@ struct server *server_create(const struct primed_config *cfg, struct pool *pool,
                             stream_block_bytes(cfg->stream_buffer_bytes), (size_t)cache_max);
     s->main = (struct listener){.srv = s, .debug = false};
     s->debug = (struct listener){.srv = s, .debug = true};
-    if (root_listing(s) != 0) goto err;
+    if (handlers_init(&s->handlers) != 0) goto err;
     if (admission_init(&s->adm, cfg) != 0) goto err;
     if (metrics_register_collector(collect, s) != 0) goto err_adm;
     inflight_set_source(server_snapshot, s, cfg->workers);
     if (start_listener(s, &s->main, cfg->listen_host, cfg->listen_port) != 0) goto err_metrics;
     if (cfg->debug_enabled && start_listener(s, &s->debug, cfg->debug_host, cfg->debug_port) != 0)
         goto err_main;
-    if (cfg->port_file[0] && write_port_file(cfg->port_file, s->main.port, s->debug.port) != 0) {
+    if (cfg->port_file[0] &&
+        netaddr_write_port_file(cfg->port_file, s->main.port, s->debug.port) != 0) {
         log_event(LOG_ERROR, "port_file_failed", strerror(errno), "path", cfg->port_file, NULL);
         goto err_debug;
     }
@@ -1412,7 +1087,7 @@ err:
 
 void server_set_ready(struct server *s, bool ready)
 {
-    atomic_store(&s->ready, ready);
+    atomic_store_explicit(&s->ready, ready, memory_order_relaxed);
 }
 
 void server_ports(const struct server *s, unsigned *main_port, unsigned *debug_port)
@@ -1423,7 +1098,7 @@ void server_ports(const struct server *s, unsigned *main_port, unsigned *debug_p
 
 void server_begin_drain(struct server *s)
 {
-    atomic_store(&s->draining, true);
+    atomic_store_explicit(&s->draining, true, memory_order_relaxed);
     MHD_socket fd = MHD_quiesce_daemon(s->main.d);
     if (fd != MHD_INVALID_SOCKET) close(fd);
 }
@@ -1453,7 +1128,9 @@ void server_stop(struct server *s)
     /* A request may have reached a worker (or a stream reader may have parked) after the drain
      * saw nothing in flight: stop new hand-offs, cancel what is left, and wait (bounded) until
      * every connection we suspended has been resumed, or libmicrohttpd aborts the process. */
-    atomic_store(&s->stopping, true);
+    /* seq_cst, not release: this store and the load of nsuspended below are a store-then-load
+     * pair, which only seq_cst keeps in order (release/acquire would let the load move up). */
+    atomic_store_explicit(&s->stopping, true, memory_order_seq_cst);
     server_cancel_all(s);
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);

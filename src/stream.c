@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "primed/metrics.h"
+
 /* A producer that finds every block full waits up to this long for one to free, unless the reader
  * has shown itself slow (a wait that ran out) since it last caught up (found the buffer empty):
  * a client keeping pace then never makes the producer park and throw away the rest of its sieve
@@ -40,7 +42,30 @@ struct stream {
     bool committed_any; /* some block was ever committed */
 };
 
-void stream_budget_init(struct stream_budget *b, uint64_t limit)
+/* The budget's own metrics, pulled at each scrape. Relaxed loads: each is a counter or gauge
+ * read on its own; the set is not one cut. */
+static void collect(void *arg, struct metrics_writer *w)
+{
+    struct stream_budget *b = arg;
+    metrics_write_one(w, "primed_streams_active", "gauge", "Streamed responses alive.",
+                      atomic_load_explicit(&b->streams, memory_order_relaxed));
+    metrics_write_one(w, "primed_stream_buffer_bytes", "gauge",
+                      "Bytes of stream buffers in use (charged to the memory budget).",
+                      atomic_load_explicit(&b->used, memory_order_relaxed));
+    metrics_write_one(w, "primed_memory_budget_bytes", "gauge", "The stream memory budget.",
+                      b->limit);
+    metrics_write_one(w, "primed_stream_buffer_cache_buffers", "gauge",
+                      "Idle stream buffers kept for reuse (outside the budget).",
+                      stream_budget_cached(b));
+    metrics_write_one(w, "primed_stream_buffer_cache_hits_total", "counter",
+                      "Stream buffers taken from the idle cache instead of malloc.",
+                      atomic_load_explicit(&b->cache_hits, memory_order_relaxed));
+    metrics_write_one(w, "primed_stream_buffer_cache_misses_total", "counter",
+                      "Stream buffers malloc'd because the idle cache was empty.",
+                      atomic_load_explicit(&b->cache_misses, memory_order_relaxed));
+}
+
+int stream_budget_init(struct stream_budget *b, uint64_t limit)
 {
     atomic_init(&b->used, 0);
     b->limit = limit;
@@ -48,6 +73,8 @@ void stream_budget_init(struct stream_budget *b, uint64_t limit)
     b->cache_bytes = b->cache_max = b->cache_n = 0;
     atomic_init(&b->cache_hits, 0);
     atomic_init(&b->cache_misses, 0);
+    atomic_init(&b->streams, 0);
+    return metrics_register_collector(collect, b) == 0 ? 0 : -ENOSPC;
 }
 
 /* The capacity a stream really has: whole blocks only. */
@@ -73,6 +100,7 @@ size_t stream_budget_cached(struct stream_budget *b)
 
 void stream_budget_destroy(struct stream_budget *b)
 {
+    metrics_unregister_collector(collect, b); /* no scrape reads b once this returns */
     pthread_mutex_lock(&b->cache_mu);
     while (b->cache_n > 0)
         free(b->cache[--b->cache_n]);
@@ -150,6 +178,7 @@ struct stream *stream_create(struct stream_budget *budget, size_t capacity, size
     s->capacity = capacity;
     s->block_bytes = block_bytes;
     s->nblocks = nblocks;
+    if (budget) atomic_fetch_add_explicit(&budget->streams, 1, memory_order_relaxed);
     return s;
 
 err_lens:
@@ -165,7 +194,10 @@ err_budget:
 void stream_destroy(struct stream *s)
 {
     if (!s) return;
-    if (s->budget) atomic_fetch_sub_explicit(&s->budget->used, s->capacity, memory_order_relaxed);
+    if (s->budget) {
+        atomic_fetch_sub_explicit(&s->budget->used, s->capacity, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&s->budget->streams, 1, memory_order_relaxed);
+    }
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->space);
     free(s->lens);

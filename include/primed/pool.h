@@ -77,7 +77,9 @@ struct pool_job {
 typedef void *(*pool_worker_init_fn)(void *arg);
 typedef void (*pool_worker_fini_fn)(void *arg, void *local);
 
-/* Start `workers` threads and a watchdog. Returns NULL (errno set) on failure. */
+/* Start `workers` threads and a watchdog, and register the pool's metrics collector
+ * (primed_workers, primed_queue_depth, primed_jobs_total, …) until pool_destroy. Returns NULL
+ * (errno set) on failure. */
 struct pool *pool_create(unsigned workers, unsigned queue_capacity, pool_worker_init_fn init,
                          pool_worker_fini_fn fini, void *arg);
 /* Stop accepting jobs; queued jobs still run (they see `cancel` if pool_cancel_all was called,

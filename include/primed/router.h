@@ -3,7 +3,7 @@
  * Every endpoint is one row of router.c's table: path, methods, listeners, handler (route_id),
  * metric label, whether it is a batch op, and a one-line summary. Everything else that lists
  * endpoints is derived from it: the router itself, the 405 Allow header, the metric label set
- * (metrics.c), the `/` listing (server.c) and the /debug/pprof/ index (profiling.c). Adding an
+ * (metrics.c), the `/` listing (handlers.c) and the /debug/pprof/ index (profiling.c). Adding an
  * endpoint is a route_id, a row and its handler. No allocation, no HTTP library; never looks at the
  * query string.
  */
@@ -15,7 +15,7 @@
 
 /* Who answers. The kind of handler is the row's `kind`; the id says which one. */
 enum route_id {
-    /* built-in handlers (server) */
+    /* built-in handlers (handlers.c) */
     ROUTE_ROOT = 0,
     ROUTE_HEALTHZ,
     ROUTE_READYZ,
@@ -43,7 +43,7 @@ enum route_id {
 };
 
 enum route_kind {
-    ROUTE_K_BUILTIN = 0, /* server.c answers on the I/O thread (O(1) work) */
+    ROUTE_K_BUILTIN = 0, /* handlers.c answers on the I/O thread (O(1) work) */
     ROUTE_K_API,         /* api_prepare, then maybe a worker */
     ROUTE_K_DEBUG,       /* profiling.c, debug listener, bearer token */
 };

@@ -45,16 +45,20 @@ struct stream_budget {
     size_t cache_n;     /* under cache_mu */
     char *cache[STREAM_CACHE_SLOTS];
     atomic_uint_fast64_t cache_hits, cache_misses; /* buffers taken from the cache / malloc'd */
+    atomic_uint_fast64_t streams; /* alive: ++ by stream_create, -- by stream_destroy (relaxed) */
 };
-/* No cache until stream_budget_set_cache. */
-void stream_budget_init(struct stream_budget *b, uint64_t limit);
+/* No cache until stream_budget_set_cache. Registers the budget's metrics collector
+ * (primed_streams_active, primed_stream_buffer_bytes, …) until stream_budget_destroy. Returns 0,
+ * or -ENOSPC when the metrics registry is full; call stream_budget_destroy either way. */
+int stream_budget_init(struct stream_budget *b, uint64_t limit);
 /* Cache up to max_buffers (capped at STREAM_CACHE_SLOTS) idle buffers of the streams created with
  * this capacity and block size. Call before any stream exists. */
 void stream_budget_set_cache(struct stream_budget *b, size_t capacity, size_t block_bytes,
                              size_t max_buffers);
 /* Idle buffers in the cache now. */
 size_t stream_budget_cached(struct stream_budget *b);
-/* Frees the cached buffers. No stream of this budget may be alive. */
+/* Unregisters the collector and frees the cached buffers. No stream of this budget may be
+ * alive. */
 void stream_budget_destroy(struct stream_budget *b);
 
 struct stream;

@@ -1,7 +1,7 @@
 /* heap_sample.h — the C face of the one C++ call primed needs from gperftools:
  * MallocExtension::GetHeapSample (tcmalloc's sampled heap in the legacy text format pprof reads).
  * Implemented in src/heap_sample.cc, compiled only in TCMALLOC=1 builds; it never throws across
- * the C boundary.
+ * the C boundary. Internal (memwatch.c and profiling.c only), so it lives beside the sources.
  */
 #ifndef PRIMED_HEAP_SAMPLE_H
 #define PRIMED_HEAP_SAMPLE_H
