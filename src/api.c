@@ -222,8 +222,36 @@ __attribute__((noinline)) void leakcheck_planted_leak(void)
 }
 #endif
 
+/* {"n":N,"twin":true,"pair":[N,N+2]} when N and N+2 are both prime, else {"n":N,"twin":false}
+ * (N+2 above 2^64-1 is not a number of the API: false). Two Miller–Rabin tests, inline. */
+static void answer_twin(struct http_response *resp, uint64_t n)
+{
+    bool twin = n <= UINT64_MAX - 2 && primality_is_prime(n) && primality_is_prime(n + 2);
+    char buf[SMALL_BODY_MAX];
+    struct jsonw w;
+    jsonw_init_fixed(&w, buf, sizeof buf);
+    jsonw_lit(&w, "{\"n\":");
+    jsonw_u64(&w, n);
+    jsonw_lit(&w, ",\"twin\":");
+    jsonw_bool(&w, twin);
+    if (twin) {
+        jsonw_lit(&w, ",\"pair\":[");
+        jsonw_u64(&w, n);
+        jsonw_char(&w, ',');
+        jsonw_u64(&w, n + 2);
+        jsonw_char(&w, ']');
+    }
+    jsonw_char(&w, '}');
+    if (http_response_body(resp, 200, HTTP_JSON, w.buf, w.len) != 0)
+        errors_render(resp, PERR_INTERNAL, NULL, NULL, NULL);
+}
+
 static void answer_primality(struct http_response *resp, enum api_op op, uint64_t n)
 {
+    if (op == API_TWIN) {
+        answer_twin(resp, n);
+        return;
+    }
     uint64_t p = 0;
     bool isp = false;
     int e = primality_answer(op, n, &p, &isp);
@@ -424,6 +452,9 @@ enum api_plan api_prepare(const struct api_ctx *ctx, enum route_id route,
     case ROUTE_PI:
         q->op = API_PI;
         return prepare_pi(ctx, req, q, resp);
+    case ROUTE_TWIN:
+        q->op = API_TWIN;
+        break;
     default:
         errors_render(resp, PERR_NOT_FOUND, NULL, NULL, NULL);
         return API_ANSWERED;
@@ -514,6 +545,7 @@ uint64_t api_cost(const struct api_ctx *ctx, const struct api_query *q)
     case API_ISPRIME:
     case API_NEXT:
     case API_PREV:
+    case API_TWIN:
         break;
     }
     return 1;
@@ -1053,6 +1085,7 @@ enum pool_outcome api_run(const struct api_ctx *ctx, struct api_query *q, void *
     case API_ISPRIME:
     case API_NEXT:
     case API_PREV:
+    case API_TWIN:
         answer_primality(resp, q->op, q->a);
         return POOL_DONE;
     case API_BATCH:

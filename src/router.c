@@ -25,6 +25,8 @@ static const struct route table[] = {
     {"/v1/pi", G, MAIN, ROUTE_K_API, ROUTE_PI, "pi", true, "pi(x), the number of primes <= x"},
     {"/v1/next", G, MAIN, ROUTE_K_API, ROUTE_NEXT, "next", true, "the smallest prime > n"},
     {"/v1/prev", G, MAIN, ROUTE_K_API, ROUTE_PREV, "prev", true, "the largest prime < n"},
+    {"/v1/twin", G, MAIN, ROUTE_K_API, ROUTE_TWIN, "twin", true,
+     "are n and n+2 both prime? (the pair when they are)"},
     {"/v1/batch", P, MAIN, ROUTE_K_API, ROUTE_BATCH, "batch", false,
      "several queries in one JSON body {\"queries\":[...]}"},
     {"/healthz", G, MAIN | DBG, ROUTE_K_BUILTIN, ROUTE_HEALTHZ, "healthz", false, "liveness"},

@@ -143,6 +143,38 @@ START_TEST(primes_json_and_text_match_primesieve)
 }
 END_TEST
 
+/* /v1/twin and batch op twin: the pairs at the edges, and over n = 0 … 999 the number of twin
+ * answers equals primesieve's count of twin pairs (-c2) whose smaller member is < 1000. */
+START_TEST(twin_matches_primesieve)
+{
+    ck_assert_str_eq(get_body("/v1/twin?n=3", 200), "{\"n\":3,\"twin\":true,\"pair\":[3,5]}");
+    ck_assert_str_eq(get_body("/v1/twin?n=2", 200), "{\"n\":2,\"twin\":false}");
+    ck_assert_str_eq(get_body("/v1/twin?n=7", 200), "{\"n\":7,\"twin\":false}");
+    ck_assert_str_eq(get_body("/v1/twin?n=18446744073709551615", 200),
+                     "{\"n\":18446744073709551615,\"twin\":false}");
+    get_body("/v1/twin?n=-1", 400);
+    get_body("/v1/twin", 400);
+    get_body("/v1/twin?n=3&m=1", 400);
+    char *body = malloc(64 * 1024);
+    size_t len = (size_t)snprintf(body, 64 * 1024, "{\"queries\":[");
+    for (int n = 0; n < 1000; n++)
+        len += (size_t)snprintf(body + len, 64 * 1024 - len, "%s{\"op\":\"twin\",\"n\":%d}",
+                                n ? "," : "", n);
+    snprintf(body + len, 64 * 1024 - len, "]}");
+    const char *h[] = {"Content-Type: application/json", NULL};
+    struct http_result r;
+    ck_assert_int_eq(http_do(srv.port, "POST", "/v1/batch", body, h, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    size_t twins = 0;
+    for (const char *q = r.body; (q = strstr(q, "\"twin\":true")) != NULL; q++)
+        twins++;
+    /* pairs (p, p+2) with p < 1000 lie in [0, 1001] */
+    ck_assert_uint_eq(twins, oracle_u64("primesieve 0 1001 -c2 -q"));
+    http_result_free(&r);
+    free(body);
+}
+END_TEST
+
 START_TEST(batch_answers_in_order)
 {
     const char *h[] = {"Content-Type: application/json", NULL};
@@ -259,6 +291,7 @@ static Suite *e2e_api_suite(void)
     tcase_add_unchecked_fixture(tc, start, stop);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, count_matches_primecount);
+    tcase_add_test(tc, twin_matches_primesieve);
     tcase_add_test(tc, pi_endpoint_and_hopeless_requests_refused_at_once);
     tcase_add_test(tc, isprime_next_prev_nth_at_the_edges);
     tcase_add_test(tc, primes_json_and_text_match_primesieve);

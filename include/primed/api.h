@@ -30,7 +30,17 @@ struct api_ctx {
     struct reqmem *mem; /* batch parses are charged here (borrowed); NULL = unbounded */
 };
 
-enum api_op { API_PRIMES, API_COUNT, API_ISPRIME, API_NTH, API_NEXT, API_PREV, API_BATCH, API_PI };
+enum api_op {
+    API_PRIMES,
+    API_COUNT,
+    API_ISPRIME,
+    API_NTH,
+    API_NEXT,
+    API_PREV,
+    API_BATCH,
+    API_PI,
+    API_TWIN
+};
 
 /* Where a parked /v1/primes stream picks up again (see api_stream). Zero = not started. */
 enum api_stream_phase { API_SP_HEAD = 0, API_SP_PRIMES, API_SP_TAIL };

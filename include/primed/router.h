@@ -26,6 +26,7 @@ enum route_id {
     ROUTE_ISPRIME,
     ROUTE_NTH,
     ROUTE_PI,
+    ROUTE_TWIN,
     ROUTE_NEXT,
     ROUTE_PREV,
     ROUTE_BATCH,
