@@ -96,45 +96,8 @@ bool api_query_expensive(const struct api_query *q)
 
 /* ---- parameters ---------------------------------------------------------------------------- */
 
-#define MAX_PARAMS 3
-struct params {
-    const char *names[MAX_PARAMS]; /* allowed names, NULL-terminated if fewer */
-    const char *vals[MAX_PARAMS];
-    const char *unknown;   /* first unknown name */
-    const char *duplicate; /* first repeated name */
-};
-
-static void collect_arg(void *arg, const char *name, const char *value)
-{
-    struct params *p = arg;
-    for (int i = 0; i < MAX_PARAMS && p->names[i]; i++) {
-        if (strcmp(p->names[i], name) != 0) continue;
-        if (p->vals[i] && !p->duplicate) p->duplicate = p->names[i];
-        p->vals[i] = value ? value : "";
-        return;
-    }
-    if (!p->unknown) p->unknown = name;
-}
-
-/* 0, or an error rendered into resp. */
-static int params_check(const struct http_request *req, struct params *p,
+static int number_param(const struct http_params *p, int i, uint64_t *out,
                         struct http_response *resp)
-{
-    if (req->each_arg) req->each_arg(req, collect_arg, p);
-    if (p->unknown) {
-        errors_render(resp, PERR_UNKNOWN_PARAM, p->unknown, NULL, "unknown parameter '%.64s'",
-                      p->unknown);
-        return -1;
-    }
-    if (p->duplicate) {
-        errors_render(resp, PERR_BAD_PARAM, p->duplicate, NULL, "parameter '%s' given twice",
-                      p->duplicate);
-        return -1;
-    }
-    return 0;
-}
-
-static int number_param(const struct params *p, int i, uint64_t *out, struct http_response *resp)
 {
     if (!p->vals[i]) {
         errors_render(resp, PERR_MISSING_PARAM, p->names[i], NULL, "parameter '%s' is required",
@@ -327,6 +290,9 @@ static unsigned usable_workers(const struct api_ctx *ctx)
 static int admit_by_cost(const struct api_ctx *ctx, const struct api_query *q,
                          struct http_response *resp)
 {
+    /* No deadline, or refusal turned off (refuse_hopeless = false: tests of the deadline path
+     * itself): everything is attempted and the deadline, if any, cancels it. */
+    if (!ctx->cfg->refuse_hopeless || ctx->cfg->request_timeout_ms == 0) return 0;
     double one = query_seconds(q);
     unsigned nw = usable_workers(ctx);
     double wall = one / nw, deadline = ctx->cfg->request_timeout_ms / 1000.0;
@@ -350,8 +316,8 @@ static enum api_plan prepare_range(const struct api_ctx *ctx, enum api_op op,
                                    const struct http_request *req, struct api_query *q,
                                    struct http_response *resp)
 {
-    struct params p = {.names = {"from", "to", op == API_PRIMES ? "format" : NULL}};
-    if (params_check(req, &p, resp) || number_param(&p, 0, &q->a, resp) ||
+    struct http_params p = {.names = {"from", "to", op == API_PRIMES ? "format" : NULL}};
+    if (http_params_check(req, &p, resp) || number_param(&p, 0, &q->a, resp) ||
         number_param(&p, 1, &q->b, resp))
         return API_ANSWERED;
     if (q->a > q->b) {
@@ -399,8 +365,8 @@ static bool is_json_type(const char *ct)
 static enum api_plan prepare_batch(const struct http_request *req, struct api_query *q,
                                    struct http_response *resp)
 {
-    struct params p = {.names = {NULL}};
-    if (params_check(req, &p, resp)) return API_ANSWERED;
+    struct http_params p = {.names = {NULL}};
+    if (http_params_check(req, &p, resp)) return API_ANSWERED;
     if (!is_json_type(req->get_header ? req->get_header(req, "Content-Type") : NULL)) {
         errors_render(resp, PERR_UNSUPPORTED_MEDIA, NULL, NULL,
                       "the body must be Content-Type: application/json");
@@ -414,8 +380,8 @@ static enum api_plan prepare_batch(const struct http_request *req, struct api_qu
 static enum api_plan prepare_pi(const struct api_ctx *ctx, const struct http_request *req,
                                 struct api_query *q, struct http_response *resp)
 {
-    struct params p = {.names = {"x"}};
-    if (params_check(req, &p, resp) || number_param(&p, 0, &q->a, resp)) return API_ANSWERED;
+    struct http_params p = {.names = {"x"}};
+    if (http_params_check(req, &p, resp) || number_param(&p, 0, &q->a, resp)) return API_ANSWERED;
     return admit_by_cost(ctx, q, resp) ? API_ANSWERED : API_RUN;
 }
 
@@ -459,8 +425,8 @@ enum api_plan api_prepare(const struct api_ctx *ctx, enum route_id route,
         errors_render(resp, PERR_NOT_FOUND, NULL, NULL, NULL);
         return API_ANSWERED;
     }
-    struct params p = {.names = {"n"}};
-    if (params_check(req, &p, resp) || number_param(&p, 0, &q->a, resp)) return API_ANSWERED;
+    struct http_params p = {.names = {"n"}};
+    if (http_params_check(req, &p, resp) || number_param(&p, 0, &q->a, resp)) return API_ANSWERED;
     if (q->op == API_NTH) {
         if (q->a == 0) {
             errors_render(resp, PERR_BAD_PARAM, "n", NULL, "n must be at least 1 (nth(1) = 2)");

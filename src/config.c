@@ -107,6 +107,9 @@ static const struct setting settings[] = {
     {"max_nth", T_U64, F(max_nth), 0, 1, UINT64_MAX, NULL, "N", "Largest k of /v1/nth."},
     {"max_batch_queries", T_UINT, F(max_batch_queries), 0, 1, 1000000, NULL, "N",
      "Queries in one batch request."},
+    {"refuse_hopeless", T_BOOL, F(refuse_hopeless), 0, 0, 0, NULL, "true|false",
+     "Answer 400 limit_exceeded at once when a count/nth/pi's estimated cost on the workers it "
+     "may use exceeds twice request_timeout_ms; false attempts it and lets the deadline end it."},
     {"inline_small_answers", T_BOOL, F(inline_small_answers), 0, 0, 0, NULL, "true|false",
      "Answer isprime/next/prev on the I/O thread; false hands them to a worker (benchmarks)."},
     {"rate_limit", T_U64, F(rate_limit), 0, 1, 1000000000, "off", "TOKENS/S",
@@ -201,6 +204,7 @@ void config_defaults(struct primed_config *cfg)
     cfg->log_format = LOG_FORMAT_JSON;
     cfg->heap_sampling = true;
     cfg->inline_small_answers = true;
+    cfg->refuse_hopeless = true;
     cfg->heap_sample_bytes = 524288;
     cfg->max_profile_seconds = 60;
     cfg->memory_high_water = 90;

@@ -6,6 +6,8 @@
  */
 #include "primed/http.h"
 
+#include "primed/errors.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,4 +80,35 @@ void http_response_body_owned(struct http_response *resp, int status, const char
     resp->content_type = content_type;
     resp->body = buf; /* owned from here on */
     resp->body_len = len;
+}
+
+/* ---- query parameters ---------------------------------------------------------------------- */
+
+static void params_collect(void *arg, const char *name, const char *value)
+{
+    struct http_params *p = arg;
+    for (int i = 0; i < HTTP_MAX_PARAMS && p->names[i]; i++) {
+        if (strcmp(p->names[i], name) != 0) continue;
+        if (p->vals[i] && !p->duplicate) p->duplicate = p->names[i];
+        p->vals[i] = value ? value : "";
+        return;
+    }
+    if (!p->unknown) p->unknown = name;
+}
+
+int http_params_check(const struct http_request *req, struct http_params *p,
+                      struct http_response *resp)
+{
+    if (req->each_arg) req->each_arg(req, params_collect, p);
+    if (p->unknown) {
+        errors_render(resp, PERR_UNKNOWN_PARAM, p->unknown, NULL, "unknown parameter '%.64s'",
+                      p->unknown);
+        return -1;
+    }
+    if (p->duplicate) {
+        errors_render(resp, PERR_BAD_PARAM, p->duplicate, NULL, "parameter '%s' given twice",
+                      p->duplicate);
+        return -1;
+    }
+    return 0;
 }

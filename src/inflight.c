@@ -63,45 +63,18 @@ static const char *worker_state_name(int s)
 
 /* ---- parameters ---------------------------------------------------------------------------- */
 
-struct args {
-    const char *limit, *format;
-    const char *unknown, *duplicate;
-};
-
-static void collect(void *arg, const char *name, const char *value)
-{
-    struct args *a = arg;
-    const char **slot = strcmp(name, "limit") == 0    ? &a->limit
-                        : strcmp(name, "format") == 0 ? &a->format
-                                                      : NULL;
-    if (!slot) {
-        if (!a->unknown) a->unknown = name;
-        return;
-    }
-    if (*slot && !a->duplicate) a->duplicate = name;
-    *slot = value ? value : "";
-}
-
 /* 0, or an error rendered into resp (its return value in *rc). */
 static int parse(const struct http_request *req, struct http_response *resp, size_t *limit,
                  bool *text, int *rc)
 {
-    struct args a = {0};
-    if (req->each_arg) req->each_arg(req, collect, &a);
-    if (a.unknown) {
-        *rc = errors_render(resp, PERR_UNKNOWN_PARAM, a.unknown, NULL,
-                            "unknown parameter '%.64s' (limit, format)", a.unknown);
-        return -1;
-    }
-    if (a.duplicate) {
-        *rc = errors_render(resp, PERR_BAD_PARAM, a.duplicate, NULL, "parameter '%s' given twice",
-                            a.duplicate);
-        return -1;
-    }
+    struct http_params p = {.names = {"limit", "format"}};
+    *rc = 0;
+    if (http_params_check(req, &p, resp) != 0) return -1;
+    const char *limit_arg = p.vals[0], *format_arg = p.vals[1];
     *limit = INFLIGHT_DEFAULT_LIMIT;
-    if (a.limit) {
+    if (limit_arg) {
         uint64_t v = 0;
-        enum numparse_result r = numparse_u64(a.limit, &v);
+        enum numparse_result r = numparse_u64(limit_arg, &v);
         if (r != NUMPARSE_OK || v < 1 || v > INFLIGHT_MAX_LIMIT) {
             *rc = errors_render(resp, PERR_BAD_PARAM, "limit", NULL,
                                 "limit must be an integer in 1 … %d", INFLIGHT_MAX_LIMIT);
@@ -110,10 +83,10 @@ static int parse(const struct http_request *req, struct http_response *resp, siz
         *limit = (size_t)v;
     }
     *text = false;
-    if (a.format) {
-        if (strcmp(a.format, "text") == 0) {
+    if (format_arg) {
+        if (strcmp(format_arg, "text") == 0) {
             *text = true;
-        } else if (strcmp(a.format, "json") != 0) {
+        } else if (strcmp(format_arg, "json") != 0) {
             *rc =
                 errors_render(resp, PERR_BAD_PARAM, "format", NULL, "format must be json or text");
             return -1;

@@ -34,29 +34,6 @@
 
 /* ---- parameters ----------------------------------------------------------------------------- */
 
-struct args {
-    bool legacy;
-    const char *debug;
-    const char *bad; /* first unknown or repeated name */
-    bool repeated;
-};
-
-static void collect(void *arg, const char *name, const char *value)
-{
-    struct args *a = arg;
-    if (strcmp(name, "debug") == 0 && !a->legacy) {
-        if (a->debug && !a->bad) {
-            a->bad = name;
-            a->repeated = true;
-        }
-        a->debug = value ? value : "";
-    } else if (a->legacy && strcmp(name, "seconds") == 0) {
-        /* google-pprof asks every profile for ?seconds=N; a dump is instantaneous */
-    } else if (!a->bad) {
-        a->bad = name;
-    }
-}
-
 /* ---- grouping ------------------------------------------------------------------------------- */
 
 struct sort_ctx {
@@ -368,21 +345,18 @@ static int render_legacy(const struct threaddump *d, struct text *out)
 
 int pprof_threads_serve(const struct http_request *req, struct http_response *resp, bool legacy)
 {
-    struct args a = {.legacy = legacy};
-    if (req->each_arg) req->each_arg(req, collect, &a);
-    if (a.bad && a.repeated)
-        return errors_render(resp, PERR_BAD_PARAM, a.bad, NULL, "parameter '%s' given twice",
-                             a.bad);
-    if (a.bad)
-        return errors_render(resp, PERR_UNKNOWN_PARAM, a.bad, NULL, "unknown parameter '%.64s'",
-                             a.bad);
+    /* google-pprof's legacy path asks every profile for ?seconds=N (a dump is instantaneous,
+     * so it is accepted and ignored); the pprof path takes ?debug=. */
+    struct http_params p = {.names = {legacy ? "seconds" : "debug"}};
+    if (http_params_check(req, &p, resp) != 0) return 0;
+    const char *debug = legacy ? NULL : p.vals[0];
     int level = 0;
-    if (a.debug) {
-        if (strcmp(a.debug, "0") == 0)
+    if (debug) {
+        if (strcmp(debug, "0") == 0)
             level = 0;
-        else if (strcmp(a.debug, "1") == 0)
+        else if (strcmp(debug, "1") == 0)
             level = 1;
-        else if (strcmp(a.debug, "2") == 0)
+        else if (strcmp(debug, "2") == 0)
             level = 2;
         else
             return errors_render(resp, PERR_BAD_PARAM, "debug", NULL,

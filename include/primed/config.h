@@ -56,6 +56,7 @@ struct primed_config {
     uint64_t max_nth;           /* largest k for /v1/nth, default 1e10 */
     unsigned max_batch_queries; /* default 1000 */
     bool inline_small_answers;  /* default true: isprime/next/prev on the I/O thread (api.c) */
+    bool refuse_hopeless;       /* default true: refuse at once what cannot fit its deadline */
 
     /* per-client limits (ratelimit.c, pool.c); off by default: see docs/configuration.md */
     uint64_t rate_limit;                   /* tokens per second per client, 0 = off */

@@ -61,6 +61,22 @@ void http_response_static(struct http_response *resp, int status, const char *co
 void http_response_body_owned(struct http_response *resp, int status, const char *content_type,
                               char *buf, size_t len);
 
+/* The query parameters an endpoint accepts: names (NULL-terminated if fewer than
+ * HTTP_MAX_PARAMS) in, values (NULL when absent, "" when empty) out. Every endpoint checks its
+ * arguments through http_params_check, so an unknown or repeated name gets the same error
+ * everywhere. */
+#define HTTP_MAX_PARAMS 3
+struct http_params {
+    const char *names[HTTP_MAX_PARAMS];
+    const char *vals[HTTP_MAX_PARAMS];
+    const char *unknown;   /* first unknown name */
+    const char *duplicate; /* first repeated name */
+};
+/* Fills p->vals from req's arguments. Returns 0, or -1 with a 400 rendered into resp
+ * (unknown_parameter for an unknown name, bad_parameter for a repeated one). */
+int http_params_check(const struct http_request *req, struct http_params *p,
+                      struct http_response *resp);
+
 #define HTTP_JSON "application/json"
 #define HTTP_TEXT "text/plain; charset=utf-8"
 
