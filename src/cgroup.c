@@ -8,6 +8,8 @@
  */
 #include "primed/cgroup.h"
 
+#include "primed/procstat.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -24,28 +26,6 @@ struct cgroup {
 };
 
 /* ---- small readers --------------------------------------------------------------------- */
-
-/* Read a small file into buf[cap] (NUL-terminated). Returns the length or -errno. */
-static ssize_t read_small(const char *path, char *buf, size_t cap)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -errno;
-    size_t len = 0;
-    while (len + 1 < cap) {
-        ssize_t n = read(fd, buf + len, cap - 1 - len);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            int e = errno;
-            close(fd);
-            return -e;
-        }
-        if (n == 0) break;
-        len += (size_t)n;
-    }
-    close(fd);
-    buf[len] = '\0';
-    return (ssize_t)len;
-}
 
 /* Strict decimal of s[0..len): digits only, no overflow. */
 static bool parse_dec(const char *s, size_t len, uint64_t *out)
@@ -67,7 +47,7 @@ static bool read_value(const char *dir, const char *name, bool allow_max, uint64
 {
     char path[PATH_MAX + 64], buf[64];
     if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path) return false;
-    ssize_t n = read_small(path, buf, sizeof buf);
+    ssize_t n = procstat_read_small(path, buf, sizeof buf);
     if (n <= 0) return false;
     size_t len = (size_t)n;
     if (buf[len - 1] == '\n') len--;
@@ -84,7 +64,7 @@ static bool read_key(const char *dir, const char *name, const char *key, uint64_
 {
     char path[PATH_MAX + 64], buf[8192];
     if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path) return false;
-    if (read_small(path, buf, sizeof buf) <= 0) return false;
+    if (procstat_read_small(path, buf, sizeof buf) <= 0) return false;
     size_t kl = strlen(key);
     for (char *line = buf; *line != '\0';) {
         char *nl = strchr(line, '\n');
@@ -250,7 +230,7 @@ static bool v2_has_memory(const char *top)
 {
     char path[PATH_MAX + 32], buf[512];
     snprintf(path, sizeof path, "%s/cgroup.controllers", top);
-    if (read_small(path, buf, sizeof buf) <= 0) return false;
+    if (procstat_read_small(path, buf, sizeof buf) <= 0) return false;
     for (char *save = NULL, *t = strtok_r(buf, " \n", &save); t; t = strtok_r(NULL, " \n", &save))
         if (strcmp(t, "memory") == 0) return true;
     return false;

@@ -17,8 +17,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-/* Read a whole small file into buf[cap] (NUL-terminated). Returns the length or -errno. */
-static ssize_t read_small(const char *path, char *buf, size_t cap)
+ssize_t procstat_read_small(const char *path, char *buf, size_t cap)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -errno;
@@ -98,7 +97,7 @@ int procstat_read(struct procstat *out)
     /* /proc/self/stat is one line well under 1 KiB; comm (field 2) may contain spaces and
      * parentheses, so fields are counted from the LAST ')'. */
     char buf[2048];
-    ssize_t len = read_small("/proc/self/stat", buf, sizeof buf);
+    ssize_t len = procstat_read_small("/proc/self/stat", buf, sizeof buf);
     if (len < 0) return (int)len;
     char *p = strrchr(buf, ')');
     if (!p) return -EINVAL;

@@ -9,6 +9,7 @@
 #define PRIMED_PROCSTAT_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 struct procstat {
     double cpu_seconds;        /* user + system CPU time */
@@ -23,5 +24,9 @@ struct procstat {
 /* Fill out. Returns 0, or -errno when /proc/self/stat cannot be read or parsed (then out is
  * untouched). A failure to count fds or read the limit leaves those fields 0. */
 int procstat_read(struct procstat *out);
+
+/* Read a whole small file (a /proc or cgroup file) into buf[cap], NUL-terminated. Returns the
+ * length or -errno. */
+ssize_t procstat_read_small(const char *path, char *buf, size_t cap);
 
 #endif
