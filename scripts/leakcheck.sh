@@ -32,7 +32,7 @@ export HOME="$OBS_TMP/home" PPROF_TMPDIR="$OBS_TMP/pprof"
 mkdir -p "$HOME" "$PPROF_TMPDIR"
 t0=$SECONDS
 
-obs_start L --workers 2 --queue-capacity 2 --request-timeout-ms 2000 --heap-sample-bytes 4096 \
+obs_start L --workers 2 --queue-capacity 2 --request-timeout-ms 2000 --refuse-hopeless false --heap-sample-bytes 4096 \
   --log-level warn
 D="http://127.0.0.1:$L_DPORT"
 head -1 <(curl -s "$D/debug/pprof/heap") | grep -q '@ heap_v2/4096$' ||
