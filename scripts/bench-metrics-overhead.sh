@@ -14,17 +14,8 @@ command -v wrk >/dev/null || obs_fail "wrk not installed"
 lib_load_check
 
 obs_start P
-TCK=$(getconf CLK_TCK)
-ticks() { awk '{print $14 + $15}' "/proc/$P_PID/stat"; } # server utime + stime, clock ticks
 # one wrk run → "req/s server-CPU-µs-per-request" (the CPU includes the scrapes, when running)
-rps() {
-  local t0 t1 out
-  t0=$(ticks)
-  out=$(wrk -t1 -c8 -d"${DUR}s" "http://127.0.0.1:$P_PORT$URL_PATH")
-  t1=$(ticks)
-  awk -v t="$((t1 - t0))" -v tck="$TCK" '/requests in/{n=$1} /^Requests\/sec:/{r=$2}
-    END{printf "%s %.1f\n", r, t / tck * 1e6 / n}' <<<"$out"
-}
+rps() { lib_wrk_cpu "$P_PID" "http://127.0.0.1:$P_PORT$URL_PATH" "$DUR"; }
 scraper() { # every 100 ms for DUR+1 s over one keep-alive connection, like Prometheus does
   # (a curl process per scrape would cost the shared CPUs more than the scrape itself)
   python3 - "$P_PORT" "$DUR" <<'PY'

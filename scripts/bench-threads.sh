@@ -22,17 +22,9 @@ command -v wrk >/dev/null || obs_fail "wrk not installed"
 
 obs_start P
 TCK=$(getconf CLK_TCK)
-ticks() { awk '{print $14 + $15}' "/proc/$P_PID/stat"; } # server utime + stime, clock ticks
+ticks() { lib_server_ticks "$P_PID"; }
 # one wrk run → "req/s server-CPU-µs-per-request" (the CPU includes the dumps, when running)
-rps() {
-  local t0 t1 out
-  t0=$(ticks)
-  out=$(wrk -t1 -c8 -d"${DUR}s" "http://127.0.0.1:$P_PORT$URL_PATH")
-  t1=$(ticks)
-  awk -v t="$((t1 - t0))" -v tck="$TCK" '/requests in/{n=$1} /^Requests\/sec:/{r=$2}
-    END{printf "%s %.1f\n", r, t / tck * 1e6 / n}' <<<"$out"
-}
-median() { sort -g | awk '{a[NR]=$1} END{print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+rps() { lib_wrk_cpu "$P_PID" "http://127.0.0.1:$P_PORT$URL_PATH" "$DUR"; }
 dumper() { # GET $1 every 100 ms for DUR+1 s; prints how many it took and how many were 200
   python3 - "$P_DPORT" "$DUR" "$1" <<'PY'
 import http.client, sys, time
@@ -66,10 +58,10 @@ for r in $(seq "$RUNS"); do
   printf 'run %d: baseline %10s req/s %6s µs CPU/req   dump every 100 ms %10s req/s %6s µs CPU/req (%s dumps, %s ok)\n' \
     "$r" "${a% *}" "${a#* }" "${b% *}" "${b#* }" "$nd" "$okd"
 done
-mp=$(printf '%s\n' "${plain[@]}" | median)
-md=$(printf '%s\n' "${dumped[@]}" | median)
-mcp=$(printf '%s\n' "${cp[@]}" | median)
-mcd=$(printf '%s\n' "${cd[@]}" | median)
+mp=$(printf '%s\n' "${plain[@]}" | lib_median)
+md=$(printf '%s\n' "${dumped[@]}" | lib_median)
+mcp=$(printf '%s\n' "${cp[@]}" | lib_median)
+mcd=$(printf '%s\n' "${cd[@]}" | lib_median)
 # the server CPU one dump costs, from its utime+stime over 300 back-to-back dumps (no load):
 # load-independent, unlike the request rates on a shared machine
 t0=$(ticks)

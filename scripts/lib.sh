@@ -277,6 +277,18 @@ trap 'exit 143' TERM
 
 lib_median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
+# lib_wrk_cpu PID URL SECONDS → "req/s server-CPU-µs-per-request" of one wrk run (-t1 -c8); the
+# CPU is the server's utime + stime over the run, so it includes whatever else it did meanwhile.
+lib_server_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+lib_wrk_cpu() {
+  local t0 t1 out
+  t0=$(lib_server_ticks "$1")
+  out=$(wrk -t1 -c8 -d"${3}s" "$2")
+  t1=$(lib_server_ticks "$1")
+  awk -v t="$((t1 - t0))" -v tck="$(getconf CLK_TCK)" '/requests in/{n=$1} /^Requests\/sec:/{r=$2}
+    END{printf "%s %.1f\n", r, t / tck * 1e6 / n}' <<<"$out"
+}
+
 lib_get() { curl -s --max-time "$LIB_CURL_TIMEOUT" "$@"; }
 lib_code() { curl -s -o /dev/null -w '%{http_code}' --max-time "$LIB_CURL_TIMEOUT" "$@"; }
 lib_metric() { # PORT SERIES

@@ -113,6 +113,13 @@ static int number_param(const struct http_params *p, int i, uint64_t *out,
     return 0;
 }
 
+/* A 200 JSON answer from a fixed writer over a SMALL_BODY_MAX stack buffer (copied). */
+static void respond_small(struct http_response *resp, const struct jsonw *w)
+{
+    if (w->overflow || http_response_body(resp, 200, HTTP_JSON, w->buf, w->len) != 0)
+        errors_render(resp, PERR_INTERNAL, NULL, NULL, NULL);
+}
+
 /* ---- small answers ------------------------------------------------------------------------- */
 
 /* {"k1":v1,"k2":v2} with v2 a number, or a boolean when is_bool. */
@@ -134,8 +141,7 @@ static void render_small(struct http_response *resp, const char *k1, uint64_t v1
     else
         jsonw_u64(&w, v2);
     jsonw_char(&w, '}');
-    if (http_response_body(resp, 200, HTTP_JSON, w.buf, w.len) != 0)
-        errors_render(resp, PERR_INTERNAL, NULL, NULL, NULL);
+    respond_small(resp, &w);
 }
 
 /* {"from":A,"to":B,"count":N} */
@@ -151,8 +157,7 @@ static void render_count(struct http_response *resp, uint64_t from, uint64_t to,
     jsonw_lit(&w, ",\"count\":");
     jsonw_u64(&w, n);
     jsonw_char(&w, '}');
-    if (http_response_body(resp, 200, HTTP_JSON, w.buf, w.len) != 0)
-        errors_render(resp, PERR_INTERNAL, NULL, NULL, NULL);
+    respond_small(resp, &w);
 }
 
 /* isprime/next/prev: pure functions, no sieve. Returns the error (or -1 for none). */
@@ -205,8 +210,7 @@ static void answer_twin(struct http_response *resp, uint64_t n)
         jsonw_char(&w, ']');
     }
     jsonw_char(&w, '}');
-    if (http_response_body(resp, 200, HTTP_JSON, w.buf, w.len) != 0)
-        errors_render(resp, PERR_INTERNAL, NULL, NULL, NULL);
+    respond_small(resp, &w);
 }
 
 static void answer_primality(struct http_response *resp, enum api_op op, uint64_t n)
