@@ -5,7 +5,9 @@
 # headers) and OFF (the default), alternating short wrk runs so both see the same machine noise.
 # Prints req/s and server CPU µs per request (the steadier number on a shared machine), their
 # medians and ratios. Target: within 5 % of off.
-# Usage: scripts/bench-ratelimit.sh [RUNS=7] [SECONDS=3]   (env: PRIMED_BIN, URL_PATH)
+# Usage: scripts/bench-ratelimit.sh [RUNS=7] [SECONDS=3]   (env: PRIMED_BIN, URL_PATH, BENCH_PIN)
+# BENCH_PIN=1 (needs 2 cores) runs both servers on CPU 0 and wrk on CPU 1: on a 2-core machine
+# where the scheduler otherwise moves them about, CPU/request splits into two modes ~40 % apart.
 # A benchmark, not a test: it asserts nothing. 127.0.0.1 only; bounded by RUNS × 2 × SECONDS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +16,11 @@ RUNS=${1:-7}
 DUR=${2:-3}
 URL_PATH=${URL_PATH:-/v1/isprime?n=1000003}
 command -v wrk >/dev/null || obs_fail "wrk not installed"
+WRK=(wrk)
+if [ "${BENCH_PIN:-0}" = 1 ]; then
+  taskset -cp 0 $$ >/dev/null # the servers started below inherit CPU 0
+  WRK=(taskset -c 1 wrk)
+fi
 
 obs_start ON --rate-limit 1e9 --rate-limit-burst 1e9 --max-inflight-per-client 64 --log-level warn
 obs_start OFF --log-level warn
@@ -25,7 +32,7 @@ ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, clock tick
 rps() { # port pid → "req/s CPU-µs-per-request"
   local t0 t1 out
   t0=$(ticks "$2")
-  out=$(wrk -t1 -c32 -d"${DUR}s" "http://127.0.0.1:$1$URL_PATH")
+  out=$("${WRK[@]}" -t1 -c32 -d"${DUR}s" "http://127.0.0.1:$1$URL_PATH")
   t1=$(ticks "$2")
   awk -v t="$((t1 - t0))" -v tck="$TCK" '/requests in/{n=$1} /^Requests\/sec:/{r=$2}
     /Non-2xx/{print "non-2xx answers: " $0 > "/dev/stderr"}

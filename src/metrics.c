@@ -39,7 +39,7 @@
 enum { M_GET, M_POST, M_HEAD, M_OTHER, M__COUNT };
 static const char *const method_names[M__COUNT] = {"GET", "POST", "HEAD", "OTHER"};
 
-/* Every status primed can send: 200 and the distinct statuses of errors.h's table, derived once
+/* Every status primed can log: 200, 499 and the distinct statuses of errors.h's table, derived once
  * (codes_once); anything else is "other". Written only by codes_build, read-only afterwards. */
 #define MAX_CODES 32
 static pthread_once_t codes_once = PTHREAD_ONCE_INIT;
@@ -51,6 +51,7 @@ static unsigned ncodes;
 static void codes_build(void)
 {
     codes[ncodes++] = 200;
+    codes[ncodes++] = 499; /* the client left before its answer (logged as nginx does) */
     for (int e = 0; e < PERR__COUNT; e++) {
         int st = errors_status((enum primed_err)e);
         unsigned k = 0;

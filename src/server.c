@@ -30,6 +30,12 @@
  * (req_wake). A stream reader suspends from inside stream_read's lock (park), so the producer's
  * wake, which follows its commit under that lock, always comes after the suspend.
  *
+ * Clients that leave while their request is suspended: libmicrohttpd neither reads nor polls a
+ * suspended connection, so a client that disconnects while its request waits for or runs on a
+ * worker would only be noticed when the answer is written — after a π(1e17) that is minutes of
+ * both cores. The hang-up watcher (watch_main) polls the sockets of suspended requests and
+ * cancels their work (POOL_CANCEL_CLIENT); see "hang-up watcher" below.
+ *
  * Request bodies: buffered in a struct reqbody (reqbody.c), every byte charged to the request
  * memory budget (reqmem.h) before it is held: a Content-Length whole before the body is read (503
  * at once, the connection closed as for 413, when it does not fit), a chunked body as its buffer
@@ -45,12 +51,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -141,6 +149,27 @@ struct req {
 
     pthread_mutex_t mu; /* orders suspend before resume */
     bool suspended;     /* under mu */
+    unsigned susp_gen;  /* under mu: +1 at every suspend (the hang-up watcher's fd check) */
+    int fd;             /* the connection's socket (set at request start; libmicrohttpd's) */
+    /* The hang-up watcher saw the client leave: no answer is queued (on_completed logs 499).
+     * Set before the job's cancel, which the worker's resume orders before finish_wait reads it. */
+    atomic_bool client_gone;
+};
+
+/* The hang-up watcher's state (see watch_main). Arrays sized once at start: cap requests. */
+struct watched {
+    struct req *r;
+    unsigned gen;
+};
+struct hangup_watch {
+    pthread_t thread;
+    bool started;
+    int wake_fd;                  /* eventfd: server_stop wakes the poll */
+    atomic_bool stop;             /* written by server_stop, read by the watcher */
+    unsigned cap;                 /* requests watched per round (max_connections) */
+    struct watched *reqs;         /* [cap] */
+    struct pollfd *pfd;           /* [cap + 1]: the wake fd first */
+    atomic_uint_fast64_t cancels; /* requests cancelled because their client left */
 };
 
 struct server {
@@ -175,6 +204,7 @@ struct server {
      * the stop reaps it. Under mu. */
     unsigned nstarted;
     struct handlers handlers; /* the built-in endpoints; read-only after create */
+    struct hangup_watch watch;
 };
 
 /* ---- request objects ----------------------------------------------------------------------- */
@@ -236,6 +266,7 @@ static void req_park(void *arg)
     struct req *r = arg;
     pthread_mutex_lock(&r->mu);
     r->suspended = true;
+    r->susp_gen++;
     atomic_fetch_add_explicit(&r->srv->nsuspended, 1, memory_order_relaxed);
     MHD_suspend_connection(r->conn);
     pthread_mutex_unlock(&r->mu);
@@ -314,6 +345,7 @@ static void *on_request_start(void *cls, const char *uri, struct MHD_Connection 
     atomic_init(&r->job.cancel, 0); /* before the list insert: server_cancel_all may set it */
     atomic_init(&r->live_stream, NULL);
     atomic_init(&r->phase, PH_NEW);
+    atomic_init(&r->client_gone, false);
     pthread_mutex_init(&r->mu, NULL);
     http_response_init(&r->resp);
     r->srv = s;
@@ -328,6 +360,9 @@ static void *on_request_start(void *cls, const char *uri, struct MHD_Connection 
     snprintf(r->path, sizeof r->path, "%.*s", (int)plen, uri);
     snprintf(r->query_str, sizeof r->query_str, "%s", uri[plen] ? uri + plen + 1 : "");
     client_addr(conn, r->client_addr, sizeof r->client_addr);
+    const union MHD_ConnectionInfo *fi =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    r->fd = fi ? fi->connect_fd : -1;
     const char *q = strchr(uri, '?');
     if (q && !rawreq_query_fits(s->cfg->connection_memory_limit, r->uri_len, q + 1)) {
         r->too_many_args = true;
@@ -522,6 +557,7 @@ static enum MHD_Result submit(struct req *r, bool stream)
     int rc = pool_submit(s->pool, &r->job);
     if (rc == 0) {
         r->suspended = true;
+        r->susp_gen++;
         atomic_fetch_add_explicit(&s->nsuspended, 1, memory_order_relaxed);
         set_phase(r, PH_WAIT);
         MHD_suspend_connection(r->conn);
@@ -536,6 +572,8 @@ static enum MHD_Result submit(struct req *r, bool stream)
 /* After the worker resumed us. */
 static enum MHD_Result finish_wait(struct req *r)
 {
+    /* Nobody to answer: close the connection (on_completed logs 499). */
+    if (atomic_load_explicit(&r->client_gone, memory_order_relaxed)) return MHD_NO;
     if (!r->is_stream) return queue_http(r, &r->resp);
     int reason = atomic_load_explicit(&r->job.cancel, memory_order_acquire);
     if (stream_state(r->stream) == STREAM_S_FAILED_EMPTY) {
@@ -831,6 +869,115 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     metrics_connections_add(-1);
 }
 
+/* ---- hang-up watcher ----------------------------------------------------------------------- */
+
+/* libmicrohttpd does not watch suspended connections (see the top of this file). One thread polls
+ * the sockets of suspended requests for a hang-up — POLLRDHUP, POLLHUP or POLLERR, never POLLIN:
+ * a pipelined next request is data, not a departure — and cancels the request's work
+ * (POOL_CANCEL_CLIENT; a job stops within one segment); the worker then resumes the connection,
+ * and finish_wait closes it without an answer (logged 499). As on the poll listener, a client
+ * that half-closes after sending its request counts as gone.
+ * The fd is libmicrohttpd's: it neither reads nor closes a suspended connection's socket, so if a
+ * request is still suspended with the same generation after the poll (checked under r->mu), the
+ * descriptor polled was its own throughout; one resumed meanwhile (its fd may have been closed
+ * and reused) is left to the next round. Each round holds a reference on the requests it polls.
+ * Cost: a walk of the in-flight list under s->mu and one poll per WATCH_TICK_MS while requests
+ * are suspended; a request suspended after a round's walk is watched from the next round on.
+ * Rejected: watching all connections (races libmicrohttpd's own close; see start_listener), or
+ * the worker peeking at the socket (the engine knows only its cancel flag). */
+#define WATCH_TICK_MS 40
+
+/* The suspended requests whose work is not cancelled yet, each with a reference and its suspend
+ * generation, into w->reqs / w->pfd[1…]. Lock order s->mu → r->mu (nothing takes s->mu under
+ * r->mu). */
+static unsigned watch_snapshot(struct server *s)
+{
+    struct hangup_watch *w = &s->watch;
+    unsigned n = 0;
+    pthread_mutex_lock(&s->mu);
+    for (struct req *r = s->inflight; r && n < w->cap; r = r->next) {
+        if (r->fd < 0 || atomic_load_explicit(&r->job.cancel, memory_order_relaxed)) continue;
+        pthread_mutex_lock(&r->mu);
+        if (r->suspended) {
+            req_ref(r);
+            w->reqs[n] = (struct watched){r, r->susp_gen};
+            w->pfd[n + 1] = (struct pollfd){.fd = r->fd, .events = POLLRDHUP};
+            n++;
+        }
+        pthread_mutex_unlock(&r->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+static void watch_hangup(struct server *s, struct req *r, unsigned gen)
+{
+    pthread_mutex_lock(&r->mu);
+    bool same = r->suspended && r->susp_gen == gen; /* suspended throughout: the fd was its own */
+    pthread_mutex_unlock(&r->mu);
+    if (!same) return;
+    atomic_store_explicit(&r->client_gone, true, memory_order_relaxed);
+    if (!pool_job_cancel(&r->job, POOL_CANCEL_CLIENT)) return; /* a deadline or stop came first */
+    atomic_fetch_add_explicit(&s->watch.cancels, 1, memory_order_relaxed);
+    /* A parked producer or reader is woken by its stream (not under r->mu: it takes it). */
+    struct stream *st = atomic_load_explicit(&r->live_stream, memory_order_acquire);
+    if (st) stream_cancel(st);
+}
+
+static void *watch_main(void *arg)
+{
+    struct server *s = arg;
+    struct hangup_watch *w = &s->watch;
+    pthread_setname_np(pthread_self(), "primed-hangup");
+    w->pfd[0] = (struct pollfd){.fd = w->wake_fd, .events = POLLIN};
+    while (!atomic_load_explicit(&w->stop, memory_order_acquire)) {
+        unsigned n = watch_snapshot(s);
+        int k = poll(w->pfd, n + 1, WATCH_TICK_MS);
+        for (unsigned i = 0; i < n; i++) {
+            if (k > 0 && (w->pfd[i + 1].revents & (POLLRDHUP | POLLHUP | POLLERR)))
+                watch_hangup(s, w->reqs[i].r, w->reqs[i].gen);
+            req_unref(w->reqs[i].r);
+        }
+    }
+    return NULL;
+}
+
+static void watch_stop(struct server *s)
+{
+    struct hangup_watch *w = &s->watch;
+    if (w->started) {
+        atomic_store_explicit(&w->stop, true, memory_order_release);
+        uint64_t one = 1;
+        if (write(w->wake_fd, &one, sizeof one) < 0) { /* the tick ends the poll anyway */
+        }
+        pthread_join(w->thread, NULL);
+        w->started = false;
+    }
+    if (w->wake_fd >= 0) close(w->wake_fd);
+    w->wake_fd = -1;
+    free(w->reqs);
+    free(w->pfd);
+    w->reqs = NULL;
+    w->pfd = NULL;
+}
+
+/* Arrays for every connection the listener admits (24 bytes each), allocated once. */
+static int watch_start(struct server *s)
+{
+    struct hangup_watch *w = &s->watch;
+    w->cap = s->cfg->max_connections ? s->cfg->max_connections : 1;
+    w->reqs = calloc(w->cap, sizeof *w->reqs);
+    w->pfd = calloc((size_t)w->cap + 1, sizeof *w->pfd);
+    w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (w->reqs && w->pfd && w->wake_fd >= 0 &&
+        pthread_create(&w->thread, NULL, watch_main, s) == 0) {
+        w->started = true;
+        return 0;
+    }
+    watch_stop(s);
+    return -1;
+}
+
 /* ---- metrics ------------------------------------------------------------------------------- */
 
 /* The server's own numbers; the pool and the stream budget register their own collectors. */
@@ -838,6 +985,11 @@ static void collect(void *arg, struct metrics_writer *w)
 {
     metrics_write_one(w, "primed_inflight_requests", "gauge", "Requests in flight.",
                       server_inflight(arg));
+    struct server *s = arg;
+    metrics_write_one(w, "primed_client_hangups_total", "counter",
+                      "Requests cancelled because their client left while they were queued or "
+                      "running on a worker.",
+                      (double)atomic_load_explicit(&s->watch.cancels, memory_order_relaxed));
 }
 
 /* ---- /debug/requests ----------------------------------------------------------------------- */
@@ -1051,13 +1203,20 @@ struct server *server_create(const struct primed_config *cfg, struct pool *pool,
     if (cache_max > 2 * (uint64_t)cfg->workers) cache_max = 2 * (uint64_t)cfg->workers;
     stream_budget_set_cache(&s->budget, cfg->stream_buffer_bytes,
                             stream_block_bytes(cfg->stream_buffer_bytes), (size_t)cache_max);
+    s->watch.wake_fd = -1;
+    atomic_init(&s->watch.stop, false);
+    atomic_init(&s->watch.cancels, 0);
     s->main = (struct listener){.srv = s, .debug = false};
     s->debug = (struct listener){.srv = s, .debug = true};
     if (handlers_init(&s->handlers) != 0) goto err;
     if (admission_init(&s->adm, cfg) != 0) goto err;
     if (metrics_register_collector(collect, s) != 0) goto err_adm;
     inflight_set_source(server_snapshot, s, cfg->workers);
-    if (start_listener(s, &s->main, cfg->listen_host, cfg->listen_port) != 0) goto err_metrics;
+    if (watch_start(s) != 0) {
+        log_event(LOG_ERROR, "start_failed", "cannot start the hang-up watcher", NULL);
+        goto err_metrics;
+    }
+    if (start_listener(s, &s->main, cfg->listen_host, cfg->listen_port) != 0) goto err_watch;
     if (cfg->debug_enabled && start_listener(s, &s->debug, cfg->debug_host, cfg->debug_port) != 0)
         goto err_main;
     if (cfg->port_file[0] &&
@@ -1071,6 +1230,8 @@ err_debug:
     if (s->debug.d) MHD_stop_daemon(s->debug.d);
 err_main:
     MHD_stop_daemon(s->main.d);
+err_watch:
+    watch_stop(s);
 err_metrics:
     inflight_set_source(NULL, NULL, 0);
     metrics_unregister_collector(collect, s);
@@ -1131,6 +1292,7 @@ void server_stop(struct server *s)
     /* seq_cst, not release: this store and the load of nsuspended below are a store-then-load
      * pair, which only seq_cst keeps in order (release/acquire would let the load move up). */
     atomic_store_explicit(&s->stopping, true, memory_order_seq_cst);
+    watch_stop(s); /* its references go before the wait below */
     server_cancel_all(s);
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);

@@ -69,7 +69,10 @@ const char *threaddump_role(const struct threaddump_thread *t)
 {
     static const struct {
         const char *prefix, *role;
-    } roles[] = {{"primed-wrk-", "worker"}, {"primed-watchdog", "watchdog"}, {"MHD-", "http"}};
+    } roles[] = {{"primed-wrk-", "worker"},
+                 {"primed-watchdog", "watchdog"},
+                 {"primed-hangup", "watcher"},
+                 {"MHD-", "http"}};
     if (t->tid == (int)getpid()) return "main";
     for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++)
         if (strncmp(t->name, roles[i].prefix, strlen(roles[i].prefix)) == 0) return roles[i].role;

@@ -1,8 +1,11 @@
-/* test_e2e_stream.c — slow readers of /v1/primes cost their buffer, never a worker: with one
- * worker and four streams whose clients stop reading, other requests are still answered (before
- * parking, they waited for the held worker and got 504 at request_timeout_ms); once the slow
- * clients go away every stream is freed, no worker stays busy and SIGTERM exits 0 (no leak under
- * ASan: LSan makes the exit status non-zero). */
+/* test_e2e_stream.c — clients that are slow or leave cost nothing they no longer use.
+ * Slow readers of /v1/primes cost their buffer, never a worker: with one worker and four streams
+ * whose clients stop reading, other requests are still answered (before parking, they waited for
+ * the held worker and got 504 at request_timeout_ms); once the slow clients go away every stream
+ * is freed, no worker stays busy and SIGTERM exits 0 (no leak under ASan: LSan makes the exit
+ * status non-zero). A client that disconnects while its computation is queued or running (its
+ * connection suspended, which libmicrohttpd does not watch) has that work cancelled at once,
+ * while a client that pipelines its next request is not mistaken for one that left. */
 #include <arpa/inet.h>
 #include <check.h>
 #include <netinet/in.h>
@@ -11,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check_main.h"
@@ -118,6 +122,98 @@ START_TEST(slow_stream_readers_do_not_hold_the_only_worker)
 }
 END_TEST
 
+/* A client that sends `req` and then reads nothing (yet). */
+static int raw_client(int port, const char *req)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct timeval tv = {.tv_sec = 30};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ssize_t n = (ssize_t)strlen(req);
+    ck_assert_int_eq(write(fd, req, (size_t)n), n);
+    return fd;
+}
+
+/* Value of a labelled sample (the whole series name with its labels), or -1. */
+static long series(int port, const char *name)
+{
+    struct http_result m;
+    long v = -1;
+    if (http_get(port, "/metrics", &m) == 0) v = metric(m.body, name);
+    http_result_free(&m);
+    return v;
+}
+
+#define GET(path) "GET " path " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+START_TEST(clients_that_leave_a_computation_have_it_cancelled)
+{
+    struct primed_proc p;
+    /* Minutes of work per request, and nothing that would end it but the client. */
+    const char *args[] = {"--workers", "1", "--request-timeout-ms", "3600000", "--refuse-hopeless",
+                          "false",     NULL};
+    ck_assert_int_eq(primed_start(&p, args), 0);
+    int mport = p.debug_port ? p.debug_port : p.port;
+
+    /* One running (π(10^18) through the combinatorial engine), two queued behind it: a count
+     * that sieves 10^12 numbers near 10^18 and a stream that has not produced a byte yet. */
+    int run = raw_client(p.port, GET("/v1/pi?x=1e18"));
+    ck_assert_int_eq(wait_metric(mport, "primed_workers_busy", 1), 1);
+    int q1 = raw_client(p.port, GET("/v1/count?from=1e18&to=1000001000000000000"));
+    int q2 = raw_client(p.port, GET("/v1/primes?from=1e18&to=1000001000000000000"));
+    ck_assert_int_eq(wait_metric(mport, "primed_queue_depth", 2), 2);
+    ck_assert_int_eq(wait_metric(mport, "primed_inflight_requests", 4), 4); /* + this scrape */
+    ck_assert_int_gt(wait_metric(mport, "primed_pi_memory_bytes", 0), 0); /* π's tables held */
+
+    close(q1); /* queued: its job must never start */
+    ck_assert_int_eq(wait_metric(mport, "primed_client_hangups_total", 1), 1);
+    close(run); /* running: the engine must stop */
+    close(q2);
+    ck_assert_int_eq(wait_metric(mport, "primed_client_hangups_total", 3), 3);
+    ck_assert_int_eq(wait_metric(mport, "primed_workers_busy", 0), 0);
+    ck_assert_int_eq(wait_metric(mport, "primed_queue_depth", 0), 0);
+    ck_assert_int_eq(wait_metric(mport, "primed_inflight_requests", 1), 1); /* the scrape */
+    ck_assert_int_eq(wait_metric(mport, "primed_pi_memory_bytes", 0), 0);
+    ck_assert_int_eq(wait_metric(mport, "primed_streams_active", 0), 0);
+    ck_assert_int_eq(series(mport, "primed_jobs_total{outcome=\"cancelled\"}"), 3);
+    /* Logged and counted as 499 (client closed the request), not as an answer. */
+    ck_assert_int_eq(series(mport, "primed_http_requests_total{handler=\"pi\",method=\"GET\","
+                                   "code=\"499\"}"),
+                     1);
+    ck_assert_int_eq(series(mport, "primed_http_requests_total{handler=\"count\",method=\"GET\","
+                                   "code=\"499\"}"),
+                     1);
+
+    /* The worker is free: work that needs it is answered. */
+    struct http_result r;
+    ck_assert_int_eq(http_get(p.port, "/v1/count?from=0&to=1e6", &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(json_count(r.body), 78498);
+    http_result_free(&r);
+
+    /* A client that pipelines its next request while the first computes is still there: its
+     * socket is readable (POLLIN), not hung up, and both answers arrive. π(10^14) runs for many
+     * watcher rounds; π(10^14) and π(10^12) are published values. */
+    int pl = raw_client(p.port, GET("/v1/pi?x=1e14") GET("/v1/pi?x=1e12"));
+    static char buf[8192];
+    size_t got = 0;
+    ssize_t k;
+    while (!strstr(buf, "\"pi\":37607912018}") && got + 1 < sizeof buf &&
+           (k = read(pl, buf + got, sizeof buf - 1 - got)) > 0) { /* 30 s bound per read */
+        got += (size_t)k;
+        buf[got] = '\0';
+    }
+    close(pl);
+    ck_assert_msg(strstr(buf, "\"pi\":3204941750802}"), "pipelined: %s", buf);
+    ck_assert_msg(strstr(buf, "\"pi\":37607912018}"), "pipelined: %s", buf);
+    ck_assert_int_eq(series(mport, "primed_client_hangups_total"), 3);
+    ck_assert_int_eq(primed_stop(&p, SIGTERM, 20000), 0);
+}
+END_TEST
+
 START_TEST(sigterm_with_parked_slow_streams_cancels_them_and_exits_0)
 {
     struct primed_proc p;
@@ -143,6 +239,7 @@ static Suite *e2e_stream_suite(void)
     tcase_set_timeout(tc, 90);
     tcase_add_test(tc, slow_stream_readers_do_not_hold_the_only_worker);
     tcase_add_test(tc, sigterm_with_parked_slow_streams_cancels_them_and_exits_0);
+    tcase_add_test(tc, clients_that_leave_a_computation_have_it_cancelled);
     suite_add_tcase(s, tc);
     return s;
 }
