@@ -9,7 +9,11 @@
  * reach the API as C strings, as libmicrohttpd hands them over. Properties: every answer is
  * either a 200 JSON/text body or an error of the error table (status and code agree, the body is
  * JSON); /v1/count and /v1/primes agree with Miller–Rabin (primality.c, not the sieve) over the
- * whole range; streamed lists are complete, increasing and inside [from, to]; no leak (ASan).
+ * whole range; /v1/pi (the combinatorial engine) agrees with Miller–Rabin up to PI_MR_MAX and,
+ * above it, π(x) − π(x − PI_WINDOW) does (the window's lower π computed through pi_count at a
+ * different x, so the two runs take different parameters and chunk plans); /v1/twin agrees with
+ * two Miller–Rabin tests; streamed lists are complete, increasing and inside [from, to]; no leak
+ * (ASan).
  */
 #include <jansson.h>
 #include <stdatomic.h>
@@ -23,6 +27,7 @@
 #include "primed/api.h"
 #include "primed/errors.h"
 #include "primed/numparse.h"
+#include "primed/pi.h"
 #include "primed/primality.h"
 #include "primed/stream.h"
 
@@ -33,6 +38,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAX_RANGE 3000
 #define MAX_NTH 20000
 #define CHEAP_HI 1000000000000ULL /* sieving primes up to 10^6 only */
+#define PI_CHEAP 10000000000ULL   /* π(x) is computed up to 10^10 (milliseconds) */
+#define PI_MR_MAX 30000u          /* π(x) against Miller–Rabin over [0, x] up to here */
+#define PI_WINDOW 1000u           /* above it, over (x − PI_WINDOW, x] */
 
 static struct primed_config cfg;
 static struct api_ctx ctx;
@@ -140,6 +148,42 @@ static uint64_t mr_count(uint64_t a, uint64_t b)
     return n;
 }
 
+/* The number of a 200 JSON body's member (jansson's reals are exact to 2^53; π(10^10) < 2^29). */
+static uint64_t json_u64(const struct http_response *r, const char *key)
+{
+    json_t *j = check_ok_json(r->body, r->body_len);
+    uint64_t v = (uint64_t)json_real_value(json_object_get(j, key));
+    json_decref(j);
+    return v;
+}
+
+static void check_pi(const struct api_query *q, const struct http_response *r)
+{
+    if (r->status != 200) abort(); /* every x up to PI_CHEAP has an answer */
+    uint64_t x = q->a, pi = json_u64(r, "pi"), want, lower = 0;
+    if (x <= PI_MR_MAX) {
+        want = mr_count(0, x);
+    } else {
+        atomic_int cancel = 0;
+        if (pi_count(x - PI_WINDOW, &lower, &cancel) != 0) abort();
+        want = lower + mr_count(x - PI_WINDOW + 1, x);
+    }
+    if (pi != want) {
+        fprintf(stderr, "pi(%llu) = %llu, Miller-Rabin says %llu\n", (unsigned long long)x,
+                (unsigned long long)pi, (unsigned long long)want);
+        abort();
+    }
+}
+
+static void check_twin(const struct api_query *q, const struct http_response *r)
+{
+    json_t *j = check_ok_json(r->body, r->body_len);
+    uint64_t n = q->a;
+    bool want = n <= UINT64_MAX - 2 && primality_is_prime(n) && primality_is_prime(n + 2);
+    if (r->status != 200 || json_is_true(json_object_get(j, "twin")) != want) abort();
+    json_decref(j);
+}
+
 static void check_response(const struct http_response *r)
 {
     if (r->body == NULL || r->body_len == 0) abort();
@@ -151,8 +195,19 @@ static void check_response(const struct http_response *r)
         abort();
 }
 
-/* Batch bodies are computed only when every count/nth in them is cheap (or when the body is not
- * JSON at all: the worker refuses it). */
+/* A batch member bound ("to" of a count/primes, "x" of a pi) that is at most hi, or absent. */
+static bool member_below(json_t *o, const char *key, uint64_t hi)
+{
+    json_t *v = json_object_get(o, key);
+    uint64_t u = 0;
+    if (v == NULL) return true;
+    if (json_is_integer(v)) return (uint64_t)json_integer_value(v) <= hi;
+    if (json_is_string(v)) return numparse_u64(json_string_value(v), &u) == NUMPARSE_OK && u <= hi;
+    return !json_is_real(v);
+}
+
+/* Batch bodies are computed only when every count and pi in them is cheap (or when the body is
+ * not JSON at all: the worker refuses it); nth is bounded by max_nth. */
 static bool batch_cheap(const char *body, size_t len)
 {
     json_error_t e;
@@ -163,14 +218,7 @@ static bool batch_cheap(const char *body, size_t len)
     size_t i;
     json_array_foreach(qs, i, o)
     {
-        json_t *to = json_object_get(o, "to"), *n = json_object_get(o, "n");
-        uint64_t v = 0;
-        if (json_is_integer(to) && (uint64_t)json_integer_value(to) > CHEAP_HI) cheap = false;
-        if (json_is_string(to) &&
-            (numparse_u64(json_string_value(to), &v) != NUMPARSE_OK || v > CHEAP_HI))
-            cheap = false;
-        if (json_is_real(to)) cheap = false;
-        (void)n; /* nth is bounded by max_nth */
+        if (!member_below(o, "to", CHEAP_HI) || !member_below(o, "x", PI_CHEAP)) cheap = false;
     }
     json_decref(root);
     return cheap;
@@ -241,10 +289,11 @@ static void run_stream(const struct api_query *q)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const enum route_id routes[] = {ROUTE_PRIMES, ROUTE_COUNT, ROUTE_ISPRIME, ROUTE_NTH,
-                                           ROUTE_NEXT,   ROUTE_PREV,  ROUTE_BATCH};
+    static const enum route_id routes[] = {ROUTE_PRIMES, ROUTE_COUNT, ROUTE_ISPRIME,
+                                           ROUTE_NTH,    ROUTE_NEXT,  ROUTE_PREV,
+                                           ROUTE_BATCH,  ROUTE_PI,    ROUTE_TWIN};
     if (size < 2 || size > 8192) return -1;
-    enum route_id route = routes[data[0] % 7];
+    enum route_id route = routes[data[0] % (sizeof routes / sizeof routes[0])];
     unsigned flags = data[1];
     struct fake f = {.nargs = 0};
     f.req.method = route == ROUTE_BATCH ? "POST" : "GET";
@@ -281,7 +330,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_response(&resp);
         break;
     case API_RUN: {
-        bool cheap = q.op == API_BATCH ? batch_cheap(q.body, q.body_len) : q.b <= CHEAP_HI;
+        bool cheap = q.op == API_BATCH ? batch_cheap(q.body, q.body_len)
+                     : q.op == API_PI  ? q.a <= PI_CHEAP
+                                       : q.b <= CHEAP_HI;
         if (q.op == API_COUNT && q.b - q.a > MAX_RANGE) abort(); /* the limit was not applied */
         if (q.op == API_NTH && (q.a == 0 || q.a > MAX_NTH)) abort();
         if (!cheap) break;
@@ -294,6 +345,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             json_decref(j);
         }
+        if (q.op == API_PI) check_pi(&q, &resp);
+        if (q.op == API_TWIN) check_twin(&q, &resp);
         break;
     }
     case API_STREAM:
