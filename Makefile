@@ -85,7 +85,7 @@ UNIT_TEST_BINS := $(filter-out $(B)/tests/test_e2e_%,$(TEST_BINS))
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(B)/tools/%)
 
-.PHONY: all deps run test check unit asan tsan bench fuzz clean install format check-format \
+.PHONY: all deps run test check unit asan tsan bench bench-pi bench-pi-huge fuzz clean install format check-format \
         sieve-lib sieve-test bench-service valgrind leakcheck slow-test
 all: $(B)/primed $(TEST_BINS) $(TOOL_BINS)
 
@@ -194,6 +194,13 @@ bench-service: deps all
 	@rc=0; for s in bench-http bench-pool bench-memory; do \
 	  echo "== scripts/$$s.sh"; bash scripts/$$s.sh || { echo "== $$s: FAILED"; rc=1; }; \
 	done; exit $$rc
+# π(x) through the service (issue 13): vs primecount on one worker, 1 vs 2 workers, count/nth at
+# the default deadline, cancellation measured from /proc (~4 minutes). bench-pi-huge: π(10^19)
+# and π(2^64-1) with their peak memory (tens of minutes of both cores).
+bench-pi: deps all
+	bash scripts/bench-pi-service.sh
+bench-pi-huge: deps all
+	bash scripts/bench-pi-huge.sh
 # valgrind memcheck over a short end-to-end run (its own build without tcmalloc: build/plain).
 valgrind:
 	bash scripts/valgrind-e2e.sh

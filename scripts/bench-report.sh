@@ -9,8 +9,11 @@
 #       libmicrohttpd server build/tools/baseline_server (the floor any MHD server pays);
 #     - throughput vs --workers for the CPU-bound count scenario and the realistic mix;
 #     - every scenario (small, count, stream, mix, errors) at one concurrency;
-#     - RSS over time while streaming lists.
-# Short by design (about 2 minutes; BENCH_DURATION per point, default 3s): the machine is shared,
+#     - RSS over time while streaming lists;
+#  4. π(x) for x = 10^8 … 10^PI_MAX_EXP (default 16): build/tools/bench_sieve pi X 1 against
+#     primecount X -t1, alternating, PI_REPS (default 3) runs each, answers compared; a table
+#     and a log-log plot of time vs x (docs/bench-pi.png).
+# Short by design (about 4 minutes; BENCH_DURATION per point, default 3s): the machine is shared,
 # so numbers are medians of nothing — compare rows of the same run, not across runs.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -98,6 +101,33 @@ log "RSS while streaming"
 bash scripts/loadtest.sh -b "$BIN" -d "$(( ${DUR%s} * 3 ))s" -c 32 -t 2 -r "$TMP/rss.dat" -o "$CSV" \
   -l rss stream -- --log-level warn >>"$TMP/loadtest.txt" 2>&1 || true
 
+# ---- 4. π(x) vs primecount --------------------------------------------------------------------
+PI_REPS=${PI_REPS:-3}
+PI_MAX_EXP=${PI_MAX_EXP:-16}
+pi_status=completed
+: >"$TMP/pi.dat"
+if command -v primecount >/dev/null && make -s -j2 build/tools/bench_sieve >/dev/null; then
+  secs() { # CMD… → "seconds answer"
+    local t0 t1 o
+    t0=$(lib_now_us); o=$("$@" 2>/dev/null) || o=FAILED; t1=$(lib_now_us)
+    echo "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", (b - a) / 1e6 }') $o"
+  }
+  for ((k = 8; k <= PI_MAX_EXP; k++)); do
+    x=1$(printf '%0*d' "$k" 0)
+    log "pi(1e$k)"
+    ours=() theirs=() ans=""
+    for ((r = 0; r < PI_REPS; r++)); do
+      if [ $((r % 2)) = 0 ]; then a=$(secs build/tools/bench_sieve pi "$x" 1); b=$(secs primecount "$x" -t1)
+      else b=$(secs primecount "$x" -t1); a=$(secs build/tools/bench_sieve pi "$x" 1); fi
+      [ "${a#* }" = "${b#* }" ] || { log "MISMATCH pi(1e$k): primed ${a#* }, primecount ${b#* }"; pi_status="FAILED: answers differ"; }
+      ans=${b#* }; ours+=("${a%% *}"); theirs+=("${b%% *}")
+    done
+    echo "$k $(printf '%s\n' "${ours[@]}" | lib_median) $(printf '%s\n' "${theirs[@]}" | lib_median) $ans" >>"$TMP/pi.dat"
+  done
+else
+  pi_status="not run: primecount or build/tools/bench_sieve missing"
+fi
+
 # ---- plots -----------------------------------------------------------------------------------
 col() { # label scenario → "connections p50_ms p99_ms rps" rows
   awk -F, -v l="$1" -v s="$2" 'NR > 1 && $1 == l && $2 == s {
@@ -139,6 +169,16 @@ gp_common='set terminal pngcairo size 900,520 font "DejaVu Sans,11"; set grid; s
   echo "set xlabel 'seconds since start'; set ylabel 'RSS (MiB)'; set yrange [0:*]"
   echo "plot '$TMP/rss.dat' using 1:(\$2/1048576) with lines lw 2 title 'RSS'"
 } | gnuplot || log "a plot failed (see above)"
+if [ -s "$TMP/pi.dat" ]; then
+  {
+    echo "$gp_common"
+    echo "set output 'docs/bench-pi.png'"
+    echo "set title 'pi(x), one thread: primed (Deleglise-Rivat) vs primecount -t1, same run'"
+    echo "set xlabel 'x'; set ylabel 'wall time per process (s)'; set logscale x 10; set logscale y"
+    echo "set format x '10^{%L}'"
+    echo "plot '$TMP/pi.dat' using (10**\$1):2 with linespoints lw 2 title 'primed (build/tools/bench_sieve pi X 1)', '' using (10**\$1):3 with linespoints lw 2 dt 2 title 'primecount X -t1'"
+  } | gnuplot || log "a plot failed (see above)"
+fi
 log "plots written"
 
 # ---- report ----------------------------------------------------------------------------------
@@ -222,6 +262,20 @@ $(table '^rss$')
 Load average when the HTTP runs ended: $(cut -d' ' -f1-3 /proc/loadavg) (other jobs share the
 cores; a high value explains long tails).
 
+## π(x): primed vs primecount (one thread, $pi_status)
+
+\`build/tools/bench_sieve pi X 1\` (the engine of \`/v1/pi\`, src/engine/pi.c: Deléglise–Rivat)
+against \`primecount X -t1\` (primecount's default, Gourdon's algorithm), alternating, median of
+$PI_REPS runs each, whole-process wall time (so the smallest x measure process start-up);
+the answers are compared. Through the service, \`scripts/bench-pi-service.sh\` measures the same
+over HTTP plus the 2-worker speed-up, count/nth at the default deadline and cancellation.
+
+![pi(x) vs primecount](bench-pi.png)
+
+| x | primed s | primecount s | ratio | π(x) |
+|---|---|---|---|---|
+$(awk '{ printf "| 10^%d | %.3f | %.3f | %.2f | %s |\n", $1, $2, $3, $2 / $3, $4 }' "$TMP/pi.dat")
+
 ## Raw loadtest output
 
 <details><summary>scripts/loadtest.sh output of this run</summary>
@@ -232,4 +286,4 @@ $(cat "$TMP/loadtest.txt")
 </details>
 EOF
 } >"$OUT"
-log "wrote $OUT and docs/bench-{latency,throughput,rss}.png"
+log "wrote $OUT and docs/bench-{latency,throughput,rss,pi}.png"
