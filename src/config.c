@@ -120,6 +120,9 @@ static const struct setting settings[] = {
     {"rate_limit_clients", T_UINT, F(rate_limit_clients), 0, 1, 10000000, NULL, "N",
      "Clients the rate limiter remembers (memory fixed at start, ~44 bytes each); beyond it the "
      "coldest are evicted."},
+    {"rate_limit_delay_ms", T_UINT, F(rate_limit_delay_ms), 0, 0, 10000, NULL, "MS",
+     "Hold a 429 this long before sending it (0 = at once): a client that waits for each "
+     "answer then sends a few requests per connection per second, not thousands."},
     {"trusted_proxies", T_CIDRS, F(trusted_proxies), CONFIG_PATH_MAX, 0, 0, NULL, "CIDR,...",
      "Peers whose X-Forwarded-For names the client (balancers); empty = believe no header."},
     {"max_inflight_per_client", T_UINT, F(max_inflight_per_client), 0, 1, 1024, "no cap", "N",
@@ -199,6 +202,7 @@ void config_defaults(struct primed_config *cfg)
     cfg->rate_limit = 0; /* off: see docs/configuration.md for why */
     cfg->rate_limit_burst = 0;
     cfg->rate_limit_clients = 65536;
+    cfg->rate_limit_delay_ms = 250;
     cfg->max_inflight_per_client = 0;
     cfg->log_level = LOG_INFO;
     cfg->log_format = LOG_FORMAT_JSON;

@@ -98,6 +98,7 @@ enum phase {
     PH_NEW = 0, /* first access-handler call not seen yet */
     PH_BODY,    /* headers seen; reading the body (if any) */
     PH_WAIT,    /* handed to a worker; connection suspended until it resumes us */
+    PH_TARPIT,  /* a 429 in r->resp, connection suspended until tarpit_until (the watcher) */
     PH_DONE,    /* a response was queued */
 };
 
@@ -147,10 +148,12 @@ struct req {
     struct pool_job job;
     struct admission_ticket adm; /* I/O thread only: charged in handle, settled in on_completed */
 
-    pthread_mutex_t mu; /* orders suspend before resume */
-    bool suspended;     /* under mu */
-    unsigned susp_gen;  /* under mu: +1 at every suspend (the hang-up watcher's fd check) */
-    int fd;             /* the connection's socket (set at request start; libmicrohttpd's) */
+    pthread_mutex_t mu;       /* orders suspend before resume */
+    bool suspended;           /* under mu */
+    unsigned susp_gen;        /* under mu: +1 at every suspend (the hang-up watcher's fd check) */
+    uint64_t tarpit_until_ns; /* PH_TARPIT: when the watcher resumes it (under mu) */
+    bool held;                /* counted in watch.tarpitted; I/O thread only */
+    int fd;                   /* the connection's socket (set at request start; libmicrohttpd's) */
     /* The hang-up watcher saw the client leave: no answer is queued (on_completed logs 499).
      * Set before the job's cancel, which the worker's resume orders before finish_wait reads it. */
     atomic_bool client_gone;
@@ -170,6 +173,7 @@ struct hangup_watch {
     struct watched *reqs;         /* [cap] */
     struct pollfd *pfd;           /* [cap + 1]: the wake fd first */
     atomic_uint_fast64_t cancels; /* requests cancelled because their client left */
+    atomic_uint tarpitted;        /* 429s being held (rate_limit_delay_ms) */
 };
 
 struct server {
@@ -235,11 +239,9 @@ static void req_ref(struct req *r)
     atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
 }
 
-/* Resume the connection if it is suspended. Any thread. */
-static void req_wake(void *arg)
+/* Resume the connection if it is suspended. r->mu held. */
+static void req_wake_locked(struct req *r)
 {
-    struct req *r = arg;
-    pthread_mutex_lock(&r->mu);
     bool was = r->suspended;
     r->suspended = false;
     if (was) {
@@ -250,6 +252,14 @@ static void req_wake(void *arg)
             pthread_mutex_unlock(&r->srv->susp_mu);
         }
     }
+}
+
+/* Resume the connection if it is suspended. Any thread. */
+static void req_wake(void *arg)
+{
+    struct req *r = arg;
+    pthread_mutex_lock(&r->mu);
+    req_wake_locked(r);
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -569,6 +579,51 @@ static enum MHD_Result submit(struct req *r, bool stream)
     return queue_error(r, PERR_UNAVAILABLE, NULL, NULL, "server is shutting down");
 }
 
+/* Over the rate limit: the 429 in r->resp is sent after rate_limit_delay_ms. A client that waits
+ * for each answer (wrk, most scrapers, any keep-alive client) then sends a few requests per
+ * connection per second, so a limited flood stops costing the I/O threads what serving it would
+ * (~10 µs of CPU per 429), which was what the polite clients' latency paid for. The connection is
+ * suspended and the hang-up watcher resumes it when due (its tick, WATCH_TICK_MS, is the
+ * granularity) or when the client leaves. Bounded by the connection limits (a client's share:
+ * max_connections_per_ip); gauge primed_ratelimit_delayed_answers. Draining or stopping: at once
+ * (the watcher also releases those already held). */
+static enum MHD_Result tarpit(struct req *r)
+{
+    struct server *s = r->srv;
+    unsigned ms = s->cfg->rate_limit_delay_ms;
+    if (ms == 0 || atomic_load_explicit(&s->stopping, memory_order_relaxed) ||
+        atomic_load_explicit(&s->draining, memory_order_relaxed))
+        return queue_http(r, &r->resp);
+    atomic_fetch_add_explicit(&s->watch.tarpitted, 1, memory_order_relaxed);
+    r->held = true;
+    pthread_mutex_lock(&r->mu);
+    r->tarpit_until_ns = pool_now_ns() + (uint64_t)ms * 1000000u;
+    r->suspended = true;
+    r->susp_gen++;
+    atomic_fetch_add_explicit(&s->nsuspended, 1, memory_order_relaxed);
+    set_phase(r, PH_TARPIT);
+    MHD_suspend_connection(r->conn);
+    pthread_mutex_unlock(&r->mu);
+    return MHD_YES;
+}
+
+/* A held 429 is no longer held (sent, or its connection ended first). I/O thread. */
+static void tarpit_release(struct req *r)
+{
+    if (!r->held) return;
+    r->held = false;
+    atomic_fetch_sub_explicit(&r->srv->watch.tarpitted, 1, memory_order_relaxed);
+}
+
+/* After the watcher resumed a held 429. (A client that left may instead be seen by
+ * libmicrohttpd first: then only on_completed runs, and req_finish releases it.) */
+static enum MHD_Result finish_tarpit(struct req *r)
+{
+    tarpit_release(r);
+    if (atomic_load_explicit(&r->client_gone, memory_order_relaxed)) return MHD_NO;
+    return queue_http(r, &r->resp);
+}
+
 /* After the worker resumed us. */
 static enum MHD_Result finish_wait(struct req *r)
 {
@@ -667,7 +722,7 @@ static enum MHD_Result handle(struct req *r, const char *url)
     if (!admission_admit(&s->adm, s->api, rt, plan, &r->query, r->client_addr, forwarded_for(r),
                          pool_now_ns(), &r->adm, hr)) {
         api_query_fini(&r->query);
-        return queue_http(r, hr);
+        return tarpit(r);
     }
     if (plan == API_ANSWERED) return queue_http(r, hr);
     if (plan == API_STREAM && strcmp(r->method, "HEAD") == 0) return queue_stream_head(r);
@@ -783,6 +838,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         return handle(r, url);
     case PH_WAIT:
         return finish_wait(r);
+    case PH_TARPIT:
+        return finish_tarpit(r);
     default:
         return MHD_YES;
     }
@@ -794,6 +851,7 @@ static void req_finish(struct req *r, int unanswered)
 {
     struct server *s = r->srv;
     if (r->slot) *r->slot = r->slot; /* the connection has no unfinished request any more */
+    tarpit_release(r);
     /* Whatever the reason, the answer is no longer wanted: a client that went away, a timeout.
      * Stops a producing worker within one segment. */
     if (phase_of(r) == PH_WAIT || r->is_stream) {
@@ -894,11 +952,17 @@ static unsigned watch_snapshot(struct server *s)
 {
     struct hangup_watch *w = &s->watch;
     unsigned n = 0;
+    uint64_t now = pool_now_ns();
+    /* Draining or stopping: held 429s go out now (a drain waits for every request). */
+    bool stopping = atomic_load_explicit(&s->stopping, memory_order_relaxed) ||
+                    atomic_load_explicit(&s->draining, memory_order_relaxed);
     pthread_mutex_lock(&s->mu);
     for (struct req *r = s->inflight; r && n < w->cap; r = r->next) {
         if (r->fd < 0 || atomic_load_explicit(&r->job.cancel, memory_order_relaxed)) continue;
         pthread_mutex_lock(&r->mu);
-        if (r->suspended) {
+        if (r->suspended && phase_of(r) == PH_TARPIT && (now >= r->tarpit_until_ns || stopping)) {
+            req_wake_locked(r); /* a held 429 is due, or the server is stopping */
+        } else if (r->suspended) {
             req_ref(r);
             w->reqs[n] = (struct watched){r, r->susp_gen};
             w->pfd[n + 1] = (struct pollfd){.fd = r->fd, .events = POLLRDHUP};
@@ -917,6 +981,10 @@ static void watch_hangup(struct server *s, struct req *r, unsigned gen)
     pthread_mutex_unlock(&r->mu);
     if (!same) return;
     atomic_store_explicit(&r->client_gone, true, memory_order_relaxed);
+    if (phase_of(r) == PH_TARPIT) { /* a held 429 nobody waits for: close it now */
+        req_wake(r);
+        return;
+    }
     if (!pool_job_cancel(&r->job, POOL_CANCEL_CLIENT)) return; /* a deadline or stop came first */
     atomic_fetch_add_explicit(&s->watch.cancels, 1, memory_order_relaxed);
     /* A parked producer or reader is woken by its stream (not under r->mu: it takes it). */
@@ -990,6 +1058,9 @@ static void collect(void *arg, struct metrics_writer *w)
                       "Requests cancelled because their client left while they were queued or "
                       "running on a worker.",
                       (double)atomic_load_explicit(&s->watch.cancels, memory_order_relaxed));
+    metrics_write_one(w, "primed_ratelimit_delayed_answers", "gauge",
+                      "429 answers being held for rate_limit_delay_ms before they are sent.",
+                      (double)atomic_load_explicit(&s->watch.tarpitted, memory_order_relaxed));
 }
 
 /* ---- /debug/requests ----------------------------------------------------------------------- */
@@ -1206,6 +1277,7 @@ struct server *server_create(const struct primed_config *cfg, struct pool *pool,
     s->watch.wake_fd = -1;
     atomic_init(&s->watch.stop, false);
     atomic_init(&s->watch.cancels, 0);
+    atomic_init(&s->watch.tarpitted, 0);
     s->main = (struct listener){.srv = s, .debug = false};
     s->debug = (struct listener){.srv = s, .debug = true};
     if (handlers_init(&s->handlers) != 0) goto err;
@@ -1276,6 +1348,7 @@ void server_cancel_all(struct server *s)
 {
     pthread_mutex_lock(&s->mu);
     for (struct req *r = s->inflight; r; r = r->next) {
+        if (phase_of(r) == PH_TARPIT) req_wake(r); /* its 429 goes out now */
         pool_job_cancel(&r->job, POOL_CANCEL_SHUTDOWN);
         struct stream *st = atomic_load_explicit(&r->live_stream, memory_order_acquire);
         if (st) stream_cancel(st);
@@ -1292,7 +1365,6 @@ void server_stop(struct server *s)
     /* seq_cst, not release: this store and the load of nsuspended below are a store-then-load
      * pair, which only seq_cst keeps in order (release/acquire would let the load move up). */
     atomic_store_explicit(&s->stopping, true, memory_order_seq_cst);
-    watch_stop(s); /* its references go before the wait below */
     server_cancel_all(s);
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -1301,6 +1373,7 @@ void server_stop(struct server *s)
     while (atomic_load_explicit(&s->nsuspended, memory_order_acquire) > 0)
         if (pthread_cond_timedwait(&s->susp_cv, &s->susp_mu, &until) == ETIMEDOUT) break;
     pthread_mutex_unlock(&s->susp_mu);
+    watch_stop(s); /* after the wait: it releases a 429 held by a request that missed `stopping` */
     if (s->debug.d) MHD_stop_daemon(s->debug.d);
     if (s->main.d) MHD_stop_daemon(s->main.d);
     s->debug.d = s->main.d = NULL;

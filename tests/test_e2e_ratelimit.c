@@ -1,13 +1,18 @@
 /* test_e2e_ratelimit.c — per-client rate limits against the real binary on 127.0.0.1: 429
  * rate_limited with Retry-After and RateLimit-* headers, probes never limited, prices weighted by
  * work, refunds for requests that end early, and X-Forwarded-For believed only from a trusted
- * peer, including hostile values of it. Every loop is bounded in count; every request in time. */
+ * peer, including hostile values of it; a 429 held for rate_limit_delay_ms (the tarpit). Every
+ * loop is bounded in count; every request in time. */
+#include <arpa/inet.h>
 #include <check.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "check_main.h"
 #include "harness.h"
@@ -16,19 +21,11 @@ static struct primed_proc srv;
 
 static void start(const char *rate, const char *burst, const char *proxies, const char *timeout)
 {
-    const char *args[] = {"--workers",
-                          "2",
-                          "--rate-limit",
-                          rate,
-                          "--rate-limit-burst",
-                          burst,
-                          "--trusted-proxies",
-                          proxies,
-                          "--request-timeout-ms",
-                          timeout,
-                          "--log-level",
-                          "warn",
-                          NULL};
+    const char *args[] = {"--workers", "2", "--rate-limit", rate, "--rate-limit-burst", burst,
+                          "--trusted-proxies", proxies, "--request-timeout-ms", timeout,
+                          "--log-level", "warn",
+                          /* 429s at once: these tests count tokens against elapsed time */
+                          "--rate-limit-delay-ms", "0", NULL};
     if (primed_start(&srv, args) != 0) ck_abort_msg("primed did not start");
 }
 
@@ -254,6 +251,117 @@ START_TEST(hostile_forwarded_for_values_are_answered_and_never_pick_the_key)
 }
 END_TEST
 
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static long metric_of(const char *name)
+{
+    struct http_result m;
+    ck_assert_int_eq(http_get(srv.port, "/metrics", &m), 0);
+    char key[160];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = strstr(m.body, key);
+    long v = p ? strtol(p + strlen(key), NULL, 10) : -1;
+    http_result_free(&m);
+    return v;
+}
+
+/* A connection to the server that sends one request and reads nothing. */
+static int send_only(const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv.port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
+    ck_assert_int_eq(write(fd, req, (size_t)n), n);
+    return fd;
+}
+
+/* rate_limit_delay_ms: a 429 is held that long (a tarpit for clients that wait for each answer),
+ * with its headers intact; a held 429 whose client leaves is dropped (499) and the gauge goes
+ * back to 0; SIGTERM releases held 429s at once and exits 0. The lower bound on the hold is the
+ * property (a noisy machine only lengthens it); the upper bounds are generous. */
+START_TEST(a_429_is_held_for_rate_limit_delay_ms)
+{
+    const char *args[] = {"--rate-limit",
+                          "1",
+                          "--rate-limit-burst",
+                          "1",
+                          "--rate-limit-delay-ms",
+                          "400",
+                          "--log-level",
+                          "warn",
+                          "--shutdown-timeout",
+                          "5",
+                          NULL};
+    if (primed_start(&srv, args) != 0) ck_abort_msg("primed did not start");
+    struct http_result r;
+    ck_assert_int_eq(get("/v1/isprime?n=7", NULL, &r), 200);
+    http_result_free(&r);
+    double t0 = mono_s();
+    ck_assert_int_eq(get("/v1/isprime?n=7", NULL, &r), 429);
+    double held = mono_s() - t0;
+    assert_rate_limited(&r, 1);
+    http_result_free(&r);
+    ck_assert_msg(held >= 0.39 && held < 5, "429 after %.3f s, want >= 0.4 s", held);
+    /* Health, readiness and metrics are never limited, so never held either. */
+    t0 = mono_s();
+    ck_assert_int_eq(get("/healthz", NULL, &r), 200);
+    http_result_free(&r);
+    ck_assert_msg(mono_s() - t0 < 0.39, "/healthz waited %.3f s", mono_s() - t0);
+
+    /* A client that leaves while its 429 is held: dropped and counted as 499. */
+    int fd = send_only("/v1/isprime?n=7");
+    long g = -1;
+    for (int i = 0; i < 300 && g != 1; i++, usleep(1000))
+        g = metric_of("primed_ratelimit_delayed_answers");
+    ck_assert_int_eq(g, 1);
+    close(fd);
+    for (int i = 0; i < 2000 && g != 0; i++, usleep(1000))
+        g = metric_of("primed_ratelimit_delayed_answers");
+    ck_assert_int_eq(g, 0);
+    ck_assert_int_eq(metric_of("primed_http_requests_total{handler=\"isprime\",method=\"GET\","
+                               "code=\"499\"}"),
+                     1);
+    stop();
+
+    /* SIGTERM with a 429 held for 10 s: sent at once, exit 0 well before the hold would end. */
+    const char *args10[] = {"--rate-limit",
+                            "1",
+                            "--rate-limit-burst",
+                            "1",
+                            "--rate-limit-delay-ms",
+                            "10000",
+                            "--log-level",
+                            "warn",
+                            NULL};
+    if (primed_start(&srv, args10) != 0) ck_abort_msg("primed did not start");
+    ck_assert_int_eq(get("/v1/isprime?n=7", NULL, &r), 200);
+    http_result_free(&r);
+    fd = send_only("/v1/isprime?n=7");
+    g = -1;
+    for (int i = 0; i < 300 && g != 1; i++, usleep(1000))
+        g = metric_of("primed_ratelimit_delayed_answers");
+    ck_assert_int_eq(g, 1);
+    t0 = mono_s();
+    ck_assert_int_eq(primed_stop(&srv, SIGTERM, 9000), 0);
+    char buf[2048];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    ck_assert_int_gt(n, 0);
+    buf[n] = '\0';
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 429", 12) == 0, "held answer at shutdown: %.60s", buf);
+    ck_assert_msg(mono_s() - t0 < 9, "stopping took %.3f s", mono_s() - t0);
+}
+END_TEST
+
 static Suite *e2e_ratelimit_suite(void)
 {
     Suite *s = suite_create("e2e_ratelimit");
@@ -264,6 +372,7 @@ static Suite *e2e_ratelimit_suite(void)
     tcase_add_test(tc, requests_that_end_early_are_refunded);
     tcase_add_test(tc, forwarded_for_is_believed_only_from_trusted_peers);
     tcase_add_test(tc, hostile_forwarded_for_values_are_answered_and_never_pick_the_key);
+    tcase_add_test(tc, a_429_is_held_for_rate_limit_delay_ms);
     suite_add_tcase(s, tc);
     return s;
 }
