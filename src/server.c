@@ -82,6 +82,8 @@
 #define STREAM_READ_BLOCK (32u * 1024)
 /* A stream buffer is split in blocks of at most this size (4 × 64 KiB by default). */
 #define STREAM_BLOCK_BYTES (64u * 1024)
+/* Connections the debug listener admits (profiles block their thread). */
+#define DEBUG_MAX_CONNECTIONS 64
 #define PATH_LOG_MAX 256
 #define ADDR_MAX 64
 
@@ -957,12 +959,14 @@ static unsigned watch_snapshot(struct server *s)
     bool stopping = atomic_load_explicit(&s->stopping, memory_order_relaxed) ||
                     atomic_load_explicit(&s->draining, memory_order_relaxed);
     pthread_mutex_lock(&s->mu);
-    for (struct req *r = s->inflight; r && n < w->cap; r = r->next) {
+    /* Every request is visited (a due 429 must never wait for room in the arrays); at most cap
+     * are polled per round, the list's newest first. */
+    for (struct req *r = s->inflight; r; r = r->next) {
         if (r->fd < 0 || atomic_load_explicit(&r->job.cancel, memory_order_relaxed)) continue;
         pthread_mutex_lock(&r->mu);
         if (r->suspended && phase_of(r) == PH_TARPIT && (now >= r->tarpit_until_ns || stopping)) {
             req_wake_locked(r); /* a held 429 is due, or the server is stopping */
-        } else if (r->suspended) {
+        } else if (r->suspended && n < w->cap) {
             req_ref(r);
             w->reqs[n] = (struct watched){r, r->susp_gen};
             w->pfd[n + 1] = (struct pollfd){.fd = r->fd, .events = POLLRDHUP};
@@ -1029,11 +1033,11 @@ static void watch_stop(struct server *s)
     w->pfd = NULL;
 }
 
-/* Arrays for every connection the listener admits (24 bytes each), allocated once. */
+/* Arrays for every connection the listeners admit (24 bytes each), allocated once. */
 static int watch_start(struct server *s)
 {
     struct hangup_watch *w = &s->watch;
-    w->cap = s->cfg->max_connections ? s->cfg->max_connections : 1;
+    w->cap = s->cfg->max_connections + DEBUG_MAX_CONNECTIONS; /* every request can be polled */
     w->reqs = calloc(w->cap, sizeof *w->reqs);
     w->pfd = calloc((size_t)w->cap + 1, sizeof *w->pfd);
     w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -1239,7 +1243,8 @@ static int start_listener(struct server *s, struct listener *l, const char *host
         unsigned t = netaddr_io_threads();
         if (t > 1) ops[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, t, NULL};
     } else {
-        ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, 64, NULL};
+        ops[n++] =
+            (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, DEBUG_MAX_CONNECTIONS, NULL};
     }
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     l->d =
