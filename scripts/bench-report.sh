@@ -173,9 +173,10 @@ if [ -s "$TMP/pi.dat" ]; then
   {
     echo "$gp_common"
     echo "set output 'docs/bench-pi.png'"
+    echo "set termoption noenhanced" # bench_sieve's underscore is not a subscript
     echo "set title 'pi(x), one thread: primed (Deleglise-Rivat) vs primecount -t1, same run'"
     echo "set xlabel 'x'; set ylabel 'wall time per process (s)'; set logscale x 10; set logscale y"
-    echo "set format x '10^{%L}'"
+    echo "set format x '10^%L'"
     echo "plot '$TMP/pi.dat' using (10**\$1):2 with linespoints lw 2 title 'primed (build/tools/bench_sieve pi X 1)', '' using (10**\$1):3 with linespoints lw 2 dt 2 title 'primecount X -t1'"
   } | gnuplot || log "a plot failed (see above)"
 fi
