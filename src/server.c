@@ -200,6 +200,10 @@ struct server {
      * when MHD_stop_daemon finds one. ++ under r->mu when suspending, -- in req_wake, which
      * then signals susp_cv (under susp_mu, so server_stop's check-then-wait cannot miss it). */
     atomic_uint nsuspended;
+    /* server_stop's last resort (abandon_suspended): work that did not stop within its bound
+     * has its connection closed unanswered; no connection may be suspended any more. Written
+     * once by the main thread (seq_cst, before the sweep), read by I/O threads. */
+    atomic_bool abandon;
     pthread_mutex_t susp_mu;
     pthread_cond_t susp_cv;
     pthread_mutex_t mu;            /* the in-flight list */
@@ -277,6 +281,12 @@ static void req_park(void *arg)
 {
     struct req *r = arg;
     pthread_mutex_lock(&r->mu);
+    /* Read under r->mu: either the sweep saw this request suspended, or this sees the flag.
+     * Not suspending leaves stream_reader to be called again, and it then ends the answer. */
+    if (atomic_load_explicit(&r->srv->abandon, memory_order_relaxed)) {
+        pthread_mutex_unlock(&r->mu);
+        return;
+    }
     r->suspended = true;
     r->susp_gen++;
     atomic_fetch_add_explicit(&r->srv->nsuspended, 1, memory_order_relaxed);
@@ -463,6 +473,8 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct req *r = cls;
     size_t n = 0;
+    if (atomic_load_explicit(&r->srv->abandon, memory_order_acquire))
+        return MHD_CONTENT_READER_END_WITH_ERROR;
     switch (stream_read(r->stream, buf, max, &n, req_park, r)) {
     case STREAM_DATA:
         atomic_fetch_add_explicit(&r->bytes, n, memory_order_relaxed);
@@ -629,8 +641,11 @@ static enum MHD_Result finish_tarpit(struct req *r)
 /* After the worker resumed us. */
 static enum MHD_Result finish_wait(struct req *r)
 {
-    /* Nobody to answer: close the connection (on_completed logs 499). */
-    if (atomic_load_explicit(&r->client_gone, memory_order_relaxed)) return MHD_NO;
+    /* Nobody to answer: close the connection (on_completed logs 499). Abandoned at stop: the
+     * worker may still be writing r->resp, so it is not read. */
+    if (atomic_load_explicit(&r->client_gone, memory_order_relaxed) ||
+        atomic_load_explicit(&r->srv->abandon, memory_order_acquire))
+        return MHD_NO;
     if (!r->is_stream) return queue_http(r, &r->resp);
     int reason = atomic_load_explicit(&r->job.cancel, memory_order_acquire);
     if (stream_state(r->stream) == STREAM_S_FAILED_EMPTY) {
@@ -1283,6 +1298,7 @@ struct server *server_create(const struct primed_config *cfg, struct pool *pool,
     atomic_init(&s->watch.stop, false);
     atomic_init(&s->watch.cancels, 0);
     atomic_init(&s->watch.tarpitted, 0);
+    atomic_init(&s->abandon, false);
     s->main = (struct listener){.srv = s, .debug = false};
     s->debug = (struct listener){.srv = s, .debug = true};
     if (handlers_init(&s->handlers) != 0) goto err;
@@ -1361,6 +1377,23 @@ void server_cancel_all(struct server *s)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* Resume every suspended connection whose work has not ended (see `abandon`). The job keeps
+ * its reference and frees the request when it finally ends. Returns how many. */
+static unsigned abandon_suspended(struct server *s)
+{
+    unsigned n = 0;
+    atomic_store_explicit(&s->abandon, true, memory_order_seq_cst);
+    pthread_mutex_lock(&s->mu);
+    for (struct req *r = s->inflight; r; r = r->next) {
+        pthread_mutex_lock(&r->mu);
+        n += r->suspended;
+        req_wake_locked(r);
+        pthread_mutex_unlock(&r->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
 void server_stop(struct server *s)
 {
     if (!s) return;
@@ -1373,11 +1406,20 @@ void server_stop(struct server *s)
     server_cancel_all(s);
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 5; /* cancelled jobs stop within a segment; this bound is never reached */
+    until.tv_sec += 5; /* cancelled jobs stop within a segment; see below if one does not */
     pthread_mutex_lock(&s->susp_mu);
     while (atomic_load_explicit(&s->nsuspended, memory_order_acquire) > 0)
         if (pthread_cond_timedwait(&s->susp_cv, &s->susp_mu, &until) == ETIMEDOUT) break;
     pthread_mutex_unlock(&s->susp_mu);
+    /* Work that ignores its cancel for 5 s (a bug, or a sanitizer build's slow first build of
+     * the sieving-prime table, which polls no cancel flag): libmicrohttpd aborts the process if
+     * it is stopped with a suspended connection, so those connections are closed unanswered. */
+    if (atomic_load_explicit(&s->nsuspended, memory_order_acquire) > 0) {
+        char ns[16];
+        snprintf(ns, sizeof ns, "%u", abandon_suspended(s));
+        log_event(LOG_WARN, "stop_abandoned", "closing connections whose work did not stop",
+                  "requests", ns, NULL);
+    }
     watch_stop(s); /* after the wait: it releases a 429 held by a request that missed `stopping` */
     if (s->debug.d) MHD_stop_daemon(s->debug.d);
     if (s->main.d) MHD_stop_daemon(s->main.d);

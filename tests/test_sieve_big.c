@@ -1,13 +1,16 @@
 /* test_sieve_big.c — the bucket sieve of big primes against a naive crossing of every multiple:
  * any pool size (tiny pools force early applies), any slice size, windows near 0, 1e12, 1e18 and
- * 2^64, and a cancelled window must leave nothing behind for the next one. */
+ * 2^64, and a cancelled window must leave nothing behind for the next one. The shared table's
+ * extension honours a cancel flag between blocks and keeps (correctly) what it built. */
 #include <check.h>
+#include <pthread.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "check_main.h"
 #include "primed/primality.h"
@@ -53,7 +56,7 @@ static void check_window(struct sieve_big *sb, const uint8_t *comp, uint64_t to_
     uint64_t to = primality_isqrt(whi);
     if (to > to_max) to = to_max;
     const uint64_t from = 8191;
-    const struct stable *t = stable_acquire(to);
+    const struct stable *t = stable_acquire(to, NULL);
     ck_assert_ptr_nonnull(t);
     uint8_t *got = malloc(wlen), *want = malloc(wlen);
     ck_assert_ptr_nonnull(got);
@@ -104,7 +107,7 @@ START_TEST(pool_is_bounded_and_window_beyond_promise_is_refused)
     size_t bytes = sieve_big_bytes(sb);
     ck_assert_uint_ge(bytes, (size_t)16 << 20);
     ck_assert_uint_le(bytes, (size_t)17 << 20);
-    const struct stable *t = stable_acquire(100000);
+    const struct stable *t = stable_acquire(100000, NULL);
     ck_assert_ptr_nonnull(t);
     uint8_t *buf = malloc((size_t)33 << 20);
     ck_assert_ptr_nonnull(buf);
@@ -125,7 +128,7 @@ START_TEST(cancelled_window_leaves_nothing_for_the_next)
     uint8_t *comp = composite_upto(to);
     struct sieve_big *sb = sieve_big_create(32768, 1 << 20, 1);
     ck_assert_ptr_nonnull(sb);
-    const struct stable *t = stable_acquire(to);
+    const struct stable *t = stable_acquire(to, NULL);
     ck_assert_ptr_nonnull(t);
     size_t wlen = 1 << 20;
     uint8_t *buf = malloc(wlen);
@@ -143,6 +146,69 @@ START_TEST(cancelled_window_leaves_nothing_for_the_next)
 }
 END_TEST
 
+/* n (> 5) is prime by the table's bitmap; every n at most t->limit. */
+static bool table_says_prime(const struct stable *t, uint64_t n)
+{
+    int bit = wheel_bit_of[n % 30];
+    return bit >= 0 && (stable_byte(t, n / 30) >> bit & 1);
+}
+
+static void check_table_near(const struct stable *t, uint64_t at)
+{
+    uint64_t lo = at > 20000 ? at - 20000 : 7, hi = at + 20000 <= t->limit ? at + 20000 : t->limit;
+    for (uint64_t n = lo; n <= hi; n++)
+        ck_assert_msg(table_says_prime(t, n) == primality_is_prime(n), "table wrong at %llu",
+                      (unsigned long long)n);
+}
+
+static void *cancel_soon(void *arg)
+{
+    struct timespec ts = {0, 3 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    atomic_store((atomic_int *)arg, 1);
+    return NULL;
+}
+
+START_TEST(table_extension_honours_cancel_and_keeps_what_it_built)
+{
+    ck_assert_ptr_nonnull(stable_acquire(1000, NULL)); /* block 0 */
+    uint64_t bytes0, lim0, bytes, lim;
+    stable_stats(&bytes0, &lim0);
+    /* Cancelled before any block: nothing built, the old table stays. */
+    atomic_int now = 1;
+    errno = 0;
+    ck_assert_ptr_null(stable_acquire(1000000000, &now));
+    ck_assert_int_eq(errno, ECANCELED);
+    stable_stats(&bytes, &lim);
+    ck_assert_uint_eq(lim, lim0);
+    ck_assert_uint_eq(bytes, bytes0);
+    /* Cancelled while building the whole table (2^32): either it stopped between blocks and
+     * published what it had, or (a fast machine) it finished first. Both must be correct. */
+    atomic_int soon = 0;
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, cancel_soon, &soon), 0);
+    errno = 0;
+    const struct stable *t = stable_acquire(UINT32_MAX, &soon);
+    pthread_join(th, NULL);
+    stable_stats(&bytes, &lim);
+    if (t == NULL) {
+        ck_assert_int_eq(errno, ECANCELED);
+        ck_assert_uint_ge(lim, lim0);
+        ck_assert_uint_lt(lim, UINT32_MAX);
+    } else {
+        ck_assert_uint_ge(t->limit, UINT32_MAX);
+    }
+    uint64_t partial = lim;
+    /* Extending from there gives the whole table, right on both sides of where it stopped. */
+    t = stable_acquire(UINT32_MAX, NULL);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_uint_ge(t->limit, UINT32_MAX);
+    check_table_near(t, partial);
+    check_table_near(t, lim0);
+    check_table_near(t, UINT32_MAX - 20000);
+}
+END_TEST
+
 static Suite *sieve_big_suite(void)
 {
     Suite *s = suite_create("sieve_big");
@@ -157,6 +223,7 @@ static Suite *sieve_big_suite(void)
     ADD(every_hit_is_crossed_whatever_the_pool_and_slice);
     ADD(pool_is_bounded_and_window_beyond_promise_is_refused);
     ADD(cancelled_window_leaves_nothing_for_the_next);
+    ADD(table_extension_honours_cancel_and_keeps_what_it_built);
     return s;
 }
 

@@ -353,8 +353,8 @@ static int run(sieve_ctx *ctx, struct job *jb)
         verify = true;
         sq = HYBRID_LIMIT;
     }
-    const struct stable *t = stable_acquire(sq);
-    if (!t) return -ENOMEM;
+    const struct stable *t = stable_acquire(sq, jb->cancel);
+    if (!t) return errno == ECANCELED ? -ECANCELED : -ENOMEM;
     bool big = sq > ctx->big_min;
     size_t wbytes = big ? ctx->win_bytes : ctx->seg_bytes;
     if (big) {

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,8 +57,13 @@ static uint8_t *build_block0(void)
 }
 
 /* A new directory with `n` blocks: the first old->nblocks are borrowed from `old` (may be NULL),
- * the rest are built. Returns NULL on ENOMEM (nothing leaks: new blocks are freed). */
-static struct stable *build_dir(struct stable *old, size_t n)
+ * the rest are built. Returns NULL on ENOMEM (nothing leaks: new blocks are freed). `cancel`
+ * (may be NULL) is polled before each block (~16M numbers, a few ms; a sanitizer build's table
+ * to 1e9 took >10 s and kept a cancelled request's worker for all of it): when set, the blocks
+ * built so far still make a directory (*cancelled = true), so the work is kept for the next
+ * caller; with none built, NULL. */
+static struct stable *build_dir(struct stable *old, size_t n, const atomic_int *cancel,
+                                bool *cancelled)
 {
     size_t have = old ? old->nblocks : 0;
     struct stable *t = calloc(1, sizeof *t);
@@ -72,6 +78,12 @@ static struct stable *build_dir(struct stable *old, size_t n)
     }
     if (k < n && !(ctx = sieve_ctx_create(0))) goto err;
     for (; k < n; k++) {
+        if (cancel && atomic_load_explicit(cancel, memory_order_relaxed)) {
+            *cancelled = true;
+            if (k == have) goto err; /* nothing new: `old` stays the table */
+            n = k;
+            break;
+        }
         if (!(blocks[k] = malloc(STABLE_BLOCK_BYTES))) goto err;
         if (sieve_bitmap(ctx, (uint64_t)k * STABLE_BLOCK_BYTES, STABLE_BLOCK_BYTES, blocks[k]) !=
             0) {
@@ -109,16 +121,17 @@ static void publish(struct stable *old, struct stable *t)
     atomic_store_explicit(&g_limit, t->limit, memory_order_relaxed);
 }
 
-const struct stable *stable_acquire(uint64_t need)
+const struct stable *stable_acquire(uint64_t need, const atomic_int *cancel)
 {
     struct stable *t = atomic_load_explicit(&g_table, memory_order_acquire);
     if (t && t->limit >= need) return t;
+    bool cancelled = false;
     if (need > UINT32_MAX) need = UINT32_MAX;
     pthread_mutex_lock(&g_build_mu);
     t = atomic_load_explicit(&g_table, memory_order_acquire);
     if (!t) {
         /* Publish block 0 first: the engine sieving the later blocks reads it lock-free. */
-        struct stable *t0 = build_dir(NULL, 1);
+        struct stable *t0 = build_dir(NULL, 1, NULL, &cancelled); /* milliseconds */
         if (!t0) goto out;
         publish(NULL, t0);
         t = t0;
@@ -128,16 +141,17 @@ const struct stable *stable_acquire(uint64_t need)
         /* Grow by at least half so that a slowly rising √hi does not rebuild directories often. */
         if (n < t->nblocks + t->nblocks / 2) n = t->nblocks + t->nblocks / 2;
         if (n > MAX_BLOCKS) n = MAX_BLOCKS;
-        struct stable *nt = build_dir(t, n);
-        if (!nt) {
-            t = NULL;
-            goto out;
-        }
-        publish(t, nt);
+        struct stable *nt = build_dir(t, n, cancel, &cancelled);
+        if (nt) publish(t, nt);
         t = nt;
     }
 out:
     pthread_mutex_unlock(&g_build_mu);
+    if (cancelled) {
+        errno = ECANCELED;
+        return NULL;
+    }
+    if (!t) errno = ENOMEM;
     return t;
 }
 

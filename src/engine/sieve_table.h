@@ -8,6 +8,7 @@
 #ifndef PRIMED_SIEVE_TABLE_H
 #define PRIMED_SIEVE_TABLE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -30,8 +31,10 @@ struct stable {
 
 /* A table with limit >= need (need is capped at 2^32-1). Builds or extends it when needed (the
  * builder is serialised by a mutex on this cold path; readers of a big enough table take no
- * lock). Returns NULL on ENOMEM. Borrowed: valid until stable_shutdown(). */
-const struct stable *stable_acquire(uint64_t need);
+ * lock). `cancel` (may be NULL) is polled between blocks of an extension: the blocks built so
+ * far are published, and NULL is returned with errno ECANCELED. Returns NULL with errno ENOMEM
+ * when memory runs out. Borrowed: valid until stable_shutdown(). */
+const struct stable *stable_acquire(uint64_t need, const atomic_int *cancel);
 
 /* Byte i of the bitmap (numbers 30i .. 30i+29); i must be < limit/30 + 1. */
 static inline uint8_t stable_byte(const struct stable *t, uint64_t i)
