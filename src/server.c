@@ -245,6 +245,15 @@ static void req_ref(struct req *r)
     atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
 }
 
+/* Suspend the connection (a worker, the stream or the watcher resumes it). r->mu held. */
+static void req_suspend_locked(struct req *r)
+{
+    r->suspended = true;
+    r->susp_gen++;
+    atomic_fetch_add_explicit(&r->srv->nsuspended, 1, memory_order_relaxed);
+    MHD_suspend_connection(r->conn);
+}
+
 /* Resume the connection if it is suspended. r->mu held. */
 static void req_wake_locked(struct req *r)
 {
@@ -287,10 +296,7 @@ static void req_park(void *arg)
         pthread_mutex_unlock(&r->mu);
         return;
     }
-    r->suspended = true;
-    r->susp_gen++;
-    atomic_fetch_add_explicit(&r->srv->nsuspended, 1, memory_order_relaxed);
-    MHD_suspend_connection(r->conn);
+    req_suspend_locked(r);
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -580,11 +586,8 @@ static enum MHD_Result submit(struct req *r, bool stream)
     pthread_mutex_lock(&r->mu);
     int rc = pool_submit(s->pool, &r->job);
     if (rc == 0) {
-        r->suspended = true;
-        r->susp_gen++;
-        atomic_fetch_add_explicit(&s->nsuspended, 1, memory_order_relaxed);
         set_phase(r, PH_WAIT);
-        MHD_suspend_connection(r->conn);
+        req_suspend_locked(r);
     }
     pthread_mutex_unlock(&r->mu);
     if (rc == 0) return MHD_YES;
@@ -612,11 +615,8 @@ static enum MHD_Result tarpit(struct req *r)
     r->held = true;
     pthread_mutex_lock(&r->mu);
     r->tarpit_until_ns = pool_now_ns() + (uint64_t)ms * 1000000u;
-    r->suspended = true;
-    r->susp_gen++;
-    atomic_fetch_add_explicit(&s->nsuspended, 1, memory_order_relaxed);
     set_phase(r, PH_TARPIT);
-    MHD_suspend_connection(r->conn);
+    req_suspend_locked(r);
     pthread_mutex_unlock(&r->mu);
     return MHD_YES;
 }

@@ -258,3 +258,27 @@ int http_header_value(const struct http_result *r, const char *name, char *out, 
     }
     return -1;
 }
+
+long http_metric(int port, const char *sample)
+{
+    struct http_result m;
+    long v = -1;
+    if (http_get(port, "/metrics", &m) == 0 && m.body) {
+        char key[256];
+        snprintf(key, sizeof key, "\n%s ", sample);
+        const char *p = strstr(m.body, key);
+        if (p) v = strtol(p + strlen(key), NULL, 10);
+    }
+    http_result_free(&m);
+    return v;
+}
+
+long http_wait_metric(int port, const char *sample, long want, int ms)
+{
+    long v = -1;
+    for (int i = 0; i <= ms / 10; i++) {
+        if ((v = http_metric(port, sample)) == want) break;
+        usleep(10000);
+    }
+    return v;
+}

@@ -45,5 +45,10 @@ int http_get(int port, const char *path, struct http_result *r);
 void http_result_free(struct http_result *r);
 /* Value of a response header (case-insensitive name) copied into out; 0 when found. */
 int http_header_value(const struct http_result *r, const char *name, char *out, size_t outlen);
+/* One sample of GET /metrics on port: `sample` is the series exactly as exposed ("name" or
+ * "name{labels}"); its value, or -1 when the scrape fails or the sample is absent. */
+long http_metric(int port, const char *sample);
+/* Poll http_metric every 10 ms, at most ms milliseconds, until it equals want; the last value. */
+long http_wait_metric(int port, const char *sample, long want, int ms);
 
 #endif

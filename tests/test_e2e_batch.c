@@ -22,35 +22,6 @@
 
 #define MIB (1024L * 1024)
 
-/* The value of an unlabelled sample in the /metrics text, or -1. */
-static long metric(const char *body, const char *name)
-{
-    char key[128];
-    snprintf(key, sizeof key, "\n%s ", name);
-    const char *p = strstr(body, key);
-    return p ? strtol(p + strlen(key), NULL, 10) : -1;
-}
-
-static long get_metric(int port, const char *name)
-{
-    struct http_result m;
-    long v = -1;
-    if (http_get(port, "/metrics", &m) == 0) v = metric(m.body, name);
-    http_result_free(&m);
-    return v;
-}
-
-/* Poll /metrics (≤ ms) until name == want; returns the last value seen. */
-static long wait_metric(int port, const char *name, long want, int ms)
-{
-    long v = -1;
-    for (int i = 0; i < ms / 10; i++) {
-        if ((v = get_metric(port, name)) == want) break;
-        usleep(10000);
-    }
-    return v;
-}
-
 /* VmRSS or VmHWM of pid, in KiB (-1 when unreadable). */
 static long proc_kib(pid_t pid, const char *field)
 {
@@ -170,12 +141,12 @@ START_TEST(queued_batches_hold_only_their_bytes)
 
     struct poster busy, post[20];
     start_poster(&busy, p.port, BUSY_PATH, NULL, NULL, 1);
-    ck_assert_int_eq(wait_metric(p.port, "primed_workers_busy", 1, 5000), 1);
+    ck_assert_int_eq(http_wait_metric(p.port, "primed_workers_busy", 1, 5000), 1);
     for (int i = 0; i < 20; i++)
         start_poster(&post[i], p.port, "/v1/batch", body, json_hdr, 1);
-    long depth = wait_metric(p.port, "primed_queue_depth", 20, 6000);
+    long depth = http_wait_metric(p.port, "primed_queue_depth", 20, 6000);
     long hwm = proc_kib(p.pid, "VmHWM");
-    long held = get_metric(p.port, "primed_request_memory_bytes");
+    long held = http_metric(p.port, "primed_request_memory_bytes");
     fprintf(stderr,
             "20 queued 1 MiB batches: queue depth %ld, RSS before %ld KiB, peak %ld KiB, "
             "growth %.1f MiB; request memory %ld bytes\n",
@@ -201,7 +172,7 @@ START_TEST(queued_batches_hold_only_their_bytes)
                            post[i].status == 504),
                       "batch %d: %ld %s", i, post[i].status, post[i].code);
     }
-    ck_assert_int_eq(wait_metric(p.port, "primed_request_memory_bytes", 0, 5000), 0);
+    ck_assert_int_eq(http_wait_metric(p.port, "primed_request_memory_bytes", 0, 5000), 0);
     free(body);
     ck_assert_int_eq(primed_stop(&p, SIGTERM, 20000), 0);
 }
@@ -225,12 +196,12 @@ START_TEST(full_request_budget_answers_503_at_once)
     char *body = bomb_body(MIB - 64);
     struct poster busy, post[6];
     start_poster(&busy, p.port, BUSY_PATH, NULL, NULL, 1);
-    ck_assert_int_eq(wait_metric(p.port, "primed_workers_busy", 1, 5000), 1);
+    ck_assert_int_eq(http_wait_metric(p.port, "primed_workers_busy", 1, 5000), 1);
     /* Three bodies fit 3 MiB and wait for the worker; the others are refused from their
      * Content-Length, before a byte of them is read, while the worker is still busy. */
     for (int i = 0; i < 3; i++)
         start_poster(&post[i], p.port, "/v1/batch", body, json_expect_hdr, 1);
-    ck_assert_int_eq(wait_metric(p.port, "primed_queue_depth", 3, 5000), 3);
+    ck_assert_int_eq(http_wait_metric(p.port, "primed_queue_depth", 3, 5000), 3);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int i = 3; i < 6; i++)
@@ -252,9 +223,9 @@ START_TEST(full_request_budget_answers_503_at_once)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double waited = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     ck_assert_msg(waited < 2.0, "503s took %.2f s (the worker is busy for 6 s)", waited);
-    ck_assert_int_eq(get_metric(p.port, "primed_request_memory_budget_bytes"), 3 * MIB);
-    ck_assert_int_eq(get_metric(p.port, "primed_request_memory_rejections_total"), 4);
-    ck_assert_int_ge(get_metric(p.port, "primed_request_memory_bytes"), 3 * (MIB - 64));
+    ck_assert_int_eq(http_metric(p.port, "primed_request_memory_budget_bytes"), 3 * MIB);
+    ck_assert_int_eq(http_metric(p.port, "primed_request_memory_rejections_total"), 4);
+    ck_assert_int_ge(http_metric(p.port, "primed_request_memory_bytes"), 3 * (MIB - 64));
 
     pthread_join(busy.t, NULL);
     for (int i = 0; i < 3; i++) {
@@ -262,7 +233,7 @@ START_TEST(full_request_budget_answers_503_at_once)
         ck_assert_msg(post[i].status == 400 || post[i].status == 504, "queued %d: %ld", i,
                       post[i].status);
     }
-    ck_assert_int_eq(wait_metric(p.port, "primed_request_memory_bytes", 0, 5000), 0);
+    ck_assert_int_eq(http_wait_metric(p.port, "primed_request_memory_bytes", 0, 5000), 0);
     free(body);
     ck_assert_int_eq(primed_stop(&p, SIGTERM, 20000), 0);
 }

@@ -258,18 +258,6 @@ static double mono_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static long metric_of(const char *name)
-{
-    struct http_result m;
-    ck_assert_int_eq(http_get(srv.port, "/metrics", &m), 0);
-    char key[160];
-    snprintf(key, sizeof key, "\n%s ", name);
-    const char *p = strstr(m.body, key);
-    long v = p ? strtol(p + strlen(key), NULL, 10) : -1;
-    http_result_free(&m);
-    return v;
-}
-
 /* A connection to the server that sends one request and reads nothing. */
 static int send_only(const char *path)
 {
@@ -321,14 +309,15 @@ START_TEST(a_429_is_held_for_rate_limit_delay_ms)
     int fd = send_only("/v1/isprime?n=7");
     long g = -1;
     for (int i = 0; i < 300 && g != 1; i++, usleep(1000))
-        g = metric_of("primed_ratelimit_delayed_answers");
+        g = http_metric(srv.port, "primed_ratelimit_delayed_answers");
     ck_assert_int_eq(g, 1);
     close(fd);
     for (int i = 0; i < 2000 && g != 0; i++, usleep(1000))
-        g = metric_of("primed_ratelimit_delayed_answers");
+        g = http_metric(srv.port, "primed_ratelimit_delayed_answers");
     ck_assert_int_eq(g, 0);
-    ck_assert_int_eq(metric_of("primed_http_requests_total{handler=\"isprime\",method=\"GET\","
-                               "code=\"499\"}"),
+    ck_assert_int_eq(http_metric(srv.port,
+                                 "primed_http_requests_total{handler=\"isprime\",method=\"GET\","
+                                 "code=\"499\"}"),
                      1);
     stop();
 
@@ -348,7 +337,7 @@ START_TEST(a_429_is_held_for_rate_limit_delay_ms)
     fd = send_only("/v1/isprime?n=7");
     g = -1;
     for (int i = 0; i < 300 && g != 1; i++, usleep(1000))
-        g = metric_of("primed_ratelimit_delayed_answers");
+        g = http_metric(srv.port, "primed_ratelimit_delayed_answers");
     ck_assert_int_eq(g, 1);
     t0 = mono_s();
     ck_assert_int_eq(primed_stop(&srv, SIGTERM, 9000), 0);

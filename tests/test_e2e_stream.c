@@ -44,27 +44,10 @@ static int slow_client(int port, const char *path)
     return fd;
 }
 
-/* The value of an unlabelled sample in the /metrics text, or -1. */
-static long metric(const char *body, const char *name)
-{
-    char key[128];
-    snprintf(key, sizeof key, "\n%s ", name);
-    const char *p = strstr(body, key);
-    return p ? strtol(p + strlen(key), NULL, 10) : -1;
-}
-
 /* Poll /metrics (≤ 15 s) until name == want; returns the last value seen. */
 static long wait_metric(int port, const char *name, long want)
 {
-    long v = -1;
-    for (int i = 0; i < 1500; i++) {
-        struct http_result m;
-        if (http_get(port, "/metrics", &m) == 0) v = metric(m.body, name);
-        http_result_free(&m);
-        if (v == want) break;
-        usleep(10000);
-    }
-    return v;
+    return http_wait_metric(port, name, want, 15000);
 }
 
 static long json_count(const char *body)
@@ -137,16 +120,6 @@ static int raw_client(int port, const char *req)
     return fd;
 }
 
-/* Value of a labelled sample (the whole series name with its labels), or -1. */
-static long series(int port, const char *name)
-{
-    struct http_result m;
-    long v = -1;
-    if (http_get(port, "/metrics", &m) == 0) v = metric(m.body, name);
-    http_result_free(&m);
-    return v;
-}
-
 #define GET(path) "GET " path " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 START_TEST(clients_that_leave_a_computation_have_it_cancelled)
@@ -168,7 +141,7 @@ START_TEST(clients_that_leave_a_computation_have_it_cancelled)
     ck_assert_int_eq(wait_metric(mport, "primed_inflight_requests", 4), 4); /* + this scrape */
     long held = 0; /* π's tables are allocated and accounted (≤ 15 s) */
     for (int i = 0; i < 1500 && held <= 0; i++, usleep(10000))
-        held = series(mport, "primed_pi_memory_bytes");
+        held = http_metric(mport, "primed_pi_memory_bytes");
     ck_assert_int_gt(held, 0);
 
     close(q1); /* queued: its job must never start */
@@ -181,13 +154,14 @@ START_TEST(clients_that_leave_a_computation_have_it_cancelled)
     ck_assert_int_eq(wait_metric(mport, "primed_inflight_requests", 1), 1); /* the scrape */
     ck_assert_int_eq(wait_metric(mport, "primed_pi_memory_bytes", 0), 0);
     ck_assert_int_eq(wait_metric(mport, "primed_streams_active", 0), 0);
-    ck_assert_int_eq(series(mport, "primed_jobs_total{outcome=\"cancelled\"}"), 3);
+    ck_assert_int_eq(http_metric(mport, "primed_jobs_total{outcome=\"cancelled\"}"), 3);
     /* Logged and counted as 499 (client closed the request), not as an answer. */
-    ck_assert_int_eq(series(mport, "primed_http_requests_total{handler=\"pi\",method=\"GET\","
-                                   "code=\"499\"}"),
+    ck_assert_int_eq(http_metric(mport, "primed_http_requests_total{handler=\"pi\",method=\"GET\","
+                                        "code=\"499\"}"),
                      1);
-    ck_assert_int_eq(series(mport, "primed_http_requests_total{handler=\"count\",method=\"GET\","
-                                   "code=\"499\"}"),
+    ck_assert_int_eq(http_metric(mport,
+                                 "primed_http_requests_total{handler=\"count\",method=\"GET\","
+                                 "code=\"499\"}"),
                      1);
 
     /* The worker is free: work that needs it is answered. */
@@ -212,7 +186,7 @@ START_TEST(clients_that_leave_a_computation_have_it_cancelled)
     close(pl);
     ck_assert_msg(strstr(buf, "\"pi\":3204941750802}"), "pipelined: %s", buf);
     ck_assert_msg(strstr(buf, "\"pi\":37607912018}"), "pipelined: %s", buf);
-    ck_assert_int_eq(series(mport, "primed_client_hangups_total"), 3);
+    ck_assert_int_eq(http_metric(mport, "primed_client_hangups_total"), 3);
     ck_assert_int_eq(primed_stop(&p, SIGTERM, 20000), 0);
 }
 END_TEST
