@@ -977,11 +977,12 @@ static unsigned watch_snapshot(struct server *s)
     /* Every request is visited (a due 429 must never wait for room in the arrays); at most cap
      * are polled per round, the list's newest first. */
     for (struct req *r = s->inflight; r; r = r->next) {
-        if (r->fd < 0 || atomic_load_explicit(&r->job.cancel, memory_order_relaxed)) continue;
+        if (r->fd < 0) continue;
         pthread_mutex_lock(&r->mu);
         if (r->suspended && phase_of(r) == PH_TARPIT && (now >= r->tarpit_until_ns || stopping)) {
             req_wake_locked(r); /* a held 429 is due, or the server is stopping */
-        } else if (r->suspended && n < w->cap) {
+        } else if (r->suspended && n < w->cap &&
+                   !atomic_load_explicit(&r->job.cancel, memory_order_relaxed)) {
             req_ref(r);
             w->reqs[n] = (struct watched){r, r->susp_gen};
             w->pfd[n + 1] = (struct pollfd){.fd = r->fd, .events = POLLRDHUP};
