@@ -100,7 +100,7 @@ enum phase {
     PH_NEW = 0, /* first access-handler call not seen yet */
     PH_BODY,    /* headers seen; reading the body (if any) */
     PH_WAIT,    /* handed to a worker; connection suspended until it resumes us */
-    PH_TARPIT,  /* a 429 in r->resp, connection suspended until tarpit_until (the watcher) */
+    PH_TARPIT,  /* a 429 in r->resp, held: counted in watch.tarpitted until tarpit_release */
     PH_DONE,    /* a response was queued */
 };
 
@@ -154,7 +154,6 @@ struct req {
     bool suspended;           /* under mu */
     unsigned susp_gen;        /* under mu: +1 at every suspend (the hang-up watcher's fd check) */
     uint64_t tarpit_until_ns; /* PH_TARPIT: when the watcher resumes it (under mu) */
-    bool held;                /* counted in watch.tarpitted; I/O thread only */
     int fd;                   /* the connection's socket (set at request start; libmicrohttpd's) */
     /* The hang-up watcher saw the client leave: no answer is queued (on_completed logs 499).
      * Set before the job's cancel, which the worker's resume orders before finish_wait reads it. */
@@ -171,7 +170,7 @@ struct hangup_watch {
     bool started;
     int wake_fd;                  /* eventfd: server_stop wakes the poll */
     atomic_bool stop;             /* written by server_stop, read by the watcher */
-    unsigned cap;                 /* requests watched per round (max_connections) */
+    unsigned cap;                 /* requests polled per round: both listeners' limits */
     struct watched *reqs;         /* [cap] */
     struct pollfd *pfd;           /* [cap + 1]: the wake fd first */
     atomic_uint_fast64_t cancels; /* requests cancelled because their client left */
@@ -612,7 +611,6 @@ static enum MHD_Result tarpit(struct req *r)
         atomic_load_explicit(&s->draining, memory_order_relaxed))
         return queue_http(r, &r->resp);
     atomic_fetch_add_explicit(&s->watch.tarpitted, 1, memory_order_relaxed);
-    r->held = true;
     pthread_mutex_lock(&r->mu);
     r->tarpit_until_ns = pool_now_ns() + (uint64_t)ms * 1000000u;
     set_phase(r, PH_TARPIT);
@@ -621,11 +619,12 @@ static enum MHD_Result tarpit(struct req *r)
     return MHD_YES;
 }
 
-/* A held 429 is no longer held (sent, or its connection ended first). I/O thread. */
+/* A held 429 is no longer held (about to be sent, or its connection ended first): leaves
+ * PH_TARPIT, so it is counted out once. I/O thread (the only writer of the phase). */
 static void tarpit_release(struct req *r)
 {
-    if (!r->held) return;
-    r->held = false;
+    if (phase_of(r) != PH_TARPIT) return;
+    set_phase(r, PH_DONE);
     atomic_fetch_sub_explicit(&r->srv->watch.tarpitted, 1, memory_order_relaxed);
 }
 
@@ -956,8 +955,10 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
  * request is still suspended with the same generation after the poll (checked under r->mu), the
  * descriptor polled was its own throughout; one resumed meanwhile (its fd may have been closed
  * and reused) is left to the next round. Each round holds a reference on the requests it polls.
- * Cost: a walk of the in-flight list under s->mu and one poll per WATCH_TICK_MS while requests
- * are suspended; a request suspended after a round's walk is watched from the next round on.
+ * Cost: while requests are suspended, a walk of the in-flight list under s->mu and one poll per
+ * WATCH_TICK_MS; otherwise one atomic load per tick. A request suspended after a round's walk is
+ * watched from the next round on. Held 429s (tarpit) are released by the same walk: when due,
+ * and all at once when a drain or stop begins (server_cancel_all needs no case of its own).
  * Rejected: watching all connections (races libmicrohttpd's own close; see start_listener), or
  * the worker peeking at the socket (the engine knows only its cancel flag). */
 #define WATCH_TICK_MS 40
@@ -969,6 +970,9 @@ static unsigned watch_snapshot(struct server *s)
 {
     struct hangup_watch *w = &s->watch;
     unsigned n = 0;
+    /* Nothing suspended (the usual idle state): no walk, no lock. One suspended after this
+     * load is seen on the next round, as one suspended after the walk would be. */
+    if (atomic_load_explicit(&s->nsuspended, memory_order_relaxed) == 0) return 0;
     uint64_t now = pool_now_ns();
     /* Draining or stopping: held 429s go out now (a drain waits for every request). */
     bool stopping = atomic_load_explicit(&s->stopping, memory_order_relaxed) ||
@@ -1370,7 +1374,6 @@ void server_cancel_all(struct server *s)
 {
     pthread_mutex_lock(&s->mu);
     for (struct req *r = s->inflight; r; r = r->next) {
-        if (phase_of(r) == PH_TARPIT) req_wake(r); /* its 429 goes out now */
         pool_job_cancel(&r->job, POOL_CANCEL_SHUTDOWN);
         struct stream *st = atomic_load_explicit(&r->live_stream, memory_order_acquire);
         if (st) stream_cancel(st);
@@ -1412,8 +1415,8 @@ void server_stop(struct server *s)
     while (atomic_load_explicit(&s->nsuspended, memory_order_acquire) > 0)
         if (pthread_cond_timedwait(&s->susp_cv, &s->susp_mu, &until) == ETIMEDOUT) break;
     pthread_mutex_unlock(&s->susp_mu);
-    /* Work that ignores its cancel for 5 s (a bug, or a sanitizer build's slow first build of
-     * the sieving-prime table, which polls no cancel flag): libmicrohttpd aborts the process if
+    /* Work that ignores its cancel for 5 s (a bug; before the sieving-prime table's build polled
+     * the flag, a sanitizer build's first table to 1e9 did): libmicrohttpd aborts the process if
      * it is stopped with a suspended connection, so those connections are closed unanswered. */
     if (atomic_load_explicit(&s->nsuspended, memory_order_acquire) > 0) {
         char ns[16];
