@@ -3,14 +3,18 @@
  * primed"): same flags, port file, /readyz probe, died-detection and start timeout. */
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -281,4 +285,20 @@ long http_wait_metric(int port, const char *sample, long want, int ms)
         usleep(10000);
     }
     return v;
+}
+
+int http_send_raw(int port, const char *bytes)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct timeval tv = {.tv_sec = 30};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    size_t n = strlen(bytes);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || write(fd, bytes, n) != (ssize_t)n) {
+        close(fd);
+        return -1;
+    }
+    return fd;
 }

@@ -48,6 +48,9 @@ int http_header_value(const struct http_result *r, const char *name, char *out, 
 /* One sample of GET /metrics on port: `sample` is the series exactly as exposed ("name" or
  * "name{labels}"); its value, or -1 when the scrape fails or the sample is absent. */
 long http_metric(int port, const char *sample);
+/* A client on 127.0.0.1:port that sends `bytes` (one or more raw requests) and reads nothing
+ * yet; reads on the returned socket time out after 30 s. The caller closes it. */
+int http_send_raw(int port, const char *bytes);
 /* Poll http_metric every 10 ms, at most ms milliseconds, until it equals want; the last value. */
 long http_wait_metric(int port, const char *sample, long want, int ms);
 

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "check_main.h"
@@ -108,15 +107,8 @@ END_TEST
 /* A client that sends `req` and then reads nothing (yet). */
 static int raw_client(int port, const char *req)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = http_send_raw(port, req);
     ck_assert_int_ge(fd, 0);
-    struct timeval tv = {.tv_sec = 30};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    ssize_t n = (ssize_t)strlen(req);
-    ck_assert_int_eq(write(fd, req, (size_t)n), n);
     return fd;
 }
 
