@@ -30,11 +30,7 @@ t() {
   case $body in *":$3}"* | *":$3,"*) ;; *) lib_fail "GET $1 → $body, primecount says $3" ;; esac
   echo "$secs"
 }
-pc() { # primecount ARGS… → "seconds value"
-  local s0 s1 v
-  s0=$(lib_now_us); v=$(primecount "$@"); s1=$(lib_now_us)
-  awk -v a="$s0" -v b="$s1" -v v="$v" 'BEGIN{printf "%.3f %s\n", (b - a) / 1e6, v}'
-}
+pc() { lib_time primecount "$@"; } # → "seconds value"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a / b}'; }
 med() { printf '%s\n' "$@" | lib_median; }
 

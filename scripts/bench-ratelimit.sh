@@ -16,10 +16,9 @@ RUNS=${1:-7}
 DUR=${2:-3}
 URL_PATH=${URL_PATH:-/v1/isprime?n=1000003}
 command -v wrk >/dev/null || obs_fail "wrk not installed"
-WRK=(wrk)
 if [ "${BENCH_PIN:-0}" = 1 ]; then
   taskset -cp 0 $$ >/dev/null # the servers started below inherit CPU 0
-  WRK=(taskset -c 1 wrk)
+  LIB_WRK_PREFIX=(taskset -c 1)
 fi
 
 obs_start ON --rate-limit 1e9 --rate-limit-burst 1e9 --max-inflight-per-client 64 --log-level warn
@@ -27,18 +26,7 @@ obs_start OFF --log-level warn
 curl -sfi "http://127.0.0.1:$ON_PORT$URL_PATH" | grep -qi '^RateLimit-Limit: 1000000000' ||
   obs_fail "the ON instance does not rate-limit"
 
-TCK=$(getconf CLK_TCK)
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, clock ticks
-rps() { # port pid → "req/s CPU-µs-per-request"
-  local t0 t1 out
-  t0=$(ticks "$2")
-  out=$("${WRK[@]}" -t1 -c32 -d"${DUR}s" "http://127.0.0.1:$1$URL_PATH")
-  t1=$(ticks "$2")
-  awk -v t="$((t1 - t0))" -v tck="$TCK" '/requests in/{n=$1} /^Requests\/sec:/{r=$2}
-    /Non-2xx/{print "non-2xx answers: " $0 > "/dev/stderr"}
-    END{printf "%s %.1f\n", r, t / tck * 1e6 / n}' <<<"$out"
-}
-median() { sort -g | awk '{a[NR]=$1} END{print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+rps() { lib_wrk_cpu "$2" "http://127.0.0.1:$1$URL_PATH" "$DUR" 32; } # port pid → "req/s µs/req"
 
 rps "$ON_PORT" "$ON_PID" >/dev/null; rps "$OFF_PORT" "$OFF_PID" >/dev/null # warm-up
 on=(); off=(); con=(); coff=()
@@ -49,8 +37,8 @@ for r in $(seq "$RUNS"); do
   printf 'run %d: rate limit on %10s req/s %7s µs CPU/req   off %10s req/s %7s µs CPU/req\n' \
     "$r" "${a% *}" "${a#* }" "${b% *}" "${b#* }"
 done
-awk -v a="$(printf '%s\n' "${on[@]}" | median)" -v b="$(printf '%s\n' "${off[@]}" | median)" \
-    -v c="$(printf '%s\n' "${con[@]}" | median)" -v e="$(printf '%s\n' "${coff[@]}" | median)" \
+awk -v a="$(printf '%s\n' "${on[@]}" | lib_median)" -v b="$(printf '%s\n' "${off[@]}" | lib_median)" \
+    -v c="$(printf '%s\n' "${con[@]}" | lib_median)" -v e="$(printf '%s\n' "${coff[@]}" | lib_median)" \
     -v p="$URL_PATH" -v n="$RUNS" -v d="$DUR" 'BEGIN{
   printf "GET %s, wrk -t1 -c32, %d runs of %d s each\n", p, n, d;
   printf "median req/s: on %.0f, off %.0f, on/off = %.3f\n", a, b, a / b;

@@ -56,7 +56,8 @@ log "machine described"
 # ---- 2. sieve benchmark -----------------------------------------------------------------------
 if [ -f scripts/bench.sh ]; then
   log "running scripts/bench.sh"
-  if timeout 900 bash scripts/bench.sh >"$TMP/sieve.txt" 2>&1; then sieve_status="completed"
+  # its one-thread π rows are section 4's points: timed once, there
+  if BENCH_PI_ONE_THREAD=0 timeout 900 bash scripts/bench.sh >"$TMP/sieve.txt" 2>&1; then sieve_status="completed"
   else sieve_status="FAILED (exit $?); output as far as it got"; fi
 else
   sieve_status="not run: scripts/bench.sh is not on this branch yet"
@@ -107,18 +108,13 @@ PI_MAX_EXP=${PI_MAX_EXP:-16}
 pi_status=completed
 : >"$TMP/pi.dat"
 if command -v primecount >/dev/null && make -s -j2 build/tools/bench_sieve >/dev/null; then
-  secs() { # CMD… → "seconds answer"
-    local t0 t1 o
-    t0=$(lib_now_us); o=$("$@" 2>/dev/null) || o=FAILED; t1=$(lib_now_us)
-    echo "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", (b - a) / 1e6 }') $o"
-  }
   for ((k = 8; k <= PI_MAX_EXP; k++)); do
     x=1$(printf '%0*d' "$k" 0)
     log "pi(1e$k)"
     ours=() theirs=() ans=""
     for ((r = 0; r < PI_REPS; r++)); do
-      if [ $((r % 2)) = 0 ]; then a=$(secs build/tools/bench_sieve pi "$x" 1); b=$(secs primecount "$x" -t1)
-      else b=$(secs primecount "$x" -t1); a=$(secs build/tools/bench_sieve pi "$x" 1); fi
+      if [ $((r % 2)) = 0 ]; then a=$(lib_time build/tools/bench_sieve pi "$x" 1); b=$(lib_time primecount "$x" -t1)
+      else b=$(lib_time primecount "$x" -t1); a=$(lib_time build/tools/bench_sieve pi "$x" 1); fi
       [ "${a#* }" = "${b#* }" ] || { log "MISMATCH pi(1e$k): primed ${a#* }, primecount ${b#* }"; pi_status="FAILED: answers differ"; }
       ans=${b#* }; ours+=("${a%% *}"); theirs+=("${b%% *}")
     done

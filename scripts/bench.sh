@@ -46,9 +46,12 @@ pi_rows() {
   # π(x): primed's Deléglise–Rivat plan (pi.c) against primecount's default (Gourdon), one thread
   # each; then π(1e16) on 2 threads against 1 (the ratio column is the speed-up, target >= 1.7).
   # Wall times of whole processes, alternating; the load is printed because the VM is shared.
+  # BENCH_PI_ONE_THREAD=0 leaves out the one-thread rows (bench-report times them, 1e8 … 1e16).
   echo "load: $(uptime | sed 's/.*load average/load average/')"
-  pair "pi(1e14) (peer: primecount -t1)" 2.5 "$BIN" pi 100000000000000 1 -- primecount 1e14 -t1
-  pair "pi(1e16) (peer: primecount -t1)" 2.5 "$BIN" pi 10000000000000000 1 -- primecount 1e16 -t1
+  if [ "${BENCH_PI_ONE_THREAD:-1}" = 1 ]; then
+    pair "pi(1e14) (peer: primecount -t1)" 2.5 "$BIN" pi 100000000000000 1 -- primecount 1e14 -t1
+    pair "pi(1e16) (peer: primecount -t1)" 2.5 "$BIN" pi 10000000000000000 1 -- primecount 1e16 -t1
+  fi
   # (needs an idle second core: on a saturated VM the ratio shows the load, not the schedule;
   # BENCH_PI_SCHEDULE=1 bench_sieve pi 1e16 2 gives the schedule's speed-up from CPU times)
   pair "pi(1e16) 1 thr / 2 thr (>= 1.7)" "" "$BIN" pi 10000000000000000 1 -- "$BIN" pi 10000000000000000 2

@@ -33,6 +33,8 @@
 #   lib_at_exit CMD                 run CMD (a function name) at exit, before the servers stop.
 #   lib_fail MSG / lib_ok MSG       "FAIL: MSG" on stderr and exit 1 / "ok: MSG".
 #   lib_median                      median of the numbers on stdin.
+#   lib_time CMD…                   runs CMD; prints "SECONDS OUTPUT" (wall time, its stdout;
+#                                   OUTPUT is FAILED if it exits non-zero).
 #   lib_get URL / lib_code URL      body / status code of a GET (bounded by LIB_CURL_TIMEOUT).
 #   lib_metric PORT SERIES          value of one exact series from http://127.0.0.1:PORT/metrics.
 #   lib_load_check                  prints cores and load average; warns when the machine is busy.
@@ -277,15 +279,24 @@ trap 'exit 143' TERM
 
 lib_median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-# lib_wrk_cpu PID URL SECONDS → "req/s server-CPU-µs-per-request" of one wrk run (-t1 -c8); the
-# CPU is the server's utime + stime over the run, so it includes whatever else it did meanwhile.
+lib_time() {
+  local t0 t1 o
+  t0=$(lib_now_us); o=$("$@" 2>/dev/null) || o=FAILED; t1=$(lib_now_us)
+  echo "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", (b - a) / 1e6 }') $o"
+}
+
+# lib_wrk_cpu PID URL SECONDS [CONNS=8] → "req/s server-CPU-µs-per-request" of one wrk run
+# (-t1); the CPU is the server's utime + stime over the run, so it includes whatever else it did
+# meanwhile. Non-2xx answers are reported on stderr. LIB_WRK_PREFIX (an array, e.g. taskset -c 1)
+# runs wrk under a command.
 lib_server_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 lib_wrk_cpu() {
   local t0 t1 out
   t0=$(lib_server_ticks "$1")
-  out=$(wrk -t1 -c8 -d"${3}s" "$2")
+  out=$(${LIB_WRK_PREFIX[@]+"${LIB_WRK_PREFIX[@]}"} wrk -t1 -c"${4:-8}" -d"${3}s" "$2")
   t1=$(lib_server_ticks "$1")
   awk -v t="$((t1 - t0))" -v tck="$(getconf CLK_TCK)" '/requests in/{n=$1} /^Requests\/sec:/{r=$2}
+    /Non-2xx/{print "non-2xx answers: " $0 > "/dev/stderr"}
     END{printf "%s %.1f\n", r, t / tck * 1e6 / n}' <<<"$out"
 }
 
