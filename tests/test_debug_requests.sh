@@ -2,7 +2,7 @@
 # test_debug_requests.sh — /debug/requests against the running service:
 #  - a slow count appears as "running" on a worker, with its request id, route, parameters, a
 #    growing age and growing chunk progress, and disappears once it ends (its deadline);
-#  - a slow stream whose client reads 2 KiB/s appears as "streaming" with producer "parked", a
+#  - a slow stream whose client stops reading appears as "streaming" with producer "parked", a
 #    growing age, and disappears when the client leaves;
 #  - the worker table names the count's request; queue depth and limit/truncation are reported;
 #  - format=text; bad limit/format/unknown parameters are JSON 400s; HEAD sends no body.
@@ -108,8 +108,20 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "$M/debug/requests")
 obs_ok "limit=1 truncates to the oldest; bad parameters → JSON 400; HEAD no body; 404 on main"
 
 # ---- a parked slow stream ---------------------------------------------------------------------
-curl -s -m 40 --limit-rate 2k -H 'X-Request-Id: slow-stream-1' -o /dev/null \
-  "$M/v1/primes?from=1000000000000&to=1000100000000" &
+# The client reads the first bytes and then nothing (for at most 40 s), through a 4 KiB receive
+# buffer: the socket buffers fill at once and the producer parks for good. (curl --limit-rate 2k
+# read on, and the loopback buffers, several MB, kept taking data for a while: on a loaded machine
+# the producer was seen parked, then resumed, then parked again.)
+python3 - "$R_PORT" <<'EOF' &
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /v1/primes?from=1000000000000&to=1000100000000 HTTP/1.1\r\nHost: x\r\n"
+          b"X-Request-Id: slow-stream-1\r\n\r\n")
+s.recv(1024)
+time.sleep(40)
+EOF
 spid=$!
 OBS_PIDS+=("$spid")
 wait_for slow-stream-1 producer parked 100 || obs_fail "slow stream not shown parked: $(snap "")"
