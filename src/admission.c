@@ -43,7 +43,14 @@ void admission_fini(struct admission *a)
 
 bool admission_wants_forwarded_for(const struct admission *a)
 {
-    return a->keyed && a->nproxies > 0;
+    return a->nproxies > 0; /* request memory shares key every client (admission_client_of) */
+}
+
+uint64_t admission_client_of(const struct admission *a, const char *peer, const char *xff)
+{
+    struct ratelimit_key k;
+    if (ratelimit_client_key(peer, xff, a->proxies, a->nproxies, &k) != 0) return 0;
+    return ratelimit_key_tag(&k);
 }
 
 /* Every API row is limited; health, readiness, metrics, `/` and the debug endpoints never are. */

@@ -46,6 +46,10 @@ void admission_fini(struct admission *a); /* accepts a zeroed or failed one */
 /* Whether the caller should bother collecting X-Forwarded-For (some proxy is trusted). */
 bool admission_wants_forwarded_for(const struct admission *a);
 
+/* The client's tag (as admission_client_tag would give it), whether or not rate limits are on:
+ * what request memory shares are charged to. 0 when the peer is not an address. */
+uint64_t admission_client_of(const struct admission *a, const char *peer, const char *xff);
+
 /* After api_prepare: key the client (peer text, xff may be NULL), price the request (1 when
  * plan is API_ANSWERED, api_cost otherwise) and charge it. Returns true to go on. Returns false
  * when the client is over its limit: resp then holds 429 rate_limited with Retry-After (its

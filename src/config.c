@@ -96,6 +96,15 @@ static const struct setting settings[] = {
      "Largest request body (batch queries); beyond it 413 body_too_large."},
     {"request_memory_budget", T_BYTES, F(request_memory_budget), 0, 64 * KIB, TIB, NULL, "BYTES",
      "Total bytes of request bodies and batch parses held at once; beyond it 503 overloaded."},
+    {"request_memory_per_client", T_BYTES, F(request_memory_per_client), 0, 4 * KIB, TIB, "auto",
+     "BYTES|auto",
+     "Most request-body bytes one client may hold at once (its share of request_memory_budget); "
+     "auto = 1/8 of the budget, at least max_body_bytes + 1. Beyond it 503 overloaded."},
+    {"body_timeout_ms", T_UINT, F(body_timeout_ms), 0, 100, 3600000, NULL, "MS",
+     "A request body must arrive within this, plus 1 s per body_min_rate bytes received; "
+     "beyond it 408 request_timeout and the connection closes."},
+    {"body_min_rate", T_UINT, F(body_min_rate), 0, 1, 1000000000, NULL, "BYTES/S",
+     "Bytes of body that earn 1 s more of body_timeout_ms."},
     {"max_uri_bytes", T_UINT, F(max_uri_bytes), 0, 64, 1048576, NULL, "N",
      "Longest request URI; beyond it 414 uri_too_long."},
     {"shutdown_timeout", T_UINT, F(shutdown_timeout), 0, 0, 3600, NULL, "S",
@@ -192,6 +201,9 @@ void config_defaults(struct primed_config *cfg)
     cfg->request_timeout_ms = 30000;
     cfg->max_body_bytes = 1 * MIB;
     cfg->request_memory_budget = 64 * MIB;
+    cfg->request_memory_per_client = 0; /* auto: server.c */
+    cfg->body_timeout_ms = 10000;
+    cfg->body_min_rate = 1000;
     cfg->max_uri_bytes = 8192;
     cfg->shutdown_timeout = 10;
     cfg->max_list_range = 1000000000000ULL;

@@ -28,6 +28,8 @@ static const struct primed_error_info error_table[PERR__COUNT] = {
     [PERR_METHOD_NOT_ALLOWED] = {405, "method_not_allowed", "method not allowed for this resource"},
     [PERR_NOT_ACCEPTABLE] = {406, "not_acceptable",
                              "cannot produce a representation the client accepts"},
+    [PERR_REQUEST_TIMEOUT] = {408, "request_timeout",
+                              "the request body did not arrive within body_timeout_ms"},
     [PERR_CONFLICT] = {409, "conflict", "the request conflicts with an operation in progress"},
     [PERR_BODY_TOO_LARGE] = {413, "body_too_large", "the request body is too large"},
     [PERR_URI_TOO_LONG] = {414, "uri_too_long", "the request URI is too long"},

@@ -56,6 +56,18 @@ static bool drain_wait(struct server *srv, int sfd, uint64_t ms)
     return true;
 }
 
+/* One client's share of the request memory budget: the setting, or auto = 1/8 of the budget but
+ * at least one whole largest body (so a client can always send one), never above the budget. */
+static uint64_t request_memory_share(const struct primed_config *c)
+{
+    uint64_t share = c->request_memory_per_client;
+    if (share == 0) {
+        share = c->request_memory_budget / 8;
+        if (share < c->max_body_bytes + 1) share = c->max_body_bytes + 1;
+    }
+    return share < c->request_memory_budget ? share : c->request_memory_budget;
+}
+
 int main(int argc, char *argv[])
 {
     static struct primed_config cfg;
@@ -93,6 +105,10 @@ int main(int argc, char *argv[])
     /* Request bodies and batch parses: charged by the server and the API, reported here. */
     static struct reqmem reqmem;
     reqmem_init(&reqmem, cfg.request_memory_budget);
+    if (reqmem_set_shares(&reqmem, request_memory_share(&cfg), cfg.max_connections) != 0) {
+        log_event(LOG_ERROR, "startup_failed", "cannot allocate the request memory shares", NULL);
+        goto out_sfd;
+    }
     struct api_ctx api = {.cfg = &cfg, .inline_small = cfg.inline_small_answers, .mem = &reqmem};
     struct pool *pool = NULL;
     struct server *srv = NULL;
@@ -158,6 +174,7 @@ out_memwatch:
     memwatch_destroy(mw);
 out_metrics:
     metrics_unregister_collector(reqmem_collect, &reqmem);
+    reqmem_fini(&reqmem);
     profiling_shutdown();
     metrics_fini();
     sieve_shutdown();

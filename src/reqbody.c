@@ -1,5 +1,5 @@
 /* reqbody.c — see reqbody.h: request bodies, grown by doubling and charged to the request
- * memory budget before they are held.
+ * memory budget and the client's share before they are held.
  *
  * Never parses the body (the API does, on a worker) and never holds a byte it has not charged.
  */
@@ -9,36 +9,40 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define FIRST_CAP 4096u
+
 void reqbody_init(struct reqbody *b)
 {
     *b = (struct reqbody){0};
 }
 
-int reqbody_declare(struct reqbody *b, struct reqmem *mem, uint64_t n)
+void reqbody_expect(struct reqbody *b, uint64_t client, uint64_t declared)
 {
-    if (!reqmem_charge(mem, n + 1)) return -EAGAIN;
-    b->charged = (size_t)n + 1;
-    return 0;
+    b->client = client;
+    b->declared = declared;
 }
 
-/* Room for `need` bytes of body (NUL included): the Content-Length charged up front when there
- * was one, else doubling from 4 KiB (at most max + 1), the growth charged to the request memory
- * budget. 0, -EAGAIN (over budget) or -ENOMEM. */
+/* Room for `need` bytes of body (NUL included): doubling from 4 KiB, at most max + 1 (and at
+ * most the declared length + 1 when there is one), the growth charged first. 0, -EAGAIN (over
+ * budget), -EDQUOT (over the client's share) or -ENOMEM. */
 static int reserve(struct reqbody *b, struct reqmem *mem, uint64_t max, size_t need)
 {
     if (need <= b->cap) return 0;
-    size_t cap;
-    if (b->charged >= need) {
-        cap = b->charged;
-    } else {
-        size_t most = (size_t)max + 1;
-        cap = b->cap ? b->cap : 4096;
-        while (cap < need)
-            cap *= 2;
-        if (cap > most) cap = most > need ? most : need;
-    }
+    size_t most = (size_t)max + 1;
+    if (b->declared && b->declared < max) most = (size_t)b->declared + 1;
+    size_t cap = b->cap ? b->cap : FIRST_CAP;
+    while (cap < need)
+        cap *= 2;
+    if (cap > most) cap = most > need ? most : need;
     if (cap > b->charged) {
-        if (!reqmem_charge(mem, cap - b->charged)) return -EAGAIN;
+        switch (reqmem_charge_client(mem, b->client, cap - b->charged)) {
+        case REQMEM_OK:
+            break;
+        case REQMEM_SHARE:
+            return -EDQUOT;
+        default:
+            return -EAGAIN;
+        }
         b->charged = cap;
     }
     char *nb = realloc(b->buf, cap);
@@ -55,7 +59,7 @@ int reqbody_append(struct reqbody *b, struct reqmem *mem, uint64_t max, const ch
         return -EFBIG;
     }
     int rc = reserve(b, mem, max, b->len + n + 1);
-    if (rc == -EAGAIN) reqbody_drop(b, mem);
+    if (rc == -EAGAIN || rc == -EDQUOT) reqbody_drop(b, mem);
     if (rc != 0) return rc;
     memcpy(b->buf + b->len, data, n);
     b->len += n;
@@ -66,6 +70,7 @@ int reqbody_append(struct reqbody *b, struct reqmem *mem, uint64_t max, const ch
 void reqbody_drop(struct reqbody *b, struct reqmem *mem)
 {
     free(b->buf);
-    reqmem_release(mem, b->charged);
-    reqbody_init(b);
+    reqmem_release_client(mem, b->client, b->charged);
+    b->buf = NULL;
+    b->len = b->cap = b->charged = 0;
 }

@@ -60,6 +60,7 @@
 #include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -122,6 +123,19 @@ struct req {
     bool started;        /* counted in server.nstarted; written under server.mu */
     bool body_too_large;
     bool over_budget; /* the body did not fit the request memory budget: 503 at the end */
+    bool over_share;  /* … or its client's share of it (request_memory_per_client) */
+    uint64_t client;  /* the client's tag (admission_client_of): request memory shares */
+    /* A body in progress (see "request bodies" at the top): the I/O thread sets in_body when
+     * the headers announce one and clears it when the body is complete or the request ends,
+     * both under r->mu; while set the request is counted in server.nbody. body_deadline_ns is
+     * pushed later by each arrival (relaxed: read by the watcher, which only compares). When
+     * the watcher answers the request itself (408 past the deadline, 503 at a drain) it sets
+     * `aborted` to the status under r->mu; the I/O thread then only closes the connection. */
+    bool in_body;
+    atomic_int aborted;
+    atomic_uint_fast64_t body_deadline_ns;
+    uint64_t body_t0_ns;
+    uint64_t body_received; /* bytes that arrived, kept or discarded (I/O thread) */
     uint64_t t0_ns;
     size_t uri_len;
     /* path, client_addr and query are set before the request enters the in-flight list and
@@ -199,6 +213,9 @@ struct server {
      * when MHD_stop_daemon finds one. ++ under r->mu when suspending, -- in req_wake, which
      * then signals susp_cv (under susp_mu, so server_stop's check-then-wait cannot miss it). */
     atomic_uint nsuspended;
+    /* Requests whose body is in progress (req.in_body): the hang-up watcher walks the list
+     * while this or nsuspended is non-zero. ++/-- under r->mu by the I/O threads. */
+    atomic_uint nbody;
     /* server_stop's last resort (abandon_suspended): work that did not stop within its bound
      * has its connection closed unanswered; no connection may be suspended any more. Written
      * once by the main thread (seq_cst, before the sweep), read by I/O threads. */
@@ -373,6 +390,8 @@ static void *on_request_start(void *cls, const char *uri, struct MHD_Connection 
     atomic_init(&r->live_stream, NULL);
     atomic_init(&r->phase, PH_NEW);
     atomic_init(&r->client_gone, false);
+    atomic_init(&r->aborted, 0);
+    atomic_init(&r->body_deadline_ns, 0);
     pthread_mutex_init(&r->mu, NULL);
     http_response_init(&r->resp);
     r->srv = s;
@@ -610,6 +629,7 @@ static enum MHD_Result tarpit(struct req *r)
     if (ms == 0 || atomic_load_explicit(&s->stopping, memory_order_relaxed) ||
         atomic_load_explicit(&s->draining, memory_order_relaxed))
         return queue_http(r, &r->resp);
+    reqbody_drop(&r->body, s->api->mem); /* a held 429 holds no body */
     atomic_fetch_add_explicit(&s->watch.tarpitted, 1, memory_order_relaxed);
     pthread_mutex_lock(&r->mu);
     r->tarpit_until_ns = pool_now_ns() + (uint64_t)ms * 1000000u;
@@ -645,7 +665,13 @@ static enum MHD_Result finish_wait(struct req *r)
     if (atomic_load_explicit(&r->client_gone, memory_order_relaxed) ||
         atomic_load_explicit(&r->srv->abandon, memory_order_acquire))
         return MHD_NO;
-    if (!r->is_stream) return queue_http(r, &r->resp);
+    if (!r->is_stream) {
+        /* The worker is done with the body (a batch borrowed it): its memory goes back now,
+         * not when the answer has been sent. */
+        api_query_fini(&r->query);
+        reqbody_drop(&r->body, r->srv->api->mem);
+        return queue_http(r, &r->resp);
+    }
     int reason = atomic_load_explicit(&r->job.cancel, memory_order_acquire);
     if (stream_state(r->stream) == STREAM_S_FAILED_EMPTY) {
         if (reason == POOL_CANCEL_DEADLINE)
@@ -722,6 +748,10 @@ static enum MHD_Result handle(struct req *r, const char *url)
     if (r->body_too_large) return queue_error(r, PERR_BODY_TOO_LARGE, NULL, NULL, NULL);
     if (r->over_budget)
         return queue_error(r, PERR_OVERLOADED, NULL, NULL, "request memory budget exhausted");
+    if (r->over_share)
+        return queue_error(r, PERR_OVERLOADED, NULL, NULL,
+                           "this client holds its share of the request memory budget "
+                           "(request_memory_per_client); retry when its other requests end");
 
     struct http_response *hr = &r->resp;
     if (rt->kind == ROUTE_K_DEBUG) {
@@ -769,6 +799,116 @@ static bool raw_request_ok(struct req *r, const char *method, const char *versio
         return false;
     MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, raw_header_it, &w);
     return rawreq_walk_end(&w);
+}
+
+/* ---- request bodies ------------------------------------------------------------------------ */
+
+/* Only POST takes a body, and only on a row that accepts POST: anything else with a body is
+ * answered before a byte of it is read or charged (404, 405 or 413; libmicrohttpd then closes
+ * the connection, the body unread). A body that is taken is charged as it arrives (reqbody.h)
+ * to the budget and to the client's share, and must arrive by a deadline that each byte pushes
+ * back (body_timeout_ms + 1 s per body_min_rate bytes, as Apache's mod_reqtimeout does): a
+ * client trickling a byte at a time is answered 408 by the watcher, whatever it declared. */
+static enum MHD_Result body_start(struct req *r, const char *method, const char *url)
+{
+    struct server *s = r->srv;
+    struct MHD_Connection *conn = r->conn;
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
+    unsigned long long n = 0;
+    if (cl) {
+        char *end;
+        errno = 0;
+        n = strtoull(cl, &end, 10);
+        if (errno || *end || n > s->cfg->max_body_bytes)
+            /* Early: the body is never read, so libmicrohttpd closes the connection. */
+            return queue_error(r, PERR_BODY_TOO_LARGE, NULL, NULL,
+                               "request body larger than max_body_bytes");
+    }
+    if (n == 0 && (cl || !te)) return MHD_YES; /* no body */
+    const struct route *rt = NULL;
+    enum router_result rr = router_match(r->lis->debug, method, url, &rt);
+    r->route = rt;
+    if (rr == ROUTER_NOT_FOUND) return queue_error(r, PERR_NOT_FOUND, NULL, NULL, NULL);
+    if (rr == ROUTER_METHOD_NOT_ALLOWED)
+        return queue_error(r, PERR_METHOD_NOT_ALLOWED, NULL, router_allow(rt), NULL);
+    if (strcmp(method, "POST") != 0) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "a %s request takes no body", r->method);
+        return queue_error(r, PERR_BODY_TOO_LARGE, NULL, NULL, msg);
+    }
+    r->client = admission_client_of(&s->adm, r->client_addr, forwarded_for(r));
+    reqbody_expect(&r->body, r->client, n);
+    r->body_t0_ns = pool_now_ns();
+    atomic_store_explicit(&r->body_deadline_ns,
+                          r->body_t0_ns + (uint64_t)s->cfg->body_timeout_ms * 1000000u,
+                          memory_order_relaxed);
+    pthread_mutex_lock(&r->mu);
+    r->in_body = true;
+    atomic_fetch_add_explicit(&s->nbody, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&r->mu);
+    return MHD_YES;
+}
+
+/* n more bytes arrived: push the deadline back by n / body_min_rate seconds. */
+static void body_progress(struct req *r, size_t n)
+{
+    const struct primed_config *c = r->srv->cfg;
+    r->body_received += n;
+    uint64_t extra_ms = r->body_received * 1000u / c->body_min_rate;
+    atomic_store_explicit(&r->body_deadline_ns,
+                          r->body_t0_ns + ((uint64_t)c->body_timeout_ms + extra_ms) * 1000000u,
+                          memory_order_relaxed);
+}
+
+/* The body is complete (or the request ends): it no longer has a deadline. Returns false when
+ * the watcher answered the request first (the caller closes the connection). */
+static bool body_end(struct req *r)
+{
+    pthread_mutex_lock(&r->mu);
+    bool ok = atomic_load_explicit(&r->aborted, memory_order_relaxed) == 0;
+    if (r->in_body) {
+        r->in_body = false;
+        atomic_fetch_sub_explicit(&r->srv->nbody, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return ok;
+}
+
+/* The watcher answers a request whose body is in progress, on its own: libmicrohttpd 0.9.75
+ * refuses to queue a response before the whole body is read (MHD_queue_response answers MHD_NO
+ * in that state; tried), and a client that stopped sending never calls us again. So the answer
+ * (from the error table, with the usual headers and Connection: close) is written to the socket
+ * directly — libmicrohttpd writes nothing while it reads a body — and the socket is shut down
+ * both ways, which its poll sees at once: it closes the connection and on_completed logs the
+ * status. Best effort: a client whose receive window is closed gets only the close. The fd is
+ * the connection's own: the request is in the in-flight list (under s->mu, held by the caller),
+ * so on_completed has not run and libmicrohttpd has not closed the socket. r->mu held. */
+static void body_abort_locked(struct req *r, enum primed_err e, const char *msg)
+{
+    struct http_response hr;
+    http_response_init(&hr);
+    errors_render(&hr, e, NULL, NULL, "%s", msg);
+    char head[1024];
+    size_t n = (size_t)snprintf(head, sizeof head,
+                                "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                                "X-Request-Id: %s\r\nX-Content-Type-Options: nosniff\r\n"
+                                "Connection: close\r\n",
+                                hr.status, MHD_get_reason_phrase_for((unsigned)hr.status),
+                                hr.content_type, hr.body_len, r->request_id);
+    for (int i = 0; i < hr.nheaders && n < sizeof head; i++)
+        n += (size_t)snprintf(head + n, sizeof head - n, "%s: %s\r\n", hr.headers[i].name,
+                              hr.headers[i].value);
+    if (n + 2 < sizeof head) {
+        memcpy(head + n, "\r\n", 2);
+        struct iovec iov[2] = {{head, n + 2}, {hr.body, hr.body_len}};
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+        ssize_t w = sendmsg(r->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w > 0) atomic_store_explicit(&r->bytes, hr.body_len, memory_order_relaxed);
+    }
+    shutdown(r->fd, SHUT_RDWR);
+    atomic_store_explicit(&r->aborted, hr.status, memory_order_relaxed);
+    http_response_fini(&hr);
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
@@ -820,34 +960,25 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             return queue_error(r, PERR_BAD_PARAM, nul_key, NULL,
                                "query parameter contains a NUL byte");
         }
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl) {
-            char *end;
-            errno = 0;
-            unsigned long long n = strtoull(cl, &end, 10);
-            if (errno || *end || n > s->cfg->max_body_bytes)
-                /* Early: the body is never read, so libmicrohttpd closes the connection. */
-                return queue_error(r, PERR_BODY_TOO_LARGE, NULL, NULL,
-                                   "request body larger than max_body_bytes");
-            /* The whole declared body is charged before a byte of it is read, so a client
-             * learns at once (and the connection closes, as above) that there is no room. */
-            if (n > 0 && reqbody_declare(&r->body, s->api->mem, n) != 0)
-                return queue_error(r, PERR_OVERLOADED, NULL, NULL,
-                                   "request memory budget exhausted");
-        }
-        return MHD_YES;
+        return body_start(r, method, url);
     }
+    if (atomic_load_explicit(&r->aborted, memory_order_relaxed))
+        return MHD_NO; /* the watcher answered it (408, 503) and shut the socket: close */
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (r->body_too_large || r->over_budget) return MHD_YES; /* discard, answer at the end */
+        body_progress(r, n);
+        if (r->body_too_large || r->over_budget || r->over_share)
+            return MHD_YES; /* discard, answer at the end */
         int rc = reqbody_append(&r->body, s->api->mem, s->cfg->max_body_bytes, upload_data, n);
         if (rc == -EFBIG) r->body_too_large = true; /* answered once the rest is read */
         if (rc == -EAGAIN) r->over_budget = true;
+        if (rc == -EDQUOT) r->over_share = true;
         return rc == -ENOMEM ? MHD_NO : MHD_YES;
     }
     switch (phase_of(r)) {
     case PH_BODY:
+        if (!body_end(r)) return MHD_NO; /* the watcher answered it first: close */
         r->hreq.body = r->body.buf;
         r->hreq.body_len = r->body.len;
         r->hreq.path = url;
@@ -874,6 +1005,9 @@ static void req_finish(struct req *r, int unanswered)
         pool_job_cancel(&r->job, POOL_CANCEL_CLIENT);
         if (r->stream) stream_cancel(r->stream);
     }
+    body_end(r);
+    int aborted = atomic_load_explicit(&r->aborted, memory_order_relaxed);
+    if (aborted) unanswered = aborted;
     uint64_t dur_ns = pool_now_ns() - r->t0_ns;
     int status = r->status ? r->status : unanswered;
     uint64_t bytes = atomic_load_explicit(&r->bytes, memory_order_relaxed); /* same thread */
@@ -972,7 +1106,9 @@ static unsigned watch_snapshot(struct server *s)
     unsigned n = 0;
     /* Nothing suspended (the usual idle state): no walk, no lock. One suspended after this
      * load is seen on the next round, as one suspended after the walk would be. */
-    if (atomic_load_explicit(&s->nsuspended, memory_order_relaxed) == 0) return 0;
+    if (atomic_load_explicit(&s->nsuspended, memory_order_relaxed) == 0 &&
+        atomic_load_explicit(&s->nbody, memory_order_relaxed) == 0)
+        return 0;
     uint64_t now = pool_now_ns();
     /* Draining or stopping: held 429s go out now (a drain waits for every request). */
     bool stopping = atomic_load_explicit(&s->stopping, memory_order_relaxed) ||
@@ -983,7 +1119,17 @@ static unsigned watch_snapshot(struct server *s)
     for (struct req *r = s->inflight; r; r = r->next) {
         if (r->fd < 0) continue;
         pthread_mutex_lock(&r->mu);
-        if (r->suspended && phase_of(r) == PH_TARPIT && (now >= r->tarpit_until_ns || stopping)) {
+        if (r->in_body && !atomic_load_explicit(&r->aborted, memory_order_relaxed)) {
+            /* A body in progress: past its deadline 408; at a drain 503, at once (it has not
+             * started any work, and a client that stopped sending must not hold the drain). */
+            if (stopping)
+                body_abort_locked(r, PERR_UNAVAILABLE, "server is shutting down");
+            else if (now >= atomic_load_explicit(&r->body_deadline_ns, memory_order_relaxed))
+                body_abort_locked(r, PERR_REQUEST_TIMEOUT,
+                                  "request body did not arrive within body_timeout_ms (plus 1 s "
+                                  "per body_min_rate bytes received)");
+        } else if (r->suspended && phase_of(r) == PH_TARPIT &&
+                   (now >= r->tarpit_until_ns || stopping)) {
             req_wake_locked(r); /* a held 429 is due, or the server is stopping */
         } else if (r->suspended && n < w->cap &&
                    !atomic_load_explicit(&r->job.cancel, memory_order_relaxed)) {

@@ -131,8 +131,16 @@ static void start_poster(struct poster *p, int port, const char *path, const cha
 START_TEST(queued_batches_hold_only_their_bytes)
 {
     struct primed_proc p;
-    const char *args[] = {"--workers", "1", "--request-timeout-ms", "8000", "--refuse-hopeless",
-                          "false",     NULL};
+    /* One client (127.0.0.1) plays twenty here: its share is the whole budget. */
+    const char *args[] = {"--workers",
+                          "1",
+                          "--request-timeout-ms",
+                          "8000",
+                          "--refuse-hopeless",
+                          "false",
+                          "--request-memory-per-client",
+                          "64MiB",
+                          NULL};
     ck_assert_int_eq(primed_start(&p, args), 0);
     char *body = bomb_body(MIB - 64);
     usleep(200000);
@@ -189,6 +197,8 @@ START_TEST(full_request_budget_answers_503_at_once)
                           "1MiB",
                           "--request-memory-budget",
                           "3MiB",
+                          "--request-memory-per-client", /* one client plays several here */
+                          "3MiB",
                           "--refuse-hopeless",
                           "false",
                           NULL};
@@ -197,8 +207,9 @@ START_TEST(full_request_budget_answers_503_at_once)
     struct poster busy, post[6];
     start_poster(&busy, p.port, BUSY_PATH, NULL, NULL, 1);
     ck_assert_int_eq(http_wait_metric(p.port, "primed_workers_busy", 1, 5000), 1);
-    /* Three bodies fit 3 MiB and wait for the worker; the others are refused from their
-     * Content-Length, before a byte of them is read, while the worker is still busy. */
+    /* Three bodies fit 3 MiB and wait for the worker; the others are refused as their bytes
+     * arrive (what is charged is what arrived, never what is declared), while the worker is
+     * still busy. */
     for (int i = 0; i < 3; i++)
         start_poster(&post[i], p.port, "/v1/batch", body, json_expect_hdr, 1);
     ck_assert_int_eq(http_wait_metric(p.port, "primed_queue_depth", 3, 5000), 3);

@@ -27,6 +27,7 @@ static const struct {
     {PERR_NO_SUCH_PRIME, 404, "no_such_prime"},
     {PERR_METHOD_NOT_ALLOWED, 405, "method_not_allowed"},
     {PERR_NOT_ACCEPTABLE, 406, "not_acceptable"},
+    {PERR_REQUEST_TIMEOUT, 408, "request_timeout"},
     {PERR_CONFLICT, 409, "conflict"},
     {PERR_BODY_TOO_LARGE, 413, "body_too_large"},
     {PERR_URI_TOO_LONG, 414, "uri_too_long"},

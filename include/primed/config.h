@@ -40,15 +40,18 @@ struct primed_config {
     uint64_t sieve_segment_bytes; /* 0 = auto */
 
     /* HTTP limits */
-    unsigned max_connections;         /* default 1024 */
-    unsigned max_connections_per_ip;  /* default 256; 0 = unlimited */
-    unsigned connection_timeout;      /* idle seconds, default 30 */
-    uint64_t connection_memory_limit; /* bytes per connection, default 64 KiB */
-    unsigned request_timeout_ms;      /* default 30000 */
-    uint64_t max_body_bytes;          /* default 1 MiB */
-    uint64_t request_memory_budget;   /* bodies + batch parses held at once, default 64 MiB */
-    unsigned max_uri_bytes;           /* default 8192 */
-    unsigned shutdown_timeout;        /* seconds, default 10 */
+    unsigned max_connections;           /* default 1024 */
+    unsigned max_connections_per_ip;    /* default 256; 0 = unlimited */
+    unsigned connection_timeout;        /* idle seconds, default 30 */
+    uint64_t connection_memory_limit;   /* bytes per connection, default 64 KiB */
+    unsigned request_timeout_ms;        /* default 30000 */
+    uint64_t max_body_bytes;            /* default 1 MiB */
+    uint64_t request_memory_budget;     /* bodies + batch parses held at once, default 64 MiB */
+    uint64_t request_memory_per_client; /* one client's share of it, 0 = auto (budget / 8) */
+    unsigned body_timeout_ms;           /* a body must arrive within this, default 10000 */
+    unsigned body_min_rate;             /* … plus 1 s per this many bytes, default 1000 */
+    unsigned max_uri_bytes;             /* default 8192 */
+    unsigned shutdown_timeout;          /* seconds, default 10 */
 
     /* API limits */
     uint64_t max_list_range;    /* widest /v1/primes range (hi-lo), default 1e12 */

@@ -21,6 +21,7 @@ enum primed_err {
     PERR_NO_SUCH_PRIME,      /* 404 no_such_prime: next/prev/nth beyond 0 … 2^64-1 */
     PERR_METHOD_NOT_ALLOWED, /* 405 method_not_allowed (+ Allow header) */
     PERR_NOT_ACCEPTABLE,     /* 406 not_acceptable: format/Accept we cannot produce */
+    PERR_REQUEST_TIMEOUT,    /* 408 request_timeout: the body did not arrive in time */
     PERR_CONFLICT,           /* 409 conflict: e.g. a CPU profile is already running */
     PERR_BODY_TOO_LARGE,     /* 413 body_too_large */
     PERR_URI_TOO_LONG,       /* 414 uri_too_long */
