@@ -42,12 +42,17 @@ fi
 mkdir "$CG" 2>/dev/null || na "cannot create $CG (read-only cgroup filesystem?)"
 
 . tests/obs_lib.sh
+# An exit hook of lib.sh's (a trap of our own would replace its cleanup and leave primed running
+# in the group): the servers still in the group are stopped first, or it could not be removed.
 cleanup_cg() {
-  obs_cleanup
+  local name
+  for name in ${LIB_SRV_NAMES[@]+"${LIB_SRV_NAMES[@]}"}; do
+    primed_alive "$name" && { primed_signal "$name" TERM; primed_wait "$name" 5 >/dev/null 2>&1; }
+  done
   for _ in $(seq 50); do rmdir "$CG" 2>/dev/null && return; sleep 0.1; done
   echo "warning: could not remove $CG" >&2
 }
-trap cleanup_cg EXIT
+lib_at_exit cleanup_cg
 
 LIMIT_MIB=${PRIMED_TEST_CGROUP_LIMIT_MIB:-128}
 LIMIT=$((LIMIT_MIB * 1048576))
