@@ -147,13 +147,15 @@ static const struct setting settings[] = {
      "Percent of the memory limit below which shedding stops (below memory_high_water)."},
     {"heap_dump_dir", T_STRING, F(heap_dump_dir), CONFIG_PATH_MAX, 0, 0, NULL, "PATH",
      "Directory for heap-<unix time>-<rss MiB>.prof heap profiles written as memory rises "
-     "(release builds); empty = off."},
+     "(release builds; created 0700 if missing; a warning if others can write it); empty = "
+     "off."},
     {"heap_dump_threshold", T_UINT, F(heap_dump_threshold), 0, 5, 100, "memory_high_water",
      "PERCENT",
      "Percent of the memory limit at which the first heap profile is written; another every "
      "further 10 %."},
     {"heap_dump_keep", T_UINT, F(heap_dump_keep), 0, 1, 1000, NULL, "N",
-     "Heap profiles kept in heap_dump_dir; the oldest are deleted."},
+     "Heap profiles kept in heap_dump_dir; the oldest that primed wrote are deleted, nothing "
+     "else."},
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))

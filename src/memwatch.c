@@ -12,9 +12,7 @@
  */
 #include "primed/memwatch.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
@@ -25,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "heap_dumps.h"
 #include "primed/cgroup.h"
 #include "primed/log.h"
 #include "primed/metrics.h"
@@ -38,7 +37,6 @@
 
 #define MIB (UINT64_C(1) << 20)
 #define DUMP_STEP_PERCENT 10 /* another heap profile every further 10 % of the limit */
-#define DUMP_SCAN_MAX 4096   /* directory entries looked at when pruning old profiles */
 
 /* The process-wide shedding flag: written (release) by the sampling thread only, read (acquire)
  * by any thread. A global because there is one memory limit per process. */
@@ -50,7 +48,7 @@ struct memwatch {
     /* Set in memwatch_create, read-only afterwards. */
     struct cgroup *cg; /* NULL: no memory cgroup; physical memory and RSS are used */
     uint64_t phys_bytes;
-    unsigned high_pct, low_pct, dump_pct, dump_keep;
+    unsigned high_pct, low_pct, dump_pct;
     char dump_dir[CONFIG_PATH_MAX];
 
     /* Written by the sampling thread (relaxed), read by the collector at scrape time; each
@@ -61,8 +59,9 @@ struct memwatch {
     atomic_uint_fast64_t high_bytes, low_bytes, crossings, dumps_written, dumps_failed,
         dumps_duplicate;
 
-    /* The sampling thread's own state. */
-    int dump_level; /* highest dump step written in this episode; -1 = none */
+    /* The sampling thread's own state (memwatch_create's before the thread starts). */
+    int dump_level;           /* highest dump step written in this episode; -1 = none */
+    struct heap_dumps *dumps; /* NULL: no heap_dump_dir, no tcmalloc, or no memory for it */
 
     pthread_t thread;
     bool started;
@@ -110,112 +109,16 @@ static uint64_t physical_memory(void)
 
 /* ---- heap profiles -------------------------------------------------------------------------- */
 
-#if PRIMED_TCMALLOC
-struct dump_name {
-    unsigned long long t, mib;
-    char name[64];
-};
-
-static int dump_cmp(const void *a, const void *b)
+/* A failed dump is counted and logged, whatever failed: primed_heap_dumps_total{result="failed"}
+ * and a heap_dump_failed warning with the path and errno. */
+static void dump_failed(struct memwatch *mw, int err, const char *path, const char *used)
 {
-    const struct dump_name *x = a, *y = b;
-    if (x->t != y->t) return x->t < y->t ? -1 : 1;
-    if (x->mib != y->mib) return x->mib < y->mib ? -1 : 1;
-    return strcmp(x->name, y->name);
+    char e[16];
+    snprintf(e, sizeof e, "%d", err);
+    atomic_fetch_add_explicit(&mw->dumps_failed, 1, memory_order_relaxed);
+    log_event(LOG_WARN, "heap_dump_failed", strerror(err), "path", path, "errno", e, "used_bytes",
+              used, NULL);
 }
-
-/* Delete the oldest heap-*.prof beyond dump_keep. Files of other names are never touched. */
-static void prune_dumps(struct memwatch *mw)
-{
-    DIR *d = opendir(mw->dump_dir);
-    if (!d) return;
-    struct dump_name *v = NULL;
-    size_t n = 0, cap = 0, seen = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL && seen++ < DUMP_SCAN_MAX) {
-        struct dump_name dn;
-        int end = 0;
-        if (sscanf(e->d_name, "heap-%llu-%llu.prof%n", &dn.t, &dn.mib, &end) != 2 ||
-            e->d_name[end] != '\0' || strlen(e->d_name) >= sizeof dn.name)
-            continue;
-        strcpy(dn.name, e->d_name);
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            struct dump_name *nv = realloc(v, nc * sizeof *nv);
-            if (!nv) break;
-            v = nv;
-            cap = nc;
-        }
-        v[n++] = dn;
-    }
-    closedir(d);
-    if (n > mw->dump_keep) {
-        qsort(v, n, sizeof *v, dump_cmp);
-        for (size_t i = 0; i + mw->dump_keep < n; i++) {
-            char path[CONFIG_PATH_MAX + 80];
-            snprintf(path, sizeof path, "%s/%s", mw->dump_dir, v[i].name);
-            if (unlink(path) != 0)
-                log_event(LOG_WARN, "heap_dump_prune_failed", strerror(errno), "path", path, NULL);
-        }
-    }
-    free(v);
-}
-
-/* Write the sampled heap profile (the bytes /debug/pprof/heap serves) to
- * DIR/heap-<unix time>-<rss MiB>.prof: a temp file created with O_EXCL, fsync'd, then renamed
- * without replacing anything, so a reader sees a whole profile or none. Returns 0 or -errno. */
-static int write_dump(struct memwatch *mw, uint64_t rss, char *final, size_t finallen)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    char tmp[CONFIG_PATH_MAX + 64];
-    int rc = heap_sample_get(&buf, &len);
-    if (rc != 0) return rc;
-    static unsigned seq; /* sampling thread only */
-    snprintf(tmp, sizeof tmp, "%s/.heap-%ld-%u.tmp", mw->dump_dir, (long)getpid(), seq++);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        rc = -errno;
-        goto out_buf;
-    }
-    for (size_t off = 0; off < len;) {
-        ssize_t w = write(fd, buf + off, len - off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            rc = w < 0 ? -errno : -EIO;
-            goto out_fd;
-        }
-        off += (size_t)w;
-    }
-    if (fsync(fd) != 0) {
-        rc = -errno;
-        goto out_fd;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        rc = -errno;
-        goto out_tmp;
-    }
-    fd = -1;
-    snprintf(final, finallen, "%s/heap-%lld-%" PRIu64 ".prof", mw->dump_dir, (long long)time(NULL),
-             rss / MIB);
-    /* RENAME_NOREPLACE: never overwrite a profile someone may be reading or copying out */
-    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) != 0) {
-        rc = -errno;
-        goto out_tmp;
-    }
-    free(buf);
-    return 0;
-
-out_fd:
-    close(fd);
-out_tmp:
-    unlink(tmp);
-out_buf:
-    free(buf);
-    return rc;
-}
-#endif
 
 static void maybe_dump(struct memwatch *mw, uint64_t used, uint64_t limit, uint64_t low,
                        uint64_t rss)
@@ -231,29 +134,34 @@ static void maybe_dump(struct memwatch *mw, uint64_t used, uint64_t limit, uint6
     int level = lv > 1000 ? 1000 : (int)lv;
     if (level <= mw->dump_level) return;
     mw->dump_level = level;
-#if PRIMED_TCMALLOC
-    char final[CONFIG_PATH_MAX + 80], u[24], l[24];
-    int rc = write_dump(mw, rss, final, sizeof final);
+    char u[24];
     snprintf(u, sizeof u, "%" PRIu64, used);
+#if PRIMED_TCMALLOC
+    char path[CONFIG_PATH_MAX + 80], l[24];
     snprintf(l, sizeof l, "%" PRIu64, limit);
-    if (rc == -EEXIST) {
-        /* a profile of the same second and RSS is already there: the same evidence, kept */
+    snprintf(path, sizeof path, "%s", mw->dump_dir);
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = mw->dumps ? heap_sample_get(&buf, &len) : -ENOMEM;
+    if (rc == 0) {
+        rc = heap_dumps_write(mw->dumps, time(NULL), rss / MIB, buf, len, path, sizeof path);
+        free(buf);
+    }
+    if (rc == HEAP_DUMPS_DUPLICATE) {
+        /* a profile this process wrote in the same second at the same RSS: the same evidence */
         atomic_fetch_add_explicit(&mw->dumps_duplicate, 1, memory_order_relaxed);
         log_event(LOG_INFO, "heap_dump_duplicate", "a profile of this second and size exists",
-                  "path", final, NULL);
+                  "path", path, NULL);
     } else if (rc == 0) {
         atomic_fetch_add_explicit(&mw->dumps_written, 1, memory_order_relaxed);
-        log_event(LOG_WARN, "heap_dump", "heap profile written", "path", final, "used_bytes", u,
+        log_event(LOG_WARN, "heap_dump", "heap profile written", "path", path, "used_bytes", u,
                   "limit_bytes", l, NULL);
-        prune_dumps(mw);
     } else {
-        atomic_fetch_add_explicit(&mw->dumps_failed, 1, memory_order_relaxed);
-        log_event(LOG_ERROR, "heap_dump_failed", strerror(-rc), "dir", mw->dump_dir, "used_bytes",
-                  u, NULL);
+        dump_failed(mw, -rc, path, u);
     }
 #else
     (void)rss;
-    atomic_fetch_add_explicit(&mw->dumps_failed, 1, memory_order_relaxed);
+    dump_failed(mw, ENOSYS, mw->dump_dir, u); /* no tcmalloc, no sampled heap to write */
 #endif
 }
 
@@ -405,7 +313,6 @@ int memwatch_create(struct primed_config *cfg, struct memwatch **out)
     mw->high_pct = cfg->memory_high_water;
     mw->low_pct = cfg->memory_low_water;
     mw->dump_pct = cfg->heap_dump_threshold ? cfg->heap_dump_threshold : cfg->memory_high_water;
-    mw->dump_keep = cfg->heap_dump_keep ? cfg->heap_dump_keep : 1;
     mw->dump_level = -1;
     snprintf(mw->dump_dir, sizeof mw->dump_dir, "%s", cfg->heap_dump_dir);
     pthread_mutex_init(&mw->mu, NULL);
@@ -439,9 +346,10 @@ int memwatch_create(struct primed_config *cfg, struct memwatch **out)
                   "limit_source", source, NULL);
     }
 #if PRIMED_TCMALLOC
-    /* Found out now, not at the first crossing when the evidence is needed. */
-    if (mw->dump_dir[0] != '\0' && access(mw->dump_dir, W_OK | X_OK) != 0)
-        log_event(LOG_WARN, "heap_dump_dir_unusable", strerror(errno), "dir", mw->dump_dir, NULL);
+    /* Checked now (unusable, or open to others), not at the first crossing when the evidence is
+     * needed. Without memory for it every dump is counted and logged as failed. */
+    if (mw->dump_dir[0] != '\0')
+        heap_dumps_create(mw->dump_dir, cfg->heap_dump_keep ? cfg->heap_dump_keep : 1, &mw->dumps);
 #else
     if (mw->dump_dir[0] != '\0')
         log_event(LOG_WARN, "heap_dump_unavailable",
@@ -456,6 +364,7 @@ int memwatch_create(struct primed_config *cfg, struct memwatch **out)
 err_collector:
     metrics_unregister_collector(collect, mw);
 err:
+    heap_dumps_destroy(mw->dumps);
     cgroup_close(mw->cg);
     pthread_cond_destroy(&mw->cv);
     pthread_mutex_destroy(&mw->mu);
@@ -475,6 +384,7 @@ void memwatch_destroy(struct memwatch *mw)
     }
     metrics_unregister_collector(collect, mw);
     atomic_store_explicit(&shedding, false, memory_order_release);
+    heap_dumps_destroy(mw->dumps);
     cgroup_close(mw->cg);
     pthread_cond_destroy(&mw->cv);
     pthread_mutex_destroy(&mw->mu);
