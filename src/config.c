@@ -77,7 +77,9 @@ static const struct setting settings[] = {
      "Jobs that may wait for a worker; beyond it requests get 503 overloaded."},
     {"memory_budget", T_BYTES, F(memory_budget), 0, 64 * KIB, TIB, "auto", "BYTES|auto",
      "Total bytes of stream buffers across all responses being streamed; auto (or 0) = 1/4 of "
-     "the memory limit (cgroup, else physical memory), at least 16MiB, at most 256MiB."},
+     "the memory limit (cgroup, else physical memory), at least 16MiB, at most 256MiB. Never "
+     "more than half the limit: a larger value is clamped, with a warning, at start and when "
+     "the limit changes."},
     {"stream_buffer_bytes", T_BYTES, F(stream_buffer_bytes), 0, 4 * KIB, GIB, NULL, "BYTES",
      "Buffer bytes per streamed response (at most --memory-budget)."},
     {"sieve_segment_bytes", T_BYTES, F(sieve_segment_bytes), 0, 4 * KIB, GIB, "auto", "BYTES",

@@ -9,6 +9,13 @@
  *
  * Hysteresis: shedding starts at used >= high and stops at used < low, so a process hovering at
  * the mark does not flap /readyz (a balancer would otherwise bounce traffic on every scrape).
+ *
+ * The mark is a second line only: what a burst of requests may make primed hold must already fit
+ * the limit when they are admitted, because 200 streams arrive well within one period (an audit
+ * opened them in under a second with --memory-budget 1GiB in a 128 MiB cgroup, and the kernel
+ * killed primed before the next sample). So the stream budget, charged synchronously at
+ * admission (stream.h), is clamped to MEMWATCH_BUDGET_LIMIT_PCT of the limit at start and again
+ * whenever a sample finds the limit changed.
  */
 #include "primed/memwatch.h"
 
@@ -28,6 +35,7 @@
 #include "primed/log.h"
 #include "primed/metrics.h"
 #include "primed/procstat.h"
+#include "primed/stream.h"
 
 #if PRIMED_TCMALLOC
 #include <gperftools/malloc_extension_c.h>
@@ -50,6 +58,10 @@ struct memwatch {
     uint64_t phys_bytes;
     unsigned high_pct, low_pct, dump_pct;
     char dump_dir[CONFIG_PATH_MAX];
+    struct stream_budget *budget; /* borrowed (may be NULL): its limit is set by set_budget */
+    bool budget_auto;             /* memory_budget auto: recomputed from each new limit */
+    uint64_t budget_fixed;        /* memory_budget when not auto */
+    uint64_t stream_buffer_bytes;
 
     /* Written by the sampling thread (relaxed), read by the collector at scrape time; each
      * value is self-contained, so a scrape may mix two samples but never a torn value. */
@@ -59,9 +71,15 @@ struct memwatch {
     atomic_uint_fast64_t high_bytes, low_bytes, crossings, dumps_written, dumps_failed,
         dumps_duplicate;
 
+    /* Written by set_budget (memwatch_create, then the sampling thread only; relaxed), read at
+     * scrape time: the budget before the clamp (auto resolved) and after it. */
+    atomic_uint_fast64_t budget_base, budget_effective;
+
     /* The sampling thread's own state (memwatch_create's before the thread starts). */
-    int dump_level;           /* highest dump step written in this episode; -1 = none */
-    struct heap_dumps *dumps; /* NULL: no heap_dump_dir, no tcmalloc, or no memory for it */
+    int dump_level;             /* highest dump step written in this episode; -1 = none */
+    struct heap_dumps *dumps;   /* NULL: no heap_dump_dir, no tcmalloc, or no memory for it */
+    bool budget_ready;          /* set_budget has run once: samples re-check the budget */
+    uint64_t budget_limit_seen; /* the limit set_budget last saw */
 
     pthread_t thread;
     bool started;
@@ -78,6 +96,14 @@ bool memwatch_shedding(void)
 void memwatch_note_shed(void)
 {
     atomic_fetch_add_explicit(&shed_requests, 1, memory_order_relaxed);
+}
+
+uint64_t memwatch_clamp_budget(uint64_t budget, uint64_t limit)
+{
+    if (limit == 0) return budget; /* nothing known to clamp to */
+    uint64_t cap =
+        limit / 100 * MEMWATCH_BUDGET_LIMIT_PCT + limit % 100 * MEMWATCH_BUDGET_LIMIT_PCT / 100;
+    return budget > cap ? cap : budget;
 }
 
 uint64_t memwatch_auto_budget(uint64_t limit, uint64_t stream_buffer_bytes, char *why,
@@ -165,6 +191,51 @@ static void maybe_dump(struct memwatch *mw, uint64_t used, uint64_t limit, uint6
 #endif
 }
 
+/* ---- the stream budget ---------------------------------------------------------------------- */
+
+/* The stream budget for `limit` (0: unknown): auto follows the limit, and either is then clamped
+ * to MEMWATCH_BUDGET_LIMIT_PCT of it. Sets the stream budget's limit and says so in the log when
+ * the value changes. memwatch_create, then the sampling thread. */
+static void set_budget(struct memwatch *mw, uint64_t limit, const char *source)
+{
+    char why[160] = "as configured";
+    uint64_t base = mw->budget_auto
+                        ? memwatch_auto_budget(limit, mw->stream_buffer_bytes, why, sizeof why)
+                        : mw->budget_fixed;
+    uint64_t eff = memwatch_clamp_budget(base, limit);
+    uint64_t old = atomic_load_explicit(&mw->budget_effective, memory_order_relaxed);
+    bool first = !mw->budget_ready;
+    mw->budget_ready = true;
+    mw->budget_limit_seen = limit;
+    atomic_store_explicit(&mw->budget_base, base, memory_order_relaxed);
+    if (!first && eff == old) return;
+    atomic_store_explicit(&mw->budget_effective, eff, memory_order_relaxed);
+    if (mw->budget) stream_budget_set_limit(mw->budget, eff);
+
+    char bs[24], cs[24], ls[24];
+    snprintf(bs, sizeof bs, "%" PRIu64, eff);
+    snprintf(cs, sizeof cs, "%" PRIu64, base);
+    snprintf(ls, sizeof ls, "%" PRIu64, limit);
+    if (eff < base) {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "memory_budget is above %d %% of the memory limit: clamped to it%s",
+                 MEMWATCH_BUDGET_LIMIT_PCT,
+                 eff < mw->stream_buffer_bytes
+                     ? " (less than one stream_buffer_bytes: every stream will be refused)"
+                     : "");
+        log_event(LOG_WARN, "memory_budget_clamped", msg, "bytes", bs, "configured_bytes",
+                  mw->budget_auto ? "auto" : cs, "why", why, "limit_bytes", ls, "limit_source",
+                  source, NULL);
+    } else if (first && mw->budget_auto) {
+        log_event(LOG_INFO, "memory_budget", "memory_budget auto", "bytes", bs, "why", why,
+                  "limit_source", source, NULL);
+    } else if (!first) {
+        log_event(LOG_INFO, "memory_budget", "the memory limit changed: memory_budget follows",
+                  "bytes", bs, "why", why, "limit_bytes", ls, "limit_source", source, NULL);
+    }
+}
+
 /* ---- sampling ------------------------------------------------------------------------------- */
 
 static void sample(struct memwatch *mw)
@@ -198,6 +269,9 @@ static void sample(struct memwatch *mw)
     uint64_t low = limit / 100 * mw->low_pct;
     atomic_store_explicit(&mw->high_bytes, high == UINT64_MAX ? limit : high, memory_order_relaxed);
     atomic_store_explicit(&mw->low_bytes, low, memory_order_relaxed);
+    /* a resized cgroup resizes the budget too (only what is admitted from now on) */
+    if (mw->budget_ready && limit != mw->budget_limit_seen)
+        set_budget(mw, limit, m.has_limit ? "cgroup" : "physical memory");
     if (limit == 0) return; /* nothing known to compare with */
 
     bool was = atomic_load_explicit(&shedding, memory_order_relaxed);
@@ -290,6 +364,10 @@ static void collect(void *arg, struct metrics_writer *w)
                       memwatch_shedding() ? 1 : 0);
     metrics_write_one(w, "primed_memory_high_water_crossings_total", "counter",
                       "Times memory crossed the high-water mark upwards.", LD(crossings));
+    metrics_write_one(w, "primed_memory_budget_configured_bytes", "gauge",
+                      "memory_budget as configured (auto: from the limit), before the clamp to "
+                      "the limit; primed_memory_budget_bytes is what streams are admitted against.",
+                      LD(budget_base));
     metrics_write_one(w, "primed_memory_shed_requests_total", "counter",
                       "Requests refused with 503 overloaded above the high-water mark.",
                       atomic_load_explicit(&shed_requests, memory_order_relaxed));
@@ -303,7 +381,7 @@ static void collect(void *arg, struct metrics_writer *w)
 
 /* ---- lifetime ------------------------------------------------------------------------------- */
 
-int memwatch_create(struct primed_config *cfg, struct memwatch **out)
+int memwatch_create(struct primed_config *cfg, struct stream_budget *budget, struct memwatch **out)
 {
     *out = NULL;
     struct memwatch *mw = calloc(1, sizeof *mw);
@@ -314,6 +392,10 @@ int memwatch_create(struct primed_config *cfg, struct memwatch **out)
     mw->low_pct = cfg->memory_low_water;
     mw->dump_pct = cfg->heap_dump_threshold ? cfg->heap_dump_threshold : cfg->memory_high_water;
     mw->dump_level = -1;
+    mw->budget = budget;
+    mw->budget_auto = cfg->memory_budget == 0;
+    mw->budget_fixed = cfg->memory_budget;
+    mw->stream_buffer_bytes = cfg->stream_buffer_bytes;
     snprintf(mw->dump_dir, sizeof mw->dump_dir, "%s", cfg->heap_dump_dir);
     pthread_mutex_init(&mw->mu, NULL);
     pthread_condattr_t ca;
@@ -331,20 +413,15 @@ int memwatch_create(struct primed_config *cfg, struct memwatch **out)
     }
     sample(mw); /* first values before anyone scrapes or sheds */
     uint64_t limit = atomic_load(&mw->limit);
-    char ls[24], why[160];
+    char ls[24];
     snprintf(ls, sizeof ls, "%" PRIu64, limit);
     const char *source = atomic_load(&mw->has_cgroup_limit) ? "cgroup" : "physical memory";
     if (mw->cg)
         log_event(LOG_INFO, "memory_limit", "memory limit", "source", source, "limit_bytes", ls,
                   "cgroup", cgroup_dir(mw->cg), "version",
                   cgroup_version(mw->cg) == CGROUP_V2 ? "v2" : "v1", NULL);
-    if (cfg->memory_budget == 0) {
-        cfg->memory_budget = memwatch_auto_budget(limit, cfg->stream_buffer_bytes, why, sizeof why);
-        char bs[24];
-        snprintf(bs, sizeof bs, "%" PRIu64, cfg->memory_budget);
-        log_event(LOG_INFO, "memory_budget", "memory_budget auto", "bytes", bs, "why", why,
-                  "limit_source", source, NULL);
-    }
+    set_budget(mw, limit, source);
+    cfg->memory_budget = atomic_load(&mw->budget_base); /* auto resolved; before the clamp */
 #if PRIMED_TCMALLOC
     /* Checked now (unusable, or open to others), not at the first crossing when the evidence is
      * needed. Without memory for it every dump is counted and logged as failed. */

@@ -12,7 +12,10 @@
 #  - release builds: in a directory others can write (a warning at start), files planted under
 #    names that sort newest and oldest, at the old temporary names and (symlinks) at the coming
 #    profiles' names cost no profile and are never touched; a dump into a vanished directory is
-#    counted failed and logged with its path and errno.
+#    counted failed and logged with its path and errno;
+#  - a burst of 40 streams against --memory-budget 1GiB in a 32 MiB limit: the budget is clamped
+#    to 16 MiB at start (a warning), so 16 are admitted and 24 get 503 at once; the budget follows
+#    the limit when it shrinks (held streams keep theirs, new ones wait) and when it grows.
 # Real cgroups are tests/test_cgroup_limit.sh.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -222,4 +225,42 @@ if [ "$VARIANT" = release ]; then
   obs_ok "a dump that cannot be written: failed=1 and a warning with its path and errno"
 fi
 
+# ---- a burst of streams against a memory_budget above the limit -------------------------------
+# --memory-budget 1GiB in a 32 MiB limit: the budget is clamped to half the limit (16 MiB, 16
+# buffers of 1 MiB) at start with a warning, so 40 streams opened at once get 16 admissions and 24
+# 503s whatever the sampling thread has seen; when the limit changes the budget follows.
+setmax 32; setmem 10
+obs_start R --workers 2 --cgroup-root "$T" --memory-budget 1GiB --stream-buffer-bytes 1MiB
+RB="http://127.0.0.1:$R_PORT"
+rmetric() { curl -s "$RB/metrics" | awk -v n="$1" '$1 == n {print $2}'; }
+obs_stream_burst "$R_PORT" 40 "$OBS_TMP/burst"
+read -r ok refused other < <(obs_burst_count "$OBS_TMP/burst" 40 $((15 * LIB_SLOW)))
+primed_check R
+[ "$ok/$refused/$other" = 16/24/0 ] ||
+  obs_fail "40 streams at once, 1GiB budget, 32 MiB limit: $ok admitted, $refused refused, $other other; want 16/24/0"
+[ "$(code "$RB/healthz")" = 200 ] || obs_fail "healthz during the burst"
+[ "$(rmetric primed_streams_active)" = 16 ] || obs_fail "streams active $(rmetric primed_streams_active), want 16"
+grep -q '"level":"warn","event":"memory_budget_clamped".*"bytes":"16777216"' "$OBS_TMP/R.log" ||
+  obs_fail "no memory_budget_clamped warning for 16 MiB: $(grep memory_budget "$OBS_TMP/R.log")"
+[ "$(rmetric primed_memory_budget_bytes)" = $((16 * MIB)) ] || obs_fail "budget gauge $(rmetric primed_memory_budget_bytes)"
+[ "$(rmetric primed_memory_budget_configured_bytes)" = $((1024 * MIB)) ] || obs_fail "configured budget gauge"
+obs_ok "40 streams at once against --memory-budget 1GiB in a 32 MiB limit: 16 admitted (clamped to 16 MiB, warned), 24 503"
+
+wait_metric() { # NAME VALUE — wait ≤ 5 s for R's gauge
+  for _ in $(seq 50); do [ "$(rmetric "$1")" = "$2" ] && return 0; sleep 0.1; done
+  obs_fail "$1 is $(rmetric "$1"), want $2"
+}
+setmax 16 # while the 16 streams hold their buffers
+wait_metric primed_memory_budget_bytes $((8 * MIB))
+body=$(curl -s "$RB/v1/primes?from=0&to=1000")
+grep -q 'stream memory budget exhausted' <<<"$body" || obs_fail "a new stream over the shrunk budget: $body"
+obs_burst_stop
+wait_metric primed_streams_active 0
+[ "$(code "$RB/v1/primes?from=0&to=1000")" = 200 ] || obs_fail "a stream once the burst left"
+setmax 64
+wait_metric primed_memory_budget_bytes $((32 * MIB))
+[ "$(grep -c '"event":"memory_budget_clamped"' "$OBS_TMP/R.log")" = 3 ] ||
+  obs_fail "want one memory_budget_clamped warning per limit: $(grep memory_budget "$OBS_TMP/R.log")"
+obs_stop R
+obs_ok "the limit shrinks to 16 MiB: budget 8 MiB at the next sample, new streams refused until the held ones leave; grows to 64 MiB: 32 MiB"
 echo "PASS test_memory_watch"
