@@ -77,7 +77,9 @@ static const struct setting settings[] = {
      "Jobs that may wait for a worker; beyond it requests get 503 overloaded."},
     {"memory_budget", T_BYTES, F(memory_budget), 0, 64 * KIB, TIB, "auto", "BYTES|auto",
      "Total bytes of stream buffers across all responses being streamed; auto (or 0) = 1/4 of "
-     "the memory limit (cgroup, else physical memory), at least 16MiB, at most 256MiB."},
+     "the memory limit (cgroup, else physical memory), at least 16MiB, at most 256MiB. Never "
+     "more than half the limit: a larger value is clamped, with a warning, at start and when "
+     "the limit changes."},
     {"stream_buffer_bytes", T_BYTES, F(stream_buffer_bytes), 0, 4 * KIB, GIB, NULL, "BYTES",
      "Buffer bytes per streamed response (at most --memory-budget)."},
     {"sieve_segment_bytes", T_BYTES, F(sieve_segment_bytes), 0, 4 * KIB, GIB, "auto", "BYTES",
@@ -156,13 +158,15 @@ static const struct setting settings[] = {
      "Percent of the memory limit below which shedding stops (below memory_high_water)."},
     {"heap_dump_dir", T_STRING, F(heap_dump_dir), CONFIG_PATH_MAX, 0, 0, NULL, "PATH",
      "Directory for heap-<unix time>-<rss MiB>.prof heap profiles written as memory rises "
-     "(release builds); empty = off."},
+     "(release builds; created 0700 if missing; a warning if others can write it); empty = "
+     "off."},
     {"heap_dump_threshold", T_UINT, F(heap_dump_threshold), 0, 5, 100, "memory_high_water",
      "PERCENT",
      "Percent of the memory limit at which the first heap profile is written; another every "
      "further 10 %."},
     {"heap_dump_keep", T_UINT, F(heap_dump_keep), 0, 1, 1000, NULL, "N",
-     "Heap profiles kept in heap_dump_dir; the oldest are deleted."},
+     "Heap profiles kept in heap_dump_dir; the oldest that primed wrote are deleted, nothing "
+     "else."},
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))

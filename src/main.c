@@ -24,6 +24,7 @@
 #include "primed/reqmem.h"
 #include "primed/server.h"
 #include "primed/sieve.h"
+#include "primed/stream.h"
 
 #define EXIT_FORCED 3 /* second signal during the drain */
 
@@ -110,6 +111,9 @@ int main(int argc, char *argv[])
         goto out_sfd;
     }
     struct api_ctx api = {.cfg = &cfg, .inline_small = cfg.inline_small_answers, .mem = &reqmem};
+    /* Stream buffers: admitted against by the server, the limit set (and moved with the memory
+     * limit) by memwatch, so it outlives both. */
+    static struct stream_budget streams;
     struct pool *pool = NULL;
     struct server *srv = NULL;
     struct memwatch *mw = NULL;
@@ -121,12 +125,16 @@ int main(int argc, char *argv[])
         log_event(LOG_ERROR, "startup_failed", "cannot register the request memory metrics", NULL);
         goto out_metrics;
     }
-    /* Before the server: it sizes the stream budget from cfg.memory_budget (auto resolved here). */
-    if ((rc = memwatch_create(&cfg, &mw)) != 0) {
+    if (stream_budget_init(&streams, cfg.memory_budget) != 0) {
+        log_event(LOG_ERROR, "startup_failed", "cannot register the stream budget's metrics", NULL);
+        goto out_streams;
+    }
+    /* Before the server: it sets the stream budget (auto resolved, clamped to the limit). */
+    if ((rc = memwatch_create(&cfg, &streams, &mw)) != 0) {
         log_event(LOG_ERROR, "startup_failed", "cannot start the memory watch", "error",
                   strerror(-rc), NULL);
         rc = 1;
-        goto out_metrics;
+        goto out_streams;
     }
     rc = 1;
     pool = pool_create(cfg.workers, cfg.queue_capacity, api_worker_init, api_worker_fini, &api);
@@ -137,7 +145,7 @@ int main(int argc, char *argv[])
     }
     pool_set_client_cap(pool, cfg.max_inflight_per_client);
     api.pool = pool;
-    srv = server_create(&cfg, pool, &api);
+    srv = server_create(&cfg, pool, &api, &streams);
     if (!srv) goto out_pool;
     unsigned mp, dp;
     server_ports(srv, &mp, &dp);
@@ -172,6 +180,8 @@ out_pool:
     server_destroy(srv);
 out_memwatch:
     memwatch_destroy(mw);
+out_streams:
+    stream_budget_destroy(&streams); /* also after a failed init, as stream.h asks */
 out_metrics:
     metrics_unregister_collector(reqmem_collect, &reqmem);
     reqmem_fini(&reqmem);

@@ -9,12 +9,17 @@
  *
  * Hysteresis: shedding starts at used >= high and stops at used < low, so a process hovering at
  * the mark does not flap /readyz (a balancer would otherwise bounce traffic on every scrape).
+ *
+ * The mark is a second line only: what a burst of requests may make primed hold must already fit
+ * the limit when they are admitted, because 200 streams arrive well within one period (an audit
+ * opened them in under a second with --memory-budget 1GiB in a 128 MiB cgroup, and the kernel
+ * killed primed before the next sample). So the stream budget, charged synchronously at
+ * admission (stream.h), is clamped to MEMWATCH_BUDGET_LIMIT_PCT of the limit at start and again
+ * whenever a sample finds the limit changed.
  */
 #include "primed/memwatch.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
@@ -25,10 +30,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "heap_dumps.h"
 #include "primed/cgroup.h"
 #include "primed/log.h"
 #include "primed/metrics.h"
 #include "primed/procstat.h"
+#include "primed/stream.h"
 
 #if PRIMED_TCMALLOC
 #include <gperftools/malloc_extension_c.h>
@@ -38,7 +45,6 @@
 
 #define MIB (UINT64_C(1) << 20)
 #define DUMP_STEP_PERCENT 10 /* another heap profile every further 10 % of the limit */
-#define DUMP_SCAN_MAX 4096   /* directory entries looked at when pruning old profiles */
 
 /* The process-wide shedding flag: written (release) by the sampling thread only, read (acquire)
  * by any thread. A global because there is one memory limit per process. */
@@ -50,8 +56,12 @@ struct memwatch {
     /* Set in memwatch_create, read-only afterwards. */
     struct cgroup *cg; /* NULL: no memory cgroup; physical memory and RSS are used */
     uint64_t phys_bytes;
-    unsigned high_pct, low_pct, dump_pct, dump_keep;
+    unsigned high_pct, low_pct, dump_pct;
     char dump_dir[CONFIG_PATH_MAX];
+    struct stream_budget *budget; /* borrowed (may be NULL): its limit is set by set_budget */
+    bool budget_auto;             /* memory_budget auto: recomputed from each new limit */
+    uint64_t budget_fixed;        /* memory_budget when not auto */
+    uint64_t stream_buffer_bytes;
 
     /* Written by the sampling thread (relaxed), read by the collector at scrape time; each
      * value is self-contained, so a scrape may mix two samples but never a torn value. */
@@ -61,8 +71,15 @@ struct memwatch {
     atomic_uint_fast64_t high_bytes, low_bytes, crossings, dumps_written, dumps_failed,
         dumps_duplicate;
 
-    /* The sampling thread's own state. */
-    int dump_level; /* highest dump step written in this episode; -1 = none */
+    /* Written by set_budget (memwatch_create, then the sampling thread only; relaxed), read at
+     * scrape time: the budget before the clamp (auto resolved) and after it. */
+    atomic_uint_fast64_t budget_base, budget_effective;
+
+    /* The sampling thread's own state (memwatch_create's before the thread starts). */
+    int dump_level;             /* highest dump step written in this episode; -1 = none */
+    struct heap_dumps *dumps;   /* NULL: no heap_dump_dir, no tcmalloc, or no memory for it */
+    bool budget_ready;          /* set_budget has run once: samples re-check the budget */
+    uint64_t budget_limit_seen; /* the limit set_budget last saw */
 
     pthread_t thread;
     bool started;
@@ -79,6 +96,14 @@ bool memwatch_shedding(void)
 void memwatch_note_shed(void)
 {
     atomic_fetch_add_explicit(&shed_requests, 1, memory_order_relaxed);
+}
+
+uint64_t memwatch_clamp_budget(uint64_t budget, uint64_t limit)
+{
+    if (limit == 0) return budget; /* nothing known to clamp to */
+    uint64_t cap =
+        limit / 100 * MEMWATCH_BUDGET_LIMIT_PCT + limit % 100 * MEMWATCH_BUDGET_LIMIT_PCT / 100;
+    return budget > cap ? cap : budget;
 }
 
 uint64_t memwatch_auto_budget(uint64_t limit, uint64_t stream_buffer_bytes, char *why,
@@ -110,112 +135,16 @@ static uint64_t physical_memory(void)
 
 /* ---- heap profiles -------------------------------------------------------------------------- */
 
-#if PRIMED_TCMALLOC
-struct dump_name {
-    unsigned long long t, mib;
-    char name[64];
-};
-
-static int dump_cmp(const void *a, const void *b)
+/* A failed dump is counted and logged, whatever failed: primed_heap_dumps_total{result="failed"}
+ * and a heap_dump_failed warning with the path and errno. */
+static void dump_failed(struct memwatch *mw, int err, const char *path, const char *used)
 {
-    const struct dump_name *x = a, *y = b;
-    if (x->t != y->t) return x->t < y->t ? -1 : 1;
-    if (x->mib != y->mib) return x->mib < y->mib ? -1 : 1;
-    return strcmp(x->name, y->name);
+    char e[16];
+    snprintf(e, sizeof e, "%d", err);
+    atomic_fetch_add_explicit(&mw->dumps_failed, 1, memory_order_relaxed);
+    log_event(LOG_WARN, "heap_dump_failed", strerror(err), "path", path, "errno", e, "used_bytes",
+              used, NULL);
 }
-
-/* Delete the oldest heap-*.prof beyond dump_keep. Files of other names are never touched. */
-static void prune_dumps(struct memwatch *mw)
-{
-    DIR *d = opendir(mw->dump_dir);
-    if (!d) return;
-    struct dump_name *v = NULL;
-    size_t n = 0, cap = 0, seen = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL && seen++ < DUMP_SCAN_MAX) {
-        struct dump_name dn;
-        int end = 0;
-        if (sscanf(e->d_name, "heap-%llu-%llu.prof%n", &dn.t, &dn.mib, &end) != 2 ||
-            e->d_name[end] != '\0' || strlen(e->d_name) >= sizeof dn.name)
-            continue;
-        strcpy(dn.name, e->d_name);
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            struct dump_name *nv = realloc(v, nc * sizeof *nv);
-            if (!nv) break;
-            v = nv;
-            cap = nc;
-        }
-        v[n++] = dn;
-    }
-    closedir(d);
-    if (n > mw->dump_keep) {
-        qsort(v, n, sizeof *v, dump_cmp);
-        for (size_t i = 0; i + mw->dump_keep < n; i++) {
-            char path[CONFIG_PATH_MAX + 80];
-            snprintf(path, sizeof path, "%s/%s", mw->dump_dir, v[i].name);
-            if (unlink(path) != 0)
-                log_event(LOG_WARN, "heap_dump_prune_failed", strerror(errno), "path", path, NULL);
-        }
-    }
-    free(v);
-}
-
-/* Write the sampled heap profile (the bytes /debug/pprof/heap serves) to
- * DIR/heap-<unix time>-<rss MiB>.prof: a temp file created with O_EXCL, fsync'd, then renamed
- * without replacing anything, so a reader sees a whole profile or none. Returns 0 or -errno. */
-static int write_dump(struct memwatch *mw, uint64_t rss, char *final, size_t finallen)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    char tmp[CONFIG_PATH_MAX + 64];
-    int rc = heap_sample_get(&buf, &len);
-    if (rc != 0) return rc;
-    static unsigned seq; /* sampling thread only */
-    snprintf(tmp, sizeof tmp, "%s/.heap-%ld-%u.tmp", mw->dump_dir, (long)getpid(), seq++);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        rc = -errno;
-        goto out_buf;
-    }
-    for (size_t off = 0; off < len;) {
-        ssize_t w = write(fd, buf + off, len - off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            rc = w < 0 ? -errno : -EIO;
-            goto out_fd;
-        }
-        off += (size_t)w;
-    }
-    if (fsync(fd) != 0) {
-        rc = -errno;
-        goto out_fd;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        rc = -errno;
-        goto out_tmp;
-    }
-    fd = -1;
-    snprintf(final, finallen, "%s/heap-%lld-%" PRIu64 ".prof", mw->dump_dir, (long long)time(NULL),
-             rss / MIB);
-    /* RENAME_NOREPLACE: never overwrite a profile someone may be reading or copying out */
-    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) != 0) {
-        rc = -errno;
-        goto out_tmp;
-    }
-    free(buf);
-    return 0;
-
-out_fd:
-    close(fd);
-out_tmp:
-    unlink(tmp);
-out_buf:
-    free(buf);
-    return rc;
-}
-#endif
 
 static void maybe_dump(struct memwatch *mw, uint64_t used, uint64_t limit, uint64_t low,
                        uint64_t rss)
@@ -231,30 +160,80 @@ static void maybe_dump(struct memwatch *mw, uint64_t used, uint64_t limit, uint6
     int level = lv > 1000 ? 1000 : (int)lv;
     if (level <= mw->dump_level) return;
     mw->dump_level = level;
-#if PRIMED_TCMALLOC
-    char final[CONFIG_PATH_MAX + 80], u[24], l[24];
-    int rc = write_dump(mw, rss, final, sizeof final);
+    char u[24];
     snprintf(u, sizeof u, "%" PRIu64, used);
+#if PRIMED_TCMALLOC
+    char path[CONFIG_PATH_MAX + 80], l[24];
     snprintf(l, sizeof l, "%" PRIu64, limit);
-    if (rc == -EEXIST) {
-        /* a profile of the same second and RSS is already there: the same evidence, kept */
+    snprintf(path, sizeof path, "%s", mw->dump_dir);
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = mw->dumps ? heap_sample_get(&buf, &len) : -ENOMEM;
+    if (rc == 0) {
+        rc = heap_dumps_write(mw->dumps, time(NULL), rss / MIB, buf, len, path, sizeof path);
+        free(buf);
+    }
+    if (rc == HEAP_DUMPS_DUPLICATE) {
+        /* a profile this process wrote in the same second at the same RSS: the same evidence */
         atomic_fetch_add_explicit(&mw->dumps_duplicate, 1, memory_order_relaxed);
         log_event(LOG_INFO, "heap_dump_duplicate", "a profile of this second and size exists",
-                  "path", final, NULL);
+                  "path", path, NULL);
     } else if (rc == 0) {
         atomic_fetch_add_explicit(&mw->dumps_written, 1, memory_order_relaxed);
-        log_event(LOG_WARN, "heap_dump", "heap profile written", "path", final, "used_bytes", u,
+        log_event(LOG_WARN, "heap_dump", "heap profile written", "path", path, "used_bytes", u,
                   "limit_bytes", l, NULL);
-        prune_dumps(mw);
     } else {
-        atomic_fetch_add_explicit(&mw->dumps_failed, 1, memory_order_relaxed);
-        log_event(LOG_ERROR, "heap_dump_failed", strerror(-rc), "dir", mw->dump_dir, "used_bytes",
-                  u, NULL);
+        dump_failed(mw, -rc, path, u);
     }
 #else
     (void)rss;
-    atomic_fetch_add_explicit(&mw->dumps_failed, 1, memory_order_relaxed);
+    dump_failed(mw, ENOSYS, mw->dump_dir, u); /* no tcmalloc, no sampled heap to write */
 #endif
+}
+
+/* ---- the stream budget ---------------------------------------------------------------------- */
+
+/* The stream budget for `limit` (0: unknown): auto follows the limit, and either is then clamped
+ * to MEMWATCH_BUDGET_LIMIT_PCT of it. Sets the stream budget's limit and says so in the log when
+ * the value changes. memwatch_create, then the sampling thread. */
+static void set_budget(struct memwatch *mw, uint64_t limit, const char *source)
+{
+    char why[160] = "as configured";
+    uint64_t base = mw->budget_auto
+                        ? memwatch_auto_budget(limit, mw->stream_buffer_bytes, why, sizeof why)
+                        : mw->budget_fixed;
+    uint64_t eff = memwatch_clamp_budget(base, limit);
+    uint64_t old = atomic_load_explicit(&mw->budget_effective, memory_order_relaxed);
+    bool first = !mw->budget_ready;
+    mw->budget_ready = true;
+    mw->budget_limit_seen = limit;
+    atomic_store_explicit(&mw->budget_base, base, memory_order_relaxed);
+    if (!first && eff == old) return;
+    atomic_store_explicit(&mw->budget_effective, eff, memory_order_relaxed);
+    if (mw->budget) stream_budget_set_limit(mw->budget, eff);
+
+    char bs[24], cs[24], ls[24];
+    snprintf(bs, sizeof bs, "%" PRIu64, eff);
+    snprintf(cs, sizeof cs, "%" PRIu64, base);
+    snprintf(ls, sizeof ls, "%" PRIu64, limit);
+    if (eff < base) {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "memory_budget is above %d %% of the memory limit: clamped to it%s",
+                 MEMWATCH_BUDGET_LIMIT_PCT,
+                 eff < mw->stream_buffer_bytes
+                     ? " (less than one stream_buffer_bytes: every stream will be refused)"
+                     : "");
+        log_event(LOG_WARN, "memory_budget_clamped", msg, "bytes", bs, "configured_bytes",
+                  mw->budget_auto ? "auto" : cs, "why", why, "limit_bytes", ls, "limit_source",
+                  source, NULL);
+    } else if (first && mw->budget_auto) {
+        log_event(LOG_INFO, "memory_budget", "memory_budget auto", "bytes", bs, "why", why,
+                  "limit_source", source, NULL);
+    } else if (!first) {
+        log_event(LOG_INFO, "memory_budget", "the memory limit changed: memory_budget follows",
+                  "bytes", bs, "why", why, "limit_bytes", ls, "limit_source", source, NULL);
+    }
 }
 
 /* ---- sampling ------------------------------------------------------------------------------- */
@@ -290,6 +269,9 @@ static void sample(struct memwatch *mw)
     uint64_t low = limit / 100 * mw->low_pct;
     atomic_store_explicit(&mw->high_bytes, high == UINT64_MAX ? limit : high, memory_order_relaxed);
     atomic_store_explicit(&mw->low_bytes, low, memory_order_relaxed);
+    /* a resized cgroup resizes the budget too (only what is admitted from now on) */
+    if (mw->budget_ready && limit != mw->budget_limit_seen)
+        set_budget(mw, limit, m.has_limit ? "cgroup" : "physical memory");
     if (limit == 0) return; /* nothing known to compare with */
 
     bool was = atomic_load_explicit(&shedding, memory_order_relaxed);
@@ -382,6 +364,10 @@ static void collect(void *arg, struct metrics_writer *w)
                       memwatch_shedding() ? 1 : 0);
     metrics_write_one(w, "primed_memory_high_water_crossings_total", "counter",
                       "Times memory crossed the high-water mark upwards.", LD(crossings));
+    metrics_write_one(w, "primed_memory_budget_configured_bytes", "gauge",
+                      "memory_budget as configured (auto: from the limit), before the clamp to "
+                      "the limit; primed_memory_budget_bytes is what streams are admitted against.",
+                      LD(budget_base));
     metrics_write_one(w, "primed_memory_shed_requests_total", "counter",
                       "Requests refused with 503 overloaded above the high-water mark.",
                       atomic_load_explicit(&shed_requests, memory_order_relaxed));
@@ -395,7 +381,7 @@ static void collect(void *arg, struct metrics_writer *w)
 
 /* ---- lifetime ------------------------------------------------------------------------------- */
 
-int memwatch_create(struct primed_config *cfg, struct memwatch **out)
+int memwatch_create(struct primed_config *cfg, struct stream_budget *budget, struct memwatch **out)
 {
     *out = NULL;
     struct memwatch *mw = calloc(1, sizeof *mw);
@@ -405,8 +391,11 @@ int memwatch_create(struct primed_config *cfg, struct memwatch **out)
     mw->high_pct = cfg->memory_high_water;
     mw->low_pct = cfg->memory_low_water;
     mw->dump_pct = cfg->heap_dump_threshold ? cfg->heap_dump_threshold : cfg->memory_high_water;
-    mw->dump_keep = cfg->heap_dump_keep ? cfg->heap_dump_keep : 1;
     mw->dump_level = -1;
+    mw->budget = budget;
+    mw->budget_auto = cfg->memory_budget == 0;
+    mw->budget_fixed = cfg->memory_budget;
+    mw->stream_buffer_bytes = cfg->stream_buffer_bytes;
     snprintf(mw->dump_dir, sizeof mw->dump_dir, "%s", cfg->heap_dump_dir);
     pthread_mutex_init(&mw->mu, NULL);
     pthread_condattr_t ca;
@@ -424,24 +413,20 @@ int memwatch_create(struct primed_config *cfg, struct memwatch **out)
     }
     sample(mw); /* first values before anyone scrapes or sheds */
     uint64_t limit = atomic_load(&mw->limit);
-    char ls[24], why[160];
+    char ls[24];
     snprintf(ls, sizeof ls, "%" PRIu64, limit);
     const char *source = atomic_load(&mw->has_cgroup_limit) ? "cgroup" : "physical memory";
     if (mw->cg)
         log_event(LOG_INFO, "memory_limit", "memory limit", "source", source, "limit_bytes", ls,
                   "cgroup", cgroup_dir(mw->cg), "version",
                   cgroup_version(mw->cg) == CGROUP_V2 ? "v2" : "v1", NULL);
-    if (cfg->memory_budget == 0) {
-        cfg->memory_budget = memwatch_auto_budget(limit, cfg->stream_buffer_bytes, why, sizeof why);
-        char bs[24];
-        snprintf(bs, sizeof bs, "%" PRIu64, cfg->memory_budget);
-        log_event(LOG_INFO, "memory_budget", "memory_budget auto", "bytes", bs, "why", why,
-                  "limit_source", source, NULL);
-    }
+    set_budget(mw, limit, source);
+    cfg->memory_budget = atomic_load(&mw->budget_base); /* auto resolved; before the clamp */
 #if PRIMED_TCMALLOC
-    /* Found out now, not at the first crossing when the evidence is needed. */
-    if (mw->dump_dir[0] != '\0' && access(mw->dump_dir, W_OK | X_OK) != 0)
-        log_event(LOG_WARN, "heap_dump_dir_unusable", strerror(errno), "dir", mw->dump_dir, NULL);
+    /* Checked now (unusable, or open to others), not at the first crossing when the evidence is
+     * needed. Without memory for it every dump is counted and logged as failed. */
+    if (mw->dump_dir[0] != '\0')
+        heap_dumps_create(mw->dump_dir, cfg->heap_dump_keep ? cfg->heap_dump_keep : 1, &mw->dumps);
 #else
     if (mw->dump_dir[0] != '\0')
         log_event(LOG_WARN, "heap_dump_unavailable",
@@ -456,6 +441,7 @@ int memwatch_create(struct primed_config *cfg, struct memwatch **out)
 err_collector:
     metrics_unregister_collector(collect, mw);
 err:
+    heap_dumps_destroy(mw->dumps);
     cgroup_close(mw->cg);
     pthread_cond_destroy(&mw->cv);
     pthread_mutex_destroy(&mw->mu);
@@ -475,6 +461,7 @@ void memwatch_destroy(struct memwatch *mw)
     }
     metrics_unregister_collector(collect, mw);
     atomic_store_explicit(&shedding, false, memory_order_release);
+    heap_dumps_destroy(mw->dumps);
     cgroup_close(mw->cg);
     pthread_cond_destroy(&mw->cv);
     pthread_mutex_destroy(&mw->mu);

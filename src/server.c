@@ -196,7 +196,7 @@ struct server {
     struct pool *pool;
     struct api_ctx *api;
     struct listener main, debug;
-    struct stream_budget budget;
+    struct stream_budget *budget; /* borrowed (main.c's, shared with memwatch) */
     struct admission adm; /* per-client rate limits; read-only after create (internally locked) */
     /* /readyz. Written by the main thread (server_set_ready), read by I/O threads; relaxed:
      * a flag that publishes no other data, and a probe may see either side of a change. */
@@ -586,7 +586,7 @@ static enum MHD_Result submit(struct req *r, bool stream)
     }
     r->is_stream = stream;
     if (stream) {
-        r->stream = stream_create(&s->budget, s->cfg->stream_buffer_bytes,
+        r->stream = stream_create(s->budget, s->cfg->stream_buffer_bytes,
                                   stream_block_bytes(s->cfg->stream_buffer_bytes), req_wake, r,
                                   req_resume, r);
         if (!r->stream)
@@ -1428,22 +1428,22 @@ static int start_listener(struct server *s, struct listener *l, const char *host
 }
 
 struct server *server_create(const struct primed_config *cfg, struct pool *pool,
-                             struct api_ctx *api)
+                             struct api_ctx *api, struct stream_budget *budget)
 {
     struct server *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->cfg = cfg;
     s->pool = pool;
     s->api = api;
+    s->budget = budget;
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->susp_mu, NULL);
     pthread_cond_init(&s->susp_cv, NULL);
-    if (stream_budget_init(&s->budget, cfg->memory_budget) != 0) goto err; /* its metrics too */
     /* Idle buffers for reuse: two per worker (one finishing, one starting), and never more than
-     * 1/16 of the budget. */
-    uint64_t cache_max = cfg->memory_budget / 16 / cfg->stream_buffer_bytes;
+     * 1/16 of the budget in force now (clamped to the memory limit). */
+    uint64_t cache_max = stream_budget_limit(budget) / 16 / cfg->stream_buffer_bytes;
     if (cache_max > 2 * (uint64_t)cfg->workers) cache_max = 2 * (uint64_t)cfg->workers;
-    stream_budget_set_cache(&s->budget, cfg->stream_buffer_bytes,
+    stream_budget_set_cache(budget, cfg->stream_buffer_bytes,
                             stream_block_bytes(cfg->stream_buffer_bytes), (size_t)cache_max);
     s->watch.wake_fd = -1;
     atomic_init(&s->watch.stop, false);
@@ -1482,7 +1482,6 @@ err_metrics:
 err_adm:
     admission_fini(&s->adm);
 err:
-    stream_budget_destroy(&s->budget);
     pthread_cond_destroy(&s->susp_cv);
     pthread_mutex_destroy(&s->susp_mu);
     pthread_mutex_destroy(&s->mu);
@@ -1583,7 +1582,6 @@ void server_destroy(struct server *s)
     if (!s) return;
     server_stop(s);
     admission_fini(&s->adm);
-    stream_budget_destroy(&s->budget);
     pthread_cond_destroy(&s->susp_cv);
     pthread_mutex_destroy(&s->susp_mu);
     pthread_mutex_destroy(&s->mu);

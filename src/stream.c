@@ -52,8 +52,10 @@ static void collect(void *arg, struct metrics_writer *w)
     metrics_write_one(w, "primed_stream_buffer_bytes", "gauge",
                       "Bytes of stream buffers in use (charged to the memory budget).",
                       atomic_load_explicit(&b->used, memory_order_relaxed));
-    metrics_write_one(w, "primed_memory_budget_bytes", "gauge", "The stream memory budget.",
-                      b->limit);
+    metrics_write_one(w, "primed_memory_budget_bytes", "gauge",
+                      "The stream memory budget streams are admitted against (memory_budget, "
+                      "clamped to the memory limit).",
+                      stream_budget_limit(b));
     metrics_write_one(w, "primed_stream_buffer_cache_buffers", "gauge",
                       "Idle stream buffers kept for reuse (outside the budget).",
                       stream_budget_cached(b));
@@ -68,13 +70,23 @@ static void collect(void *arg, struct metrics_writer *w)
 int stream_budget_init(struct stream_budget *b, uint64_t limit)
 {
     atomic_init(&b->used, 0);
-    b->limit = limit;
+    atomic_init(&b->limit, limit);
     pthread_mutex_init(&b->cache_mu, NULL);
     b->cache_bytes = b->cache_max = b->cache_n = 0;
     atomic_init(&b->cache_hits, 0);
     atomic_init(&b->cache_misses, 0);
     atomic_init(&b->streams, 0);
     return metrics_register_collector(collect, b) == 0 ? 0 : -ENOSPC;
+}
+
+void stream_budget_set_limit(struct stream_budget *b, uint64_t limit)
+{
+    atomic_store_explicit(&b->limit, limit, memory_order_relaxed);
+}
+
+uint64_t stream_budget_limit(const struct stream_budget *b)
+{
+    return atomic_load_explicit(&b->limit, memory_order_relaxed);
 }
 
 /* The capacity a stream really has: whole blocks only. */
@@ -152,8 +164,10 @@ struct stream *stream_create(struct stream_budget *budget, size_t capacity, size
     size_t nblocks = capacity / block_bytes;
     capacity = rounded_capacity(capacity, block_bytes);
     if (budget) {
+        /* Reserve first, then compare: two admissions racing for the last room may both be
+         * refused, but the sum admitted never passes the limit. */
         uint64_t used = atomic_fetch_add_explicit(&budget->used, capacity, memory_order_relaxed);
-        if (used + capacity > budget->limit) {
+        if (used + capacity > stream_budget_limit(budget)) {
             atomic_fetch_sub_explicit(&budget->used, capacity, memory_order_relaxed);
             errno = EAGAIN;
             return NULL;

@@ -59,3 +59,42 @@ obs_stop() {
   local rcv="${1}_RC"
   primed_stop "$1" 20 || obs_fail "primed ($1) did not exit 0 within 20 s of SIGTERM (status ${!rcv})"
 }
+
+# obs_stream_burst PORT N DIR — N slow streamed lists (/v1/primes, read at 2 KiB/s, each ≤ 120 s)
+# opened at once on 127.0.0.1; stream I's response headers go to DIR/h.I. An admitted stream holds
+# its buffer until obs_burst_stop. Pids in OBS_BURST_PIDS (and OBS_PIDS, for cleanup).
+OBS_BURST_PIDS=()
+obs_stream_burst() {
+  local port=$1 n=$2 dir=$3 i
+  mkdir -p "$dir"
+  for i in $(seq "$n"); do
+    curl -s -m 120 --limit-rate 2k -D "$dir/h.$i" -o /dev/null \
+      "http://127.0.0.1:$port/v1/primes?from=$((i * 10000000000))&to=$((i * 10000000000 + 1000000000))" &
+    OBS_BURST_PIDS+=($!)
+    OBS_PIDS+=($!)
+  done
+}
+
+# obs_burst_count DIR N SECS — wait ≤ SECS until all N streams of a burst have a status line;
+# prints "ADMITTED REFUSED OTHER": 200s, 503s, and anything else (or no answer yet).
+obs_burst_count() {
+  local dir=$1 n=$2 end=$((SECONDS + $3)) i s ok rf ot
+  while :; do
+    ok=0 rf=0 ot=0
+    for i in $(seq "$n"); do
+      s=$(head -1 "$dir/h.$i" 2>/dev/null | awk '{print $2}')
+      case $s in 200) ok=$((ok + 1)) ;; 503) rf=$((rf + 1)) ;; *) ot=$((ot + 1)) ;; esac
+    done
+    [ $ot = 0 ] || [ $SECONDS -ge $end ] && break
+    sleep 0.2
+  done
+  echo "$ok $rf $ot"
+}
+
+# obs_burst_stop — the clients of every burst leave.
+obs_burst_stop() {
+  local p
+  for p in ${OBS_BURST_PIDS[@]+"${OBS_BURST_PIDS[@]}"}; do kill "$p" 2>/dev/null; done
+  for p in ${OBS_BURST_PIDS[@]+"${OBS_BURST_PIDS[@]}"}; do wait "$p" 2>/dev/null; done
+  OBS_BURST_PIDS=()
+}

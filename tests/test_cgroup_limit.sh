@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# test_cgroup_limit.sh — primed in a real memory cgroup with a small limit, pushed towards it by
-# slow streams (curl --limit-rate) with a stream budget larger than the limit, so only the
-# high-water mark stands between primed and the OOM killer:
-#  - primed is never OOM-killed (the group's oom_kill count stays 0, the process stays alive);
-#  - it sheds (new stream 503 overloaded, /readyz 503) while isprime and /healthz answer 200;
-#  - once the slow clients go away it recovers (/readyz 200, streams 200);
-#  - release builds: heap profiles were written on the way up and `go tool pprof` reads them.
+# test_cgroup_limit.sh — primed in a real memory cgroup with a small limit (128 MiB):
+#  1. pushed by slow streams (curl --limit-rate) added 4 at a time, with the high-water mark (50 %)
+#     below what the stream budget (--memory-budget 1GiB, clamped to half the limit) allows, so
+#     the mark is what stops them:
+#     - primed is never OOM-killed (the group's oom_kill count stays 0, the process stays alive);
+#     - it sheds (new stream 503 overloaded, /readyz 503) while isprime and /healthz answer 200;
+#     - once the slow clients go away it recovers (/readyz 200, streams 200);
+#     - heap profiles were written on the way up and `go tool pprof` reads them;
+#  2. a burst of 200 slow streams as fast as curl starts (1–2 s), default marks: so many arrive
+#     between two samples that only the budget charged at admission stands between primed and
+#     the OOM killer: 64 admitted (64 MiB), the rest 503, alive, oom_kill 0 (before the clamp:
+#     all admitted, OOM-killed).
 # The sequence is printed with timestamps. Needs root and a writable memory controller (v1, or v2
 # with memory delegable to a child); otherwise it says why and exits 77. Sanitizer builds: 77
 # (ASan's quarantine and shadow memory make RSS say nothing about primed's own use).
@@ -42,12 +47,17 @@ fi
 mkdir "$CG" 2>/dev/null || na "cannot create $CG (read-only cgroup filesystem?)"
 
 . tests/obs_lib.sh
+# An exit hook of lib.sh's (a trap of our own would replace its cleanup and leave primed running
+# in the group): the servers still in the group are stopped first, or it could not be removed.
 cleanup_cg() {
-  obs_cleanup
+  local name
+  for name in ${LIB_SRV_NAMES[@]+"${LIB_SRV_NAMES[@]}"}; do
+    primed_alive "$name" && { primed_signal "$name" TERM; primed_wait "$name" 5 >/dev/null 2>&1; }
+  done
   for _ in $(seq 50); do rmdir "$CG" 2>/dev/null && return; sleep 0.1; done
   echo "warning: could not remove $CG" >&2
 }
-trap cleanup_cg EXIT
+lib_at_exit cleanup_cg
 
 LIMIT_MIB=${PRIMED_TEST_CGROUP_LIMIT_MIB:-128}
 LIMIT=$((LIMIT_MIB * 1048576))
@@ -74,7 +84,8 @@ WRAP="$OBS_TMP/in-cgroup.sh"
 printf '#!/bin/sh\necho $$ > "%s/cgroup.procs" || exit 97\nexec "%s" "$@"\n' "$CG" "$OBS_BIN" >"$WRAP"
 chmod +x "$WRAP"
 PRIMED_BIN=$WRAP obs_start P --workers 2 --memory-budget 1GiB --stream-buffer-bytes 1MiB \
-  --heap-dump-dir "$OBS_TMP/dumps" --heap-dump-threshold 70 --heap-dump-keep 10 \
+  --memory-high-water 50 --memory-low-water 40 \
+  --heap-dump-dir "$OBS_TMP/dumps" --heap-dump-threshold 30 --heap-dump-keep 10 \
   --max-connections 2048 --connection-timeout 120
 grep -q "primed-test-$$" "/proc/$P_PID/cgroup" || obs_fail "primed is not in $CG"
 B="http://127.0.0.1:$P_PORT"
@@ -154,5 +165,30 @@ grep -Eq 'stream_|api_' "$OBS_TMP/top" || { head -20 "$OBS_TMP/top"; obs_fail "t
 stamp "$ndumps heap profile(s); go tool pprof -top $last: $(grep -Eo '\b(stream_[a-z_]+|api_[a-z_]+)' "$OBS_TMP/top" | sort -u | head -3 | tr '\n' ' ')"
 [ "$(kills)" = 0 ] || obs_fail "OOM kills in the group: $(kills)"
 obs_stop P
+stamp "stopped cleanly, oom_kill $(kills)"
+
+# ---- a burst: 200 slow streams at once, --memory-budget 1GiB ---------------------------------
+# Before its budget was clamped to the limit, primed admitted all 200 (200 MiB of buffers in a
+# 128 MiB group) and the kernel killed it before the sampling thread's next look. Now the budget
+# is half the limit (64 buffers of 1 MiB): the rest get 503 at admission, whatever was sampled.
+PRIMED_BIN=$WRAP obs_start R --workers 2 --memory-budget 1GiB --stream-buffer-bytes 1MiB \
+  --max-connections 2048 --connection-timeout 120
+RB="http://127.0.0.1:$R_PORT"
+grep -q '"level":"warn","event":"memory_budget_clamped".*"bytes":"'$((LIMIT / 2))'"' "$OBS_TMP/R.log" ||
+  obs_fail "no memory_budget_clamped warning: $(grep memory_budget "$OBS_TMP/R.log")"
+stamp "primed restarted with --memory-budget 1GiB: clamped to $((LIMIT / 2 / 1048576)) MiB"
+obs_stream_burst "$R_PORT" 200 "$OBS_TMP/burst"
+stamp "200 slow streams opened"
+read -r ok refused other < <(obs_burst_count "$OBS_TMP/burst" 200 30)
+stamp "answered: $ok admitted, $refused refused (503), $other other; usage $(($(usage) / 1048576)) MiB, oom_kill $(kills)"
+kill -0 "$R_PID" 2>/dev/null || obs_fail "primed died under the burst (oom_kill $(kills))"
+[ "$ok" = $((LIMIT / 2 / 1048576)) ] && [ "$refused" = $((200 - ok)) ] ||
+  obs_fail "burst of 200: $ok admitted, $refused refused, $other other; want $((LIMIT / 2 / 1048576)) admitted, the rest 503"
+sleep 2 # the admitted producers have filled their buffers
+[ "$(code "$RB/healthz")" = 200 ] || obs_fail "healthz under the burst"
+[ "$(kills)" = 0 ] || obs_fail "OOM kills in the group: $(kills)"
+stamp "2 s later: alive, /healthz 200, oom_kill 0, usage $(($(usage) / 1048576)) MiB of $LIMIT_MIB"
+obs_burst_stop
+obs_stop R
 stamp "stopped cleanly, oom_kill $(kills)"
 echo "PASS test_cgroup_limit"

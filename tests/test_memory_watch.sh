@@ -8,7 +8,14 @@
 #    isprime, small counts, /healthz and /metrics still 200; one log line per crossing;
 #  - between the marks nothing changes (hysteresis); below 80 % everything is back;
 #  - release builds: each crossing writes DIR/heap-<time>-<rss MiB>.prof atomically, only
-#    heap_dump_keep are kept, and `go tool pprof` reads them back.
+#    heap_dump_keep are kept, and `go tool pprof` reads them back;
+#  - release builds: in a directory others can write (a warning at start), files planted under
+#    names that sort newest and oldest, at the old temporary names and (symlinks) at the coming
+#    profiles' names cost no profile and are never touched; a dump into a vanished directory is
+#    counted failed and logged with its path and errno;
+#  - a burst of 40 streams against --memory-budget 1GiB in a 32 MiB limit: the budget is clamped
+#    to 16 MiB at start (a warning), so 16 are admitted and 24 get 503 at once; the budget follows
+#    the limit when it shrinks (held streams keep theirs, new ones wait) and when it grows.
 # Real cgroups are tests/test_cgroup_limit.sh.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -147,4 +154,113 @@ if [ "$VARIANT" = release ]; then # a dump directory that cannot be written is r
   obs_stop Q
   obs_ok "an unusable heap_dump_dir is reported at startup"
 fi
+grep -q '"event":"heap_dump_dir_unsafe"' "$LOG" && obs_fail "a dump directory of ours (0755) reported unsafe"
+
+# ---- a heap_dump_dir others can write: nothing planted there costs a profile ------------------
+# Planted: empty files whose names sort as the newest profiles and a file that sorts as the
+# oldest (pruning must only ever delete profiles this process wrote), empty files at the
+# temporary names the dump used to use, and symlinks at the names of the coming profiles
+# (unix time, RSS MiB: predictable). Every failure is counted and logged with path and errno.
+setmax() { echo $(($1 * MIB)) >"$G/memory.max.tmp" && mv "$G/memory.max.tmp" "$G/memory.max"; }
+wait_code() { # URL CODE — wait ≤ 5 s for URL to answer CODE
+  for _ in $(seq 50); do [ "$(code "$1")" = "$2" ] && return 0; sleep 0.1; done
+  obs_fail "$1 did not answer $2 in 5 s"
+}
+if [ "$VARIANT" = release ]; then
+  setmax 100; setmem 10
+  D="$OBS_TMP/shared-dumps"
+  mkdir -p "$D" && chmod 0777 "$D"
+  : >"$D/heap-99999999991-1.prof"
+  : >"$D/heap-99999999992-1.prof"
+  echo planted >"$D/heap-1-1.prof"
+  echo victim >"$OBS_TMP/victim"
+  obs_start S --workers 2 --cgroup-root "$T" --heap-dump-dir "$D" --heap-dump-keep 1
+  SB="http://127.0.0.1:$S_PORT"
+  SLOG="$OBS_TMP/S.log"
+  smetric() { curl -s "$SB/metrics" | awk -v n="primed_heap_dumps_total{result=\"$1\"}" '$1 == n {print $2}'; }
+  grep -q '"level":"warn","event":"heap_dump_dir_unsafe".*"dir":"'"$D"'"' "$SLOG" ||
+    obs_fail "no heap_dump_dir_unsafe warning for a 0777 directory: $(grep heap_dump_dir "$SLOG")"
+  for k in $(seq 0 63); do : >"$D/.heap-$S_PID-$k.tmp"; done
+  rss=$(($(awk '{print $24}' "/proc/$S_PID/stat") * $(getconf PAGESIZE) / MIB))
+  now=$(date +%s)
+  for t in $(seq "$now" $((now + 5))); do
+    for m in $(seq $((rss > 4 ? rss - 4 : 0)) $((rss + 8))); do ln -s "$OBS_TMP/victim" "$D/heap-$t-$m.prof"; done
+  done
+  planted=$(ls -A "$D" | wc -l)
+  episode() { # one crossing of the high-water mark, which writes one profile
+    setmem 95; wait_code "$SB/readyz" 503
+    for _ in $(seq 50); do [ "$(smetric written)$(smetric failed)" != "$1$2" ] || break; sleep 0.1; done
+    setmem 50; wait_code "$SB/readyz" 200
+  }
+  last_dump() { grep '"event":"heap_dump"' "$SLOG" | tail -1 | sed 's/.*"path":"\([^"]*\)".*/\1/'; }
+  planted_intact() {
+    [ ! -s "$D/heap-99999999991-1.prof" ] && [ -f "$D/heap-99999999991-1.prof" ] &&
+      [ -f "$D/heap-99999999992-1.prof" ] && [ "$(cat "$D/heap-1-1.prof")" = planted ] &&
+      [ "$(cat "$OBS_TMP/victim")" = victim ] && [ "$(ls -A "$D" | wc -l)" = $((planted + 1)) ]
+  }
+  episode 1 0
+  [ "$(smetric written)/$(smetric failed)/$(smetric duplicate)" = 1/0/0 ] ||
+    obs_fail "first dump: written/failed/duplicate $(smetric written)/$(smetric failed)/$(smetric duplicate), want 1/0/0 ($(grep heap_dump "$SLOG" | tail -2))"
+  first=$(last_dump)
+  [ -f "$first" ] && [ ! -L "$first" ] && head -c 13 "$first" | grep -q '^heap profile:' ||
+    obs_fail "the profile $first is not there, or not a heap profile"
+  planted_intact || obs_fail "the first dump changed what was planted: $(ls -lA "$D" | head -20)"
+  grep -q '"level":"warn","event":"heap_dump_name_taken".*"path":"'"$D"'/heap-' "$SLOG" ||
+    obs_fail "the symlinks at the coming names were not met (RSS $rss MiB predicted): $first"
+  sleep 1.1 # another name
+  episode 2 0
+  [ "$(smetric written)/$(smetric failed)" = 2/0 ] || obs_fail "second dump: $(smetric written)/$(smetric failed)"
+  second=$(last_dump)
+  [ "$second" != "$first" ] && [ -s "$second" ] && [ ! -e "$first" ] ||
+    obs_fail "heap_dump_keep 1: want $second kept and $first pruned: $(ls -A "$D" | grep -v '^\.heap' | tr '\n' ' ')"
+  planted_intact || obs_fail "pruning deleted or changed what was planted: $(ls -lA "$D" | head -20)"
+  obs_ok "planted profiles (newest, oldest), temporary names and symlinks at the coming names: both profiles written, the older one pruned, nothing planted touched"
+
+  rm -rf "$D" # the directory goes away: the next dump fails, counted and logged
+  episode 2 1
+  [ "$(smetric failed)" = 1 ] || obs_fail "a dump into a missing directory: failed=$(smetric failed)"
+  grep -q '"level":"warn","event":"heap_dump_failed".*"path":"'"$D"'.*"errno":"2"' "$SLOG" ||
+    obs_fail "no heap_dump_failed warning with the path and errno 2: $(grep heap_dump_failed "$SLOG")"
+  obs_stop S
+  obs_ok "a dump that cannot be written: failed=1 and a warning with its path and errno"
+fi
+
+# ---- a burst of streams against a memory_budget above the limit -------------------------------
+# --memory-budget 1GiB in a 32 MiB limit: the budget is clamped to half the limit (16 MiB, 16
+# buffers of 1 MiB) at start with a warning, so 40 streams opened at once get 16 admissions and 24
+# 503s whatever the sampling thread has seen; when the limit changes the budget follows.
+setmax 32; setmem 10
+obs_start R --workers 2 --cgroup-root "$T" --memory-budget 1GiB --stream-buffer-bytes 1MiB
+RB="http://127.0.0.1:$R_PORT"
+rmetric() { curl -s "$RB/metrics" | awk -v n="$1" '$1 == n {print $2}'; }
+obs_stream_burst "$R_PORT" 40 "$OBS_TMP/burst"
+read -r ok refused other < <(obs_burst_count "$OBS_TMP/burst" 40 $((15 * LIB_SLOW)))
+primed_check R
+[ "$ok/$refused/$other" = 16/24/0 ] ||
+  obs_fail "40 streams at once, 1GiB budget, 32 MiB limit: $ok admitted, $refused refused, $other other; want 16/24/0"
+[ "$(code "$RB/healthz")" = 200 ] || obs_fail "healthz during the burst"
+[ "$(rmetric primed_streams_active)" = 16 ] || obs_fail "streams active $(rmetric primed_streams_active), want 16"
+grep -q '"level":"warn","event":"memory_budget_clamped".*"bytes":"16777216"' "$OBS_TMP/R.log" ||
+  obs_fail "no memory_budget_clamped warning for 16 MiB: $(grep memory_budget "$OBS_TMP/R.log")"
+[ "$(rmetric primed_memory_budget_bytes)" = $((16 * MIB)) ] || obs_fail "budget gauge $(rmetric primed_memory_budget_bytes)"
+[ "$(rmetric primed_memory_budget_configured_bytes)" = $((1024 * MIB)) ] || obs_fail "configured budget gauge"
+obs_ok "40 streams at once against --memory-budget 1GiB in a 32 MiB limit: 16 admitted (clamped to 16 MiB, warned), 24 503"
+
+wait_metric() { # NAME VALUE — wait ≤ 5 s for R's gauge
+  for _ in $(seq 50); do [ "$(rmetric "$1")" = "$2" ] && return 0; sleep 0.1; done
+  obs_fail "$1 is $(rmetric "$1"), want $2"
+}
+setmax 16 # while the 16 streams hold their buffers
+wait_metric primed_memory_budget_bytes $((8 * MIB))
+body=$(curl -s "$RB/v1/primes?from=0&to=1000")
+grep -q 'stream memory budget exhausted' <<<"$body" || obs_fail "a new stream over the shrunk budget: $body"
+obs_burst_stop
+wait_metric primed_streams_active 0
+[ "$(code "$RB/v1/primes?from=0&to=1000")" = 200 ] || obs_fail "a stream once the burst left"
+setmax 64
+wait_metric primed_memory_budget_bytes $((32 * MIB))
+[ "$(grep -c '"event":"memory_budget_clamped"' "$OBS_TMP/R.log")" = 3 ] ||
+  obs_fail "want one memory_budget_clamped warning per limit: $(grep memory_budget "$OBS_TMP/R.log")"
+obs_stop R
+obs_ok "the limit shrinks to 16 MiB: budget 8 MiB at the next sample, new streams refused until the held ones leave; grows to 64 MiB: 32 MiB"
 echo "PASS test_memory_watch"

@@ -16,11 +16,14 @@
 #include "primed/pool.h"
 
 struct server;
+struct stream_budget;
 
-/* Start both listeners and write cfg->port_file. cfg, pool and api are borrowed until
- * server_destroy. Returns NULL (after logging why) on failure. Not ready until server_set_ready. */
+/* Start both listeners and write cfg->port_file. cfg, pool, api and budget (the stream budget
+ * every streamed response is admitted against; its cache is configured here, so no stream of it
+ * may exist yet) are borrowed until server_destroy. Returns NULL (after logging why) on failure.
+ * Not ready until server_set_ready. */
 struct server *server_create(const struct primed_config *cfg, struct pool *pool,
-                             struct api_ctx *api);
+                             struct api_ctx *api, struct stream_budget *budget);
 void server_set_ready(struct server *s, bool ready);
 void server_ports(const struct server *s, unsigned *main_port, unsigned *debug_port);
 

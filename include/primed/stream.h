@@ -30,15 +30,19 @@
 
 #define STREAM_CACHE_SLOTS 16
 
-/* Bytes of stream buffers in use across the process, against a limit (cfg.memory_budget), and a
- * small cache of idle buffers. A finished stream's buffer goes to the cache when there is room
+/* Bytes of stream buffers in use across the process, against a limit (cfg.memory_budget, clamped
+ * to the memory limit by memwatch, which moves it when the limit changes), and a small cache of
+ * idle buffers. A stream's whole capacity is charged when it is admitted (stream_create), before
+ * any of it is allocated, so the bytes admitted never exceed the limit in force at admission,
+ * however many streams arrive at once. A lowered limit refuses new streams until those admitted
+ * leave; it takes nothing back. A finished stream's buffer goes to the cache when there is room
  * and the next stream's producer takes it instead of calling malloc: one large allocation per
  * streamed response otherwise costs tcmalloc's page heap and, with heap sampling on (one sample
  * per 512 KiB), a stack walk every other /v1/primes. Cached buffers are idle memory outside the
  * budget, at most cache_max × cache_bytes (primed_stream_buffer_cache_buffers). */
 struct stream_budget {
-    atomic_uint_fast64_t used; /* add/sub by stream_create/destroy (relaxed: a counter) */
-    uint64_t limit;            /* set once before any stream exists */
+    atomic_uint_fast64_t used;  /* add/sub by stream_create/destroy (relaxed: a counter) */
+    atomic_uint_fast64_t limit; /* stream_budget_set_limit (relaxed: a value on its own) */
     pthread_mutex_t cache_mu;
     size_t cache_bytes; /* the one buffer size cached (a stream's rounded capacity) */
     size_t cache_max;   /* 0 = no cache; at most STREAM_CACHE_SLOTS */
@@ -51,6 +55,9 @@ struct stream_budget {
  * (primed_streams_active, primed_stream_buffer_bytes, …) until stream_budget_destroy. Returns 0,
  * or -ENOSPC when the metrics registry is full; call stream_budget_destroy either way. */
 int stream_budget_init(struct stream_budget *b, uint64_t limit);
+/* Admit new streams against `limit` bytes from now on. Any thread. */
+void stream_budget_set_limit(struct stream_budget *b, uint64_t limit);
+uint64_t stream_budget_limit(const struct stream_budget *b);
 /* Cache up to max_buffers (capped at STREAM_CACHE_SLOTS) idle buffers of the streams created with
  * this capacity and block size. Call before any stream exists. */
 void stream_budget_set_cache(struct stream_budget *b, size_t capacity, size_t block_bytes,
