@@ -1,8 +1,8 @@
 /* pool.c — worker threads, the bounded job queue, chunk helping and the deadline watchdog.
  *
- * One mutex guards the queue, the list of open parallel tasks, the per-worker `current` job and
- * the counters. It is held only for O(1) work (plus an O(queue) scan by the watchdog when a
- * deadline fires), never while a job or chunk runs. Idle workers sleep on cv_work; nothing spins.
+ * One mutex guards the queue (jobq.c), the list of open parallel tasks, the per-worker `current`
+ * job and the counters. It is held only for O(1) work (plus an O(queue) scan by the watchdog when
+ * a deadline fires), never while a job or chunk runs. Idle workers sleep on cv_work; nothing spins.
  * A lock-free queue was not used: a submit is one uncontended lock round-trip (~50 ns) against
  * a job of ≥ several µs, and the condvar is needed for sleeping anyway. The chunk cursor of a
  * parallel task is the one lock-free structure: claimed once per chunk by any worker.
@@ -14,12 +14,13 @@
  * still returning sets resume_pending and run_job re-queues the job itself, so runs of one job
  * never overlap and no resume is lost.
  *
- * Per-client cap (pool_set_client_cap): a worker scans the head of the queue for the first job
- * whose client has fewer than `cap` jobs running, counting over the workers' `current` jobs:
- * O(POOL_FAIR_SCAN × workers) under the lock in the worst case, O(1) while fewer than `cap`
- * workers are busy. Deficit round-robin across per-client queues would be fairer in theory but
- * needs a client table in the pool; the cap plus FIFO is enough to keep a worker free for
- * others. When a capped job finishes, a sleeping worker is woken for the job it may unblock.
+ * Per-client cap (pool_set_client_cap): the queue keeps one FIFO per client and a ring of the
+ * clients under their cap (jobq.c), so taking the next eligible job is O(1) whatever the depth.
+ * The pool tells it when a worker starts or stops being busy for a client (a job, resumed or
+ * not, or a chunk); when that frees a capped client's slot, a sleeping worker is woken. Together
+ * with a signal per submit of an eligible job, no worker sleeps while a job it may take waits.
+ * (Replaced: a scan of the first 64 queued jobs, which left a worker idle behind 64 jobs of one
+ * capped client while another client's job waited further back.)
  */
 #include "primed/pool.h"
 
@@ -30,6 +31,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "jobq.h"
 #include "primed/metrics.h"
 
 struct worker {
@@ -56,8 +58,8 @@ struct pool {
     pthread_cond_t cv_init; /* pool_create: a worker finished its init */
 
     /* Everything below is under mu. */
-    struct pool_job *qhead, *qtail;
-    unsigned qlen, qcap;
+    struct jobq *q; /* queued jobs, at most qcap */
+    unsigned qcap;
     struct pool_job *rhead, *rtail; /* resumed jobs (pool_resume), FIFO, unbounded by qcap */
     unsigned rlen, nparked;
     uint64_t resumes;
@@ -69,8 +71,6 @@ struct pool {
     uint64_t wd_next_ns; /* the watchdog's next wake-up (UINT64_MAX = none): submit signals
                             cv_wd only for an earlier deadline, so it does not wake per job */
     uint64_t jobs[POOL__OUTCOMES];
-    unsigned client_cap; /* 0 = none; set before the first submit */
-    uint64_t fair_skips;
 
     pool_worker_init_fn init;
     pool_worker_fini_fn fini;
@@ -103,58 +103,6 @@ bool pool_job_cancel(struct pool_job *job, enum pool_cancel reason)
     int expected = 0;
     return atomic_compare_exchange_strong_explicit(&job->cancel, &expected, (int)reason,
                                                    memory_order_release, memory_order_relaxed);
-}
-
-static struct pool_job *queue_pop(struct pool *p)
-{
-    struct pool_job *j = p->qhead;
-    if (!j) return NULL;
-    p->qhead = j->next;
-    if (!p->qhead) p->qtail = NULL;
-    j->next = NULL;
-    p->qlen--;
-    return j;
-}
-
-/* Workers busy for `client` now: running its jobs or helping with their chunks. */
-static unsigned running_for(const struct pool *p, uint64_t client)
-{
-    unsigned n = 0;
-    for (unsigned i = 0; i < p->nworkers; i++)
-        n += p->w[i].current != NULL && p->w[i].current->client == client;
-    for (const struct pool_par *par = p->pars; par; par = par->next)
-        n += par->client == client ? par->helpers : 0;
-    return n;
-}
-
-static bool at_cap(const struct pool *p, uint64_t client)
-{
-    return p->client_cap != 0 && client != 0 && p->busy >= p->client_cap &&
-           running_for(p, client) >= p->client_cap;
-}
-
-/* The oldest queued job whose client is under the cap, or NULL when the first POOL_FAIR_SCAN
- * are all over it (they wait for one of their client's jobs to finish). */
-static struct pool_job *queue_pop_fair(struct pool *p)
-{
-    if (p->client_cap == 0 || p->busy < p->client_cap) return queue_pop(p);
-    struct pool_job *prev = NULL;
-    unsigned n = 0;
-    for (struct pool_job *j = p->qhead; j && n < POOL_FAIR_SCAN; prev = j, j = j->next, n++) {
-        if (at_cap(p, j->client)) {
-            p->fair_skips++;
-            continue;
-        }
-        if (prev)
-            prev->next = j->next;
-        else
-            p->qhead = j->next;
-        if (p->qtail == j) p->qtail = prev;
-        j->next = NULL;
-        p->qlen--;
-        return j;
-    }
-    return NULL;
 }
 
 static void rlist_push(struct pool *p, struct pool_job *j)
@@ -206,15 +154,23 @@ static bool par_open(struct pool_par *par)
 static void run_job(struct pool *p, struct worker *w, struct pool_job *job)
 {
     job->running = true;
-    if (w) w->current = job;
-    p->busy += w != NULL;
+    if (w) {
+        w->current = job;
+        p->busy++;
+        jobq_busy(p->q, job->qc, +1);
+    }
     pthread_mutex_unlock(&p->mu);
     atomic_store_explicit(&cur_label, job->label, memory_order_release);
     enum pool_outcome o = job->run(job, w ? w->local : NULL);
     atomic_store_explicit(&cur_label, NULL, memory_order_release); /* before `done` frees it */
     pthread_mutex_lock(&p->mu);
-    p->busy -= w != NULL;
-    if (w) w->current = NULL;
+    if (w) {
+        w->current = NULL;
+        p->busy--;
+        /* A queued job of this client may have waited for this slot: a sleeper may take it now
+         * (this worker may have a `done` to call first). */
+        if (jobq_busy(p->q, job->qc, -1)) pthread_cond_signal(&p->cv_work);
+    }
     job->running = false;
     if (o == POOL_PARKED) {
         /* Not finished and not done: forgotten until pool_resume, unless that came already. */
@@ -229,8 +185,7 @@ static void run_job(struct pool *p, struct worker *w, struct pool_job *job)
     }
     if ((unsigned)o >= POOL__OUTCOMES) o = POOL_DONE;
     p->jobs[o]++;
-    /* A queued job of this client may have been waiting for this one: let a sleeper look. */
-    if (p->client_cap && job->client && p->qhead) pthread_cond_signal(&p->cv_work);
+    jobq_release(p->q, job);
     pthread_mutex_unlock(&p->mu);
     /* The pool holds no pointer to the job any more: its owner may free it now. */
     if (job->done) job->done(job);
@@ -261,24 +216,26 @@ static void *worker_main(void *arg)
     }
     for (;;) {
         /* Resumed streams first (a reader is waiting on them and each run is short: it fills
-         * the free half of one stream buffer), but never twice in a row while jobs are queued. */
-        struct pool_job *job = NULL;
+         * the free half of one stream buffer), but never twice in a row while a queued job may
+         * be taken. */
+        struct pool_job *job = w->prefer_queue ? jobq_pop(p->q) : NULL;
         bool resumed = false;
-        if (!(w->prefer_queue && p->qhead)) resumed = (job = rlist_pop(p)) != NULL;
-        if (!job) job = queue_pop_fair(p);
+        if (!job) resumed = (job = rlist_pop(p)) != NULL;
+        if (!job) job = jobq_pop(p->q);
         if (job) { /* queued jobs before chunks: fairness towards small requests */
             w->prefer_queue = resumed;
             run_job(p, w, job);
             continue;
         }
         struct pool_par *par = p->pars;
-        while (par && (!par_open(par) || at_cap(p, par->client)))
+        while (par && (!par_open(par) || jobq_at_cap(p->q, par->qc)))
             par = par->next;
         if (par) {
             /* One chunk, then back to the queue check. helpers > 0 keeps `par` alive: its owner
              * waits for helpers == 0 before returning from pool_parallel. */
             par->helpers++;
             p->busy++;
+            jobq_busy(p->q, par->qc, +1);
             w->helping = par;
             pthread_mutex_unlock(&p->mu);
             atomic_store_explicit(&cur_label, par->label, memory_order_release);
@@ -287,10 +244,11 @@ static void *worker_main(void *arg)
             pthread_mutex_lock(&p->mu);
             w->helping = NULL;
             p->busy--;
+            if (jobq_busy(p->q, par->qc, -1)) pthread_cond_signal(&p->cv_work);
             if (--par->helpers == 0) pthread_cond_broadcast(&p->cv_par);
             continue;
         }
-        if (p->stopping && p->nparked == 0 && !p->qhead) {
+        if (p->stopping && p->nparked == 0 && jobq_len(p->q) == 0) {
             pthread_cond_broadcast(&p->cv_work); /* the others may be waiting for the last park */
             break;
         }
@@ -320,21 +278,7 @@ static void *watchdog_main(void *arg)
         }
         /* Queued jobs past their deadline are answered here and now (run with local == NULL),
          * not when a worker frees up. */
-        struct pool_job *expired = NULL, **pp = &p->qhead, *prev = NULL;
-        while (*pp) {
-            struct pool_job *j = *pp;
-            if (j->deadline_ns && j->deadline_ns <= now) {
-                *pp = j->next;
-                if (p->qtail == j) p->qtail = prev;
-                p->qlen--;
-                j->next = expired;
-                expired = j;
-                continue;
-            }
-            if (j->deadline_ns && j->deadline_ns < next) next = j->deadline_ns;
-            prev = j;
-            pp = &j->next;
-        }
+        struct pool_job *expired = jobq_take_expired(p->q, now, &next);
         if (expired) {
             while (expired) {
                 struct pool_job *j = expired;
@@ -385,8 +329,8 @@ static void collect(void *arg, struct metrics_writer *w)
     metrics_write_one(w, "primed_stream_resume_queue_depth", "gauge",
                       "Resumed stream producers waiting for a worker.", ps.resume_depth);
     metrics_write_one(w, "primed_pool_fair_skips_total", "counter",
-                      "Queued jobs passed over because their client had max_inflight_per_client "
-                      "workers busy.",
+                      "Clients with jobs queued passed over, at each job taken, because "
+                      "max_inflight_per_client workers were busy for them.",
                       ps.fair_skips);
 }
 
@@ -400,8 +344,14 @@ struct pool *pool_create(unsigned workers, unsigned queue_capacity, pool_worker_
     struct pool *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->w = calloc(workers, sizeof *p->w);
-    if (!p->w) {
+    /* Client records: one per client with a queued (≤ qcap) or running (≤ workers) job, plus
+     * parked ones; the hint sizes the hash table. */
+    p->q = jobq_create(queue_capacity + workers);
+    if (!p->w || !p->q) {
+        jobq_destroy(p->q);
+        free(p->w);
         free(p);
+        errno = ENOMEM;
         return NULL;
     }
     pthread_condattr_t ca;
@@ -463,6 +413,7 @@ void pool_destroy(struct pool *p)
     pthread_cond_destroy(&p->cv_par);
     pthread_cond_destroy(&p->cv_work);
     pthread_mutex_destroy(&p->mu);
+    jobq_destroy(p->q);
     free(p->w);
     free(p);
 }
@@ -476,18 +427,15 @@ int pool_submit(struct pool *p, struct pool_job *job)
         pthread_mutex_unlock(&p->mu);
         return -ESHUTDOWN;
     }
-    if (p->qlen >= p->qcap) {
+    int rc = jobq_len(p->q) >= p->qcap ? -EAGAIN : jobq_push(p->q, job);
+    if (rc < 0) {
         p->jobs[POOL_REJECTED]++;
         pthread_mutex_unlock(&p->mu);
-        return -EAGAIN;
+        return rc;
     }
-    if (p->qtail)
-        p->qtail->next = job;
-    else
-        p->qhead = job;
-    p->qtail = job;
-    p->qlen++;
-    pthread_cond_signal(&p->cv_work);
+    /* One wake-up per job a worker may take now; a job whose client is at its cap gets its
+     * wake-up when a slot frees (run_job). */
+    if (rc > 0) pthread_cond_signal(&p->cv_work);
     if (job->deadline_ns && job->deadline_ns < p->wd_next_ns) {
         p->wd_next_ns = job->deadline_ns;
         pthread_cond_signal(&p->cv_wd);
@@ -499,7 +447,7 @@ int pool_submit(struct pool *p, struct pool_job *job)
 void pool_set_client_cap(struct pool *p, unsigned cap)
 {
     pthread_mutex_lock(&p->mu);
-    p->client_cap = cap;
+    jobq_set_cap(p->q, cap);
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -527,8 +475,7 @@ void pool_job_clear_deadline(struct pool *p, struct pool_job *job)
 void pool_cancel_all(struct pool *p, enum pool_cancel reason)
 {
     pthread_mutex_lock(&p->mu);
-    for (struct pool_job *j = p->qhead; j; j = j->next)
-        pool_job_cancel(j, reason);
+    jobq_cancel_all(p->q, reason);
     for (struct pool_job *j = p->rhead; j; j = j->next)
         pool_job_cancel(j, reason);
     for (unsigned i = 0; i < p->nworkers; i++)
@@ -545,7 +492,7 @@ int pool_parallel(struct pool *p, struct pool_par *par, void *local)
     par->owner = NULL;
     par->label = pool_current_label(); /* helpers wear the owner's label */
     bool shared = par->nchunks > 1 && p->nworkers > 1;
-    par->client = 0;
+    par->qc = NULL;
     /* On a worker (the normal case; tests may call from elsewhere), show the task's progress on
      * its job: one more lock round-trip per task, against tasks of many sieve segments. */
     struct worker *me = self && self->p == p ? self : NULL;
@@ -558,7 +505,7 @@ int pool_parallel(struct pool *p, struct pool_par *par, void *local)
     if (shared) {
         pthread_mutex_lock(&p->mu);
         /* w->current is written by this very thread (run_job): no race. */
-        if (me && me->current) par->client = me->current->client;
+        if (me && me->current) par->qc = me->current->qc;
         par->next = p->pars;
         p->pars = par;
         pthread_cond_broadcast(&p->cv_work);
@@ -592,12 +539,12 @@ static void stats_locked(struct pool *p, struct pool_stats *out)
 {
     out->workers = p->nworkers;
     out->busy = p->busy;
-    out->queue_depth = p->qlen;
+    out->queue_depth = jobq_len(p->q);
     out->queue_capacity = p->qcap;
     out->parked = p->nparked;
     out->resume_depth = p->rlen;
     out->resumes = p->resumes;
-    out->fair_skips = p->fair_skips;
+    out->fair_skips = jobq_skips(p->q);
     memcpy(out->jobs, p->jobs, sizeof out->jobs);
 }
 

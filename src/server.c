@@ -611,6 +611,7 @@ static enum MHD_Result submit(struct req *r, bool stream)
     if (rc == 0) return MHD_YES;
     atomic_fetch_sub_explicit(&r->refs, 1, memory_order_relaxed); /* never submitted */
     if (rc == -EAGAIN) return queue_error(r, PERR_OVERLOADED, NULL, NULL, "job queue is full");
+    if (rc == -ENOMEM) return queue_error(r, PERR_OVERLOADED, NULL, NULL, "no memory to queue");
     return queue_error(r, PERR_UNAVAILABLE, NULL, NULL, "server is shutting down");
 }
 

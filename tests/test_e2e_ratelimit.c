@@ -1,7 +1,8 @@
 /* test_e2e_ratelimit.c — per-client rate limits against the real binary on 127.0.0.1: 429
  * rate_limited with Retry-After and RateLimit-* headers, probes never limited, prices weighted by
  * work, refunds for requests that end early, and X-Forwarded-For believed only from a trusted
- * peer, including hostile values of it; a 429 held for rate_limit_delay_ms (the tarpit). Every
+ * peer, including hostile values of it; a 429 held for rate_limit_delay_ms (the tarpit); and
+ * max_inflight_per_client keyed the same way, with hundreds of one client's jobs queued. Every
  * loop is bounded in count; every request in time. */
 #include <check.h>
 #include <jansson.h>
@@ -324,6 +325,52 @@ START_TEST(a_429_is_held_for_rate_limit_delay_ms)
 }
 END_TEST
 
+/* max_inflight_per_client 1 on 2 workers: client A (one long count running, 199 small ones
+ * queued behind it, far past any fixed scan depth) must leave the idle worker to client B, whose
+ * small count is answered while A's long count still runs, i.e. before any of A's queued jobs.
+ * Asserted on order, not on time: A's jobs still queued when B's answer is in. (Before the
+ * per-client queues, B waited until fewer than 64 of A's jobs were left.) */
+START_TEST(a_client_with_hundreds_queued_leaves_the_idle_worker_to_another)
+{
+    enum { SMALL = 199 };
+    const char *args[] = {"--workers",
+                          "2",
+                          "--max-inflight-per-client",
+                          "1",
+                          "--trusted-proxies",
+                          "127.0.0.1",
+                          "--log-level",
+                          "warn",
+                          NULL};
+    if (primed_start(&srv, args) != 0) ck_abort_msg("primed did not start");
+    static const char heavy[] =
+        "GET /v1/count?from=1000000000000000000&to=1000000000500000000 "
+        "HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-For: 198.51.100.1\r\n\r\n";
+    static const char small[] = "GET /v1/count?from=1&to=1000 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                "X-Forwarded-For: 198.51.100.1\r\n\r\n";
+    int fds[SMALL + 1];
+    fds[0] = http_send_raw(srv.port, heavy);
+    ck_assert_int_ge(fds[0], 0);
+    ck_assert_int_eq(http_wait_metric(srv.port, "primed_workers_busy", 1, 5000), 1);
+    for (int i = 1; i <= SMALL; i++) {
+        fds[i] = http_send_raw(srv.port, small);
+        ck_assert_int_ge(fds[i], 0);
+    }
+    ck_assert_int_eq(http_wait_metric(srv.port, "primed_queue_depth", SMALL, 10000), SMALL);
+    struct http_result r;
+    ck_assert_int_eq(get("/v1/count?from=1&to=1000", "198.51.100.2", &r), 200);
+    http_result_free(&r);
+    /* A's long count still runs and none of its small ones has started: still all queued. */
+    long depth = http_metric(srv.port, "primed_queue_depth");
+    ck_assert_msg(depth == SMALL, "client B was answered after %ld of client A's %d queued jobs",
+                  SMALL - depth, SMALL);
+    ck_assert_int_eq(http_metric(srv.port, "primed_workers_busy"), 1);
+    for (int i = 0; i <= SMALL; i++)
+        close(fds[i]); /* A leaves: its jobs are cancelled (499) */
+    stop();
+}
+END_TEST
+
 static Suite *e2e_ratelimit_suite(void)
 {
     Suite *s = suite_create("e2e_ratelimit");
@@ -335,6 +382,7 @@ static Suite *e2e_ratelimit_suite(void)
     tcase_add_test(tc, forwarded_for_is_believed_only_from_trusted_peers);
     tcase_add_test(tc, hostile_forwarded_for_values_are_answered_and_never_pick_the_key);
     tcase_add_test(tc, a_429_is_held_for_rate_limit_delay_ms);
+    tcase_add_test(tc, a_client_with_hundreds_queued_leaves_the_idle_worker_to_another);
     suite_add_tcase(s, tc);
     return s;
 }

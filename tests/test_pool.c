@@ -751,6 +751,90 @@ START_TEST(helping_with_chunks_counts_towards_the_cap)
 }
 END_TEST
 
+/* The audit's case, scaled up: with a cap of 1 on 2 workers, client A has one job running
+ * (blocked) and 4999 queued; client B's one job, queued last, must be taken by the idle worker
+ * at once, whatever the depth of A's backlog. Asserted on order (B starts while A's first job
+ * is the only one of A's to have started; then A's jobs run one at a time, oldest first); the
+ * timed wait is only a bound on a hang. */
+struct ordjob {
+    struct pool_job job; /* first */
+    atomic_int *gate;    /* NULL: returns at once */
+    atomic_int *started; /* A's jobs started so far (shared) */
+    int seen;            /* *started when this one started (before counting itself) */
+    bool count;          /* counts itself in *started */
+    atomic_int runs;
+    sem_t *sem;
+};
+
+static enum pool_outcome ordjob_run(struct pool_job *j, void *local)
+{
+    struct ordjob *t = (struct ordjob *)j;
+    atomic_fetch_add(&t->runs, 1);
+    t->seen = t->count ? atomic_fetch_add(t->started, 1) : atomic_load(t->started);
+    while (t->gate && !atomic_load(t->gate))
+        usleep(1000);
+    return POOL_DONE;
+}
+
+static void ordjob_done(struct pool_job *j)
+{
+    sem_post(((struct ordjob *)j)->sem);
+}
+
+START_TEST(capped_client_with_thousands_queued_leaves_the_idle_worker_to_another)
+{
+    enum { N = 5000 };
+    struct pool *p = pool_create(2, N + 1, NULL, NULL, NULL);
+    ck_assert_ptr_nonnull(p);
+    pool_set_client_cap(p, 1);
+    sem_t sem;
+    sem_init(&sem, 0, 0);
+    atomic_int gate = 0, started = 0;
+    static struct ordjob a[N];
+    struct ordjob b;
+    for (int i = 0; i < N; i++) {
+        a[i] = (struct ordjob){
+            .gate = i == 0 ? &gate : NULL, .started = &started, .count = true, .sem = &sem};
+        a[i].job.run = ordjob_run;
+        a[i].job.done = ordjob_done;
+        a[i].job.client = 0xA;
+        atomic_init(&a[i].job.cancel, 0);
+        atomic_init(&a[i].runs, 0);
+        ck_assert_int_eq(pool_submit(p, &a[i].job), 0);
+        if (i == 0) wait_busy(p, 1); /* A's first job holds its one worker */
+    }
+    b = (struct ordjob){.started = &started, .sem = &sem};
+    b.job.run = ordjob_run;
+    b.job.done = ordjob_done;
+    b.job.client = 0xB;
+    atomic_init(&b.job.cancel, 0);
+    atomic_init(&b.runs, 0);
+    ck_assert_int_eq(pool_submit(p, &b.job), 0);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    int waited = sem_timedwait(&sem, &until);
+    struct pool_stats st;
+    pool_stats_get(p, &st);
+    atomic_store(&gate, 1); /* then everything drains, even on failure */
+    if (waited != 0) sem_wait(&sem);
+    ck_assert_msg(waited == 0 && atomic_load(&b.runs) == 1,
+                  "B's job did not run while A held one worker (queue depth %u, %u busy)",
+                  st.queue_depth, st.busy);
+    ck_assert_int_eq(b.seen, 1); /* only A's first job had started */
+    ck_assert_uint_eq(st.queue_depth, N - 1);
+    ck_assert_uint_eq(st.busy, 1);
+    for (int i = 0; i < N; i++)
+        sem_wait(&sem);
+    pool_destroy(p);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(atomic_load(&a[i].runs), 1);
+        ck_assert_int_eq(a[i].seen, i); /* one at a time, oldest first */
+    }
+    sem_destroy(&sem);
+}
+END_TEST
+
 static Suite *pool_suite(void)
 {
     Suite *s = suite_create("pool");
@@ -772,6 +856,7 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, client_cap_keeps_a_worker_for_other_clients);
     tcase_add_test(tc, no_cap_or_untagged_jobs_use_every_worker);
     tcase_add_test(tc, helping_with_chunks_counts_towards_the_cap);
+    tcase_add_test(tc, capped_client_with_thousands_queued_leaves_the_idle_worker_to_another);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,12 +1,12 @@
 /* pool.h — the worker threads that do every computation primed serves.
  *
- * A fixed set of pthreads takes jobs from one bounded FIFO queue. Submitting never blocks: a full
- * queue is an immediate -EAGAIN (the caller answers 503), so the I/O threads never wait on
- * computation. A running job may split itself into chunks (pool_parallel) that idle workers help
- * with; a queued job is always taken before an idle worker helps, so one huge request cannot
- * starve small ones. A watchdog cancels jobs past their deadline. The pool knows nothing of
- * HTTP, JSON or the sieve: per-worker state (e.g. a sieve context) comes from the caller's
- * worker_init callback.
+ * A fixed set of pthreads takes jobs from one bounded queue (FIFO; with a per-client cap, one FIFO
+ * per client served in turn). Submitting never blocks: a full queue is an immediate -EAGAIN (the
+ * caller answers 503), so the I/O threads never wait on computation. A running job may split itself
+ * into chunks (pool_parallel) that idle workers help with; a queued job is always taken before an
+ * idle worker helps, so one huge request cannot starve small ones. A watchdog cancels jobs past
+ * their deadline. The pool knows nothing of HTTP, JSON or the sieve: per-worker state (e.g. a sieve
+ * context) comes from the caller's worker_init callback.
  */
 #ifndef PRIMED_POOL_H
 #define PRIMED_POOL_H
@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 struct pool;
+struct jobq_client; /* pool-private: a client's record in the job queue (src/jobq.h) */
 
 /* Why a job was cancelled: the value of pool_job.cancel (0 = not cancelled). The sieve polls the
  * flag once per segment and stops on any non-zero value. */
@@ -60,16 +61,17 @@ struct pool_job {
      * pool_job_clear_deadline (under the pool lock). */
     uint64_t deadline_ns;
     /* Who the job is for (a client tag), 0 = nobody in particular. Set before submit; with a
-     * per-client cap (pool_set_client_cap) it decides which queued job a worker takes. */
+     * per-client cap (pool_set_client_cap) it picks the FIFO the job waits in. */
     uint64_t client;
     /* Borrowed, may be NULL: names the job in thread dumps (server.c: the request id). Set
      * before submit; must stay valid until `done` (see pool_current_label). */
     const char *label;
     /* pool-private, under the pool lock */
     struct pool_job *next;
-    bool running;        /* inside run */
-    bool parked;         /* returned POOL_PARKED, not resumed yet */
-    bool resume_pending; /* pool_resume came while still running: re-queue when run returns */
+    struct jobq_client *qc; /* its client's record, from submit until done */
+    bool running;           /* inside run */
+    bool parked;            /* returned POOL_PARKED, not resumed yet */
+    bool resume_pending;    /* pool_resume came while still running: re-queue when run returns */
 };
 
 /* Per-worker state constructor/destructor, called on the worker thread itself (init returns NULL
@@ -88,17 +90,20 @@ struct pool *pool_create(unsigned workers, unsigned queue_capacity, pool_worker_
  * Accepts NULL. */
 void pool_destroy(struct pool *p);
 
-/* Per-client fairness: at most `cap` jobs with the same non-zero `client` run on workers at
- * once (0 = no cap, the default). A worker takes the oldest queued job whose client is under
- * the cap (looking at most POOL_FAIR_SCAN jobs deep). Workers helping with a job's chunks
- * (pool_parallel) count towards its client's cap too. Jobs and chunks of a client at its cap
- * wait even if a worker is idle, so one client cannot hold every worker when another client's
- * job arrives (a chunk or a job, once started, is not preempted). Call before submitting. */
-#define POOL_FAIR_SCAN 64
+/* Per-client fairness: at most `cap` workers busy for the same non-zero `client` at once (0 = no
+ * cap, the default). Queued jobs wait in one FIFO per client; a worker takes the oldest job of
+ * the next client in turn (round-robin) that is under the cap, in O(1) however many jobs are
+ * queued, and never sleeps while such a job waits. Jobs of client 0 share one FIFO that is never
+ * capped. Workers helping with a job's chunks (pool_parallel) count towards its client's cap too;
+ * so do resumed jobs (pool_resume), which are not themselves held back by it. Jobs and chunks of
+ * a client at its cap wait even if a worker is idle, so one client cannot hold every worker when
+ * another client's job arrives (a chunk or a job, once started, is not preempted). With no cap
+ * jobs start in submission order. Call before submitting. */
 void pool_set_client_cap(struct pool *p, unsigned cap);
 
-/* Queue a job. Returns 0, -EAGAIN (queue full: answer 503) or -ESHUTDOWN (draining). Never
- * blocks beyond the pool lock. */
+/* Queue a job. Returns 0, -EAGAIN (queue full: answer 503), -ENOMEM (with a cap: no memory for
+ * a new client's record; also counted as rejected) or -ESHUTDOWN (draining). Never blocks beyond
+ * the pool lock. */
 int pool_submit(struct pool *p, struct pool_job *job);
 
 /* Run a job that returned POOL_PARKED again, exactly once per park (the caller guarantees one
@@ -107,9 +112,10 @@ int pool_submit(struct pool *p, struct pool_job *job);
  * lock: resumed jobs go to a second list, bounded by the number of parked jobs (each a live
  * stream holding its share of the memory budget), not by queue_capacity. Workers take resumed
  * jobs before queued ones, but after running a resumed job a worker takes a queued one first if
- * there is one: under load the two lists alternate, so neither starves. A resumed job has no
- * deadline (see pool_job_clear_deadline). Also while the pool drains: pool_destroy waits for
- * parked jobs, so their owners must resume them (cancelled) before it. */
+ * one may be taken (its client under the cap): under load the two lists alternate, so neither
+ * starves. A resumed job has no deadline (see pool_job_clear_deadline). Also while the pool
+ * drains: pool_destroy waits for parked jobs, so their owners must resume them (cancelled)
+ * before it. */
 void pool_resume(struct pool *p, struct pool_job *job);
 
 /* Set job->cancel to `reason` if it is still 0. Any thread. Returns true when this call set it. */
@@ -137,7 +143,7 @@ struct pool_par {
     atomic_uint_fast64_t done;    /* chunks finished (relaxed: progress for /debug/requests) */
     const struct pool_job *owner; /* the job that opened it, under the pool lock */
     unsigned helpers;             /* workers inside a chunk of this task, under the pool lock */
-    uint64_t client;              /* the owning job's client (helpers count towards its cap) */
+    struct jobq_client *qc;       /* the owning job's client (helpers count towards its cap) */
     struct pool_par *next;        /* in the pool's list of open tasks, under the pool lock */
     const char *label;            /* the owner's job label, worn by helpers while in a chunk */
 };
@@ -159,7 +165,7 @@ struct pool_stats {
     unsigned parked;       /* jobs that returned POOL_PARKED and wait for pool_resume */
     unsigned resume_depth; /* resumed jobs waiting for a worker */
     uint64_t resumes;      /* pool_resume calls */
-    uint64_t fair_skips;   /* queued jobs passed over because their client was at its cap */
+    uint64_t fair_skips;   /* at each job taken, the clients passed over for being at their cap */
     uint64_t jobs[POOL__OUTCOMES];
 };
 void pool_stats_get(struct pool *p, struct pool_stats *out);
