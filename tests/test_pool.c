@@ -1,10 +1,12 @@
 /* test_pool.c — the worker pool: bounded queue, exactly-once runs, cancellation, deadlines,
- * parallel chunks (against a direct computation and against sieve_count), fairness, joins, and
- * parked jobs (POOL_PARKED + pool_resume; a stream producer parked and cancelled). */
+ * parallel chunks (against a direct computation and against sieve_count), per-client fairness
+ * (thousands queued; random interleavings on real workers against a model), joins, and parked
+ * jobs (POOL_PARKED + pool_resume; a stream producer parked and cancelled). */
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -835,6 +837,226 @@ START_TEST(capped_client_with_thousands_queued_leaves_the_idle_worker_to_another
 }
 END_TEST
 
+/* Same class, resumed jobs: after running a resumed job a worker prefers the queue, but when
+ * every queued job is held back by the cap it must still take the resumed one (it used to sleep
+ * with it waiting until the capped client's job finished). */
+START_TEST(resumed_job_runs_while_every_queued_job_is_capped)
+{
+    struct pool *p = pool_create(2, 4, NULL, NULL, NULL);
+    pool_set_client_cap(p, 1);
+    sem_t sem;
+    sem_init(&sem, 0, 0);
+    struct pjob s = {.p = p, .done_sem = &sem, .park_runs = 2};
+    s.job.run = pjob_run;
+    s.job.done = pjob_done;
+    atomic_init(&s.job.cancel, 0);
+    ck_assert_int_eq(pool_submit(p, &s.job), 0);
+    wait_parked(p, 1);
+    atomic_int gate = 0;
+    struct tjob a[2];
+    for (int i = 0; i < 2; i++) {
+        tjob_init(&a[i], &sem, &gate);
+        a[i].job.client = 0xA;
+        ck_assert_int_eq(pool_submit(p, &a[i].job), 0);
+        if (i == 0) wait_busy(p, 1); /* a[0] holds A's one slot; a[1] stays queued */
+    }
+    pool_resume(p, &s.job); /* second run, on the free worker: parks again */
+    struct pool_stats st = {0};
+    for (int i = 0; i < 5000 && (atomic_load(&s.runs) < 2 || st.parked != 1); i++) {
+        usleep(1000);
+        pool_stats_get(p, &st);
+    }
+    ck_assert_int_eq(atomic_load(&s.runs), 2);
+    pool_resume(p, &s.job); /* third run: finishes, while a[1] is still capped */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    int waited = sem_timedwait(&sem, &until);
+    int runs = atomic_load(&s.runs), a1_runs = atomic_load(&a[1].runs);
+    atomic_store(&gate, 1);
+    ck_assert_msg(waited == 0 && runs == 3 && a1_runs == 0,
+                  "the resumed job waited behind a capped queue (runs %d, a[1] runs %d)", runs,
+                  a1_runs);
+    for (int i = 0; i < 2; i++)
+        sem_wait(&sem);
+    pool_destroy(p);
+    sem_destroy(&sem);
+}
+END_TEST
+
+/* ---- property: random interleavings on real workers, against a model ---------------------
+ * Jobs of PC clients (0 untagged, 1 a flood) are submitted and released (finished) in random
+ * order. Each job blocks until released, so after every step the pool settles into a state the
+ * model predicts exactly: with every released job done, the number running is
+ * min(workers, Σ per client min(cap, its unfinished jobs)) — fewer means a worker is idle while a
+ * job it may take waits (caught by a bounded wait: the only use of time). Checked throughout:
+ * no client ever has more than `cap` jobs running, the started jobs of each client are its
+ * oldest (with no cap: the oldest of all), a submit is refused exactly when the queue holds
+ * queue_capacity jobs, queue depth and busy agree with the model, and in the end every accepted
+ * job ran and was done exactly once. */
+enum { PC = 5, PJOBS = 700 };
+
+struct propjob {
+    struct pool_job job; /* first */
+    int c, idx;          /* client, its place in its FIFO's submission order */
+    bool released;       /* under prop.mu */
+    int runs, dones;     /* under prop.mu */
+};
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned cap;
+    int running[PC], running_total;
+    int dones;
+    char violation[160];
+} prop = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static enum pool_outcome propjob_run(struct pool_job *j, void *local)
+{
+    struct propjob *t = (struct propjob *)j;
+    pthread_mutex_lock(&prop.mu);
+    t->runs++;
+    if (prop.cap && t->c != 0 && (unsigned)++prop.running[t->c] > prop.cap && !prop.violation[0])
+        snprintf(prop.violation, sizeof prop.violation, "client %d: %d running, cap %u", t->c,
+                 prop.running[t->c], prop.cap);
+    if (!prop.cap || t->c == 0) prop.running[t->c]++;
+    prop.running_total++;
+    pthread_cond_broadcast(&prop.cv);
+    while (!t->released)
+        pthread_cond_wait(&prop.cv, &prop.mu);
+    prop.running[t->c]--;
+    prop.running_total--;
+    pthread_mutex_unlock(&prop.mu);
+    return POOL_DONE;
+}
+
+static void propjob_done(struct pool_job *j)
+{
+    struct propjob *t = (struct propjob *)j;
+    pthread_mutex_lock(&prop.mu);
+    t->dones++;
+    prop.dones++;
+    pthread_cond_broadcast(&prop.cv);
+    pthread_mutex_unlock(&prop.mu);
+}
+
+static void prop_run(unsigned workers, unsigned cap, unsigned qcap, uint64_t seed)
+{
+    static struct propjob jobs[PJOBS];
+    memset(jobs, 0, sizeof jobs);
+    memset(prop.running, 0, sizeof prop.running);
+    prop.running_total = prop.dones = 0;
+    prop.violation[0] = '\0';
+    prop.cap = cap;
+    struct pool *p = pool_create(workers, qcap, NULL, NULL, NULL);
+    ck_assert_ptr_nonnull(p);
+    pool_set_client_cap(p, cap);
+    int submitted[PC] = {0}, finished[PC] = {0}, njobs = 0, accepted = 0, released = 0;
+    int fifo_len[PC] = {0}; /* accepted per FIFO: per client, or all in [0] with no cap */
+    uint64_t r = seed;
+    for (int step = 0; step < 1000 && njobs < PJOBS; step++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        pthread_mutex_lock(&prop.mu);
+        if (r % 100 < 60) { /* submit: the queue grows, past 100 deep without a bound */
+            int c = (r >> 8) % 2 ? 1 : (int)((r >> 16) % PC);
+            struct propjob *t = &jobs[njobs++];
+            t->c = c;
+            t->idx = fifo_len[cap ? c : 0];
+            t->job.run = propjob_run;
+            t->job.done = propjob_done;
+            t->job.client = (uint64_t)c * 0x1000193u; /* 0 stays untagged */
+            atomic_init(&t->job.cancel, 0);
+            int queued = accepted - released - prop.running_total;
+            pthread_mutex_unlock(&prop.mu);
+            int rc = pool_submit(p, &t->job);
+            pthread_mutex_lock(&prop.mu);
+            if (rc != ((unsigned)queued >= qcap ? -EAGAIN : 0) && !prop.violation[0])
+                snprintf(prop.violation, sizeof prop.violation,
+                         "submit returned %d with %d queued of %u", rc, queued, qcap);
+            if (rc == 0) {
+                submitted[c]++;
+                fifo_len[cap ? c : 0]++;
+                accepted++;
+            } else {
+                t->c = -1; /* refused: must never run */
+            }
+        } else { /* release one running job, if any */
+            int n = 0, pick = -1;
+            for (int i = 0; i < njobs; i++)
+                if (jobs[i].c >= 0 && jobs[i].runs && !jobs[i].released && r % (unsigned)++n == 0)
+                    pick = i;
+            if (pick >= 0) {
+                jobs[pick].released = true;
+                finished[jobs[pick].c]++;
+                released++;
+                pthread_cond_broadcast(&prop.cv);
+            }
+        }
+        /* Settle: every released job done, and as many running as the model allows. */
+        int want = 0;
+        for (int c = 0; c < PC; c++) {
+            int unfinished = submitted[c] - finished[c];
+            want += cap && c != 0 && unfinished > (int)cap ? (int)cap : unfinished;
+        }
+        if (want > (int)workers) want = (int)workers;
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 10;
+        while ((prop.dones != released || prop.running_total != want) && !prop.violation[0])
+            if (pthread_cond_timedwait(&prop.cv, &prop.mu, &until) != 0) break;
+        int running = prop.running_total, dones = prop.dones;
+        char violation[sizeof prop.violation];
+        memcpy(violation, prop.violation, sizeof violation);
+        pthread_mutex_unlock(&prop.mu);
+        ck_assert_msg(!violation[0], "workers %u cap %u step %d: %s", workers, cap, step,
+                      violation);
+        ck_assert_msg(dones == released && running == want,
+                      "workers %u cap %u step %d: %d running, model %d (%d of %d released done)",
+                      workers, cap, step, running, want, dones, released);
+        /* FIFO: the jobs started of each FIFO are its first ones (two workers may enter `run`
+         * in either order, so this is checked on settled states, not at each start). */
+        pthread_mutex_lock(&prop.mu);
+        for (int f = 0; f < PC; f++) {
+            int started = 0, first_unstarted = fifo_len[f];
+            for (int i = 0; i < njobs; i++) {
+                if (jobs[i].c < 0 || (cap ? jobs[i].c : 0) != f) continue;
+                started += jobs[i].runs;
+                if (!jobs[i].runs && jobs[i].idx < first_unstarted) first_unstarted = jobs[i].idx;
+            }
+            if (started != first_unstarted) pthread_mutex_unlock(&prop.mu);
+            ck_assert_msg(started == first_unstarted,
+                          "workers %u cap %u step %d: FIFO %d has %d started but job %d not",
+                          workers, cap, step, f, started, first_unstarted);
+        }
+        pthread_mutex_unlock(&prop.mu);
+        struct pool_stats st;
+        pool_stats_get(p, &st);
+        ck_assert_uint_eq(st.busy, (unsigned)running);
+        ck_assert_uint_eq(st.queue_depth, (unsigned)(accepted - released - running));
+    }
+    pthread_mutex_lock(&prop.mu);
+    for (int i = 0; i < njobs; i++)
+        jobs[i].released = true;
+    pthread_cond_broadcast(&prop.cv);
+    pthread_mutex_unlock(&prop.mu);
+    pool_destroy(p); /* drains: every queued job runs */
+    ck_assert_msg(!prop.violation[0], "workers %u cap %u drain: %s", workers, cap, prop.violation);
+    for (int i = 0; i < njobs; i++) {
+        ck_assert_int_eq(jobs[i].runs, jobs[i].c >= 0);
+        ck_assert_int_eq(jobs[i].dones, jobs[i].c >= 0);
+    }
+}
+
+START_TEST(random_interleavings_keep_caps_fifo_and_no_idle_worker)
+{
+    for (unsigned workers = 1; workers <= 4; workers++)
+        for (unsigned cap = 0; cap <= 2; cap++)
+            for (unsigned qcap = 12; qcap <= 1200; qcap *= 100)
+                prop_run(workers, cap, qcap, 0x9E3779B97F4A7C15ull * (workers * 3 + cap + 1));
+}
+END_TEST
+
 static Suite *pool_suite(void)
 {
     Suite *s = suite_create("pool");
@@ -857,6 +1079,8 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, no_cap_or_untagged_jobs_use_every_worker);
     tcase_add_test(tc, helping_with_chunks_counts_towards_the_cap);
     tcase_add_test(tc, capped_client_with_thousands_queued_leaves_the_idle_worker_to_another);
+    tcase_add_test(tc, resumed_job_runs_while_every_queued_job_is_capped);
+    tcase_add_test(tc, random_interleavings_keep_caps_fifo_and_no_idle_worker);
     suite_add_tcase(s, tc);
     return s;
 }
