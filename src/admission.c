@@ -1,10 +1,13 @@
 /* admission.c — see admission.h.
  *
- * A request is charged once, up front, at its estimated price: charging after the work would
- * let a client start any number of expensive requests on an empty bucket. The estimate can be
- * wrong, so a request that ends early gets back what it did not use (bounded below by its wall
- * time, which is at least the CPU it had on one worker). Tokens are never charged for routes
- * that must stay reachable under abuse (probes, metrics).
+ * A request is charged up front at its estimated price: charging after the work would let a
+ * client start any number of expensive requests on an empty bucket. A batch, whose body is
+ * parsed only on a worker, is re-priced there at the sum of its queries before any of them runs
+ * (admission_batch_charge). When the request ends, whatever the outcome, it is settled at the
+ * worker CPU it really used (the pool measures it, helpers' chunks included): a completed answer
+ * pays max(price, CPU), anything else (5xx, a client that left, a drain) pays its CPU and gets
+ * the rest back. So no path spends worker time for free, and a wrong estimate is paid in full.
+ * Tokens are never charged for routes that must stay reachable under abuse (probes, metrics).
  */
 #include "admission.h"
 
@@ -30,6 +33,7 @@ int admission_init(struct admission *a, const struct primed_config *cfg)
                                      .clients = cfg->rate_limit_clients};
         a->rl = ratelimit_create(&p);
         if (!a->rl) return -ENOMEM;
+        a->rate = p.rate;
     }
     a->keyed = a->rl != NULL || cfg->max_inflight_per_client > 0;
     return 0;
@@ -59,6 +63,29 @@ static bool route_limited(const struct route *rt)
     return rt->kind == ROUTE_K_API;
 }
 
+/* The refusal of a price: 429 with Retry-After, or 400 when no bucket could ever pay it. resp's
+ * previous content is freed. */
+static void render_refusal(const struct admission *a, uint64_t cost,
+                           const struct ratelimit_verdict *v, struct http_response *resp)
+{
+    http_response_fini(resp);
+    if (v->never) {
+        errors_render(resp, PERR_LIMIT_EXCEEDED, NULL, NULL,
+                      "request price %" PRIu64 " tokens (about that many ms of worker CPU) is "
+                      "more than one request may cost under rate_limit: burst %" PRIu64
+                      " + %d s of refill = %" PRIu64 " tokens",
+                      cost, v->limit, RATELIMIT_MAX_DEBT_S, ratelimit_max_price(a->rate, v->limit));
+        return;
+    }
+    errors_render(resp, PERR_RATE_LIMITED, NULL, NULL,
+                  "request price %" PRIu64 " tokens; the client's bucket holds %" PRIu64
+                  " of at most %" PRIu64 ", retry in %" PRIu64 " s",
+                  cost, v->remaining, v->limit, v->retry_after_s);
+    char ra[24];
+    snprintf(ra, sizeof ra, "%" PRIu64, v->retry_after_s);
+    http_response_header(resp, "Retry-After", ra);
+}
+
 bool admission_admit(struct admission *a, const struct api_ctx *api, const struct route *rt,
                      enum api_plan plan, const struct api_query *q, const char *peer,
                      const char *xff, uint64_t now_ns, struct admission_ticket *t,
@@ -72,19 +99,28 @@ bool admission_admit(struct admission *a, const struct api_ctx *api, const struc
     t->limited = true;
     t->cost = plan == API_ANSWERED ? 1 : api_cost(api, q);
     t->t_ns = now_ns;
-    if (ratelimit_take(a->rl, &t->key, t->cost, router_label_index(rt), now_ns, &t->v)) {
+    t->label = router_label_index(rt);
+    if (ratelimit_take(a->rl, &t->key, t->cost, t->label, now_ns, &t->v)) {
         t->charged = true;
         return true;
     }
-    http_response_fini(resp);
-    errors_render(resp, PERR_RATE_LIMITED, NULL, NULL,
-                  "request price %" PRIu64 " tokens; the client's bucket holds %" PRIu64
-                  " of at most %" PRIu64 ", retry in %" PRIu64 " s",
-                  t->cost, t->v.remaining, t->v.limit, t->v.retry_after_s);
-    char ra[24];
-    snprintf(ra, sizeof ra, "%" PRIu64, t->v.retry_after_s);
-    http_response_header(resp, "Retry-After", ra);
+    render_refusal(a, t->cost, &t->v, resp);
     return false;
+}
+
+bool admission_batch_charge(struct admission *a, struct admission_ticket *t, uint64_t tokens,
+                            uint64_t now_ns, struct http_response *resp)
+{
+    if (!t->charged || !a->rl) return true;
+    if (tokens < 1) tokens = 1;
+    struct ratelimit_verdict v;
+    if (!ratelimit_retake(a->rl, &t->key, t->cost, tokens, t->label, now_ns, &v)) {
+        render_refusal(a, tokens, &v, resp);
+        return false;
+    }
+    t->cost = tokens;
+    t->v = v;
+    return true;
 }
 
 uint64_t admission_client_tag(const struct admission_ticket *t)
@@ -115,15 +151,17 @@ void admission_headers(const struct admission_ticket *t,
     add(arg, "RateLimit-Reset", u64_text(t->v.reset_s, v));
 }
 
-void admission_done(struct admission *a, struct admission_ticket *t, int status, bool completed,
-                    uint64_t run_cost, uint64_t now_ns)
+uint64_t admission_settle(struct admission *a, struct admission_ticket *t, int status,
+                          bool completed, uint64_t cpu_ns)
 {
-    if (!t->charged || !a->rl) return;
+    if (!t->charged || !a->rl) return 0;
     t->charged = false;
-    if (completed && status < 500) {
-        if (run_cost > t->cost) ratelimit_charge(a->rl, &t->key, run_cost - t->cost);
-        return;
-    }
-    uint64_t ran_ms = now_ns > t->t_ns ? (now_ns - t->t_ns) / 1000000u : 0;
-    if (t->cost > 1 + ran_ms) ratelimit_refund(a->rl, &t->key, t->cost - 1 - ran_ms);
+    uint64_t cpu_ms = (cpu_ns + 999999u) / 1000000u; /* a started millisecond counts */
+    uint64_t final = completed && status < 500 ? (cpu_ms > t->cost ? cpu_ms : t->cost)
+                                               : (cpu_ms > 1 ? cpu_ms : 1);
+    if (final > t->cost)
+        ratelimit_charge(a->rl, &t->key, final - t->cost);
+    else if (final < t->cost)
+        ratelimit_refund(a->rl, &t->key, t->cost - final);
+    return final;
 }

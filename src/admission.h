@@ -24,17 +24,22 @@ struct admission {
     struct ratelimit *rl; /* owned; NULL when rate_limit is 0 */
     struct ratelimit_cidr proxies[RATELIMIT_MAX_PROXIES];
     size_t nproxies;
-    bool keyed; /* clients are identified at all (rate limit or per-client job cap) */
+    bool keyed;    /* clients are identified at all (rate limit or per-client job cap) */
+    uint64_t rate; /* rate_limit (tokens/s) when rl is set */
 };
 
-/* One request's admission, embedded in the request (zeroed = not admitted, nothing to undo). */
+/* One request's admission, embedded in the request (zeroed = not admitted, nothing to undo).
+ * Written by the I/O thread at admission, by the request's worker in admission_batch_charge
+ * (ordered before the I/O thread reads it again by the worker's resume), and read once more by
+ * admission_settle, which runs when the request's last reference goes (after its job's `done`). */
 struct admission_ticket {
     bool limited; /* a limited route under an active rate limit: RateLimit-* headers apply */
-    bool charged; /* tokens were taken: admission_done may refund */
+    bool charged; /* tokens were taken: admission_settle settles them */
     bool keyed;
     struct ratelimit_key key;
-    uint64_t cost;
+    uint64_t cost; /* tokens taken so far */
     uint64_t t_ns; /* when charged */
+    size_t label;  /* router_label_index of the route (the limited-requests counter) */
     struct ratelimit_verdict v;
 };
 
@@ -67,11 +72,19 @@ uint64_t admission_client_tag(const struct admission_ticket *t);
 void admission_headers(const struct admission_ticket *t,
                        void (*add)(void *arg, const char *name, const char *value), void *arg);
 
-/* The request is over. When it ended early (client gone, or an error status of 5xx), the
- * client gets back its price minus 1 and minus the milliseconds it ran. When it completed and
- * its run found a price above the one charged up front (`run_cost`: a batch's queries, 0 when
- * not known), the difference is charged now. Idempotent. */
-void admission_done(struct admission *a, struct admission_ticket *t, int status, bool completed,
-                    uint64_t run_cost, uint64_t now_ns);
+/* A batch, on its worker, before any query runs: re-price it at `tokens` (the sum of its
+ * queries' prices) in place of what was taken up front. Returns true to go on; false when the
+ * client's bucket cannot pay it, with the 429 (or the 400 of a price no bucket can pay) in resp.
+ * A no-op (true) when nothing was charged. Any thread; see the ticket for the ordering. */
+bool admission_batch_charge(struct admission *a, struct admission_ticket *t, uint64_t tokens,
+                            uint64_t now_ns, struct http_response *resp);
+
+/* The request is over and its work has stopped: settle at the worker CPU it used (cpu_ns, the
+ * pool's measure of its job, helpers included; 0 when it never ran). A completed answer below
+ * 500 pays max(price, CPU ms); any other end (5xx, a client that left, a drain) pays its CPU ms,
+ * at least 1. The difference from what was taken is charged or given back. Returns the tokens
+ * the request paid in the end (0 when nothing was charged). Idempotent. */
+uint64_t admission_settle(struct admission *a, struct admission_ticket *t, int status,
+                          bool completed, uint64_t cpu_ns);
 
 #endif

@@ -509,8 +509,8 @@ uint64_t api_cost(const struct api_ctx *ctx, const struct api_query *q)
         return tokens(COST_LIST_FACTOR * range_ms(q->a, q->b));
     case API_BATCH:
         /* Up front, unparsed (the I/O thread never parses a body): one small query per
-         * BATCH_MIN_QUERY_BYTES. The worker then adds every query's own price (q->cost) and the
-         * completion charges what that exceeds this by. */
+         * BATCH_MIN_QUERY_BYTES. The worker prices the parsed queries before running any
+         * (batch_price) and charges the whole through q->charge. */
         return tokens((double)(q->body_len / BATCH_MIN_QUERY_BYTES) / COST_SMALL_PER_TOKEN);
     case API_ISPRIME:
     case API_NEXT:
@@ -629,6 +629,12 @@ static enum pool_outcome cancelled_answer(int reason, struct http_response *resp
         errors_render(resp, PERR_DEADLINE, NULL, NULL,
                       "request took longer than request_timeout_ms");
         return POOL_TIMEOUT;
+    }
+    if (reason == POOL_CANCEL_PRICE) {
+        errors_render(resp, PERR_RATE_LIMITED, NULL, NULL,
+                      "the request used more worker CPU than its price allows "
+                      "(rate_limit_cpu_factor); it is charged what it used");
+        return POOL_CANCELLED;
     }
     errors_render(resp, PERR_UNAVAILABLE, NULL, NULL,
                   reason == POOL_CANCEL_SHUTDOWN ? "server is shutting down" : "request cancelled");
@@ -917,7 +923,7 @@ static int batch_query_init(json_t *o, struct batch_query *bq, struct http_respo
  * error), or the outcome of a cancelled computation (er holds its error: it answers the batch). */
 static enum pool_outcome batch_query_answer(const struct api_ctx *ctx, struct api_worker *w,
                                             json_t *o, const atomic_int *cancel,
-                                            struct http_response *er, double *ms)
+                                            struct http_response *er)
 {
     struct batch_query bq;
     int route = batch_query_init(o, &bq, er);
@@ -925,8 +931,6 @@ static enum pool_outcome batch_query_answer(const struct api_ctx *ctx, struct ap
     struct api_query sq;
     enum api_plan plan = api_prepare(ctx, (enum route_id)route, &bq.req, &sq, er);
     enum pool_outcome out = POOL_DONE;
-    if (route != ROUTE_BATCH)
-        *ms += plan == API_ANSWERED ? 1.0 / COST_SMALL_PER_TOKEN : query_ms(&sq);
     if (plan == API_RUN)
         out = api_run(ctx, &sq, w, cancel, er);
     else if (plan != API_ANSWERED)
@@ -972,11 +976,58 @@ static json_t *batch_parse(const struct api_ctx *ctx, const struct api_query *q,
     return NULL;
 }
 
+/* The worker milliseconds of every query of qs, by the cost model, without running any: each is
+ * prepared as its GET (with small answers kept off the I/O-thread path, so none is computed
+ * here); one that prepare answers (an error, a refusal) costs what a small query does. */
+static double batch_price_ms(const struct api_ctx *ctx, json_t *qs)
+{
+    struct api_ctx pctx = *ctx;
+    pctx.inline_small = false;
+    double ms = 0;
+    for (size_t i = 0; i < json_array_size(qs); i++) {
+        struct http_response er;
+        http_response_init(&er);
+        struct batch_query bq;
+        int route = batch_query_init(json_array_get(qs, i), &bq, &er);
+        struct api_query sq;
+        memset(&sq, 0, sizeof sq);
+        enum api_plan plan =
+            route < 0 ? API_ANSWERED : api_prepare(&pctx, (enum route_id)route, &bq.req, &sq, &er);
+        ms += plan == API_ANSWERED ? 1.0 / COST_SMALL_PER_TOKEN : query_ms(&sq);
+        api_query_fini(&sq);
+        http_response_fini(&er);
+    }
+    return ms;
+}
+
+/* Before any query runs: the batch's whole price is its queries' sum, refused like a single
+ * request when it clearly cannot finish in time on the workers it may use (400, as admit_by_cost
+ * refuses one query), and charged to the client through q->charge (a 429 if its bucket cannot
+ * pay it). 0 to go on, -1 with the answer in resp. */
+static int batch_admit(const struct api_ctx *ctx, struct api_query *q, json_t *qs,
+                       struct http_response *resp)
+{
+    double ms = batch_price_ms(ctx, qs);
+    if (ctx->cfg->refuse_hopeless && ctx->cfg->request_timeout_ms) {
+        unsigned nw = usable_workers(ctx);
+        double wall = ms / 1000.0 / nw, deadline = ctx->cfg->request_timeout_ms / 1000.0;
+        if (wall > ADMIT_MARGIN * deadline) {
+            errors_render(resp, PERR_LIMIT_EXCEEDED, "queries", NULL,
+                          "the batch's %zu queries are estimated at %.3g s on %u worker%s (%.3g "
+                          "s of CPU), deadline request_timeout_ms = %u ms",
+                          json_array_size(qs), wall, nw, nw == 1 ? "" : "s", ms / 1000.0,
+                          ctx->cfg->request_timeout_ms);
+            return -1;
+        }
+    }
+    if (q->charge && !q->charge(q->charge_arg, tokens(ms), resp)) return -1;
+    return 0;
+}
+
 static enum pool_outcome run_batch(const struct api_ctx *ctx, struct api_query *q,
                                    struct api_worker *w, const atomic_int *cancel,
                                    struct http_response *resp)
 {
-    double ms = 0; /* the queries' own prices, settled at completion (api_query.cost) */
     struct json_acct acct;
     json_acct_begin(&acct, ctx->mem,
                     BATCH_PARSE_BASE + (size_t)ctx->cfg->max_batch_queries * BATCH_PARSE_PER_QUERY +
@@ -985,13 +1036,14 @@ static enum pool_outcome run_batch(const struct api_ctx *ctx, struct api_query *
     enum pool_outcome out = POOL_DONE;
     if (!root) goto done;
     json_t *qs = json_object_get(root, "queries");
+    if (batch_admit(ctx, q, qs, resp) != 0) goto done;
     struct jsonw body;
     jsonw_init_dynamic(&body, BATCH_BODY_MAX);
     jsonw_lit(&body, "{\"results\":[");
     for (size_t i = 0; i < json_array_size(qs); i++) {
         struct http_response er;
         http_response_init(&er);
-        out = batch_query_answer(ctx, w, json_array_get(qs, i), cancel, &er, &ms);
+        out = batch_query_answer(ctx, w, json_array_get(qs, i), cancel, &er);
         if (out != POOL_DONE) { /* cancelled: its error answers the whole batch */
             http_response_fini(resp);
             *resp = er;
@@ -1016,7 +1068,6 @@ static enum pool_outcome run_batch(const struct api_ctx *ctx, struct api_query *
     }
     http_response_body_owned(resp, 200, HTTP_JSON, text, len);
 done:
-    q->cost = tokens(ms);
     json_decref(root);
     json_acct_end(&acct);
     return out;

@@ -131,6 +131,9 @@ static const struct setting settings[] = {
     {"rate_limit_clients", T_UINT, F(rate_limit_clients), 0, 1, 10000000, NULL, "N",
      "Clients the rate limiter remembers (memory fixed at start, ~44 bytes each); beyond it the "
      "coldest are evicted."},
+    {"rate_limit_cpu_factor", T_UINT, F(rate_limit_cpu_factor), 0, 1, 1000, NULL, "N",
+     "A rate-limited request is stopped (429 rate_limited) once its worker CPU passes N times "
+     "its price in ms, plus 20 ms: a price that underestimates the work cannot be exploited."},
     {"rate_limit_delay_ms", T_UINT, F(rate_limit_delay_ms), 0, 0, 10000, NULL, "MS",
      "Hold a 429 this long before sending it (0 = at once): a client that waits for each "
      "answer then sends a few requests per connection per second, not thousands."},
@@ -219,6 +222,7 @@ void config_defaults(struct primed_config *cfg)
     cfg->rate_limit_burst = 0;
     cfg->rate_limit_clients = 65536;
     cfg->rate_limit_delay_ms = 250;
+    cfg->rate_limit_cpu_factor = 2;
     cfg->max_inflight_per_client = 0;
     cfg->log_level = LOG_INFO;
     cfg->log_format = LOG_FORMAT_JSON;

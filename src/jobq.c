@@ -212,7 +212,8 @@ void jobq_release(struct jobq *q, struct pool_job *job)
     free(c);
 }
 
-struct pool_job *jobq_take_expired(struct jobq *q, uint64_t now, uint64_t *next_ns)
+/* Unlink the queued jobs whose deadline is at or before now (every one with `all`). */
+static struct pool_job *take(struct jobq *q, uint64_t now, bool all, uint64_t *next_ns)
 {
     struct pool_job *expired = NULL;
     for (struct jobq_client *c = q->all; c; c = c->anext) {
@@ -220,7 +221,7 @@ struct pool_job *jobq_take_expired(struct jobq *q, uint64_t now, uint64_t *next_
         bool removed = false;
         while (*pp) {
             struct pool_job *j = *pp;
-            if (j->deadline_ns && j->deadline_ns <= now) {
+            if (all || (j->deadline_ns && j->deadline_ns <= now)) {
                 *pp = j->next;
                 if (c->tail == j) c->tail = prev;
                 c->queued--;
@@ -237,6 +238,24 @@ struct pool_job *jobq_take_expired(struct jobq *q, uint64_t now, uint64_t *next_
         if (removed) update(q, c); /* fewer queued never makes it READY */
     }
     return expired;
+}
+
+struct pool_job *jobq_take_expired(struct jobq *q, uint64_t now, uint64_t *next_ns)
+{
+    return take(q, now, false, next_ns);
+}
+
+struct pool_job *jobq_take_all(struct jobq *q)
+{
+    uint64_t next = UINT64_MAX;
+    struct pool_job *list = take(q, 0, true, &next), *rev = NULL;
+    while (list) { /* take() builds the list newest first: give it back in queue order */
+        struct pool_job *j = list;
+        list = j->next;
+        j->next = rev;
+        rev = j;
+    }
+    return rev;
 }
 
 void jobq_cancel_all(struct jobq *q, enum pool_cancel reason)

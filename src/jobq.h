@@ -55,6 +55,10 @@ void jobq_release(struct jobq *q, struct pool_job *job);
  * jobs left. O(queued jobs + clients). */
 struct pool_job *jobq_take_expired(struct jobq *q, uint64_t now, uint64_t *next_ns);
 
+/* Unlink every queued job and return them as a list through job->next, oldest of each client
+ * first (they keep their references). O(queued jobs + clients). */
+struct pool_job *jobq_take_all(struct jobq *q);
+
 /* pool_job_cancel(job, reason) for every queued job. */
 void jobq_cancel_all(struct jobq *q, enum pool_cancel reason);
 

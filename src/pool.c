@@ -43,6 +43,12 @@ struct worker {
     struct pool_job *current; /* the job being run, under p->mu (read by the watchdog) */
     struct pool_par *par;     /* current's open parallel task, under p->mu (/debug/requests) */
     struct pool_par *helping; /* the task this worker runs a chunk of, under p->mu */
+    /* Metering: this thread's CPU clock (set by the thread itself before it takes work), and
+     * the clock's reading when it began the metered run or chunk it is in now (`metering`: the
+     * job it is for; NULL = none). Under p->mu, read by the watchdog. */
+    clockid_t clock;
+    struct pool_job *metering;
+    uint64_t cpu0;
 };
 
 /* The worker the calling thread is (NULL on other threads): lets pool_parallel, which is given
@@ -96,6 +102,65 @@ uint64_t pool_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t clock_ns(clockid_t c)
+{
+    struct timespec ts;
+    if (clock_gettime(c, &ts) != 0) return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t pool_job_cpu_ns(const struct pool_job *job)
+{
+    return atomic_load_explicit(&((struct pool_job *)job)->cpu_ns, memory_order_relaxed);
+}
+
+/* Worker w begins (job != NULL) or ends (NULL) a run or chunk of a metered job. mu held. A
+ * begin makes sure the watchdog ticks (POOL_METER_TICK_MS) while metered work runs. */
+static void meter_begin(struct pool *p, struct worker *w, struct pool_job *job)
+{
+    if (!w || !job || !job->metered) return;
+    w->metering = job;
+    w->cpu0 = clock_ns(w->clock);
+    uint64_t tick = pool_now_ns() + POOL_METER_TICK_MS * 1000000ull;
+    if (atomic_load_explicit(&job->cpu_limit_ns, memory_order_relaxed) && p->wd_next_ns > tick)
+        pthread_cond_signal(&p->cv_wd);
+}
+
+static void meter_end(struct worker *w)
+{
+    if (!w || !w->metering) return;
+    uint64_t now = clock_ns(w->clock);
+    atomic_fetch_add_explicit(&w->metering->cpu_ns, now > w->cpu0 ? now - w->cpu0 : 0,
+                              memory_order_relaxed);
+    w->metering = NULL;
+}
+
+/* The watchdog's meter (mu held): a metered job whose CPU so far — what it has banked plus what
+ * its workers have used since they began — passes its limit is cancelled. Returns whether any
+ * limited metered work is running (the watchdog then ticks). O(workers²), workers ≤ 1024. */
+static bool meter_check(struct pool *p)
+{
+    bool any = false;
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        struct pool_job *j = p->w[i].metering;
+        uint64_t limit = j ? atomic_load_explicit(&j->cpu_limit_ns, memory_order_relaxed) : 0;
+        if (!limit || atomic_load_explicit(&j->cancel, memory_order_relaxed)) continue;
+        bool first = true; /* count each job once: at its first worker */
+        for (unsigned k = 0; k < i && first; k++)
+            first = p->w[k].metering != j;
+        if (!first) continue;
+        any = true;
+        uint64_t used = atomic_load_explicit(&j->cpu_ns, memory_order_relaxed);
+        for (unsigned k = i; k < p->nworkers; k++)
+            if (p->w[k].metering == j) {
+                uint64_t now = clock_ns(p->w[k].clock);
+                used += now > p->w[k].cpu0 ? now - p->w[k].cpu0 : 0;
+            }
+        if (used > limit) pool_job_cancel(j, POOL_CANCEL_PRICE);
+    }
+    return any;
 }
 
 bool pool_job_cancel(struct pool_job *job, enum pool_cancel reason)
@@ -159,11 +224,13 @@ static void run_job(struct pool *p, struct worker *w, struct pool_job *job)
         p->busy++;
         jobq_busy(p->q, job->qc, +1);
     }
+    meter_begin(p, w, job);
     pthread_mutex_unlock(&p->mu);
     atomic_store_explicit(&cur_label, job->label, memory_order_release);
     enum pool_outcome o = job->run(job, w ? w->local : NULL);
     atomic_store_explicit(&cur_label, NULL, memory_order_release); /* before `done` frees it */
     pthread_mutex_lock(&p->mu);
+    meter_end(w);
     if (w) {
         w->current = NULL;
         p->busy--;
@@ -204,9 +271,12 @@ static void *worker_main(void *arg)
     void *local = p->init ? p->init(p->arg) : NULL;
     bool failed = p->init && !local;
     self = w;
+    clockid_t clock = CLOCK_THREAD_CPUTIME_ID;
+    pthread_getcpuclockid(pthread_self(), &clock); /* readable from the watchdog too */
 
     pthread_mutex_lock(&p->mu);
     w->local = local;
+    w->clock = clock;
     p->init_done++;
     p->init_failed += failed;
     pthread_cond_broadcast(&p->cv_init);
@@ -237,11 +307,13 @@ static void *worker_main(void *arg)
             p->busy++;
             jobq_busy(p->q, par->qc, +1);
             w->helping = par;
+            meter_begin(p, w, (struct pool_job *)par->owner); /* the owner outlives the chunk */
             pthread_mutex_unlock(&p->mu);
             atomic_store_explicit(&cur_label, par->label, memory_order_release);
             par_run_one(par, local);
             atomic_store_explicit(&cur_label, NULL, memory_order_release); /* par may end */
             pthread_mutex_lock(&p->mu);
+            meter_end(w);
             w->helping = NULL;
             p->busy--;
             if (jobq_busy(p->q, par->qc, -1)) pthread_cond_signal(&p->cv_work);
@@ -288,6 +360,10 @@ static void *watchdog_main(void *arg)
                 run_job(p, NULL, j);
             }
             continue; /* rescan: time passed while running them */
+        }
+        if (meter_check(p)) {
+            uint64_t tick = now + POOL_METER_TICK_MS * 1000000ull;
+            if (tick < next) next = tick;
         }
         p->wd_next_ns = next;
         if (next == UINT64_MAX) {
@@ -481,6 +557,23 @@ void pool_cancel_all(struct pool *p, enum pool_cancel reason)
     for (unsigned i = 0; i < p->nworkers; i++)
         if (p->w[i].current) pool_job_cancel(p->w[i].current, reason);
     pthread_mutex_unlock(&p->mu);
+}
+
+unsigned pool_cancel_queued(struct pool *p, enum pool_cancel reason)
+{
+    unsigned n = 0;
+    pthread_mutex_lock(&p->mu);
+    struct pool_job *list = jobq_take_all(p->q);
+    while (list) {
+        struct pool_job *j = list;
+        list = j->next;
+        j->next = NULL;
+        pool_job_cancel(j, reason);
+        run_job(p, NULL, j); /* answers its cancellation at once; `done` outside the lock */
+        n++;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return n;
 }
 
 int pool_parallel(struct pool *p, struct pool_par *par, void *local)

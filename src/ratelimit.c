@@ -68,6 +68,11 @@ static uint64_t seconds_until(const struct ratelimit_bucket *b, int64_t want_mt,
     return (missing + per_s - 1) / per_s;
 }
 
+uint64_t ratelimit_max_price(uint64_t rate, uint64_t burst)
+{
+    return clamp(burst) + clamp(rate) * RATELIMIT_MAX_DEBT_S;
+}
+
 bool ratelimit_bucket_take(struct ratelimit_bucket *b, uint64_t now_ns, uint64_t rate,
                            uint64_t burst, uint64_t cost, struct ratelimit_verdict *v)
 {
@@ -77,8 +82,10 @@ bool ratelimit_bucket_take(struct ratelimit_bucket *b, uint64_t now_ns, uint64_t
     int64_t cap_mt = (int64_t)(burst * RATELIMIT_MILLI);
     int64_t cost_mt = (int64_t)(cost * RATELIMIT_MILLI);
     refill(b, now_ns, rate, cap_mt);
-    /* Above the burst a request is admitted only from a full bucket and leaves a debt. */
-    bool ok = cost_mt <= b->level_mt || (cost > burst && b->level_mt >= cap_mt);
+    /* Above the burst a request is admitted only from a full bucket and leaves a debt, of at
+     * most RATELIMIT_MAX_DEBT_S seconds of refill. */
+    v->never = cost > ratelimit_max_price(rate, burst);
+    bool ok = !v->never && (cost_mt <= b->level_mt || (cost > burst && b->level_mt >= cap_mt));
     v->allowed = ok;
     v->retry_after_s = 0;
     if (ok)
@@ -395,12 +402,10 @@ static uint32_t make_room(struct ratelimit *rl, struct shard *s, uint64_t now_ns
     return i;
 }
 
-bool ratelimit_take(struct ratelimit *rl, const struct ratelimit_key *key, uint64_t cost,
-                    size_t label, uint64_t now_ns, struct ratelimit_verdict *v)
+/* The entry of key in its shard (s->mu held), created with a full bucket when absent. */
+static uint32_t find_or_add(struct ratelimit *rl, struct shard *s, const struct ratelimit_key *key,
+                            uint64_t h, uint64_t now_ns)
 {
-    uint64_t h = key_hash(key, rl->seed);
-    struct shard *s = shard_of(rl, h);
-    pthread_mutex_lock(&s->mu);
     uint32_t i = find(rl, s, key, h);
     if (i == NIL) {
         i = make_room(rl, s, now_ns);
@@ -414,12 +419,42 @@ bool ratelimit_take(struct ratelimit *rl, const struct ratelimit_key *key, uint6
         s->used++;
     }
     s->e[i].ref = true;
+    return i;
+}
+
+static void count_limited(struct ratelimit *rl, size_t label)
+{
+    atomic_fetch_add_explicit(
+        &rl->limited[label < ROUTER_MAX_LABELS ? label : router_label_index(NULL)], 1,
+        memory_order_relaxed);
+}
+
+bool ratelimit_take(struct ratelimit *rl, const struct ratelimit_key *key, uint64_t cost,
+                    size_t label, uint64_t now_ns, struct ratelimit_verdict *v)
+{
+    uint64_t h = key_hash(key, rl->seed);
+    struct shard *s = shard_of(rl, h);
+    pthread_mutex_lock(&s->mu);
+    uint32_t i = find_or_add(rl, s, key, h, now_ns);
     bool ok = ratelimit_bucket_take(&s->e[i].bucket, now_ns, rl->rate, rl->burst, cost, v);
     pthread_mutex_unlock(&s->mu);
-    if (!ok)
-        atomic_fetch_add_explicit(
-            &rl->limited[label < ROUTER_MAX_LABELS ? label : router_label_index(NULL)], 1,
-            memory_order_relaxed);
+    if (!ok) count_limited(rl, label);
+    return ok;
+}
+
+bool ratelimit_retake(struct ratelimit *rl, const struct ratelimit_key *key, uint64_t old_cost,
+                      uint64_t new_cost, size_t label, uint64_t now_ns, struct ratelimit_verdict *v)
+{
+    uint64_t h = key_hash(key, rl->seed);
+    struct shard *s = shard_of(rl, h);
+    pthread_mutex_lock(&s->mu);
+    uint32_t i = find_or_add(rl, s, key, h, now_ns);
+    struct ratelimit_bucket *b = &s->e[i].bucket;
+    ratelimit_bucket_refund(b, rl->burst, old_cost);
+    bool ok = ratelimit_bucket_take(b, now_ns, rl->rate, rl->burst, new_cost, v);
+    if (!ok) ratelimit_bucket_charge(b, old_cost);
+    pthread_mutex_unlock(&s->mu);
+    if (!ok) count_limited(rl, label);
     return ok;
 }
 

@@ -162,7 +162,11 @@ struct req {
      * stream lives until the last unref, which follows removal from the in-flight list. */
     _Atomic(struct stream *) live_stream;
     struct pool_job job;
-    struct admission_ticket adm; /* I/O thread only: charged in handle, settled in on_completed */
+    /* Charged in handle (I/O thread), re-priced by a batch's worker (admission_batch_charge),
+     * settled at the last unref, when the job's CPU is known (see admission.h). */
+    struct admission_ticket adm;
+    int final_status; /* what req_finish logged (I/O thread; read at the last unref) */
+    bool answered;    /* libmicrohttpd completed the answer (req_finish) */
 
     pthread_mutex_t mu;       /* orders suspend before resume */
     bool suspended;           /* under mu */
@@ -248,6 +252,8 @@ static enum phase phase_of(const struct req *r)
 static void req_unref(struct req *r)
 {
     if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1) return;
+    /* Every party is done, the job included (its CPU is final): settle the client's price. */
+    admission_settle(&r->srv->adm, &r->adm, r->final_status, r->answered, pool_job_cpu_ns(&r->job));
     stream_destroy(r->stream); /* accepts NULL */
     api_query_fini(&r->query);
     http_response_fini(&r->resp);
@@ -387,6 +393,8 @@ static void *on_request_start(void *cls, const char *uri, struct MHD_Connection 
     atomic_init(&r->refs, 1); /* the connection's reference */
     atomic_init(&r->bytes, 0);
     atomic_init(&r->job.cancel, 0); /* before the list insert: server_cancel_all may set it */
+    atomic_init(&r->job.cpu_ns, 0);
+    atomic_init(&r->job.cpu_limit_ns, 0);
     atomic_init(&r->live_stream, NULL);
     atomic_init(&r->phase, PH_NEW);
     atomic_init(&r->client_gone, false);
@@ -566,6 +574,24 @@ static void req_job_done(struct pool_job *job)
     req_unref(r);                   /* the job's reference */
 }
 
+/* The CPU a metered request may use: rate_limit_cpu_factor × its price (1 token ≈ 1 ms) plus
+ * METER_SLACK_MS for what no price models (a request's fixed costs, the meter's own tick). */
+#define METER_SLACK_MS 20u
+static void req_set_cpu_limit(struct req *r)
+{
+    uint64_t ms = r->adm.cost * r->srv->cfg->rate_limit_cpu_factor + METER_SLACK_MS;
+    atomic_store_explicit(&r->job.cpu_limit_ns, ms * 1000000u, memory_order_relaxed);
+}
+
+/* api_query.charge: a batch's whole price, asked on its worker before any query runs. */
+static bool req_batch_charge(void *arg, uint64_t tokens, struct http_response *resp)
+{
+    struct req *r = arg;
+    if (!admission_batch_charge(&r->srv->adm, &r->adm, tokens, pool_now_ns(), resp)) return false;
+    req_set_cpu_limit(r);
+    return true;
+}
+
 /* At least 4 blocks (the producer fills one while the reader drains the others), at most
  * STREAM_BLOCK_BYTES each; the configuration allows buffers down to 4 KiB. */
 static size_t stream_block_bytes(uint64_t capacity)
@@ -595,6 +621,14 @@ static enum MHD_Result submit(struct req *r, bool stream)
         atomic_store_explicit(&r->live_stream, r->stream, memory_order_release);
     }
     r->job.client = admission_client_tag(&r->adm); /* per-client fairness in the pool */
+    if (r->adm.charged) {
+        /* Metered: it pays for the CPU it uses, and stops at rate_limit_cpu_factor × its
+         * price. A batch re-prices itself on its worker (req_batch_charge). */
+        r->job.metered = true;
+        req_set_cpu_limit(r);
+        r->query.charge = req_batch_charge;
+        r->query.charge_arg = r;
+    }
     r->job.run = req_job_run;
     r->job.done = req_job_done;
     r->job.label = r->request_id;
@@ -680,6 +714,9 @@ static enum MHD_Result finish_wait(struct req *r)
                                "request waited longer than request_timeout_ms");
         if (reason == POOL_CANCEL_SHUTDOWN || reason == POOL_CANCEL_CLIENT)
             return queue_error(r, PERR_UNAVAILABLE, NULL, NULL, "server is shutting down");
+        if (reason == POOL_CANCEL_PRICE)
+            return queue_error(r, PERR_RATE_LIMITED, NULL, NULL,
+                               "the request used more worker CPU than its price allows");
         return queue_error(r, PERR_INTERNAL, NULL, NULL, "stream failed");
     }
     return queue_stream(r);
@@ -1020,11 +1057,10 @@ static void req_finish(struct req *r, int unanswered)
                                   .bytes = bytes,
                                   .duration_us = dur_ns / 1000};
     log_request(&rec);
-    /* unanswered is 0 exactly when libmicrohttpd completed the answer (on_completed). */
-    /* A completed answer was queued after the worker's `done` (the resume orders its writes);
-     * otherwise a worker may still be running, so its cost is not read. */
-    admission_done(&s->adm, &r->adm, status, unanswered == 0, unanswered == 0 ? r->query.cost : 0,
-                   r->t0_ns + dur_ns);
+    /* unanswered is 0 exactly when libmicrohttpd completed the answer (on_completed). The
+     * price is settled at the last unref, once the job (which may still run) has stopped. */
+    r->final_status = status;
+    r->answered = unanswered == 0;
     metrics_observe_request(router_label_index(r->route), r->method, status, (double)dur_ns / 1e9,
                             bytes);
 
@@ -1506,6 +1542,17 @@ void server_begin_drain(struct server *s)
     atomic_store_explicit(&s->draining, true, memory_order_relaxed);
     MHD_socket fd = MHD_quiesce_daemon(s->main.d);
     if (fd != MHD_INVALID_SOCKET) close(fd);
+    /* Only work that has started is drained. Jobs still queued are answered now (503
+     * unavailable, Connection: close); bodies still arriving are answered by the hang-up
+     * watcher on its next tick, and held 429s are sent by it too. So a client that makes no
+     * progress, or work behind a long queue, cannot hold the drain for shutdown_timeout. */
+    unsigned n = pool_cancel_queued(s->pool, POOL_CANCEL_SHUTDOWN);
+    if (n) {
+        char ns[16];
+        snprintf(ns, sizeof ns, "%u", n);
+        log_event(LOG_INFO, "drain_queued_answered", "queued requests answered 503", "requests", ns,
+                  NULL);
+    }
 }
 
 unsigned server_inflight(struct server *s)

@@ -10,6 +10,7 @@
 
 #include "check_main.h"
 #include "primed/api.h"
+#include "primed/errors.h"
 #include "primed/config.h"
 #include "primed/pi.h"
 #include "primed/reqmem.h"
@@ -525,9 +526,27 @@ static uint64_t price(enum api_op op, uint64_t a, uint64_t b)
     return api_cost(&ctx, &q);
 }
 
-/* A batch is charged up front by its size (unparsed, on the I/O thread), then settled with the
- * sum of its queries' prices, which its run on a worker leaves in q.cost. */
-static uint64_t batch_price(const char *body)
+/* A batch is charged up front by its size (unparsed, on the I/O thread), then priced on its
+ * worker at the sum of its queries before any runs: what it asks q.charge for. */
+struct charge_rec {
+    uint64_t tokens;
+    int calls;
+    bool refuse;
+};
+
+static bool record_charge(void *arg, uint64_t tokens, struct http_response *resp)
+{
+    struct charge_rec *c = arg;
+    c->tokens = tokens;
+    c->calls++;
+    if (c->refuse) {
+        http_response_fini(resp);
+        errors_render(resp, PERR_RATE_LIMITED, NULL, NULL, "test refusal");
+    }
+    return !c->refuse;
+}
+
+static struct http_response run_priced_batch(const char *body, struct charge_rec *rec)
 {
     struct fake *json = Q(.ctype = "application/json");
     struct http_request req = {.method = "POST",
@@ -543,16 +562,58 @@ static uint64_t batch_price(const char *body)
     struct api_query q;
     ck_assert_int_eq(api_prepare(&ctx, ROUTE_BATCH, &req, &q, &resp), API_RUN);
     ck_assert_uint_eq(api_cost(&ctx, &q), 1 + strlen(body) / 22 / 500); /* up front */
+    q.charge = record_charge;
+    q.charge_arg = rec;
     void *w = api_worker_init(&ctx);
     atomic_int cancel = 0;
     ck_assert_int_eq(api_run(&ctx, &q, w, &cancel, &resp), POOL_DONE);
-    ck_assert_int_eq(resp.status, 200);
     api_worker_fini(&ctx, w);
-    uint64_t c = q.cost;
     api_query_fini(&q);
-    http_response_fini(&resp);
-    return c;
+    return resp;
 }
+
+static uint64_t batch_price(const char *body)
+{
+    struct charge_rec rec = {0};
+    struct http_response resp = run_priced_batch(body, &rec);
+    ck_assert_int_eq(resp.status, 200);
+    ck_assert_int_eq(rec.calls, 1);
+    http_response_fini(&resp);
+    return rec.tokens;
+}
+
+START_TEST(batch_is_priced_before_any_query_runs)
+{
+    /* Refused by its price: the charge's answer is the batch's, and no query ran (a count of
+     * [1e18, 1e18+1e9] would take seconds). */
+    struct charge_rec rec = {.refuse = true};
+    struct http_response resp = run_priced_batch(
+        "{\"queries\":[{\"op\":\"isprime\",\"n\":7},{\"op\":\"count\",\"from\":\"1e18\","
+        "\"to\":\"1000000001000000000\"}]}",
+        &rec);
+    ck_assert_int_eq(resp.status, 429);
+    ck_assert_ptr_nonnull(strstr(resp.body, "test refusal"));
+    ck_assert_int_eq(rec.calls, 1);
+    ck_assert_uint_gt(rec.tokens, 1000); /* the count's estimate (~1600 tokens) is in it */
+    http_response_fini(&resp);
+
+    /* Refused as hopeless by its total, like one request: 20 × π(1e14) is ~0.7 s each on the
+     * one worker here (each alone is attempted under a 1 s deadline), ~14 s together. */
+    cfg.request_timeout_ms = 1000;
+    cfg.max_batch_queries = 20;
+    char body[2048] = "{\"queries\":[";
+    for (int i = 0; i < 20; i++)
+        strcat(body, i ? ",{\"op\":\"pi\",\"x\":\"1e14\"}" : "{\"op\":\"pi\",\"x\":\"1e14\"}");
+    strcat(body, "]}");
+    struct charge_rec none = {0};
+    resp = run_priced_batch(body, &none);
+    ck_assert_int_eq(resp.status, 400);
+    ck_assert_msg(strstr(resp.body, "limit_exceeded") && strstr(resp.body, "20 queries"), "%.*s",
+                  (int)resp.body_len, resp.body);
+    ck_assert_int_eq(none.calls, 0); /* refused before it is charged */
+    http_response_fini(&resp);
+}
+END_TEST
 
 START_TEST(prices_follow_the_work)
 {
@@ -612,6 +673,7 @@ static Suite *api_suite(void)
     tcase_add_test(tc, batch_shape_bombs_are_refused_before_parsing);
     tcase_add_test(tc, batch_parse_is_charged_to_the_request_budget);
     tcase_add_test(tc, prices_follow_the_work);
+    tcase_add_test(tc, batch_is_priced_before_any_query_runs);
     tcase_add_test(tc, pi_answers_and_bad_inputs);
     tcase_add_test(tc, count_by_sieve_and_by_pi_agree);
     tcase_add_test(tc, hopeless_requests_are_refused_up_front);

@@ -1057,6 +1057,177 @@ START_TEST(random_interleavings_keep_caps_fifo_and_no_idle_worker)
 }
 END_TEST
 
+/* ---- metering (rate limits) ---- */
+
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Burns CPU until cancelled or `burn_ms` of its thread's CPU are spent; or sleeps `sleep_ms`. */
+struct mjob {
+    struct pool_job job;
+    sem_t *done;
+    unsigned burn_ms, sleep_ms;
+    int seen_cancel;
+};
+
+static enum pool_outcome mjob_run(struct pool_job *j, void *local)
+{
+    struct mjob *m = (struct mjob *)j;
+    if (m->sleep_ms) usleep(m->sleep_ms * 1000u);
+    uint64_t t0 = thread_cpu_ns();
+    volatile uint64_t x = 0;
+    while (!atomic_load(&j->cancel) && thread_cpu_ns() - t0 < (uint64_t)m->burn_ms * 1000000u)
+        for (int k = 0; k < 10000; k++)
+            x += (uint64_t)k;
+    m->seen_cancel = atomic_load(&j->cancel);
+    return m->seen_cancel ? POOL_CANCELLED : POOL_DONE;
+}
+
+static void mjob_done(struct pool_job *j)
+{
+    sem_post(((struct mjob *)j)->done);
+}
+
+static void mjob_submit(struct pool *p, struct mjob *m, sem_t *s, unsigned limit_ms)
+{
+    m->job.run = mjob_run;
+    m->job.done = mjob_done;
+    m->done = s;
+    m->job.metered = true;
+    atomic_init(&m->job.cancel, 0);
+    atomic_init(&m->job.cpu_ns, 0);
+    atomic_init(&m->job.cpu_limit_ns, (uint64_t)limit_ms * 1000000u);
+    ck_assert_int_eq(pool_submit(p, &m->job), 0);
+}
+
+/* A metered job is stopped once its CPU passes its limit (within a few meter ticks), a job that
+ * waits rather than computes is not (the meter reads CPU, not the clock), and cpu_ns reports what
+ * each used. */
+START_TEST(metered_jobs_are_stopped_past_their_cpu_limit)
+{
+    sem_t s;
+    sem_init(&s, 0, 0);
+    struct pool *p = pool_create(2, 8, NULL, NULL, NULL);
+    struct mjob burner = {.burn_ms = 5000}, sleeper = {.sleep_ms = 150, .burn_ms = 5},
+                unlimited = {.burn_ms = 60};
+    mjob_submit(p, &burner, &s, 40);
+    mjob_submit(p, &sleeper, &s, 40);
+    sem_wait(&s);
+    sem_wait(&s);
+    mjob_submit(p, &unlimited, &s, 0);
+    sem_wait(&s);
+    uint64_t used = pool_job_cpu_ns(&burner.job) / 1000000u;
+    ck_assert_int_eq(burner.seen_cancel, POOL_CANCEL_PRICE);
+    ck_assert_msg(used >= 40 && used < 40 + 50 * POOL_METER_TICK_MS, "burner used %llu ms",
+                  (unsigned long long)used);
+    ck_assert_int_eq(sleeper.seen_cancel, 0);
+    ck_assert_uint_lt(pool_job_cpu_ns(&sleeper.job) / 1000000u, 40);
+    ck_assert_int_eq(unlimited.seen_cancel, 0); /* no limit: metered, never stopped */
+    ck_assert_uint_ge(pool_job_cpu_ns(&unlimited.job) / 1000000u, 60);
+    pool_destroy(p);
+    sem_destroy(&s);
+}
+END_TEST
+
+/* A metered job's CPU includes its chunks run by helpers (pool_parallel), not only its own
+ * thread's: every chunk burns ~20 ms on whichever worker runs it. */
+struct burnpar {
+    struct pool_par par;
+    atomic_uint_fast64_t chunk_cpu; /* what the chunks measured themselves */
+};
+
+static int burn_chunk(void *arg, uint64_t c, void *local)
+{
+    struct burnpar *bp = arg;
+    uint64_t t0 = thread_cpu_ns();
+    volatile uint64_t x = 0;
+    while (thread_cpu_ns() - t0 < 20000000u)
+        for (int k = 0; k < 10000; k++)
+            x += (uint64_t)k;
+    atomic_fetch_add(&bp->chunk_cpu, thread_cpu_ns() - t0);
+    return 0;
+}
+
+struct mparjob {
+    struct pool_job job;
+    struct pool *p;
+    struct burnpar *bp;
+    sem_t *done;
+};
+
+static enum pool_outcome mparjob_run(struct pool_job *j, void *local)
+{
+    struct mparjob *m = (struct mparjob *)j;
+    pool_parallel(m->p, &m->bp->par, local);
+    return POOL_DONE;
+}
+
+static void mparjob_done(struct pool_job *j)
+{
+    sem_post(((struct mparjob *)j)->done);
+}
+
+START_TEST(metered_cpu_includes_helpers_chunks)
+{
+    sem_t s;
+    sem_init(&s, 0, 0);
+    struct pool *p = pool_create(3, 8, NULL, NULL, NULL);
+    struct burnpar bp = {.par = {.fn = burn_chunk, .nchunks = 12}};
+    bp.par.arg = &bp;
+    atomic_init(&bp.chunk_cpu, 0);
+    struct mparjob m = {
+        .job = {.run = mparjob_run, .done = mparjob_done, .metered = true}, .p = p, .bp = &bp};
+    m.done = &s;
+    atomic_init(&m.job.cancel, 0);
+    atomic_init(&m.job.cpu_ns, 0);
+    atomic_init(&m.job.cpu_limit_ns, 0);
+    ck_assert_int_eq(pool_submit(p, &m.job), 0);
+    sem_wait(&s);
+    uint64_t chunks = atomic_load(&bp.chunk_cpu), used = pool_job_cpu_ns(&m.job);
+    ck_assert_msg(used >= chunks && used < chunks + 100000000u, "job %llu ns, its chunks %llu ns",
+                  (unsigned long long)used, (unsigned long long)chunks);
+    pool_destroy(p);
+    sem_destroy(&s);
+}
+END_TEST
+
+/* pool_cancel_queued (a drain): every queued job is answered at once, on the caller's thread,
+ * with local == NULL and SHUTDOWN; the running one is left to finish. */
+START_TEST(cancel_queued_answers_queued_jobs_and_leaves_running_ones)
+{
+    sem_t s;
+    sem_init(&s, 0, 0);
+    struct pool *p = pool_create(1, 8, local_init, local_fini, NULL);
+    atomic_int gate = 0;
+    struct tjob running, queued[3];
+    tjob_init(&running, &s, &gate);
+    ck_assert_int_eq(pool_submit(p, &running.job), 0);
+    while (atomic_load(&running.runs) == 0)
+        usleep(1000);
+    for (int i = 0; i < 3; i++) {
+        tjob_init(&queued[i], &s, &gate);
+        ck_assert_int_eq(pool_submit(p, &queued[i].job), 0);
+    }
+    ck_assert_uint_eq(pool_cancel_queued(p, POOL_CANCEL_SHUTDOWN), 3);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(sem_trywait(&s), 0); /* done already: answered on this thread */
+        ck_assert_int_eq(queued[i].seen_cancel, POOL_CANCEL_SHUTDOWN);
+        ck_assert(queued[i].local_was_null);
+    }
+    ck_assert_int_eq(atomic_load(&running.job.cancel), 0);
+    atomic_store(&gate, 1);
+    sem_wait(&s);
+    ck_assert_int_eq(running.outcome, POOL_DONE);
+    ck_assert_uint_eq(pool_cancel_queued(p, POOL_CANCEL_SHUTDOWN), 0);
+    pool_destroy(p);
+    sem_destroy(&s);
+}
+END_TEST
+
 static Suite *pool_suite(void)
 {
     Suite *s = suite_create("pool");
@@ -1081,6 +1252,9 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, capped_client_with_thousands_queued_leaves_the_idle_worker_to_another);
     tcase_add_test(tc, resumed_job_runs_while_every_queued_job_is_capped);
     tcase_add_test(tc, random_interleavings_keep_caps_fifo_and_no_idle_worker);
+    tcase_add_test(tc, metered_jobs_are_stopped_past_their_cpu_limit);
+    tcase_add_test(tc, metered_cpu_includes_helpers_chunks);
+    tcase_add_test(tc, cancel_queued_answers_queued_jobs_and_leaves_running_ones);
     suite_add_tcase(s, tc);
     return s;
 }

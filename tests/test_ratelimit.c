@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "check_main.h"
+#include "testutil.h"
 #include "primed/metrics.h"
 #include "primed/ratelimit.h"
 
@@ -121,10 +122,73 @@ START_TEST(extreme_values_do_not_overflow)
     ck_assert(ratelimit_bucket_take(&b, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, &v));
     ck_assert(ratelimit_bucket_take(&b, UINT64_MAX, UINT64_MAX, UINT64_MAX, 1, &v) == false);
     ratelimit_bucket_init(&b, 1, 0);
-    ck_assert(ratelimit_bucket_take(&b, 0, 1, 1, UINT64_MAX, &v)); /* full: debt */
-    ck_assert(!ratelimit_bucket_take(&b, 1000 * S, 1, 1, 1, &v));  /* 1e9 - 1 tokens of debt */
-    ck_assert(ratelimit_bucket_take(&b, UINT64_MAX, 1, 1, 1, &v)); /* ~585 years later: paid */
+    ck_assert(!ratelimit_bucket_take(&b, 0, 1, 1, UINT64_MAX, &v)); /* above 1 + 10 s × 1 */
+    ck_assert(v.never);
+    ck_assert(ratelimit_bucket_take(&b, 0, 1, 1, 11, &v)); /* full: 10 tokens of debt */
+    ck_assert(!v.never);
+    ck_assert(!ratelimit_bucket_take(&b, 10 * S, 1, 1, 1, &v));    /* 10 s: just paid back */
+    ck_assert(ratelimit_bucket_take(&b, UINT64_MAX, 1, 1, 1, &v)); /* ~585 years later */
     ck_assert_uint_eq(v.remaining, 0);
+    ratelimit_bucket_charge(&b, UINT64_MAX); /* a settlement far beyond any debt: clamped */
+    ck_assert(!ratelimit_bucket_take(&b, UINT64_MAX, 1, 1, 1, &v));
+}
+END_TEST
+
+/* The most a request may cost is the burst plus RATELIMIT_MAX_DEBT_S seconds of refill: so the
+ * prices admitted in any window of T seconds add up to at most burst + rate × max(T, 10 s),
+ * however a client mixes its requests. Checked against a simulation of greedy clients. */
+START_TEST(debt_is_capped_so_admitted_prices_are_bounded_in_any_window)
+{
+    struct ratelimit_bucket b;
+    struct ratelimit_verdict v;
+    ck_assert_uint_eq(ratelimit_max_price(10, 10), 10 + 10 * RATELIMIT_MAX_DEBT_S);
+    ratelimit_bucket_init(&b, 10, 0);
+    ck_assert(!ratelimit_bucket_take(&b, 0, 10, 10, 111, &v) && v.never);
+    ck_assert(ratelimit_bucket_take(&b, 0, 10, 10, 110, &v) && !v.never);
+    uint64_t seed = 99;
+    for (int round = 0; round < 200; round++) {
+        uint64_t rate = 1 + xorshift64(&seed) % 50, burst = 1 + xorshift64(&seed) % 200;
+        ratelimit_bucket_init(&b, burst, 0);
+        /* A client trying a random price every 10 ms for 60 s; admitted prices per 20 s window. */
+        uint64_t admitted[6000] = {0};
+        for (int t = 0; t < 6000; t++) {
+            uint64_t cost = 1 + xorshift64(&seed) % (2 * ratelimit_max_price(rate, burst));
+            if (ratelimit_bucket_take(&b, (uint64_t)t * (S / 100), rate, burst, cost, &v))
+                admitted[t] = cost;
+        }
+        uint64_t win = 0;
+        for (int t = 0; t < 6000; t++) {
+            win += admitted[t] - (t >= 2000 ? admitted[t - 2000] : 0);
+            ck_assert_msg(win <= burst + rate * 20 + rate * RATELIMIT_MAX_DEBT_S,
+                          "rate %llu burst %llu: %llu admitted in 20 s", (unsigned long long)rate,
+                          (unsigned long long)burst, (unsigned long long)win);
+        }
+    }
+}
+END_TEST
+
+START_TEST(retake_reprices_an_admitted_request_or_leaves_it_as_it_was)
+{
+    struct ratelimit_params p = {.rate = 10, .burst = 100, .clients = 4};
+    struct ratelimit *rl = ratelimit_create(&p);
+    ck_assert_ptr_nonnull(rl);
+    struct ratelimit_key k;
+    ck_assert_int_eq(ratelimit_client_key("192.0.2.1", NULL, NULL, 0, &k), 0);
+    struct ratelimit_verdict v;
+    ck_assert(ratelimit_take(rl, &k, 5, 0, 0, &v));
+    ck_assert_uint_eq(v.remaining, 95);
+    /* Re-priced at 150 (above the burst): admitted as from the full bucket it was before. */
+    ck_assert(ratelimit_retake(rl, &k, 5, 150, 0, 0, &v));
+    ck_assert_uint_eq(v.remaining, 0);
+    /* A second one is refused (the bucket is in debt) and changes nothing. */
+    ck_assert(ratelimit_take(rl, &k, 1, 0, 6 * S, &v)); /* 50 of debt paid at 10/s + 1 */
+    ck_assert(!ratelimit_retake(rl, &k, 1, 300, 0, 6 * S, &v));
+    ck_assert(v.never); /* 300 > 100 + 10 × 10 */
+    ck_assert(!ratelimit_retake(rl, &k, 1, 50, 0, 6 * S, &v));
+    ck_assert(!v.never);
+    ck_assert(ratelimit_take(rl, &k, 9, 0, 6 * S, &v)); /* the 1 is still taken: 9 left */
+    ck_assert_uint_eq(v.remaining, 0);
+    ratelimit_destroy(rl);
 }
 END_TEST
 
@@ -440,6 +504,8 @@ static Suite *ratelimit_suite(void)
     tcase_add_test(b, refill_is_rate_times_elapsed_and_capped_at_burst);
     tcase_add_test(b, clock_going_backwards_refills_nothing);
     tcase_add_test(b, cost_above_burst_needs_a_full_bucket_and_leaves_debt);
+    tcase_add_test(b, debt_is_capped_so_admitted_prices_are_bounded_in_any_window);
+    tcase_add_test(b, retake_reprices_an_admitted_request_or_leaves_it_as_it_was);
     tcase_add_test(b, refund_returns_tokens_up_to_the_burst);
     tcase_add_test(b, extreme_values_do_not_overflow);
     suite_add_tcase(s, b);

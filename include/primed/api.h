@@ -61,10 +61,12 @@ struct api_query {
      * frees the body with the request). Parsed only by api_run, on a worker. */
     const char *body;
     size_t body_len;
-    /* API_BATCH: the sum of its queries' prices in tokens (api_cost of each, as a GET), written
-     * by api_run on the worker before `done`, read on the I/O thread after the resume (ordered
-     * like the response); admission charges what it exceeds the up-front price by. */
-    uint64_t cost;
+    /* API_BATCH: the body is priced only on the worker (the I/O thread never parses it): before
+     * any of its queries runs, api_run sums their prices and asks charge(charge_arg, tokens,
+     * resp) for the whole; false refuses the batch with what charge rendered into resp (a 429).
+     * NULL = nothing to charge (no rate limit). Set by the caller before the job is submitted. */
+    bool (*charge)(void *arg, uint64_t tokens, struct http_response *resp);
+    void *charge_arg;
     /* Written only by the run of api_stream producing this query's body (runs never overlap:
      * pool_resume orders them through the pool lock). */
     struct api_stream_pos pos;

@@ -66,6 +66,7 @@ struct primed_config {
     uint64_t rate_limit_burst;             /* tokens, 0 = auto (= rate_limit) */
     unsigned rate_limit_clients;           /* buckets in the client table, default 65536 */
     unsigned rate_limit_delay_ms;          /* a 429 is held this long (tarpit), default 250 */
+    unsigned rate_limit_cpu_factor;        /* metered: stop at N × price ms of CPU, default 2 */
     char trusted_proxies[CONFIG_PATH_MAX]; /* CIDR list whose X-Forwarded-For is believed */
     unsigned max_inflight_per_client;      /* a client's jobs running at once, 0 = no cap */
 

@@ -24,7 +24,8 @@ enum pool_cancel {
     POOL_CANCEL_NONE = 0,
     POOL_CANCEL_CLIENT = 1,   /* client disconnected */
     POOL_CANCEL_DEADLINE = 2, /* request_timeout_ms passed */
-    POOL_CANCEL_SHUTDOWN = 3, /* shutdown_timeout passed while draining */
+    POOL_CANCEL_SHUTDOWN = 3, /* shutdown_timeout passed while draining, or queued at a drain */
+    POOL_CANCEL_PRICE = 4,    /* a metered job used more CPU than cpu_limit_ns (its price) */
 };
 
 /* What a job reports when it finishes (counted in primed_jobs_total{outcome}: one count per
@@ -68,6 +69,14 @@ struct pool_job {
     const char *label;
     /* pool-private, under the pool lock */
     struct pool_job *next;
+    /* Metering (rate limits): with `metered` set before submit, the pool adds the worker CPU
+     * the job uses — its own runs and its chunks run by helpers (pool_parallel) — to cpu_ns
+     * (relaxed; final once `done` is called: pool_job_cpu_ns), and the watchdog cancels it with
+     * POOL_CANCEL_PRICE once that passes cpu_limit_ns (0 = no limit; any thread may change it,
+     * relaxed), checking every POOL_METER_TICK_MS while it runs. */
+    bool metered;
+    atomic_uint_fast64_t cpu_ns;
+    atomic_uint_fast64_t cpu_limit_ns;
     struct jobq_client *qc; /* its client's record, from submit until done */
     bool running;           /* inside run */
     bool parked;            /* returned POOL_PARKED, not resumed yet */
@@ -126,6 +135,16 @@ void pool_job_clear_deadline(struct pool *p, struct pool_job *job);
 /* Cancel every queued, resumed and running job (shutdown timeout). Parked jobs are their
  * owners' to cancel and resume. */
 void pool_cancel_all(struct pool *p, enum pool_cancel reason);
+/* Take every queued job (none has started) off the queue and finish it now, on the calling
+ * thread: cancel set to `reason`, run with local == NULL (it answers its cancellation), then
+ * `done`. Running, parked and resumed jobs are left alone (a drain waits for work that has
+ * started, and for nothing else). Returns how many. */
+unsigned pool_cancel_queued(struct pool *p, enum pool_cancel reason);
+
+/* The worker CPU a metered job has used, in ns (0 for a job that is not metered). Final once
+ * its `done` has been called. */
+uint64_t pool_job_cpu_ns(const struct pool_job *job);
+#define POOL_METER_TICK_MS 10
 
 /* Intra-job parallelism. The caller (a running job, on its worker, with its worker's `local`)
  * fills `fn`, `arg`, `nchunks` and calls pool_parallel: it runs chunks itself while idle workers

@@ -34,13 +34,23 @@ struct ratelimit_verdict {
     uint64_t remaining;     /* whole tokens left after this request (0 when in debt) */
     uint64_t reset_s;       /* seconds until the bucket is full again */
     uint64_t retry_after_s; /* when refused: seconds until this request would be allowed */
+    bool never;             /* refused because cost > ratelimit_max_price: retrying cannot help */
 };
+
+/* A price above the burst is admitted from a full bucket and leaves a debt, but never a debt of
+ * more than RATELIMIT_MAX_DEBT_S seconds of refill: so whatever a client sends, the prices
+ * admitted in any window of T seconds add up to at most burst + rate × max(T, this) — a bound
+ * on the CPU it can make the server spend, given prices that match the work (the pool meters
+ * that they do). The most one request may cost: burst + rate × RATELIMIT_MAX_DEBT_S. */
+#define RATELIMIT_MAX_DEBT_S 10
+uint64_t ratelimit_max_price(uint64_t rate, uint64_t burst);
 
 /* A fresh (full) bucket at now_ns. */
 void ratelimit_bucket_init(struct ratelimit_bucket *b, uint64_t burst, uint64_t now_ns);
 /* Refill at `rate` tokens/s up to `burst`, then take `cost` tokens if the bucket holds them.
  * A cost above the burst is allowed only from a full bucket and leaves the bucket in debt
- * (negative), so such requests are possible but average out to `rate`. A clock that went back
+ * (negative), so such requests are possible but average out to `rate`; a cost above
+ * ratelimit_max_price never is (v->never). A clock that went back
  * (now_ns < stamp) refills nothing and restarts from now_ns. rate and burst must be >= 1.
  * Never fails; fills *v. */
 bool ratelimit_bucket_take(struct ratelimit_bucket *b, uint64_t now_ns, uint64_t rate,
@@ -111,6 +121,12 @@ bool ratelimit_take(struct ratelimit *rl, const struct ratelimit_key *key, uint6
 void ratelimit_refund(struct ratelimit *rl, const struct ratelimit_key *key, uint64_t tokens);
 /* Charge tokens more to an admitted request's client (no-op if it was evicted meanwhile). */
 void ratelimit_charge(struct ratelimit *rl, const struct ratelimit_key *key, uint64_t tokens);
+/* Re-price an admitted request: give back `old_cost` and take `new_cost` under the rules of
+ * ratelimit_take, in one step under the client's lock. When the new price is refused the bucket
+ * is left as it was (the old price still taken). Returns v->allowed. */
+bool ratelimit_retake(struct ratelimit *rl, const struct ratelimit_key *key, uint64_t old_cost,
+                      uint64_t new_cost, size_t label, uint64_t now_ns,
+                      struct ratelimit_verdict *v);
 /* Forget every client whose bucket has refilled completely (it is then the same as a new
  * one). O(clients), one shard lock at a time; the metrics collector calls it at each scrape. */
 void ratelimit_expire(struct ratelimit *rl, uint64_t now_ns);
