@@ -165,3 +165,13 @@ uint64_t admission_settle(struct admission *a, struct admission_ticket *t, int s
         ratelimit_refund(a->rl, &t->key, t->cost - final);
     return final;
 }
+
+uint64_t admission_retry_after_s(const struct admission *a, const struct admission_ticket *t,
+                                 uint64_t cpu_ns)
+{
+    if (!t->limited || !a->rl || a->rate == 0) return 1;
+    uint64_t cpu_ms = (cpu_ns + 999999u) / 1000000u;
+    uint64_t extra = cpu_ms > t->cost ? cpu_ms - t->cost : 0;
+    uint64_t s = t->v.reset_s + (extra + a->rate - 1) / a->rate;
+    return s ? s : 1;
+}

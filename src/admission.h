@@ -79,6 +79,12 @@ void admission_headers(const struct admission_ticket *t,
 bool admission_batch_charge(struct admission *a, struct admission_ticket *t, uint64_t tokens,
                             uint64_t now_ns, struct http_response *resp);
 
+/* Seconds a client should wait before its next request, for a 429 that did not come from its
+ * bucket (a metered request stopped past its CPU limit): the time to refill from the verdict
+ * at admission plus what the CPU used beyond the price will take to pay back. At least 1. */
+uint64_t admission_retry_after_s(const struct admission *a, const struct admission_ticket *t,
+                                 uint64_t cpu_ns);
+
 /* The request is over and its work has stopped: settle at the worker CPU it used (cpu_ns, the
  * pool's measure of its job, helpers included; 0 when it never ran). A completed answer below
  * 500 pays max(price, CPU ms); any other end (5xx, a client that left, a drain) pays its CPU ms,

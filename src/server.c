@@ -460,9 +460,25 @@ static void add_common_headers(struct req *r, struct MHD_Response *m, const char
         MHD_add_response_header(m, MHD_HTTP_HEADER_CONNECTION, "close");
 }
 
+/* Every 429 says when to come back. One built without a Retry-After (a metered request stopped
+ * for using more CPU than its price, answered by the worker) gets one from the client's bucket
+ * and what the request used, which settlement will charge. */
+static void ensure_retry_after(struct req *r, struct http_response *hr)
+{
+    if (hr->status != 429) return;
+    for (int i = 0; i < hr->nheaders; i++)
+        if (strcasecmp(hr->headers[i].name, "Retry-After") == 0) return;
+    char ra[24];
+    snprintf(ra, sizeof ra, "%llu",
+             (unsigned long long)admission_retry_after_s(&r->srv->adm, &r->adm,
+                                                         pool_job_cpu_ns(&r->job)));
+    http_response_header(hr, "Retry-After", ra);
+}
+
 /* Queue hr (its body moves to libmicrohttpd). */
 static enum MHD_Result queue_http(struct req *r, struct http_response *hr)
 {
+    ensure_retry_after(r, hr);
     struct MHD_Response *m;
     if (hr->body == NULL || hr->body_len == 0) {
         m = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);

@@ -69,6 +69,8 @@ def request(kind, raw, abandon_after=None, slow_read=False):
         r = Reader(s).response()
         s.close()
         note(kind, r.status)
+        if r.status == 429 and not (r.header("retry-after") or "").isdigit():
+            note("429 without Retry-After", r.body[:80])
     except (Closed, OSError) as e:
         note(kind, type(e).__name__)
 
@@ -150,6 +152,8 @@ report("worker CPU within 2x the allowance", cpu_ms <= 2 * allowance,
 served = sum(v for k in counts for s, v in counts[k].items() if s == 200)
 report("the client was refused", sum(v for k in counts for s, v in counts[k].items()
                                      if s in (429, 400)) > 0, "(%d of its answers were 200)" % served)
+report("every 429 says when to come back", "429 without Retry-After" not in counts,
+       str(counts.get("429 without Retry-After", "")))
 report("polite client served", polite["other"] == 0 and polite["ok"] > 10, "%s" % polite)
 report("server alive", srv.alive(), "")
 rc = srv.stop()
