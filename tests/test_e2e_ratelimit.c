@@ -23,7 +23,7 @@ static void start(const char *rate, const char *burst, const char *proxies, cons
      * several times its price in CPU, so the meter (tested in test_pool and
      * tests/test_ratelimit_cpu.sh) is given room here, where prices and buckets are tested. */
     const char *v = getenv("PRIMED_VARIANT");
-    const char *factor = v && (!strcmp(v, "asan") || !strcmp(v, "tsan")) ? "20" : "2";
+    const char *factor = v && (!strcmp(v, "asan") || !strcmp(v, "tsan")) ? "200" : "2";
     const char *args[] = {"--workers", "2", "--rate-limit", rate, "--rate-limit-burst", burst,
                           "--trusted-proxies", proxies, "--request-timeout-ms", timeout,
                           "--log-level", "warn",
