@@ -106,8 +106,9 @@ $(B)/primed: $(B)/obj/main.o $(B)/libprimed.a $(B)/libprimedsieve.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Tests and tools compile to objects of their own, so each has a dependency file that records
-# every header it includes; -Isrc/engine lets engine tests reach the engine's internal headers.
-TEST_CPPFLAGS = $(CPPFLAGS) -Itests -Isrc/engine
+# every header it includes; -Isrc/engine lets engine tests reach the engine's internal headers,
+# -Isrc the API's op table (src/api_op.h) for the test that every API route has a complete row.
+TEST_CPPFLAGS = $(CPPFLAGS) -Itests -Isrc/engine -Isrc
 $(B)/tests/obj/%.o: tests/%.c
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CPPFLAGS) $(CFLAGS) -c $< -o $@

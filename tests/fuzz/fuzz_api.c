@@ -330,27 +330,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_response(&resp);
         break;
     case API_RUN: {
-        bool cheap = q.op == API_BATCH ? batch_cheap(q.body, q.body_len)
-                     : q.op == API_PI  ? q.a <= PI_CHEAP
-                                       : q.b <= CHEAP_HI;
-        if (q.op == API_COUNT && q.b - q.a > MAX_RANGE) abort(); /* the limit was not applied */
-        if (q.op == API_NTH && (q.a == 0 || q.a > MAX_NTH)) abort();
+        bool cheap = q.route == ROUTE_BATCH ? batch_cheap(q.body, q.body_len)
+                     : q.route == ROUTE_PI  ? q.a <= PI_CHEAP
+                                            : q.b <= CHEAP_HI;
+        if (q.route == ROUTE_COUNT && q.b - q.a > MAX_RANGE)
+            abort(); /* the limit was not applied */
+        if (q.route == ROUTE_NTH && (q.a == 0 || q.a > MAX_NTH)) abort();
         if (!cheap) break;
         atomic_int cancel = 0;
         if (api_run(&ctx, &q, local, &cancel, &resp) != POOL_DONE) abort();
         check_response(&resp);
-        if (q.op == API_COUNT && resp.status == 200) {
+        if (q.route == ROUTE_COUNT && resp.status == 200) {
             json_t *j = check_ok_json(resp.body, resp.body_len);
             if ((uint64_t)json_real_value(json_object_get(j, "count")) != mr_count(q.a, q.b))
                 abort();
             json_decref(j);
         }
-        if (q.op == API_PI) check_pi(&q, &resp);
-        if (q.op == API_TWIN) check_twin(&q, &resp);
+        if (q.route == ROUTE_PI) check_pi(&q, &resp);
+        if (q.route == ROUTE_TWIN) check_twin(&q, &resp);
         break;
     }
     case API_STREAM:
-        if (q.op != API_PRIMES || q.a > q.b || q.b - q.a > MAX_RANGE) abort();
+        if (q.route != ROUTE_PRIMES || q.a > q.b || q.b - q.a > MAX_RANGE) abort();
         if (q.b <= CHEAP_HI) run_stream(&q);
         break;
     default:
