@@ -62,7 +62,7 @@ struct api_op_def {
 
 /* The rows (one file each). */
 extern const struct api_op_def api_op_primes, api_op_count, api_op_isprime, api_op_nth, api_op_pi,
-    api_op_twin, api_op_next, api_op_prev, api_op_batch;
+    api_op_twin, api_op_next, api_op_prev, api_op_batch, api_op_factor;
 
 /* ---- shared by the op files (api.c) -----------------------------------------------------------
  */

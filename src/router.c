@@ -30,6 +30,8 @@ static const struct route table[] = {
     {"/v1/prev", G, MAIN, ROUTE_K_API, ROUTE_PREV, "prev", &api_op_prev, "the largest prime < n"},
     {"/v1/twin", G, MAIN, ROUTE_K_API, ROUTE_TWIN, "twin", &api_op_twin,
      "are n and n+2 both prime? (the pair when they are)"},
+    {"/v1/factor", G, MAIN, ROUTE_K_API, ROUTE_FACTOR, "factor", &api_op_factor,
+     "the prime factors of n, with exponents"},
     {"/v1/batch", P, MAIN, ROUTE_K_API, ROUTE_BATCH, "batch", &api_op_batch,
      "several queries in one JSON body {\"queries\":[...]}"},
     {"/healthz", G, MAIN | DBG, ROUTE_K_BUILTIN, ROUTE_HEALTHZ, "healthz", NULL, "liveness"},

@@ -33,6 +33,7 @@ enum route_id {
     ROUTE_NEXT,
     ROUTE_PREV,
     ROUTE_BATCH,
+    ROUTE_FACTOR,
     /* debug endpoints (profiling.c), behind the debug token */
     ROUTE_DEBUG_INDEX,
     ROUTE_DEBUG_HEAP,
