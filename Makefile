@@ -77,7 +77,7 @@ endif
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(B)/tests/%)
 # The engine's tests link libprimedsieve.a and Check only (no libmicrohttpd, jansson or curl).
-ENGINE_TESTS := test_sieve test_sieve_big test_primality test_pi
+ENGINE_TESTS := test_sieve test_sieve_big test_primality test_pi test_factor
 ENGINE_TEST_BINS := $(ENGINE_TESTS:%=$(B)/tests/%)
 SERVICE_TEST_BINS := $(filter-out $(ENGINE_TEST_BINS),$(TEST_BINS))
 # Unit tests: every Check binary except the end-to-end ones (test_e2e_*), which start build/primed.
@@ -106,8 +106,9 @@ $(B)/primed: $(B)/obj/main.o $(B)/libprimed.a $(B)/libprimedsieve.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Tests and tools compile to objects of their own, so each has a dependency file that records
-# every header it includes; -Isrc/engine lets engine tests reach the engine's internal headers.
-TEST_CPPFLAGS = $(CPPFLAGS) -Itests -Isrc/engine
+# every header it includes; -Isrc/engine lets engine tests reach the engine's internal headers,
+# -Isrc the API's op table (src/api_op.h) for the test that every API route has a complete row.
+TEST_CPPFLAGS = $(CPPFLAGS) -Itests -Isrc/engine -Isrc
 $(B)/tests/obj/%.o: tests/%.c
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CPPFLAGS) $(CFLAGS) -c $< -o $@

@@ -8,40 +8,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api_op.h"
+#include "api_fake.h"
 #include "check_main.h"
 #include "primed/api.h"
 #include "primed/errors.h"
 #include "primed/config.h"
 #include "primed/pi.h"
 #include "primed/reqmem.h"
-
-struct fake {
-    const char *names[8], *vals[8];
-    int n;
-    const char *accept, *ctype;
-};
-
-static const char *f_arg(const struct http_request *r, const char *name)
-{
-    const struct fake *f = r->impl;
-    for (int i = 0; i < f->n; i++)
-        if (strcmp(f->names[i], name) == 0) return f->vals[i];
-    return NULL;
-}
-static const char *f_header(const struct http_request *r, const char *name)
-{
-    const struct fake *f = r->impl;
-    if (strcasecmp(name, "Accept") == 0) return f->accept;
-    if (strcasecmp(name, "Content-Type") == 0) return f->ctype;
-    return NULL;
-}
-static void f_each(const struct http_request *r, void (*fn)(void *, const char *, const char *),
-                   void *arg)
-{
-    const struct fake *f = r->impl;
-    for (int i = 0; i < f->n; i++)
-        fn(arg, f->names[i], f->vals[i]);
-}
 
 static struct primed_config cfg;
 static struct api_ctx ctx;
@@ -55,47 +29,9 @@ static void setup(void)
     ctx = (struct api_ctx){.cfg = &cfg, .pool = NULL, .inline_small = true};
 }
 
-/* Run prepare (and, if planned, api_run on a private worker state) for a query string made of
- * name=value pairs; returns the status and leaves the body in *body (static buffer). */
 static int call(enum route_id route, const char *body, struct fake *f, char *out, size_t outlen)
 {
-    struct http_request req = {.method = "GET",
-                               .path = "/",
-                               .get_arg = f_arg,
-                               .get_header = f_header,
-                               .each_arg = f_each,
-                               .impl = f,
-                               .body = body,
-                               .body_len = body ? strlen(body) : 0};
-    struct http_response resp;
-    http_response_init(&resp);
-    struct api_query q;
-    enum api_plan plan = api_prepare(&ctx, route, &req, &q, &resp);
-    if (plan == API_RUN) {
-        void *w = api_worker_init(&ctx);
-        atomic_int cancel = 0;
-        api_run(&ctx, &q, w, &cancel, &resp);
-        api_worker_fini(&ctx, w);
-    } else if (plan == API_STREAM) {
-        http_response_static(&resp, 200, "stream", "", 0);
-    }
-    snprintf(out, outlen, "%.*s", (int)resp.body_len, resp.body ? resp.body : "");
-    int st = resp.status;
-    api_query_fini(&q);
-    http_response_fini(&resp);
-    return st;
-}
-
-#define Q(...) (&(struct fake){__VA_ARGS__})
-
-static const char *code_of(const char *body)
-{
-    static char code[64];
-    json_t *j = json_loads(body, 0, NULL);
-    const char *c = json_string_value(json_object_get(json_object_get(j, "error"), "code"));
-    snprintf(code, sizeof code, "%s", c ? c : "(none)");
-    json_decref(j);
-    return code;
+    return api_fake_call(&ctx, route, body, f, out, outlen);
 }
 
 START_TEST(missing_and_malformed_numbers_are_400)
@@ -520,66 +456,20 @@ END_TEST
 
 /* Prices: 1 for small requests, growing with the numbers sieved and their height; a batch is
  * the sum of its queries. The figures are the documented ones (docs/configuration.md). */
-static uint64_t price(enum api_op op, uint64_t a, uint64_t b)
+static uint64_t price(enum route_id route, uint64_t a, uint64_t b)
 {
-    struct api_query q = {.op = op, .a = a, .b = b};
+    struct api_query q = {.route = route, .op = router_find(route)->op, .a = a, .b = b};
     return api_cost(&ctx, &q);
-}
-
-/* A batch is charged up front by its size (unparsed, on the I/O thread), then priced on its
- * worker at the sum of its queries before any runs: what it asks q.charge for. */
-struct charge_rec {
-    uint64_t tokens;
-    int calls;
-    bool refuse;
-};
-
-static bool record_charge(void *arg, uint64_t tokens, struct http_response *resp)
-{
-    struct charge_rec *c = arg;
-    c->tokens = tokens;
-    c->calls++;
-    if (c->refuse) {
-        http_response_fini(resp);
-        errors_render(resp, PERR_RATE_LIMITED, NULL, NULL, "test refusal");
-    }
-    return !c->refuse;
 }
 
 static struct http_response run_priced_batch(const char *body, struct charge_rec *rec)
 {
-    struct fake *json = Q(.ctype = "application/json");
-    struct http_request req = {.method = "POST",
-                               .path = "/v1/batch",
-                               .get_arg = f_arg,
-                               .get_header = f_header,
-                               .each_arg = f_each,
-                               .impl = json,
-                               .body = body,
-                               .body_len = strlen(body)};
-    struct http_response resp;
-    http_response_init(&resp);
-    struct api_query q;
-    ck_assert_int_eq(api_prepare(&ctx, ROUTE_BATCH, &req, &q, &resp), API_RUN);
-    ck_assert_uint_eq(api_cost(&ctx, &q), 1 + strlen(body) / 22 / 500); /* up front */
-    q.charge = record_charge;
-    q.charge_arg = rec;
-    void *w = api_worker_init(&ctx);
-    atomic_int cancel = 0;
-    ck_assert_int_eq(api_run(&ctx, &q, w, &cancel, &resp), POOL_DONE);
-    api_worker_fini(&ctx, w);
-    api_query_fini(&q);
-    return resp;
+    return api_fake_priced_batch(&ctx, body, rec);
 }
 
 static uint64_t batch_price(const char *body)
 {
-    struct charge_rec rec = {0};
-    struct http_response resp = run_priced_batch(body, &rec);
-    ck_assert_int_eq(resp.status, 200);
-    ck_assert_int_eq(rec.calls, 1);
-    http_response_fini(&resp);
-    return rec.tokens;
+    return api_fake_batch_price(&ctx, body);
 }
 
 START_TEST(batch_is_priced_before_any_query_runs)
@@ -617,34 +507,34 @@ END_TEST
 
 START_TEST(prices_follow_the_work)
 {
-    ck_assert_uint_eq(price(API_ISPRIME, 18446744073709551557ull, 0), 1);
-    ck_assert_uint_eq(price(API_NEXT, 1, 0), 1);
-    ck_assert_uint_eq(price(API_COUNT, 0, 1000), 1);
+    ck_assert_uint_eq(price(ROUTE_ISPRIME, 18446744073709551557ull, 0), 1);
+    ck_assert_uint_eq(price(ROUTE_NEXT, 1, 0), 1);
+    ck_assert_uint_eq(price(ROUTE_COUNT, 0, 1000), 1);
     /* count, nth and pi share the engine's cost model (pi.h): a count is the cheaper of
      * sieving [a, b] and π(b) − π(a−1), so a wide count from 0 costs what π(b) costs. */
     ck_assert(api_count_by_pi(0, 9999999999ull));
     ck_assert(!api_count_by_pi(1000, 2000));
-    ck_assert_uint_eq(price(API_COUNT, 0, 9999999999ull), price(API_PI, 9999999999ull, 0));
-    ck_assert_uint_eq(price(API_PI, 9999999999ull, 0),
+    ck_assert_uint_eq(price(ROUTE_COUNT, 0, 9999999999ull), price(ROUTE_PI, 9999999999ull, 0));
+    ck_assert_uint_eq(price(ROUTE_PI, 9999999999ull, 0),
                       1 + (uint64_t)(1000 * pi_cost_seconds(9999999999ull)));
-    ck_assert_uint_eq(price(API_COUNT, 0, UINT64_MAX), price(API_PI, UINT64_MAX, 0));
-    ck_assert_uint_gt(price(API_PI, UINT64_MAX, 0), 1000000); /* ~2000 s of one worker */
+    ck_assert_uint_eq(price(ROUTE_COUNT, 0, UINT64_MAX), price(ROUTE_PI, UINT64_MAX, 0));
+    ck_assert_uint_gt(price(ROUTE_PI, UINT64_MAX, 0), 1000000); /* ~2000 s of one worker */
     /* A narrow range high up is sieved: its price is the sieve's, and grows with the height. */
-    uint64_t low = price(API_COUNT, 1000000000ull, 1999999999ull),
-             high = price(API_COUNT, 1000000000000000000ull, 1000000000999999999ull);
+    uint64_t low = price(ROUTE_COUNT, 1000000000ull, 1999999999ull),
+             high = price(ROUTE_COUNT, 1000000000000000000ull, 1000000000999999999ull);
     ck_assert(!api_count_by_pi(1000000000000000000ull, 1000000000999999999ull));
     ck_assert_uint_eq(high, 1 + (uint64_t)(1000 * pi_sieve_cost_seconds(1000000000000000000ull,
                                                                         1000000000999999999ull)));
     ck_assert_uint_gt(high, 10 * low); /* the same width near 1e18 costs > 10x */
     /* Listing is priced by the numbers it sieves (it cannot take the π shortcut). */
-    ck_assert_uint_eq(price(API_PRIMES, 0, 999999999), 501);         /* 4 × 1e9 / 8e6 + 1 */
-    ck_assert_uint_eq(price(API_PRIMES, 0, UINT64_MAX), 1000000000); /* capped */
+    ck_assert_uint_eq(price(ROUTE_PRIMES, 0, 999999999), 501);         /* 4 × 1e9 / 8e6 + 1 */
+    ck_assert_uint_eq(price(ROUTE_PRIMES, 0, UINT64_MAX), 1000000000); /* capped */
     /* nth(k) is π at x ≈ nth(k) plus a small gap sieve: nth(1e10) ≈ 2.5e11. */
-    uint64_t nth = price(API_NTH, 10000000000ull, 0);
-    ck_assert_msg(nth >= price(API_PI, 240000000000ull, 0) &&
-                      nth <= price(API_PI, 260000000000ull, 0) + 2,
+    uint64_t nth = price(ROUTE_NTH, 10000000000ull, 0);
+    ck_assert_msg(nth >= price(ROUTE_PI, 240000000000ull, 0) &&
+                      nth <= price(ROUTE_PI, 260000000000ull, 0) + 2,
                   "nth(1e10) = %llu", (unsigned long long)nth);
-    uint64_t one = price(API_COUNT, 100000000000000ull, 100000100000000ull);
+    uint64_t one = price(ROUTE_COUNT, 100000000000000ull, 100000100000000ull);
     ck_assert(!api_count_by_pi(100000000000000ull, 100000100000000ull));
     ck_assert_uint_eq(batch_price("{\"queries\":[{\"op\":\"count\",\"from\":\"1e14\",\"to\":"
                                   "100000100000000}]}"),
@@ -659,11 +549,39 @@ START_TEST(prices_follow_the_work)
 }
 END_TEST
 
+/* The op table is complete: every API route has an op row with every part set (parse, cost,
+ * shedding, and exactly one of run and stream), named as its route's label; a batch op and an
+ * inline op have a fixed-size answer (run); no other route has an op. A new op that leaves a
+ * part out fails here. */
+START_TEST(every_api_route_has_a_complete_op_row)
+{
+    int api_routes = 0;
+    for (size_t i = 0; i < router_count(); i++) {
+        const struct route *rt = router_route(i);
+        if (rt->kind != ROUTE_K_API) {
+            ck_assert_msg(rt->op == NULL, "%s: not an API route but has an op", rt->path);
+            continue;
+        }
+        api_routes++;
+        const struct api_op_def *op = rt->op;
+        ck_assert_msg(op != NULL, "%s: API route without an op row", rt->path);
+        ck_assert_msg(op->name && strcmp(op->name, rt->label) == 0, "%s: op name", rt->path);
+        ck_assert_msg(op->parse && op->cost_ms && op->holds_memory, "%s: op row", rt->path);
+        ck_assert_msg(!op->run != !op->stream, "%s: exactly one of run and stream", rt->path);
+        ck_assert_msg(!(op->batch || op->inline_ok) || op->run, "%s: batch/inline need run",
+                      rt->path);
+        ck_assert_ptr_eq(router_find(rt->id), rt);
+    }
+    ck_assert_int_ge(api_routes, 9);
+}
+END_TEST
+
 static Suite *api_suite(void)
 {
     Suite *s = suite_create("api");
     TCase *tc = tcase_create("api");
     tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, every_api_route_has_a_complete_op_row);
     tcase_add_test(tc, missing_and_malformed_numbers_are_400);
     tcase_add_test(tc, unknown_and_repeated_parameters_are_400);
     tcase_add_test(tc, ranges_from_above_to_and_limits);

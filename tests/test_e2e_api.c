@@ -143,6 +143,29 @@ START_TEST(primes_json_and_text_match_primesieve)
 }
 END_TEST
 
+/* /v1/factor and batch op factor over HTTP: the answer, the documented edges, the same answer
+ * from a batch. */
+START_TEST(factor_over_http_and_batch)
+{
+    ck_assert_str_eq(get_body("/v1/factor?n=18446744073709551615", 200),
+                     "{\"n\":18446744073709551615,\"factors\":[[3,1],[5,1],[17,1],[257,1],[641,1],"
+                     "[65537,1],[6700417,1]]}");
+    ck_assert_str_eq(get_body("/v1/factor?n=1", 200), "{\"n\":1,\"factors\":[]}");
+    get_body("/v1/factor?n=0", 400);
+    get_body("/v1/factor", 400);
+    const char *h[] = {"Content-Type: application/json", NULL};
+    struct http_result r;
+    ck_assert_int_eq(http_do(srv.port, "POST", "/v1/batch",
+                             "{\"queries\":[{\"op\":\"factor\",\"n\":\"18446743979220271189\"}]}",
+                             h, &r),
+                     0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "{\"results\":[{\"n\":18446743979220271189,\"factors\":[[4294967279,"
+                             "1],[4294967291,1]]}]}");
+    http_result_free(&r);
+}
+END_TEST
+
 /* /v1/twin and batch op twin: the pairs at the edges, and over n = 0 … 999 the number of twin
  * answers equals primesieve's count of twin pairs (-c2) whose smaller member is < 1000. */
 START_TEST(twin_matches_primesieve)
@@ -292,6 +315,7 @@ static Suite *e2e_api_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, count_matches_primecount);
     tcase_add_test(tc, twin_matches_primesieve);
+    tcase_add_test(tc, factor_over_http_and_batch);
     tcase_add_test(tc, pi_endpoint_and_hopeless_requests_refused_at_once);
     tcase_add_test(tc, isprime_next_prev_nth_at_the_edges);
     tcase_add_test(tc, primes_json_and_text_match_primesieve);

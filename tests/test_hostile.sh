@@ -232,7 +232,7 @@ cases = [
     ("query: n as signed string", post("/v1/batch", Q('{"op":"isprime","n":"+7"}')), item_err("bad_parameter")),
     ("query: n 2^64 as string", post("/v1/batch", Q('{"op":"isprime","n":"18446744073709551616"}')), item_err("bad_parameter")),
     ("query: unknown key", post("/v1/batch", Q('{"op":"isprime","n":7,"x":1}')), item_err("unknown_parameter")),
-    ("query: unknown op", post("/v1/batch", Q('{"op":"factor","n":7}')), item_err("bad_parameter")),
+    ("query: unknown op", post("/v1/batch", Q('{"op":"totient","n":7}')), item_err("bad_parameter")),
     ("query: not an object", post("/v1/batch", Q('7')), item_err("bad_json")),
     ("query: missing n", post("/v1/batch", Q('{"op":"nth"}')), item_err("missing_parameter")),
     ("query: from > to", post("/v1/batch", Q('{"op":"count","from":9,"to":1}')), item_err("bad_parameter")),

@@ -2,8 +2,8 @@
  *
  * api_prepare runs on the I/O thread and does no work proportional to the request beyond a
  * primality test: it validates query parameters (strict numbers, no unknown or repeated names,
- * configured limits) and either answers at once (errors; isprime/next/prev, which cost less than
- * a hand-off — see docs in api.c) or returns a query for a worker: api_run (fixed answer) or
+ * configured limits) and either answers at once (errors; the ops cheaper than a hand-off, marked
+ * inline_ok in the op table — see api.c) or returns a query for a worker: api_run (fixed answer) or
  * api_stream (the /v1/primes body, written block by block into a stream). A batch body is only
  * looked at on the worker (api_run), where each of its queries goes through this same
  * prepare/run path. Never touches sockets or the HTTP library; never invents an error status
@@ -30,17 +30,9 @@ struct api_ctx {
     struct reqmem *mem; /* batch parses are charged here (borrowed); NULL = unbounded */
 };
 
-enum api_op {
-    API_PRIMES,
-    API_COUNT,
-    API_ISPRIME,
-    API_NTH,
-    API_NEXT,
-    API_PREV,
-    API_BATCH,
-    API_PI,
-    API_TWIN
-};
+/* One operation's row of the op table (src/api_op.h): parse, cost, run, inline?, batch?.
+ * Opaque outside the API module. */
+struct api_op_def;
 
 /* Where a parked /v1/primes stream picks up again (see api_stream). Zero = not started. */
 enum api_stream_phase { API_SP_HEAD = 0, API_SP_PRIMES, API_SP_TAIL };
@@ -53,15 +45,16 @@ struct api_stream_pos {
 };
 
 struct api_query {
-    enum api_op op;
-    uint64_t a, b; /* from/to, or n, or x */
-    bool by_pi; /* API_COUNT: π(b) − π(a−1) by the π engine instead of sieving (api_prepare) */
-    bool text; /* /v1/primes as text/plain */
-    /* API_BATCH: the raw body, borrowed from the request, which outlives the query (server.c
+    enum route_id route;         /* the endpoint (set by api_prepare) */
+    const struct api_op_def *op; /* its row of the op table (set by api_prepare) */
+    uint64_t a, b;               /* from/to, or n, or x */
+    bool by_pi; /* count: π(b) − π(a−1) by the π engine instead of sieving (api_prepare) */
+    bool text;  /* /v1/primes as text/plain */
+    /* batch: the raw body, borrowed from the request, which outlives the query (server.c
      * frees the body with the request). Parsed only by api_run, on a worker. */
     const char *body;
     size_t body_len;
-    /* API_BATCH: the body is priced only on the worker (the I/O thread never parses it): before
+    /* batch: the body is priced only on the worker (the I/O thread never parses it): before
      * any of its queries runs, api_run sums their prices and asks charge(charge_arg, tokens,
      * resp) for the whole; false refuses the batch with what charge rendered into resp (a 429).
      * NULL = nothing to charge (no rate limit). Set by the caller before the job is submitted. */
@@ -85,12 +78,13 @@ enum api_plan api_prepare(const struct api_ctx *ctx, enum route_id route,
                           struct http_response *resp);
 
 /* Is q expensive new work (a stream, a batch, a large count or nth), to be refused while memory
- * is above the high-water mark (memwatch.h)? Cheap answers never reach this question. */
+ * is above the high-water mark (memwatch.h)? Cheap answers never reach this question. Its op's
+ * holds_memory. */
 bool api_query_expensive(const struct api_query *q);
 /* The price of a prepared query in rate-limit tokens, 1 token ≈ 1 ms of one worker's CPU:
- * 1 for isprime/next/prev; for count, primes, nth and batch an estimate from the numbers they
- * sieve (docs/configuration.md lists the formulas). Always >= 1; capped at 1e9. A new
- * operation adds its case here, next to its prepare and run. */
+ * 1 + its op's cost estimate in worker milliseconds (the one cost model, src/api_op.h;
+ * docs/configuration.md lists the formulas). Always >= 1; capped at 1e9. A batch's is a deposit
+ * by its size; its worker re-prices it (api_query.charge). */
 uint64_t api_cost(const struct api_ctx *ctx, const struct api_query *q);
 
 /* Does a count of [a, b] go through π(b) − π(a−1) rather than a sieve of [a, b]? The cheaper of

@@ -1,17 +1,20 @@
 /* router.h — the one route table: which handler answers a (listener, method, path).
  *
  * Every endpoint is one row of router.c's table: path, methods, listeners, handler (route_id),
- * metric label, whether it is a batch op, and a one-line summary. Everything else that lists
- * endpoints is derived from it: the router itself, the 405 Allow header, the metric label set
- * (metrics.c), the `/` listing (handlers.c) and the /debug/pprof/ index (profiling.c). Adding an
- * endpoint is a route_id, a row and its handler. No allocation, no HTTP library; never looks at the
- * query string.
+ * metric label, for an API row its operation (the op table, src/api_op.h: parse, cost, run,
+ * batch…), and a one-line summary. Everything else that lists endpoints is derived from it: the
+ * router itself, the 405 Allow header, the metric label set (metrics.c), the `/` listing
+ * (handlers.c), the /debug/pprof/ index (profiling.c) and the batch op list (batch.c). Adding an
+ * endpoint is a route_id, a row and its handler (for the API: its op file). No allocation, no
+ * HTTP library; never looks at the query string.
  */
 #ifndef PRIMED_ROUTER_H
 #define PRIMED_ROUTER_H
 
 #include <stdbool.h>
 #include <stddef.h>
+
+struct api_op_def; /* src/api_op.h */
 
 /* Who answers. The kind of handler is the row's `kind`; the id says which one. */
 enum route_id {
@@ -30,6 +33,7 @@ enum route_id {
     ROUTE_NEXT,
     ROUTE_PREV,
     ROUTE_BATCH,
+    ROUTE_FACTOR,
     /* debug endpoints (profiling.c), behind the debug token */
     ROUTE_DEBUG_INDEX,
     ROUTE_DEBUG_HEAP,
@@ -60,9 +64,9 @@ struct route {
     unsigned listeners; /* ROUTE_L_* */
     enum route_kind kind;
     enum route_id id;
-    const char *label;   /* metrics `handler` label; several rows may share one */
-    bool batch;          /* also a /v1/batch op, named by its label (API rows only) */
-    const char *summary; /* one line for the `/` listing and the debug index */
+    const char *label;           /* metrics `handler` label; several rows may share one */
+    const struct api_op_def *op; /* ROUTE_K_API rows: the operation; NULL for the others */
+    const char *summary;         /* one line for the `/` listing and the debug index */
 };
 
 enum router_result {
@@ -82,6 +86,8 @@ const char *router_allow(const struct route *r);
 /* The table, in listing order: router_route(i) for i < router_count(). */
 size_t router_count(void);
 const struct route *router_route(size_t i);
+/* The first row whose id is id (an API id has exactly one row), or NULL. A scan of the table. */
+const struct route *router_find(enum route_id id);
 
 /* The metric label set, derived from the rows' labels (first appearance order), plus a last
  * label "other" for requests that matched no row. router_label_index(NULL) is "other". */

@@ -9,44 +9,11 @@
 
 #include <math.h>
 
+#include "mont.h"
+
 static const uint8_t small_primes[] = {2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53};
 #define SMALL_N (sizeof small_primes / sizeof small_primes[0])
 #define SMALL_COVERS 3481u /* 59^2: after trial division by primes <= 53, smaller n are prime */
-
-/* Montgomery form modulo odd n with R = 2^64. */
-struct mont {
-    uint64_t n;
-    uint64_t ninv; /* n^-1 mod 2^64 */
-    uint64_t r1;   /* R mod n: Montgomery 1 */
-    uint64_t r2;   /* R^2 mod n */
-};
-
-static uint64_t redc(const struct mont *m, __uint128_t t)
-{
-    /* q*n agrees with t in the low 64 bits, so (t - q*n)/R is the high half difference; it lies
-     * in (-n, n) and one conditional add fixes the sign. No 128-bit overflow even for n ~ 2^64. */
-    uint64_t q = (uint64_t)t * m->ninv;
-    uint64_t th = (uint64_t)(t >> 64);
-    uint64_t qh = (uint64_t)(((__uint128_t)q * m->n) >> 64);
-    uint64_t r = th - qh;
-    return th < qh ? r + m->n : r;
-}
-
-static inline uint64_t mmul(const struct mont *m, uint64_t a, uint64_t b)
-{
-    return redc(m, (__uint128_t)a * b);
-}
-
-static void mont_init(struct mont *m, uint64_t n)
-{
-    uint64_t inv = n; /* correct to 3 bits for odd n; each Newton step doubles them */
-    for (int i = 0; i < 5; i++)
-        inv *= 2 - n * inv;
-    m->n = n;
-    m->ninv = inv;
-    m->r1 = (uint64_t)(-n) % n;
-    m->r2 = (uint64_t)(((__uint128_t)m->r1 * m->r1) % n);
-}
 
 /* Strong probable prime to base a (n odd, n > a is not required). */
 static bool sprp(const struct mont *m, uint64_t a, uint64_t d, int s)

@@ -12,8 +12,8 @@
  * whole range; /v1/pi (the combinatorial engine) agrees with Miller–Rabin up to PI_MR_MAX and,
  * above it, π(x) − π(x − PI_WINDOW) does (the window's lower π computed through pi_count at a
  * different x, so the two runs take different parameters and chunk plans); /v1/twin agrees with
- * two Miller–Rabin tests; streamed lists are complete, increasing and inside [from, to]; no leak
- * (ASan).
+ * two Miller–Rabin tests; /v1/factor's primes multiply back to n; streamed lists are complete,
+ * increasing and inside [from, to]; no leak (ASan).
  */
 #include <jansson.h>
 #include <stdatomic.h>
@@ -184,6 +184,33 @@ static void check_twin(const struct api_query *q, const struct http_response *r)
     json_decref(j);
 }
 
+/* /v1/factor: ascending primes whose powers multiply back to n (read from the text: jansson's
+ * reals lose digits above 2^53). */
+static void check_factor(const struct api_query *q, const struct http_response *r)
+{
+    if (r->status != 200) return; /* n = 0: an error, checked by check_response */
+    char body[512];
+    if (r->body_len >= sizeof body) abort();
+    memcpy(body, r->body, r->body_len);
+    body[r->body_len] = '\0';
+    const char *s = strstr(body, "\"factors\":[");
+    if (s == NULL) abort();
+    s += strlen("\"factors\":[");
+    unsigned __int128 prod = 1;
+    unsigned long long last = 1, p;
+    unsigned e;
+    int used;
+    while (sscanf(s, "[%llu,%u]%n", &p, &e, &used) == 2) {
+        if (p <= last || e == 0 || !primality_is_prime(p)) abort();
+        for (unsigned i = 0; i < e; i++)
+            prod *= p;
+        last = p;
+        s += used;
+        if (*s == ',') s++;
+    }
+    if (strcmp(s, "]}") != 0 || prod != q->a) abort();
+}
+
 static void check_response(const struct http_response *r)
 {
     if (r->body == NULL || r->body_len == 0) abort();
@@ -289,9 +316,9 @@ static void run_stream(const struct api_query *q)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const enum route_id routes[] = {ROUTE_PRIMES, ROUTE_COUNT, ROUTE_ISPRIME,
-                                           ROUTE_NTH,    ROUTE_NEXT,  ROUTE_PREV,
-                                           ROUTE_BATCH,  ROUTE_PI,    ROUTE_TWIN};
+    static const enum route_id routes[] = {ROUTE_PRIMES, ROUTE_COUNT, ROUTE_ISPRIME, ROUTE_NTH,
+                                           ROUTE_NEXT,   ROUTE_PREV,  ROUTE_BATCH,   ROUTE_PI,
+                                           ROUTE_TWIN,   ROUTE_FACTOR};
     if (size < 2 || size > 8192) return -1;
     enum route_id route = routes[data[0] % (sizeof routes / sizeof routes[0])];
     unsigned flags = data[1];
@@ -330,27 +357,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_response(&resp);
         break;
     case API_RUN: {
-        bool cheap = q.op == API_BATCH ? batch_cheap(q.body, q.body_len)
-                     : q.op == API_PI  ? q.a <= PI_CHEAP
-                                       : q.b <= CHEAP_HI;
-        if (q.op == API_COUNT && q.b - q.a > MAX_RANGE) abort(); /* the limit was not applied */
-        if (q.op == API_NTH && (q.a == 0 || q.a > MAX_NTH)) abort();
+        bool cheap = q.route == ROUTE_BATCH ? batch_cheap(q.body, q.body_len)
+                     : q.route == ROUTE_PI  ? q.a <= PI_CHEAP
+                                            : q.b <= CHEAP_HI;
+        if (q.route == ROUTE_COUNT && q.b - q.a > MAX_RANGE)
+            abort(); /* the limit was not applied */
+        if (q.route == ROUTE_NTH && (q.a == 0 || q.a > MAX_NTH)) abort();
         if (!cheap) break;
         atomic_int cancel = 0;
         if (api_run(&ctx, &q, local, &cancel, &resp) != POOL_DONE) abort();
         check_response(&resp);
-        if (q.op == API_COUNT && resp.status == 200) {
+        if (q.route == ROUTE_COUNT && resp.status == 200) {
             json_t *j = check_ok_json(resp.body, resp.body_len);
             if ((uint64_t)json_real_value(json_object_get(j, "count")) != mr_count(q.a, q.b))
                 abort();
             json_decref(j);
         }
-        if (q.op == API_PI) check_pi(&q, &resp);
-        if (q.op == API_TWIN) check_twin(&q, &resp);
+        if (q.route == ROUTE_PI) check_pi(&q, &resp);
+        if (q.route == ROUTE_TWIN) check_twin(&q, &resp);
+        if (q.route == ROUTE_FACTOR) check_factor(&q, &resp);
         break;
     }
     case API_STREAM:
-        if (q.op != API_PRIMES || q.a > q.b || q.b - q.a > MAX_RANGE) abort();
+        if (q.route != ROUTE_PRIMES || q.a > q.b || q.b - q.a > MAX_RANGE) abort();
         if (q.b <= CHEAP_HI) run_stream(&q);
         break;
     default:
