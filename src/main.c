@@ -22,11 +22,14 @@
 #include "primed/pool.h"
 #include "primed/profiling.h"
 #include "primed/reqmem.h"
+#include "primed/router.h"
 #include "primed/server.h"
 #include "primed/sieve.h"
 #include "primed/stream.h"
 
 #define EXIT_FORCED 3 /* second signal during the drain */
+
+_Static_assert(ROUTER_MAX_LABELS <= METRICS_MAX_HANDLERS, "route labels do not fit the metrics");
 
 extern char **environ;
 
@@ -145,7 +148,8 @@ static enum built app_start(struct app *a)
     }
     a->api =
         (struct api_ctx){.cfg = cfg, .inline_small = cfg->inline_small_answers, .mem = &a->reqmem};
-    if (metrics_init() != 0) {
+    /* The metric handler labels are the route table's (the registry knows no route). */
+    if (metrics_init(router_label_count(), router_label_name) != 0) {
         log_event(LOG_ERROR, "startup_failed", "metrics_init failed", NULL);
         return BUILT_SIGNALS;
     }
