@@ -6,7 +6,8 @@
  * (ratelimit.h). It decides nothing about HTTP framing and never sees libmicrohttpd types; the
  * 429 it renders comes from the one error table. Health, readiness, metrics, / and the debug
  * listener are never limited; every other route is (so a new /v1 route is limited by default).
- * Internal to the server (server.c is its one user), so it lives beside the sources.
+ * Internal to the server (its adapter and dispatch.c are its users), so it lives beside the
+ * sources.
  */
 #ifndef PRIMED_ADMISSION_H
 #define PRIMED_ADMISSION_H

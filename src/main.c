@@ -22,11 +22,14 @@
 #include "primed/pool.h"
 #include "primed/profiling.h"
 #include "primed/reqmem.h"
+#include "primed/router.h"
 #include "primed/server.h"
 #include "primed/sieve.h"
 #include "primed/stream.h"
 
 #define EXIT_FORCED 3 /* second signal during the drain */
+
+_Static_assert(ROUTER_MAX_LABELS <= METRICS_MAX_HANDLERS, "route labels do not fit the metrics");
 
 extern char **environ;
 
@@ -69,11 +72,35 @@ static uint64_t request_memory_share(const struct primed_config *c)
     return share < c->request_memory_budget ? share : c->request_memory_budget;
 }
 
-int main(int argc, char *argv[])
+/* Everything main builds. Static (in main): the pool's workers and the server borrow the config,
+ * the budgets and the API context until teardown. */
+struct app {
+    struct primed_config cfg;
+    int sfd; /* SIGTERM/SIGINT */
+    struct reqmem reqmem;
+    struct stream_budget streams;
+    struct api_ctx api;
+    struct pool *pool;
+    struct server *srv;
+    struct memwatch *mw;
+};
+
+/* How far start-up got, in order of construction; app_teardown undoes from there down. */
+enum built {
+    BUILT_SIGNALS, /* the signalfd (and the request memory budget, which needs no fini yet) */
+    BUILT_METRICS, /* the registry and the request memory's collector */
+    BUILT_STREAMS, /* the stream budget (also after a failed init, as stream.h asks) */
+    BUILT_MEMWATCH,
+    BUILT_POOL, /* the pool, and the server if it started */
+    BUILT_ALL,  /* the server started: it is stopped first */
+};
+
+/* Flags, environment and file into a->cfg, then logging. Returns the exit status when primed
+ * must exit now (--help, --version: 0; a bad setting: 2), else -1. */
+static int app_config(struct app *a, int argc, char *argv[])
 {
-    static struct primed_config cfg;
     char err[512];
-    switch (config_load(&cfg, argc, argv, environ, err, sizeof err)) {
+    switch (config_load(&a->cfg, argc, argv, environ, err, sizeof err)) {
     case CONFIG_OK:
         break;
     case CONFIG_EXIT_OK:
@@ -82,13 +109,19 @@ int main(int argc, char *argv[])
         fprintf(stderr, "primed: %s\n", err);
         return 2;
     }
-    int prc = profiling_early_init(&cfg, argc, argv);
+    int prc = profiling_early_init(&a->cfg, argc, argv);
 
-    log_init(cfg.log_level, cfg.log_format);
+    log_init(a->cfg.log_level, a->cfg.log_format);
     if (prc != 0)
         log_event(LOG_WARN, "profiling", "heap sampling unavailable (re-exec failed)", NULL);
     log_event(LOG_INFO, "starting", "primed starting", "version", PRIMED_VERSION, NULL);
+    return -1;
+}
 
+/* Block SIGTERM/SIGINT in this thread (and so in every thread started later) and return a
+ * signalfd that reads them, or -1 (logged). SIGPIPE is ignored. */
+static int block_signals(void)
+{
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -97,99 +130,133 @@ int main(int argc, char *argv[])
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     int sfd = signalfd(-1, &set, SFD_CLOEXEC);
-    if (sfd < 0) {
+    if (sfd < 0)
         log_event(LOG_ERROR, "startup_failed", "signalfd failed", "error", strerror(errno), NULL);
-        return 1;
-    }
+    return sfd;
+}
 
-    int rc = 1;
+/* Build the service in order of construction. Returns BUILT_ALL, or (after logging why) how far
+ * it got, for app_teardown. */
+static enum built app_start(struct app *a)
+{
+    struct primed_config *cfg = &a->cfg; /* memwatch_create takes it writable */
     /* Request bodies and batch parses: charged by the server and the API, reported here. */
-    static struct reqmem reqmem;
-    reqmem_init(&reqmem, cfg.request_memory_budget);
-    if (reqmem_set_shares(&reqmem, request_memory_share(&cfg), cfg.max_connections) != 0) {
+    reqmem_init(&a->reqmem, cfg->request_memory_budget);
+    if (reqmem_set_shares(&a->reqmem, request_memory_share(cfg), cfg->max_connections) != 0) {
         log_event(LOG_ERROR, "startup_failed", "cannot allocate the request memory shares", NULL);
-        goto out_sfd;
+        return BUILT_SIGNALS;
     }
-    struct api_ctx api = {.cfg = &cfg, .inline_small = cfg.inline_small_answers, .mem = &reqmem};
+    a->api =
+        (struct api_ctx){.cfg = cfg, .inline_small = cfg->inline_small_answers, .mem = &a->reqmem};
+    /* The metric handler labels are the route table's (the registry knows no route). */
+    if (metrics_init(router_label_count(), router_label_name) != 0) {
+        log_event(LOG_ERROR, "startup_failed", "metrics_init failed", NULL);
+        return BUILT_SIGNALS;
+    }
+    if (metrics_register_collector(reqmem_collect, &a->reqmem) != 0) {
+        log_event(LOG_ERROR, "startup_failed", "cannot register the request memory metrics", NULL);
+        return BUILT_METRICS;
+    }
     /* Stream buffers: admitted against by the server, the limit set (and moved with the memory
      * limit) by memwatch, so it outlives both. */
-    static struct stream_budget streams;
-    struct pool *pool = NULL;
-    struct server *srv = NULL;
-    struct memwatch *mw = NULL;
-    if (metrics_init() != 0) {
-        log_event(LOG_ERROR, "startup_failed", "metrics_init failed", NULL);
-        goto out_sfd;
-    }
-    if (metrics_register_collector(reqmem_collect, &reqmem) != 0) {
-        log_event(LOG_ERROR, "startup_failed", "cannot register the request memory metrics", NULL);
-        goto out_metrics;
-    }
-    if (stream_budget_init(&streams, cfg.memory_budget) != 0) {
+    if (stream_budget_init(&a->streams, cfg->memory_budget) != 0) {
         log_event(LOG_ERROR, "startup_failed", "cannot register the stream budget's metrics", NULL);
-        goto out_streams;
+        return BUILT_STREAMS;
     }
     /* Before the server: it sets the stream budget (auto resolved, clamped to the limit). */
-    if ((rc = memwatch_create(&cfg, &streams, &mw)) != 0) {
+    int rc = memwatch_create(cfg, &a->streams, &a->mw);
+    if (rc != 0) {
         log_event(LOG_ERROR, "startup_failed", "cannot start the memory watch", "error",
                   strerror(-rc), NULL);
-        rc = 1;
-        goto out_streams;
+        return BUILT_STREAMS;
     }
-    rc = 1;
-    pool = pool_create(cfg.workers, cfg.queue_capacity, api_worker_init, api_worker_fini, &api);
-    if (!pool) {
+    a->pool =
+        pool_create(cfg->workers, cfg->queue_capacity, api_worker_init, api_worker_fini, &a->api);
+    if (!a->pool) {
         log_event(LOG_ERROR, "startup_failed", "cannot start the worker pool", "error",
                   strerror(errno), NULL);
-        goto out_memwatch;
+        return BUILT_MEMWATCH;
     }
-    pool_set_client_cap(pool, cfg.max_inflight_per_client);
-    api.pool = pool;
-    srv = server_create(&cfg, pool, &api, &streams);
-    if (!srv) goto out_pool;
+    pool_set_client_cap(a->pool, cfg->max_inflight_per_client);
+    a->api.pool = a->pool;
+    a->srv = server_create(cfg, a->pool, &a->api, &a->streams);
+    return a->srv ? BUILT_ALL : BUILT_POOL;
+}
+
+/* Ready until the first signal; then drain: /readyz 503, no new connections, in-flight requests
+ * get shutdown_timeout, then what is left is cancelled. */
+static void app_serve(struct app *a)
+{
     unsigned mp, dp;
-    server_ports(srv, &mp, &dp);
+    server_ports(a->srv, &mp, &dp);
     char mps[8], dps[8];
     snprintf(mps, sizeof mps, "%u", mp);
     snprintf(dps, sizeof dps, "%u", dp);
-    server_set_ready(srv, true);
+    server_set_ready(a->srv, true);
     log_event(LOG_INFO, "listening", "ready", "port", mps, "debug_port",
-              cfg.debug_enabled ? dps : NULL, NULL);
+              a->cfg.debug_enabled ? dps : NULL, NULL);
 
     int sig;
-    while ((sig = wait_signal(sfd, -1)) == 0) {
+    while ((sig = wait_signal(a->sfd, -1)) == 0) {
     }
     log_event(LOG_INFO, "draining", "signal received, draining", "signal", strsignal(sig), NULL);
-    server_begin_drain(srv);
+    server_begin_drain(a->srv);
     /* A CPU profile in flight (up to max_profile_seconds) ends now and answers with what it has,
      * instead of holding the debug listener's thread through the drain. */
     profiling_shutdown();
-    if (!drain_wait(srv, sfd, (uint64_t)cfg.shutdown_timeout * 1000)) {
+    if (!drain_wait(a->srv, a->sfd, (uint64_t)a->cfg.shutdown_timeout * 1000)) {
         log_event(LOG_WARN, "drain_timeout", "cancelling requests still in flight", NULL);
-        server_cancel_all(srv);
-        pool_cancel_all(pool, POOL_CANCEL_SHUTDOWN);
-        drain_wait(srv, sfd, 2000);
+        server_cancel_all(a->srv);
+        pool_cancel_all(a->pool, POOL_CANCEL_SHUTDOWN);
+        drain_wait(a->srv, a->sfd, 2000);
     }
-    rc = 0;
+}
 
-    /* Reverse order of construction, except that the pool (whose last jobs may still reference
-     * requests and the server) is joined between stopping the server and freeing it. */
-    server_stop(srv);
-out_pool:
-    pool_destroy(pool);
-    server_destroy(srv);
-out_memwatch:
-    memwatch_destroy(mw);
-out_streams:
-    stream_budget_destroy(&streams); /* also after a failed init, as stream.h asks */
-out_metrics:
-    metrics_unregister_collector(reqmem_collect, &reqmem);
-    reqmem_fini(&reqmem);
-    profiling_shutdown();
-    metrics_fini();
-    sieve_shutdown();
-out_sfd:
-    close(sfd);
-    if (rc == 0) log_event(LOG_INFO, "stopped", "primed stopped", NULL);
-    return rc;
+/* Undo start-up from `b` down. */
+static void app_teardown(struct app *a, enum built b)
+{
+    switch (b) {
+    case BUILT_ALL:
+        /* Reverse order of construction, except that the pool (whose last jobs may still
+         * reference requests and the server) is joined between stopping the server and
+         * freeing it. */
+        server_stop(a->srv);
+        /* fall through */
+    case BUILT_POOL:
+        pool_destroy(a->pool);
+        server_destroy(a->srv);
+        /* fall through */
+    case BUILT_MEMWATCH:
+        memwatch_destroy(a->mw);
+        /* fall through */
+    case BUILT_STREAMS:
+        stream_budget_destroy(&a->streams); /* also after a failed init, as stream.h asks */
+        /* fall through */
+    case BUILT_METRICS:
+        metrics_unregister_collector(reqmem_collect, &a->reqmem);
+        reqmem_fini(&a->reqmem);
+        profiling_shutdown();
+        metrics_fini();
+        sieve_shutdown();
+        /* fall through */
+    case BUILT_SIGNALS:
+        close(a->sfd);
+    }
+}
+
+int main(int argc, char *argv[])
+{
+    static struct app a;
+    int rc = app_config(&a, argc, argv);
+    if (rc >= 0) return rc;
+    if ((a.sfd = block_signals()) < 0) return 1;
+    enum built b = app_start(&a);
+    if (b != BUILT_ALL) {
+        app_teardown(&a, b);
+        return 1;
+    }
+    app_serve(&a);
+    app_teardown(&a, BUILT_ALL);
+    log_event(LOG_INFO, "stopped", "primed stopped", NULL);
+    return 0;
 }

@@ -36,6 +36,10 @@
 
 /* ---- label tables ------------------------------------------------------------------------ */
 
+/* The handler label set (metrics_init): written before any thread starts, read-only afterwards. */
+static size_t nhandlers;
+static const char *(*handler_name)(size_t i);
+
 enum { M_GET, M_POST, M_HEAD, M_OTHER, M__COUNT };
 static const char *const method_names[M__COUNT] = {"GET", "POST", "HEAD", "OTHER"};
 
@@ -76,7 +80,7 @@ static const double buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 
  * Rejected alternative: per-thread shards would avoid cache-line sharing between the 2…N
  * workers, at the cost of a thread registry; at primed's request rates (≤ ~10^5/s) one atomic
  * add per counter is not measurable (see scripts/bench-metrics-overhead.sh). */
-#define NLABELS ROUTER_MAX_LABELS
+#define NLABELS METRICS_MAX_HANDLERS
 static atomic_uint_fast64_t req_total[NLABELS][M__COUNT][NCODES + 1];
 static atomic_uint_fast64_t dur_bucket[NLABELS][NBUCKETS + 1];
 static atomic_uint_fast64_t dur_sum_ns[NLABELS];
@@ -103,7 +107,7 @@ static unsigned code_index(int status)
 void metrics_observe_request(size_t h, const char *method, int status, double seconds,
                              uint64_t response_bytes)
 {
-    if (h >= router_label_count()) h = router_label_index(NULL);
+    if (h >= nhandlers) h = nhandlers ? nhandlers - 1 : 0; /* the catch-all, "other" */
     atomic_fetch_add_explicit(&req_total[h][method_index(method)][code_index(status)], 1,
                               memory_order_relaxed);
     if (!(seconds >= 0)) seconds = 0; /* also catches NaN */
@@ -162,8 +166,11 @@ void metrics_unregister_collector(metrics_collect_fn fn, void *arg)
     pthread_mutex_unlock(&coll_mu);
 }
 
-int metrics_init(void)
+int metrics_init(size_t n, const char *(*name)(size_t i))
 {
+    if (n == 0 || n > METRICS_MAX_HANDLERS || !name) return -EINVAL;
+    nhandlers = n;
+    handler_name = name;
     /* Everything is statically initialised; warm the /proc reader (it caches boot time) so the
      * first scrape does not pay for scanning /proc/stat. */
     struct procstat ps;
@@ -330,7 +337,7 @@ static void collect_http(struct metrics_writer *w)
     metrics_write_family(w, "primed_http_requests_total", "counter",
                          "HTTP requests answered, by handler, method and status code.");
     pthread_once(&codes_once, codes_build);
-    size_t nlabels = router_label_count();
+    size_t nlabels = nhandlers;
     for (unsigned h = 0; h < nlabels; h++)
         for (unsigned m = 0; m < M__COUNT; m++)
             for (unsigned c = 0; c <= NCODES; c++) {
@@ -343,7 +350,7 @@ static void collect_http(struct metrics_writer *w)
                 else
                     snprintf(code, sizeof code, "%d", codes[c]);
                 snprintf(labels, sizeof labels, "handler=\"%s\",method=\"%s\",code=\"%s\"",
-                         router_label_name(h), method_names[m], code);
+                         handler_name(h), method_names[m], code);
                 metrics_write_sample_u64(w, "primed_http_requests_total", labels, v);
             }
 
@@ -365,13 +372,13 @@ static void collect_http(struct metrics_writer *w)
             cum += b[i];
             char le[40];
             format_value(le, sizeof le, buckets[i]);
-            snprintf(labels, sizeof labels, "handler=\"%s\",le=\"%s\"", router_label_name(h), le);
+            snprintf(labels, sizeof labels, "handler=\"%s\",le=\"%s\"", handler_name(h), le);
             metrics_write_sample_u64(w, "primed_http_request_duration_seconds_bucket", labels, cum);
         }
-        snprintf(labels, sizeof labels, "handler=\"%s\",le=\"+Inf\"", router_label_name(h));
+        snprintf(labels, sizeof labels, "handler=\"%s\",le=\"+Inf\"", handler_name(h));
         metrics_write_sample_u64(w, "primed_http_request_duration_seconds_bucket", labels,
                                  counts[h]);
-        snprintf(labels, sizeof labels, "handler=\"%s\"", router_label_name(h));
+        snprintf(labels, sizeof labels, "handler=\"%s\"", handler_name(h));
         uint64_t ns = atomic_load_explicit(&dur_sum_ns[h], memory_order_relaxed);
         metrics_write_sample(w, "primed_http_request_duration_seconds_sum", labels,
                              (double)ns / 1e9);
@@ -383,7 +390,7 @@ static void collect_http(struct metrics_writer *w)
                          "Response body bytes sent, by handler.");
     for (unsigned h = 0; h < nlabels; h++) {
         if (!counts[h]) continue;
-        snprintf(labels, sizeof labels, "handler=\"%s\"", router_label_name(h));
+        snprintf(labels, sizeof labels, "handler=\"%s\"", handler_name(h));
         metrics_write_sample_u64(w, "primed_http_response_bytes_total", labels,
                                  atomic_load_explicit(&resp_bytes[h], memory_order_relaxed));
     }

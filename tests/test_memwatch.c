@@ -14,6 +14,7 @@
 #include "primed/config.h"
 #include "primed/memwatch.h"
 #include "primed/metrics.h"
+#include "primed/router.h"
 #include "primed/stream.h"
 
 #define MIB (1024ULL * 1024)
@@ -100,7 +101,7 @@ static bool wait_shedding(bool want)
 START_TEST(marks_and_hysteresis_follow_the_cgroup)
 {
     make_tree(200);
-    ck_assert_int_eq(metrics_init(), 0);
+    ck_assert_int_eq(metrics_init(router_label_count(), router_label_name), 0);
     struct primed_config cfg;
     config_defaults(&cfg);
     snprintf(cfg.cgroup_root, sizeof cfg.cgroup_root, "%s", root);
@@ -182,7 +183,7 @@ START_TEST(stream_budget_follows_a_changing_limit)
     /* memory_budget 1 GiB in a 200 MiB limit: admitted against 100 MiB from the start, before
      * the sampling thread has looked at anything */
     make_tree(200);
-    ck_assert_int_eq(metrics_init(), 0);
+    ck_assert_int_eq(metrics_init(router_label_count(), router_label_name), 0);
     struct primed_config cfg;
     config_defaults(&cfg);
     snprintf(cfg.cgroup_root, sizeof cfg.cgroup_root, "%s", root);
@@ -234,7 +235,7 @@ END_TEST
 START_TEST(auto_budget_follows_the_limit_too)
 {
     make_tree(200);
-    ck_assert_int_eq(metrics_init(), 0);
+    ck_assert_int_eq(metrics_init(router_label_count(), router_label_name), 0);
     struct primed_config cfg;
     config_defaults(&cfg); /* memory_budget auto */
     snprintf(cfg.cgroup_root, sizeof cfg.cgroup_root, "%s", root);
@@ -257,7 +258,7 @@ END_TEST
 
 START_TEST(no_cgroup_falls_back_to_physical_memory)
 {
-    ck_assert_int_eq(metrics_init(), 0);
+    ck_assert_int_eq(metrics_init(router_label_count(), router_label_name), 0);
     struct primed_config cfg;
     config_defaults(&cfg);
     snprintf(cfg.cgroup_root, sizeof cfg.cgroup_root, "/nonexistent-primed-root");

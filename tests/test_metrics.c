@@ -3,6 +3,7 @@
  * +Inf == _count and each bucket equal to an independently computed count, bounded labels,
  * HELP escaping, collectors, and exact sums under concurrent observation.
  * (Check forks each test, so every test starts from an empty registry.) */
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -14,6 +15,7 @@
 
 #include "check_main.h"
 #include "primed/metrics.h"
+#include "primed/router.h"
 
 static char *render(void)
 {
@@ -116,7 +118,7 @@ static size_t label_of(const char *path)
 
 START_TEST(exposition_declares_every_family_before_its_samples)
 {
-    ck_assert_int_eq(metrics_init(), 0);
+    ck_assert_int_eq(metrics_init(router_label_count(), router_label_name), 0);
     metrics_observe_request(label_of("/v1/count"), "GET", 200, 0.002, 120);
     metrics_observe_request(label_of("/v1/primes"), "POST", 400, 0.0001, 80);
     metrics_observe_request(label_of("/v1/nth"), "HEAD", 504, 31.0, 0);
@@ -356,10 +358,42 @@ START_TEST(promtool_accepts_a_render_with_every_kind_of_series)
 }
 END_TEST
 
+static const char *const own_labels[] = {"alpha", "beta", "rest"};
+static const char *own_label(size_t i)
+{
+    return own_labels[i < 3 ? i : 2];
+}
+
+START_TEST(handler_labels_are_the_set_the_caller_hands_in)
+{
+    ck_assert_int_eq(metrics_init(0, own_label), -EINVAL);
+    ck_assert_int_eq(metrics_init(METRICS_MAX_HANDLERS + 1, own_label), -EINVAL);
+    ck_assert_int_eq(metrics_init(3, own_label), 0);
+    metrics_observe_request(1, "GET", 200, 0.01, 5);
+    metrics_observe_request(7, "GET", 200, 0.01, 5); /* out of range: the last, catch-all */
+    char *t = render();
+    check_structure(t);
+    ck_assert_double_eq(
+        sample(t, "primed_http_requests_total{handler=\"beta\",method=\"GET\",code=\"200\"}"), 1);
+    ck_assert_double_eq(
+        sample(t, "primed_http_requests_total{handler=\"rest\",method=\"GET\",code=\"200\"}"), 1);
+    ck_assert_int_eq(count_lines_starting(t, "primed_http_requests_total{"), 2);
+    free(t);
+}
+END_TEST
+
+/* Every test starts with the route table's label set, as main.c sets it (Check forks each test:
+ * this runs in the test's own process). */
+static void init_registry(void)
+{
+    ck_assert_int_eq(metrics_init(router_label_count(), router_label_name), 0);
+}
+
 static Suite *metrics_suite(void)
 {
     Suite *s = suite_create("metrics");
     TCase *tc = tcase_create("exposition");
+    tcase_add_checked_fixture(tc, init_registry, NULL);
     tcase_add_test(tc, exposition_declares_every_family_before_its_samples);
     tcase_add_test(tc, histogram_buckets_are_cumulative_and_match_an_independent_count);
     tcase_add_test(tc, labels_stay_within_their_tables);
@@ -367,6 +401,7 @@ static Suite *metrics_suite(void)
     tcase_add_test(tc, at_most_sixteen_collectors);
     tcase_add_test(tc, concurrent_observations_sum_exactly);
     tcase_add_test(tc, promtool_accepts_a_render_with_every_kind_of_series);
+    tcase_add_test(tc, handler_labels_are_the_set_the_caller_hands_in);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -11,6 +11,7 @@
 #include "check_main.h"
 #include "testutil.h"
 #include "primed/metrics.h"
+#include "primed/router.h"
 #include "primed/ratelimit.h"
 
 #define S 1000000000ull /* ns per second */
@@ -333,7 +334,7 @@ static long rss_kib(void)
 
 START_TEST(a_million_clients_keep_memory_flat_and_count_evictions)
 {
-    metrics_init();
+    metrics_init(router_label_count(), router_label_name);
     struct ratelimit_params p = {.rate = 1, .burst = 5, .clients = 4096};
     struct ratelimit *rl = ratelimit_create(&p);
     ck_assert_ptr_nonnull(rl);
@@ -376,7 +377,7 @@ END_TEST
 
 START_TEST(table_remembers_clients_and_forgets_idle_ones)
 {
-    metrics_init();
+    metrics_init(router_label_count(), router_label_name);
     struct ratelimit_params p = {.rate = 2, .burst = 3, .clients = 100};
     struct ratelimit *rl = ratelimit_create(&p);
     ck_assert_ptr_nonnull(rl);
@@ -409,7 +410,7 @@ END_TEST
 
 START_TEST(full_table_prefers_idle_then_cold_entries)
 {
-    metrics_init();
+    metrics_init(router_label_count(), router_label_name);
     struct ratelimit_params p = {.rate = 1, .burst = 10, .clients = 8}; /* one shard */
     struct ratelimit *rl = ratelimit_create(&p);
     struct ratelimit_verdict v;
@@ -468,7 +469,7 @@ static void *expirer_run(void *arg)
 
 START_TEST(concurrent_takes_are_atomic_per_client)
 {
-    metrics_init();
+    metrics_init(router_label_count(), router_label_name);
     struct ratelimit_params p = {.rate = 1, .burst = 10, .clients = 4096};
     struct ratelimit *rl = ratelimit_create(&p);
     struct hammer h[4];

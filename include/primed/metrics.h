@@ -2,8 +2,9 @@
  *
  * Hot-path updates are relaxed atomics (no locks); everything that is a "current value" (pool
  * depth, tcmalloc, /proc) is pulled at scrape time by collectors. Label values are bounded: the
- * handler label takes one of the route table's labels, the code label one of the statuses primed
- * sends, the method label GET/POST/HEAD/OTHER.
+ * handler label takes one of the label set handed to metrics_init (main.c hands it the route
+ * table's), the code label one of the statuses primed sends, the method label GET/POST/HEAD/OTHER.
+ * It knows no route: the handler label set comes in, so the registry depends on no HTTP module.
  */
 #ifndef PRIMED_METRICS_H
 #define PRIMED_METRICS_H
@@ -11,16 +12,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The `handler` label is a route's label index (router_label_index in router.h: the labels are
- * derived from the route table, plus "other"); the code label is one of the statuses of the error
- * table (errors.h), 200, or "other". */
-#include "primed/router.h"
+/* The most `handler` label values metrics_init accepts (the size of the per-handler arrays). */
+#define METRICS_MAX_HANDLERS 32
 
-/* Process-wide registry. metrics_init is idempotent; call once from main before threads. */
-int metrics_init(void);
+/* Process-wide registry. The `handler` label set is nhandlers values, handler_name(i) for
+ * i < nhandlers (static strings, called at render time), the last being the catch-all ("other")
+ * that an out-of-range index is counted under; main.c passes router_label_count and
+ * router_label_name (router.h: the labels derived from the route table, plus "other"). The code
+ * label is one of the statuses of the error table (errors.h), 200, or "other". Idempotent; call
+ * once from main before threads. Returns 0, or -EINVAL when nhandlers is 0 or above
+ * METRICS_MAX_HANDLERS. */
+int metrics_init(size_t nhandlers, const char *(*handler_name)(size_t i));
 void metrics_fini(void);
 
-/* Hot path: one finished request (any thread). */
+/* Hot path: one finished request (any thread). label: an index into the handler label set. */
 void metrics_observe_request(size_t label, const char *method, int status, double seconds,
                              uint64_t response_bytes);
 /* Open-connection gauge (server notify-connection callback). */

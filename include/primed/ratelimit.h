@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "primed/metrics.h"
+#include "primed/router.h"
 
 /* ---- bucket arithmetic (pure) ------------------------------------------------------------ */
 
