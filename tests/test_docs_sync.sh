@@ -4,7 +4,8 @@
 #    docs/architecture.md's module map; the list is read from the tree when the test runs, so a
 #    file added anywhere under src/ fails the test until the map names it;
 #  - every metric family the running server exposes on /metrics (main listener, after a few
-#    requests, rate limiting on so its families exist) is named in docs/observability.md.
+#    requests, rate limiting on so its families exist) is named in docs/observability.md;
+#  - the same server logged one "setting" line at start for every setting --help lists.
 # Neither list is copied here: the tree and the running service are the sources of truth.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -46,5 +47,14 @@ for fam in $fams; do
 done
 [ "$nf" -gt 20 ] || bad "only $nf families in the scrape (expected the full registry)"
 primed_stop P || bad "primed did not stop cleanly"
+ns=0
+for key in $("$PRIMED_BIN" --help | sed -n 's/^  --\([a-z0-9-]*\) .*/\1/p' | tr - _); do
+  case $key in config | help | version) continue ;; esac
+  ns=$((ns + 1))
+  grep -q '"event":"setting","key":"'"$key"'","value":' "$P_LOG" ||
+    bad "no startup log line for setting $key"
+done
+[ "$ns" -gt 20 ] || bad "only $ns settings in --help"
+[ $fail = 0 ] && lib_ok "the startup log has a line for each of the $ns settings"
 [ $fail = 0 ] && lib_ok "all $nf metric families on /metrics are named in docs/observability.md"
 exit $fail
