@@ -169,7 +169,7 @@ void config_defaults(struct primed_config *cfg)
     cfg->debug_port = 6060;
     cfg->workers = online_cpus();
     cfg->queue_capacity = 256;
-    cfg->memory_budget = 0; /* auto: resolved by memwatch_resolve_budget at startup */
+    cfg->memory_budget = 0; /* auto: memwatch_auto_budget, at start and when the limit moves */
     cfg->stream_buffer_bytes = 256 * KIB;
     cfg->sieve_segment_bytes = 0;
     cfg->max_connections = 1024;
@@ -179,7 +179,7 @@ void config_defaults(struct primed_config *cfg)
     cfg->request_timeout_ms = 30000;
     cfg->max_body_bytes = 1 * MIB;
     cfg->request_memory_budget = 64 * MIB;
-    cfg->request_memory_per_client = 0; /* auto: server.c */
+    cfg->request_memory_per_client = 0; /* auto: request_memory_share in main.c */
     cfg->body_timeout_ms = 10000;
     cfg->body_min_rate = 1000;
     cfg->max_uri_bytes = 8192;
