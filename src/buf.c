@@ -85,6 +85,12 @@ char *buf_steal(struct buf *b, size_t *len)
     return out;
 }
 
+void buf_reset(struct buf *b)
+{
+    b->len = 0;
+    if (b->p != NULL) b->p[0] = '\0';
+}
+
 void buf_free(struct buf *b)
 {
     free(b->p);

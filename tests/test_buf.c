@@ -117,7 +117,7 @@ START_TEST(steal_hands_over_and_empties)
 }
 END_TEST
 
-START_TEST(reserve_then_write_in_place)
+START_TEST(reserve_then_write_in_place_and_reset_keeps_the_allocation)
 {
     struct buf b;
     buf_init(&b, 1 << 16);
@@ -125,7 +125,15 @@ START_TEST(reserve_then_write_in_place)
     ck_assert_uint_ge(b.cap, 16384);
     ck_assert_uint_eq(b.len, 0);
     ck_assert_str_eq(b.p, "");
+    ck_assert_int_eq(buf_append(&b, "xyz", 3), 0);
+    char *before = b.p;
+    buf_reset(&b); /* reuse: same allocation, empty */
+    ck_assert_ptr_eq(b.p, before);
+    ck_assert_uint_eq(b.len, 0);
+    ck_assert_str_eq(b.p, "");
     ck_assert_int_eq(buf_reserve(&b, (1 << 16) + 1), -ENOSPC);
+    buf_reset(&b);
+    ck_assert_int_eq(buf_error(&b), -ENOSPC); /* the error survives a reset */
     buf_free(&b);
 }
 END_TEST
@@ -139,7 +147,7 @@ static Suite *buf_suite(void)
     tcase_add_test(tc, printf_past_max_leaves_contents_untorn);
     tcase_add_test(tc, printf_grows_past_the_first_allocation);
     tcase_add_test(tc, steal_hands_over_and_empties);
-    tcase_add_test(tc, reserve_then_write_in_place);
+    tcase_add_test(tc, reserve_then_write_in_place_and_reset_keeps_the_allocation);
     suite_add_tcase(s, tc);
     return s;
 }

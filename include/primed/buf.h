@@ -42,6 +42,8 @@ static inline int buf_error(const struct buf *b)
  * the empty array cannot be allocated; either way the buffer is freed and empty after the call,
  * its error kept. */
 char *buf_steal(struct buf *b, size_t *len);
+/* Empty the contents for reuse, keeping the allocation and the error. */
+void buf_reset(struct buf *b);
 /* Free the contents; the buffer is empty (error cleared) and may be reused with the same max.
  * Safe on a zeroed or already-freed buffer. */
 void buf_free(struct buf *b);
