@@ -25,8 +25,10 @@ WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-protot
              -Wformat=2 -Wvla -Wno-unused-parameter
 CPPFLAGS  += -Iinclude -D_GNU_SOURCE -DPRIMED_VERSION=\"$(VERSION)\" \
              -DPRIMED_REVISION=\"$(REVISION)\" -MMD -MP
+# Sanitizer builds also check lifecycle invariants (PRIMED_ASSERT, include/primed/assert.h).
 ifeq ($(VARIANT),asan)
   B        := build/asan
+  CPPFLAGS += -DPRIMED_DEBUG_ASSERTS=1
   TCMALLOC := 0
   SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
   OPT      := -O1 -g $(SAN)
@@ -34,6 +36,7 @@ ifeq ($(VARIANT),asan)
 endif
 ifeq ($(VARIANT),tsan)
   B        := build/tsan
+  CPPFLAGS += -DPRIMED_DEBUG_ASSERTS=1
   TCMALLOC := 0
   SAN      := -fsanitize=thread -fno-omit-frame-pointer
   OPT      := -O1 -g $(SAN)
@@ -211,7 +214,7 @@ valgrind:
 FUZZ_CC    ?= clang
 FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_FLAGS := -O1 -g -std=c11 -pthread $(WARN) $(ARCH_FLAGS) -Iinclude -Isrc/engine -D_GNU_SOURCE \
-              -DPRIMED_TCMALLOC=0 -DPRIMED_VERSION=\"$(VERSION)\" $(shell pkg-config --cflags $(PKGS))
+              -DPRIMED_TCMALLOC=0 -DPRIMED_DEBUG_ASSERTS=1 -DPRIMED_VERSION=\"$(VERSION)\" $(shell pkg-config --cflags $(PKGS))
 FUZZ_OBJS  := $(C_SRCS:src/%.c=build/fuzz/obj/%.o) $(ENGINE_SRCS:src/%.c=build/fuzz/obj/%.o)
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/*.c))
 FUZZ_LIBS  := $(shell pkg-config --libs $(PKGS)) -lm -pthread

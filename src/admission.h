@@ -1,13 +1,13 @@
 /* admission.h — per-client admission of API requests: who the client is, what the request
  * costs, whether its bucket holds that, and what it gets back when the request ends early.
  *
- * The glue between the HTTP adapter (server.c, which supplies the peer address and the
- * X-Forwarded-For value as plain strings), the price list (api_cost) and the buckets
- * (ratelimit.h). It decides nothing about HTTP framing and never sees libmicrohttpd types; the
- * 429 it renders comes from the one error table. Health, readiness, metrics, / and the debug
- * listener are never limited; every other route is (so a new /v1 route is limited by default).
- * Internal to the server (its adapter and dispatch.c are its users), so it lives beside the
- * sources.
+ * The glue between the HTTP front end (dispatch.c admits, with the peer address and the
+ * X-Forwarded-For value as plain strings; server.c settles when the request ends), the price list
+ * (api_cost) and the buckets (ratelimit.h). It decides nothing about HTTP framing and never sees
+ * libmicrohttpd types; the 429 it renders comes from the one error table. Health, readiness,
+ * metrics, / and the debug listener are never limited; every other route is (so a new /v1 route is
+ * limited by default). Internal to the server (its adapter and dispatch.c are its users), so it
+ * lives beside the sources.
  */
 #ifndef PRIMED_ADMISSION_H
 #define PRIMED_ADMISSION_H

@@ -5,7 +5,8 @@
  * accepted range, field and help. All four sources reduce a value to a string and go through the
  * same setter, so a setting cannot be accepted by one source and refused by another. Nothing is
  * clamped: an unknown name or a bad value is a CONFIG_ERROR naming the key and the range. This
- * module only reads and validates; it never opens sockets or starts anything.
+ * module only reads and validates; it never opens sockets or starts anything. A value's text ↔
+ * field (parsing, ranges, formatting, the error line) is config_value.c's.
  */
 #include "primed/config.h"
 
@@ -22,44 +23,14 @@
 #include "primed/numparse.h"
 #include "primed/ratelimit.h"
 
+#include "config_int.h"
+
 #ifndef PRIMED_VERSION
 #define PRIMED_VERSION "0.0.0"
 #endif
 #ifndef PRIMED_REVISION
 #define PRIMED_REVISION "unknown"
 #endif
-
-#define KIB 1024ULL
-#define MIB (1024ULL * KIB)
-#define GIB (1024ULL * MIB)
-#define TIB (1024ULL * GIB)
-
-enum setting_type {
-    T_UINT,         /* unsigned, decimal or DeK */
-    T_U64,          /* uint64_t, decimal or DeK */
-    T_BYTES,        /* uint64_t, optionally with a K/M/G/T (KiB…TiB) suffix */
-    T_BOOL,         /* true|false|1|0 */
-    T_LEVEL,        /* debug|info|warn|error */
-    T_FORMAT,       /* json|text */
-    T_LISTEN,       /* HOST:PORT → listen_host, listen_port */
-    T_DEBUG_LISTEN, /* HOST:PORT|off → debug_enabled, debug_host, debug_port */
-    T_STRING,       /* char[size]; T_STRING values may be empty (= unset) */
-    T_CIDRS,        /* char[size]: comma-separated networks (ratelimit_cidrs_parse) */
-};
-
-struct setting {
-    const char *name; /* JSON key; flag = "--" + name with '_' → '-'; env = PRIMED_ + upper */
-    enum setting_type type;
-    size_t off;   /* offsetof(struct primed_config, field) (unused by the listen types) */
-    size_t size;  /* T_STRING: size of the char array */
-    uint64_t min; /* numbers: accepted range; a value of 0 is also accepted when zero != NULL */
-    uint64_t max;
-    const char *zero; /* what 0 means when it is accepted outside min…max ("auto") */
-    const char *meta; /* placeholder in --help: N, BYTES, S, HOST:PORT … */
-    const char *help;
-};
-
-#define F(field) offsetof(struct primed_config, field)
 
 static const struct setting settings[] = {
     {"listen", T_LISTEN, 0, 0, 0, 65535, NULL, "HOST:PORT",
@@ -198,7 +169,7 @@ void config_defaults(struct primed_config *cfg)
     cfg->debug_port = 6060;
     cfg->workers = online_cpus();
     cfg->queue_capacity = 256;
-    cfg->memory_budget = 0; /* auto: resolved by memwatch_resolve_budget at startup */
+    cfg->memory_budget = 0; /* auto: memwatch_auto_budget, at start and when the limit moves */
     cfg->stream_buffer_bytes = 256 * KIB;
     cfg->sieve_segment_bytes = 0;
     cfg->max_connections = 1024;
@@ -208,7 +179,7 @@ void config_defaults(struct primed_config *cfg)
     cfg->request_timeout_ms = 30000;
     cfg->max_body_bytes = 1 * MIB;
     cfg->request_memory_budget = 64 * MIB;
-    cfg->request_memory_per_client = 0; /* auto: server.c */
+    cfg->request_memory_per_client = 0; /* auto: request_memory_share in main.c */
     cfg->body_timeout_ms = 10000;
     cfg->body_min_rate = 1000;
     cfg->max_uri_bytes = 8192;
@@ -288,274 +259,6 @@ static const struct setting *find_by_key(const char *key)
     return NULL;
 }
 
-/* ---- errors --------------------------------------------------------------------------- */
-
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
-                                                          ...)
-{
-    if (err == NULL || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    for (char *p = err; *p; p++) /* one line, whatever the value contained */
-        if (*p == '\n' || *p == '\r') *p = ' ';
-}
-
-/* A value as shown back in an error: at most 64 bytes, non-printables as '?'. */
-static void show_value(const char *v, char *out, size_t outlen)
-{
-    size_t i = 0;
-    for (; v[i] != '\0' && i + 4 < outlen && i < 64; i++) {
-        unsigned char c = (unsigned char)v[i];
-        out[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-    }
-    if (v[i] != '\0' && i + 4 <= outlen) {
-        memcpy(out + i, "...", 3);
-        i += 3;
-    }
-    out[i] = '\0';
-}
-
-/* 262144 → "256KiB"; sizes that are not a whole number of KiB stay plain bytes. Parses back
- * through parse_bytes. */
-static void format_bytes(uint64_t v, char *out, size_t outlen)
-{
-    static const char *const units[] = {"TiB", "GiB", "MiB", "KiB"};
-    static const uint64_t mults[] = {TIB, GIB, MIB, KIB};
-    for (int i = 0; i < 4; i++)
-        if (v != 0 && v % mults[i] == 0) {
-            snprintf(out, outlen, "%" PRIu64 "%s", v / mults[i], units[i]);
-            return;
-        }
-    snprintf(out, outlen, "%" PRIu64, v);
-}
-
-/* "an integer from 1 to 1024", "0 (auto) or a size from 4096 to 1073741824 bytes …" */
-static void range_text(const struct setting *s, char *out, size_t outlen)
-{
-    char zero[32] = "";
-    if (s->zero != NULL) snprintf(zero, sizeof(zero), "0 (%s) or ", s->zero);
-    switch (s->type) {
-    case T_UINT:
-    case T_U64:
-        snprintf(out, outlen, "%san integer from %" PRIu64 " to %" PRIu64, zero, s->min, s->max);
-        break;
-    case T_BYTES: {
-        char lo[32], hi[32];
-        format_bytes(s->min, lo, sizeof(lo));
-        format_bytes(s->max, hi, sizeof(hi));
-        snprintf(out, outlen,
-                 "%sa byte count from %s to %s (suffix K, M, G, T = KiB, MiB, GiB, TiB)", zero, lo,
-                 hi);
-        break;
-    }
-    case T_BOOL:
-        snprintf(out, outlen, "true or false (or 1 or 0)");
-        break;
-    case T_LEVEL:
-        snprintf(out, outlen, "one of debug, info, warn, error");
-        break;
-    case T_FORMAT:
-        snprintf(out, outlen, "one of json, text");
-        break;
-    case T_LISTEN:
-        snprintf(out, outlen,
-                 "HOST:PORT with HOST an IPv4 address, [IPv6 address] or localhost and PORT "
-                 "from 0 to 65535");
-        break;
-    case T_DEBUG_LISTEN:
-        snprintf(out, outlen,
-                 "off or HOST:PORT with HOST an IPv4 address, [IPv6 address] or localhost and "
-                 "PORT from 0 to 65535");
-        break;
-    case T_CIDRS:
-        snprintf(out, outlen,
-                 "a list of IPv4/IPv6 addresses or networks (10.0.0.0/8, fd00::/8), at most %d, "
-                 "%zu bytes",
-                 RATELIMIT_MAX_PROXIES, s->size - 1);
-        break;
-    case T_STRING:
-        if (s->off == F(debug_token))
-            snprintf(out, outlen, "printable ASCII without spaces, at most %zu bytes", s->size - 1);
-        else
-            snprintf(out, outlen, "a path of at most %zu bytes", s->size - 1);
-        break;
-    }
-}
-
-static void bad_value(const struct setting *s, const char *src, const char *value, char *err,
-                      size_t errlen)
-{
-    char range[192], shown[80];
-    range_text(s, range, sizeof(range));
-    show_value(value, shown, sizeof(shown));
-    set_err(err, errlen, "%s: must be %s, got '%s'", src, range, shown);
-}
-
-/* ---- value parsers -------------------------------------------------------------------- */
-
-static bool parse_bytes(const char *v, uint64_t *out)
-{
-    static const struct {
-        const char *suffix;
-        uint64_t mult;
-    } suffixes[] = {{"KiB", KIB}, {"MiB", MIB}, {"GiB", GIB}, {"TiB", TIB},
-                    {"K", KIB},   {"M", MIB},   {"G", GIB},   {"T", TIB}};
-    size_t n = strlen(v);
-    uint64_t mult = 1;
-    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-        size_t sl = strlen(suffixes[i].suffix);
-        if (n > sl && strcmp(v + n - sl, suffixes[i].suffix) == 0) {
-            mult = suffixes[i].mult;
-            n -= sl;
-            break;
-        }
-    }
-    uint64_t x;
-    if (numparse_u64n(v, n, &x) != NUMPARSE_OK || x > UINT64_MAX / mult) return false;
-    *out = x * mult;
-    return true;
-}
-
-/* IPv4 127.0.0.0/8, ::1 and IPv4-mapped 127.x. */
-static bool host_is_loopback(const char *host)
-{
-    struct in_addr a4;
-    struct in6_addr a6;
-    if (inet_pton(AF_INET, host, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
-    if (inet_pton(AF_INET6, host, &a6) == 1) {
-        if (IN6_IS_ADDR_LOOPBACK(&a6)) return true;
-        return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;
-    }
-    return false;
-}
-
-static bool host_is_any(const char *host)
-{
-    return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
-}
-
-/* "1.2.3.4:80", "[::1]:80", "localhost:80" → host (numeric, no brackets) and port. */
-static bool parse_hostport(const char *v, char host[CONFIG_HOST_MAX], uint16_t *port)
-{
-    const char *colon;
-    char h[CONFIG_HOST_MAX];
-    size_t hlen;
-    int family;
-    if (v[0] == '[') {
-        const char *close = strchr(v, ']');
-        if (close == NULL || close[1] != ':') return false;
-        hlen = (size_t)(close - v - 1);
-        if (hlen == 0 || hlen >= sizeof(h)) return false;
-        memcpy(h, v + 1, hlen);
-        colon = close + 1;
-        family = AF_INET6;
-    } else {
-        colon = strrchr(v, ':');
-        if (colon == NULL) return false;
-        hlen = (size_t)(colon - v);
-        if (hlen == 0 || hlen >= sizeof(h) || memchr(v, ':', hlen) != NULL)
-            return false; /* an IPv6 address needs brackets */
-        memcpy(h, v, hlen);
-        family = AF_INET;
-    }
-    h[hlen] = '\0';
-    const char *p = colon + 1;
-    size_t plen = strlen(p);
-    if (plen == 0 || plen > 5 || strspn(p, "0123456789") != plen) return false;
-    uint64_t pv;
-    if (numparse_u64n(p, plen, &pv) != NUMPARSE_OK || pv > 65535) return false;
-    if (family == AF_INET && strcmp(h, "localhost") == 0) strcpy(h, "127.0.0.1");
-    unsigned char addr[sizeof(struct in6_addr)];
-    if (inet_pton(family, h, addr) != 1) return false;
-    memcpy(host, h, strlen(h) + 1);
-    *port = (uint16_t)pv;
-    return true;
-}
-
-/* The one setter every source goes through. `src` names the source in messages ("--workers",
- * "PRIMED_WORKERS", "workers in primed.json"). Returns 0 or -1 with err set. */
-static int set_value(struct primed_config *cfg, const struct setting *s, const char *src,
-                     const char *v, char *err, size_t errlen)
-{
-    char *base = (char *)cfg;
-    uint64_t x = 0;
-    switch (s->type) {
-    case T_UINT:
-    case T_U64:
-    case T_BYTES: {
-        /* the word for 0 ("auto", "unlimited") is accepted as well as 0 itself */
-        bool ok = s->zero != NULL && strcmp(v, s->zero) == 0 ? (x = 0, true)
-                  : s->type == T_BYTES                       ? parse_bytes(v, &x)
-                                                             : numparse_u64(v, &x) == NUMPARSE_OK;
-        if (!ok || !((x >= s->min && x <= s->max) || (x == 0 && s->zero != NULL))) goto bad;
-        if (s->type == T_UINT)
-            *(unsigned *)(base + s->off) = (unsigned)x; /* max <= UINT_MAX in the table */
-        else
-            *(uint64_t *)(base + s->off) = x;
-        return 0;
-    }
-    case T_BOOL:
-        if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
-            *(bool *)(base + s->off) = true;
-        else if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
-            *(bool *)(base + s->off) = false;
-        else
-            goto bad;
-        return 0;
-    case T_LEVEL: {
-        static const char *const names[] = {"debug", "info", "warn", "error"};
-        for (int i = 0; i < 4; i++)
-            if (strcmp(v, names[i]) == 0) {
-                cfg->log_level = (enum log_level)i;
-                return 0;
-            }
-        goto bad;
-    }
-    case T_FORMAT:
-        if (strcmp(v, "json") == 0)
-            cfg->log_format = LOG_FORMAT_JSON;
-        else if (strcmp(v, "text") == 0)
-            cfg->log_format = LOG_FORMAT_TEXT;
-        else
-            goto bad;
-        return 0;
-    case T_LISTEN:
-        if (!parse_hostport(v, cfg->listen_host, &cfg->listen_port)) goto bad;
-        return 0;
-    case T_DEBUG_LISTEN:
-        if (strcmp(v, "off") == 0) {
-            cfg->debug_enabled = false;
-            return 0;
-        }
-        if (!parse_hostport(v, cfg->debug_host, &cfg->debug_port)) goto bad;
-        cfg->debug_enabled = true;
-        return 0;
-    case T_CIDRS: {
-        struct ratelimit_cidr c[RATELIMIT_MAX_PROXIES];
-        char why[128];
-        if (strlen(v) >= s->size ||
-            ratelimit_cidrs_parse(v, c, RATELIMIT_MAX_PROXIES, why, sizeof why) < 0)
-            goto bad;
-        memcpy(base + s->off, v, strlen(v) + 1);
-        return 0;
-    }
-    case T_STRING: {
-        size_t n = strlen(v);
-        if (n >= s->size) goto bad;
-        if (s->off == F(debug_token))
-            for (size_t i = 0; i < n; i++)
-                if ((unsigned char)v[i] <= ' ' || (unsigned char)v[i] >= 0x7f) goto bad;
-        memcpy(base + s->off, v, n + 1);
-        return 0;
-    }
-    }
-bad:
-    bad_value(s, src, v, err, errlen);
-    return -1;
-}
-
 /* ---- command line --------------------------------------------------------------------- */
 
 /* One flag of argv at *i: sets *name and *namelen (without "--"), *value (NULL for --help and
@@ -571,8 +274,9 @@ static int next_flag(int argc, char *const argv[], int *i, const char **name, si
         a = "--version";
     if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
         char shown[80];
-        show_value(a, shown, sizeof(shown));
-        set_err(err, errlen, "unexpected argument '%s' (flags start with --; see --help)", shown);
+        config_show_value(a, shown, sizeof(shown));
+        config_set_err(err, errlen, "unexpected argument '%s' (flags start with --; see --help)",
+                       shown);
         return -1;
     }
     a += 2;
@@ -584,7 +288,7 @@ static int next_flag(int argc, char *const argv[], int *i, const char **name, si
                      (*namelen == 7 && memcmp(a, "version", 7) == 0);
     if (valueless) {
         if (eq != NULL) {
-            set_err(err, errlen, "--%.*s takes no value", (int)*namelen, a);
+            config_set_err(err, errlen, "--%.*s takes no value", (int)*namelen, a);
             return -1;
         }
         *value = NULL;
@@ -595,7 +299,7 @@ static int next_flag(int argc, char *const argv[], int *i, const char **name, si
         return 0;
     }
     if (*i >= argc) {
-        set_err(err, errlen, "--%.*s: missing value (see --help)", (int)*namelen, a);
+        config_set_err(err, errlen, "--%.*s: missing value (see --help)", (int)*namelen, a);
         return -1;
     }
     *value = argv[(*i)++];
@@ -615,15 +319,15 @@ static int load_file(struct primed_config *cfg, const char *path, char *err, siz
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
         if (jerr.line < 1)
-            set_err(err, errlen, "--config %s: %s", path, jerr.text);
+            config_set_err(err, errlen, "--config %s: %s", path, jerr.text);
         else
-            set_err(err, errlen, "--config %s: line %d column %d: %s", path, jerr.line, jerr.column,
-                    jerr.text);
+            config_set_err(err, errlen, "--config %s: line %d column %d: %s", path, jerr.line,
+                           jerr.column, jerr.text);
         return -1;
     }
     int rc = -1;
     if (!json_is_object(root)) {
-        set_err(err, errlen, "--config %s: must be a JSON object of settings", path);
+        config_set_err(err, errlen, "--config %s: must be a JSON object of settings", path);
         goto out;
     }
     const char *key;
@@ -633,18 +337,18 @@ static int load_file(struct primed_config *cfg, const char *path, char *err, siz
         const struct setting *s = find_by_key(key);
         char src[CONFIG_PATH_MAX + 80], buf[64];
         char kshown[80];
-        show_value(key, kshown, sizeof(kshown));
+        config_show_value(key, kshown, sizeof(kshown));
         snprintf(src, sizeof(src), "\"%s\" in %s", kshown, path);
         if (s == NULL) {
-            set_err(err, errlen, "--config %s: unknown key \"%s\" (see --help for the keys)", path,
-                    kshown);
+            config_set_err(err, errlen, "--config %s: unknown key \"%s\" (see --help for the keys)",
+                           path, kshown);
             goto out;
         }
         const char *v;
         if (json_is_string(val)) {
             v = json_string_value(val);
             if (strlen(v) != json_string_length(val)) {
-                bad_value(s, src, "string with a NUL byte", err, errlen);
+                config_bad_value(s, src, "string with a NUL byte", err, errlen);
                 goto out;
             }
         } else if (json_is_integer(val)) {
@@ -663,7 +367,7 @@ static int load_file(struct primed_config *cfg, const char *path, char *err, siz
         } else {
             v = json_is_null(val) ? "null" : json_is_array(val) ? "an array" : "an object";
         }
-        if (set_value(cfg, s, src, v, err, errlen) != 0) goto out;
+        if (config_set_value(cfg, s, src, v, err, errlen) != 0) goto out;
     }
     rc = 0;
 out:
@@ -697,13 +401,14 @@ static int load_env(struct primed_config *cfg, char *const envp[], char *err, si
             char shown[80];
             char name[128];
             snprintf(name, sizeof(name), "%.*s", (int)(nlen < 100 ? nlen : 100), e);
-            show_value(name, shown, sizeof(shown));
-            set_err(err, errlen, "%s: unknown PRIMED_ environment variable (see --help)", shown);
+            config_show_value(name, shown, sizeof(shown));
+            config_set_err(err, errlen, "%s: unknown PRIMED_ environment variable (see --help)",
+                           shown);
             return -1;
         }
         char src[64];
         env_name(s, src, sizeof(src));
-        if (set_value(cfg, s, src, eq + 1, err, errlen) != 0) return -1;
+        if (config_set_value(cfg, s, src, eq + 1, err, errlen) != 0) return -1;
     }
     return 0;
 }
@@ -718,42 +423,38 @@ static const char *env_config(char *const envp[])
 
 /* ---- cross-checks --------------------------------------------------------------------- */
 
-static void format_hostport(const char *host, uint16_t port, char *out, size_t outlen)
-{
-    if (strchr(host, ':') != NULL)
-        snprintf(out, outlen, "[%s]:%u", host, port);
-    else
-        snprintf(out, outlen, "%s:%u", host, port);
-}
-
 static int cross_check(const struct primed_config *cfg, char *err, size_t errlen)
 {
     char a[CONFIG_HOST_MAX + 8], b[CONFIG_HOST_MAX + 8];
-    if (cfg->debug_enabled && cfg->debug_token[0] == '\0' && !host_is_loopback(cfg->debug_host)) {
-        format_hostport(cfg->debug_host, cfg->debug_port, a, sizeof(a));
-        set_err(err, errlen,
-                "--debug-listen %s is not a loopback address: it requires --debug-token "
-                "(PRIMED_DEBUG_TOKEN), or listen on 127.0.0.1",
-                a);
+    if (cfg->debug_enabled && cfg->debug_token[0] == '\0' &&
+        !config_host_is_loopback(cfg->debug_host)) {
+        config_format_hostport(cfg->debug_host, cfg->debug_port, a, sizeof(a));
+        config_set_err(err, errlen,
+                       "--debug-listen %s is not a loopback address: it requires --debug-token "
+                       "(PRIMED_DEBUG_TOKEN), or listen on 127.0.0.1",
+                       a);
         return -1;
     }
     if (cfg->memory_budget != 0 && cfg->stream_buffer_bytes > cfg->memory_budget) {
-        set_err(err, errlen,
-                "--stream-buffer-bytes (%" PRIu64 ") must not exceed --memory-budget (%" PRIu64 ")",
-                cfg->stream_buffer_bytes, cfg->memory_budget);
+        config_set_err(err, errlen,
+                       "--stream-buffer-bytes (%" PRIu64
+                       ") must not exceed --memory-budget (%" PRIu64 ")",
+                       cfg->stream_buffer_bytes, cfg->memory_budget);
         return -1;
     }
     if (cfg->memory_low_water >= cfg->memory_high_water) {
-        set_err(err, errlen, "--memory-low-water (%u) must be below --memory-high-water (%u)",
-                cfg->memory_low_water, cfg->memory_high_water);
+        config_set_err(err, errlen,
+                       "--memory-low-water (%u) must be below --memory-high-water (%u)",
+                       cfg->memory_low_water, cfg->memory_high_water);
         return -1;
     }
     if (cfg->debug_enabled && cfg->listen_port != 0 && cfg->listen_port == cfg->debug_port &&
-        (strcmp(cfg->listen_host, cfg->debug_host) == 0 || host_is_any(cfg->listen_host) ||
-         host_is_any(cfg->debug_host))) {
-        format_hostport(cfg->listen_host, cfg->listen_port, a, sizeof(a));
-        format_hostport(cfg->debug_host, cfg->debug_port, b, sizeof(b));
-        set_err(err, errlen, "--listen %s and --debug-listen %s would use the same port", a, b);
+        (strcmp(cfg->listen_host, cfg->debug_host) == 0 || config_host_is_any(cfg->listen_host) ||
+         config_host_is_any(cfg->debug_host))) {
+        config_format_hostport(cfg->listen_host, cfg->listen_port, a, sizeof(a));
+        config_format_hostport(cfg->debug_host, cfg->debug_port, b, sizeof(b));
+        config_set_err(err, errlen, "--listen %s and --debug-listen %s would use the same port", a,
+                       b);
         return -1;
     }
     return 0;
@@ -792,15 +493,15 @@ enum config_result config_load(struct primed_config *cfg, int argc, char *const 
             char flag[80];
             snprintf(flag, sizeof(flag), "--%.*s", (int)(nlen < 64 ? nlen : 64), name);
             char shown[96];
-            show_value(flag, shown, sizeof(shown));
-            set_err(err, errlen, "%s: unknown flag (see --help)", shown);
+            config_show_value(flag, shown, sizeof(shown));
+            config_set_err(err, errlen, "%s: unknown flag (see --help)", shown);
             return CONFIG_ERROR;
         }
     }
 
     if (file != NULL) {
         if (file[0] == '\0') {
-            set_err(err, errlen, "%s: must be a file path, got ''", file_src);
+            config_set_err(err, errlen, "%s: must be a file path, got ''", file_src);
             return CONFIG_ERROR;
         }
         if (load_file(cfg, file, err, errlen) != 0) return CONFIG_ERROR;
@@ -814,54 +515,11 @@ enum config_result config_load(struct primed_config *cfg, int argc, char *const 
         const struct setting *s = find_by_flag(name - 2, nlen + 2);
         char src[64];
         flag_name(s, src, sizeof(src));
-        if (set_value(cfg, s, src, value, err, errlen) != 0) return CONFIG_ERROR;
+        if (config_set_value(cfg, s, src, value, err, errlen) != 0) return CONFIG_ERROR;
     }
 
     if (cross_check(cfg, err, errlen) != 0) return CONFIG_ERROR;
     return CONFIG_OK;
-}
-
-/* The value of a setting as it would be written in a flag. */
-static void format_setting(const struct primed_config *cfg, const struct setting *s, char *out,
-                           size_t outlen)
-{
-    const char *base = (const char *)cfg;
-    switch (s->type) {
-    case T_UINT:
-        snprintf(out, outlen, "%u", *(const unsigned *)(base + s->off));
-        break;
-    case T_U64:
-        snprintf(out, outlen, "%" PRIu64, *(const uint64_t *)(base + s->off));
-        break;
-    case T_BYTES:
-        format_bytes(*(const uint64_t *)(base + s->off), out, outlen);
-        break;
-    case T_BOOL:
-        snprintf(out, outlen, "%s", *(const bool *)(base + s->off) ? "true" : "false");
-        break;
-    case T_LEVEL: {
-        static const char *const names[] = {"debug", "info", "warn", "error"};
-        unsigned l = (unsigned)cfg->log_level;
-        snprintf(out, outlen, "%s", l < 4 ? names[l] : "info");
-        break;
-    }
-    case T_FORMAT:
-        snprintf(out, outlen, "%s", cfg->log_format == LOG_FORMAT_TEXT ? "text" : "json");
-        break;
-    case T_LISTEN:
-        format_hostport(cfg->listen_host, cfg->listen_port, out, outlen);
-        break;
-    case T_DEBUG_LISTEN:
-        if (!cfg->debug_enabled)
-            snprintf(out, outlen, "off");
-        else
-            format_hostport(cfg->debug_host, cfg->debug_port, out, outlen);
-        break;
-    case T_STRING:
-    case T_CIDRS:
-        snprintf(out, outlen, "%s", base + s->off);
-        break;
-    }
 }
 
 void config_each(const struct primed_config *cfg,
@@ -873,7 +531,7 @@ void config_each(const struct primed_config *cfg,
         if (s->type == T_STRING && s->off == F(debug_token))
             snprintf(v, sizeof(v), "%s", cfg->debug_token[0] ? "(set)" : "");
         else
-            format_setting(cfg, s, v, sizeof(v));
+            config_format_setting(cfg, s, v, sizeof(v));
         fn(arg, s->name, v);
     }
 }
@@ -927,8 +585,8 @@ void config_usage(FILE *out)
         char flag[64], env[64], def[CONFIG_PATH_MAX + 16], range[192], left[128];
         flag_name(s, flag, sizeof(flag));
         env_name(s, env, sizeof(env));
-        format_setting(&d, s, def, sizeof(def));
-        range_text(s, range, sizeof(range));
+        config_format_setting(&d, s, def, sizeof(def));
+        config_range_text(s, range, sizeof(range));
         snprintf(left, sizeof(left), "%s %s", flag, s->meta);
         if (strcmp(s->name, "workers") == 0)
             snprintf(def, sizeof(def), "online CPUs (%u here)", d.workers);

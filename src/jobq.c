@@ -16,7 +16,8 @@
  */
 #include "jobq.h"
 
-#include <assert.h>
+#include "primed/assert.h"
+
 #include <errno.h>
 #include <stdlib.h>
 
@@ -176,6 +177,8 @@ struct pool_job *jobq_pop(struct jobq *q)
 {
     struct jobq_client *c = q->ready;
     if (!c) return NULL;
+    /* The ring holds exactly the READY clients: jobs queued and under the cap. */
+    PRIMED_ASSERT(c->state == JQ_READY && c->queued > 0 && !jobq_at_cap(q, c));
     struct pool_job *j = c->head;
     c->head = j->next;
     if (!c->head) c->tail = NULL;
@@ -191,7 +194,8 @@ struct pool_job *jobq_pop(struct jobq *q)
 bool jobq_busy(struct jobq *q, struct jobq_client *qc, int delta)
 {
     if (!qc) return false;
-    assert(delta == 1 || (delta == -1 && qc->busy > 0));
+    /* Every -1 pairs with an earlier +1 of the same client (run_job, chunk helpers). */
+    PRIMED_ASSERT(delta == 1 || (delta == -1 && qc->busy > 0));
     qc->busy = delta > 0 ? qc->busy + 1 : qc->busy - 1;
     return update(q, qc);
 }
@@ -202,7 +206,7 @@ void jobq_release(struct jobq *q, struct pool_job *job)
     job->qc = NULL;
     if (--c->jobs > 0 || c == &q->anon) return;
     /* No job of the client is queued, running or parked: IDLE, busy 0, off the ring. */
-    assert(c->queued == 0 && c->busy == 0 && c->state == JQ_IDLE);
+    PRIMED_ASSERT(c->queued == 0 && c->busy == 0 && c->state == JQ_IDLE);
     struct jobq_client **pp = &q->ht[slot(q, c->id)];
     while (*pp != c)
         pp = &(*pp)->hnext;

@@ -95,8 +95,17 @@ enum built {
     BUILT_ALL,  /* the server started: it is stopped first */
 };
 
-/* Flags, environment and file into a->cfg, then logging. Returns the exit status when primed
- * must exit now (--help, --version: 0; a bad setting: 2), else -1. */
+/* One "setting" line per row of the settings table, with the value in force (flag syntax), so a
+ * log says what the process ran with whatever mix of file, environment and flags set it. */
+static void log_setting(void *arg, const char *key, const char *value)
+{
+    (void)arg;
+    log_event(LOG_INFO, "setting", NULL, "key", key, "value", value, NULL);
+}
+
+/* Flags, environment and file into a->cfg, then logging (the settings in force, one line each).
+ * Returns the exit status when primed must exit now (--help, --version: 0; a bad setting: 2), else
+ * -1. */
 static int app_config(struct app *a, int argc, char *argv[])
 {
     char err[512];
@@ -115,6 +124,7 @@ static int app_config(struct app *a, int argc, char *argv[])
     if (prc != 0)
         log_event(LOG_WARN, "profiling", "heap sampling unavailable (re-exec failed)", NULL);
     log_event(LOG_INFO, "starting", "primed starting", "version", PRIMED_VERSION, NULL);
+    config_each(&a->cfg, log_setting, NULL);
     return -1;
 }
 

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "primed/buf.h"
 #include "primed/errors.h"
 #include "primed/pi.h"
 #include "primed/procstat.h"
@@ -187,63 +188,20 @@ void metrics_fini(void)
 
 /* ---- the writer --------------------------------------------------------------------------- */
 
-/* A growable text buffer. Bounded: an exposition larger than WRITER_MAX (far above the
- * ~30 KiB primed produces) fails with -ENOMEM rather than growing further. */
+/* The exposition is built in a buf (buf.h). Bounded: an exposition larger than WRITER_MAX (far
+ * above the ~30 KiB primed produces) fails with -ENOMEM rather than growing further. */
 #define WRITER_INIT 16384
 #define WRITER_MAX (8u << 20)
 struct metrics_writer {
-    char *buf; /* owned; handed to the caller of metrics_render */
-    size_t len;
-    size_t cap;
-    int err; /* sticky: 0 or -ENOMEM */
+    struct buf b; /* its contents are handed to the caller of metrics_render */
 };
-
-static bool w_reserve(struct metrics_writer *w, size_t more)
-{
-    if (w->err) return false;
-    if (w->len + more + 1 <= w->cap) return true;
-    size_t cap = w->cap ? w->cap : WRITER_INIT;
-    while (cap < w->len + more + 1)
-        cap *= 2;
-    char *nb = cap <= WRITER_MAX ? realloc(w->buf, cap) : NULL;
-    if (!nb) {
-        w->err = -ENOMEM;
-        return false;
-    }
-    w->buf = nb;
-    w->cap = cap;
-    return true;
-}
 
 static void w_puts(struct metrics_writer *w, const char *s, size_t n)
 {
-    if (!w_reserve(w, n)) return;
-    memcpy(w->buf + w->len, s, n);
-    w->len += n;
-    w->buf[w->len] = '\0';
+    buf_append(&w->b, s, n);
 }
 
-__attribute__((format(printf, 2, 3))) static void w_printf(struct metrics_writer *w,
-                                                           const char *fmt, ...)
-{
-    if (w->err) return;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        size_t room = w->cap > w->len ? w->cap - w->len : 0;
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(room ? w->buf + w->len : NULL, room, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            w->err = -EINVAL;
-            return;
-        }
-        if ((size_t)n < room) {
-            w->len += (size_t)n;
-            return;
-        }
-        if (!w_reserve(w, (size_t)n)) return;
-    }
-}
+#define w_printf(w, ...) buf_printf(&(w)->b, __VA_ARGS__)
 
 /* A sample value as the exposition format wants it: integers without exponent or fraction,
  * other finite values with the fewest digits that read back exactly, and +Inf/-Inf/NaN. */
@@ -484,8 +442,9 @@ static void collect_build_info(struct metrics_writer *w)
 
 int metrics_render(char **out, size_t *len)
 {
-    struct metrics_writer w = {0};
-    if (!w_reserve(&w, WRITER_INIT - 1)) return -ENOMEM;
+    struct metrics_writer w;
+    buf_init(&w.b, WRITER_MAX);
+    if (buf_reserve(&w.b, WRITER_INIT) != 0) return -ENOMEM;
     collect_http(&w);
     collect_sieve(&w);
 #if PRIMED_TCMALLOC
@@ -497,11 +456,8 @@ int metrics_render(char **out, size_t *len)
     for (int i = 0; i < ncollectors; i++)
         collectors[i].fn(collectors[i].arg, &w);
     pthread_mutex_unlock(&coll_mu);
-    if (w.err) {
-        free(w.buf);
-        return w.err;
-    }
-    *out = w.buf; /* ownership passes to the caller */
-    *len = w.len;
-    return 0;
+    /* Past WRITER_MAX, out of memory or a bad format: all are "cannot render" (the contract
+     * in metrics.h is -ENOMEM). */
+    *out = buf_steal(&w.b, len); /* ownership passes to the caller */
+    return *out != NULL ? 0 : -ENOMEM;
 }

@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include "jobq.h"
+#include "primed/assert.h"
 #include "primed/metrics.h"
 
 struct worker {
@@ -218,6 +219,9 @@ static bool par_open(struct pool_par *par)
 /* Run one job; called and returns with mu held. w is NULL on the watchdog (expired job). */
 static void run_job(struct pool *p, struct worker *w, struct pool_job *job)
 {
+    /* A job runs on one thread at a time, and a parked job runs again only after pool_resume
+     * took it off the parked count (parked cleared) and onto the resume list. */
+    PRIMED_ASSERT(!job->running && !job->parked);
     job->running = true;
     if (w) {
         w->current = job;
@@ -239,6 +243,9 @@ static void run_job(struct pool *p, struct worker *w, struct pool_job *job)
         if (jobq_busy(p->q, job->qc, -1)) pthread_cond_signal(&p->cv_work);
     }
     job->running = false;
+    /* At most one resume per park: a second pool_resume while the first is pending would run
+     * the job twice at once. Only a parking run may carry a pending resume. */
+    PRIMED_ASSERT(o == POOL_PARKED || !job->resume_pending);
     if (o == POOL_PARKED) {
         /* Not finished and not done: forgotten until pool_resume, unless that came already. */
         if (job->resume_pending) {
@@ -531,6 +538,10 @@ void pool_resume(struct pool *p, struct pool_job *job)
 {
     pthread_mutex_lock(&p->mu);
     p->resumes++;
+    /* Resume answers exactly one park: the job is parked (returned POOL_PARKED) or still inside
+     * the run that is parking it, and no other resume is pending. A resume of a job that is
+     * queued, on the resume list already or finished would run it twice or after `done`. */
+    PRIMED_ASSERT(job->parked ? !job->running : job->running && !job->resume_pending);
     if (job->parked) {
         job->parked = false;
         p->nparked--;

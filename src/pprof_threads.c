@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "pprofenc.h"
+#include "primed/buf.h"
 #include "primed/errors.h"
 #include "symbolize.h"
 #include "threaddump.h"
@@ -95,105 +96,54 @@ static bool answered(const struct threaddump_thread *t)
 
 /* ---- text ----------------------------------------------------------------------------------- */
 
-struct text {
-    char *p;
-    size_t len, cap;
-    bool oom;
-};
-
-__attribute__((format(printf, 2, 3))) static void tprintf(struct text *t, const char *fmt, ...)
-{
-    if (t->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            t->oom = true;
-            return;
-        }
-        if ((size_t)n < t->cap - t->len) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t cap = t->cap * 2;
-        while (cap - t->len <= (size_t)n)
-            cap *= 2;
-        char *np = realloc(t->p, cap);
-        if (!np) {
-            t->oom = true;
-            return;
-        }
-        t->p = np;
-        t->cap = cap;
-    }
-}
+/* The text and legacy shapes are built in a buf; TEXT_MAX bounds a dump (a thread's stack is at
+ * most THREADDUMP_MAX_FRAMES lines of ~100 bytes; a few hundred threads need a few MiB). */
+#define TEXT_MAX (64u << 20)
 
 /* A static function of a shared library has no name dladdr can give: name its object. */
-/* Append n raw bytes (the legacy format is binary). */
-static void tput(struct text *t, const void *p, size_t n)
-{
-    if (t->oom) return;
-    if (t->cap - t->len <= n) {
-        size_t cap = t->cap;
-        while (cap - t->len <= n)
-            cap *= 2;
-        char *np = realloc(t->p, cap);
-        if (!np) {
-            t->oom = true;
-            return;
-        }
-        t->p = np;
-        t->cap = cap;
-    }
-    memcpy(t->p + t->len, p, n);
-    t->len += n;
-}
-
-static void text_unnamed(struct text *out, uint64_t pc)
+static void text_unnamed(struct buf *out, uint64_t pc)
 {
     Dl_info info;
     if (dladdr((void *)(uintptr_t)pc, &info) && info.dli_fname) {
         const char *base = strrchr(info.dli_fname, '/');
-        tprintf(out, "#\t0x%" PRIx64 "\t?(%s+0x%" PRIx64 ")\n", pc,
-                base ? base + 1 : info.dli_fname, pc - (uint64_t)(uintptr_t)info.dli_fbase);
+        buf_printf(out, "#\t0x%" PRIx64 "\t?(%s+0x%" PRIx64 ")\n", pc,
+                   base ? base + 1 : info.dli_fname, pc - (uint64_t)(uintptr_t)info.dli_fbase);
     } else {
-        tprintf(out, "#\t0x%" PRIx64 "\t?\n", pc);
+        buf_printf(out, "#\t0x%" PRIx64 "\t?\n", pc);
     }
 }
 
-static void text_frames(struct text *out, const struct threaddump_thread *t)
+static void text_frames(struct buf *out, const struct threaddump_thread *t)
 {
     for (unsigned f = 0; f < t->nframes; f++) {
         uint64_t pc = t->pc[f], start = 0;
         const char *name = symbolize_addr(f ? pc - 1 : pc, &start);
         if (name)
-            tprintf(out, "#\t0x%" PRIx64 "\t%s+0x%" PRIx64 "\n", pc, name, pc - start);
+            buf_printf(out, "#\t0x%" PRIx64 "\t%s+0x%" PRIx64 "\n", pc, name, pc - start);
         else
             text_unnamed(out, pc);
     }
     if (t->nframes == THREADDUMP_MAX_FRAMES)
-        tprintf(out, "#\t...\t(stack cut at %d frames)\n", THREADDUMP_MAX_FRAMES);
+        buf_printf(out, "#\t...\t(stack cut at %d frames)\n", THREADDUMP_MAX_FRAMES);
 }
 
-static void text_who(struct text *out, const struct threaddump_thread *t)
+static void text_who(struct buf *out, const struct threaddump_thread *t)
 {
-    tprintf(out, " %s[%s", t->name[0] ? t->name : "?", threaddump_role(t));
-    if (t->label[0]) tprintf(out, " request_id=%s", t->label);
-    tprintf(out, " tid=%d]", t->tid);
+    buf_printf(out, " %s[%s", t->name[0] ? t->name : "?", threaddump_role(t));
+    if (t->label[0]) buf_printf(out, " request_id=%s", t->label);
+    buf_printf(out, " tid=%d]", t->tid);
 }
 
-static int render_text(const struct threaddump *d, int level, struct text *out)
+static int render_text(const struct threaddump *d, int level, struct buf *out)
 {
     unsigned n;
     unsigned *ix = sorted(d, false, &n);
     if (!ix) return -ENOMEM;
-    tprintf(out,
-            "threads profile: total %u\n# answered %u, no answer in %d ms %u, not listed %u; "
-            "signal SIGRTMIN+%d; took %.3f ms\n",
-            n, d->answered, THREADDUMP_WAIT_MS, n - d->answered, d->truncated,
-            threaddump_signal() - SIGRTMIN, (double)d->took_ns / 1e6);
+    buf_printf(out,
+               "threads profile: total %u\n# answered %u, no answer in %d ms %u, not listed %u; "
+               "signal SIGRTMIN+%d; took %.3f ms\n",
+               n, d->answered, THREADDUMP_WAIT_MS, n - d->answered, d->truncated,
+               threaddump_signal() - SIGRTMIN, (double)d->took_ns / 1e6);
     symbolize_lock();
     for (unsigned g = 0; g < n;) {
         unsigned e = g + 1;
@@ -201,26 +151,27 @@ static int render_text(const struct threaddump *d, int level, struct text *out)
             while (e < n && same_group(d, ix[g], ix[e], false))
                 e++;
         const struct threaddump_thread *t = &d->t[ix[g]];
-        tprintf(out, "\n");
+        buf_printf(out, "\n");
         if (level == 1) {
-            tprintf(out, "%u @", e - g);
-            if (!answered(t)) tprintf(out, " %s", NO_ANSWER);
+            buf_printf(out, "%u @", e - g);
+            if (!answered(t)) buf_printf(out, " %s", NO_ANSWER);
             for (unsigned f = 0; f < t->nframes; f++)
-                tprintf(out, " 0x%" PRIx64, t->pc[f]);
-            tprintf(out, "\n# threads:");
+                buf_printf(out, " 0x%" PRIx64, t->pc[f]);
+            buf_printf(out, "\n# threads:");
             for (unsigned k = g; k < e; k++)
                 text_who(out, &d->t[ix[k]]);
-            tprintf(out, "\n");
+            buf_printf(out, "\n");
         } else {
-            tprintf(out, "thread %d \"%s\" [%s%s%s]:%s\n", t->tid, t->name, threaddump_role(t),
-                    t->label[0] ? " request_id=" : "", t->label, answered(t) ? "" : " " NO_ANSWER);
+            buf_printf(out, "thread %d \"%s\" [%s%s%s]:%s\n", t->tid, t->name, threaddump_role(t),
+                       t->label[0] ? " request_id=" : "", t->label,
+                       answered(t) ? "" : " " NO_ANSWER);
         }
         text_frames(out, t);
         g = e;
     }
     symbolize_unlock();
     free(ix);
-    return out->oom ? -ENOMEM : 0;
+    return buf_error(out) != 0 ? -ENOMEM : 0;
 }
 
 /* ---- pprof protobuf ------------------------------------------------------------------------- */
@@ -305,13 +256,13 @@ out:
  * Words of the pointer size: header {0, 3, 0, period_us, 0}, then per stack {count, depth,
  * pc…}, trailer {0, 1, 0}, then the text of /proc/self/maps. google-pprof subtracts 1 from
  * every pc but the first itself. Threads that did not answer have no stack to show here. */
-static int render_legacy(const struct threaddump *d, struct text *out)
+static int render_legacy(const struct threaddump *d, struct buf *out)
 {
     unsigned n;
     unsigned *ix = sorted(d, false, &n);
     if (!ix) return -ENOMEM;
     uintptr_t w[THREADDUMP_MAX_FRAMES + 2] = {0, 3, 0, 1, 0};
-    tput(out, w, 5 * sizeof w[0]);
+    buf_append(out, w, 5 * sizeof w[0]);
     for (unsigned g = 0; g < n;) {
         unsigned e = g + 1;
         while (e < n && same_group(d, ix[g], ix[e], false))
@@ -320,25 +271,25 @@ static int render_legacy(const struct threaddump *d, struct text *out)
         if (answered(t) && t->nframes) {
             w[0] = e - g;
             w[1] = t->nframes;
-            tput(out, w, 2 * sizeof w[0]);
+            buf_append(out, w, 2 * sizeof w[0]);
             for (unsigned f = 0; f < t->nframes; f++)
                 w[f] = (uintptr_t)t->pc[f];
-            tput(out, w, t->nframes * sizeof w[0]);
+            buf_append(out, w, t->nframes * sizeof w[0]);
         }
         g = e;
     }
     uintptr_t trailer[3] = {0, 1, 0};
-    tput(out, trailer, sizeof trailer);
+    buf_append(out, trailer, sizeof trailer);
     free(ix);
     int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
         char chunk[4096];
         ssize_t r;
         while ((r = read(fd, chunk, sizeof chunk)) > 0 || (r < 0 && errno == EINTR))
-            if (r > 0) tput(out, chunk, (size_t)r);
+            if (r > 0) buf_append(out, chunk, (size_t)r);
         close(fd);
     }
-    return out->oom ? -ENOMEM : 0;
+    return buf_error(out) != 0 ? -ENOMEM : 0;
 }
 
 /* ---- endpoint ------------------------------------------------------------------------------- */
@@ -383,16 +334,16 @@ int pprof_threads_serve(const struct http_request *req, struct http_response *re
         http_response_header(resp, "Content-Disposition", "attachment; filename=\"threads\"");
         return 0;
     }
-    struct text out = {.cap = 16384};
-    out.p = malloc(out.cap);
-    if (!out.p) out.oom = true;
+    struct buf out;
+    buf_init(&out, TEXT_MAX);
     rc = legacy ? render_legacy(d, &out) : render_text(d, level, &out);
     threaddump_free(d);
-    if (rc != 0) {
-        free(out.p);
+    size_t len;
+    char *body = buf_steal(&out, &len); /* NULL after any failure above */
+    if (rc != 0 || body == NULL) {
+        free(body);
         return errors_render(resp, PERR_INTERNAL, NULL, NULL, "out of memory");
     }
-    http_response_body_owned(resp, 200, legacy ? "application/octet-stream" : HTTP_TEXT, out.p,
-                             out.len);
+    http_response_body_owned(resp, 200, legacy ? "application/octet-stream" : HTTP_TEXT, body, len);
     return 0;
 }

@@ -17,32 +17,17 @@
 #include <string.h>
 #include <zlib.h>
 
-/* ---- growing byte buffer and protobuf primitives ------------------------------------------ */
+#include "primed/buf.h"
 
-struct buf {
-    unsigned char *p;
-    size_t len, cap;
-    bool oom; /* sticky: every later write is a no-op */
-};
+/* ---- protobuf primitives ------------------------------------------ */
 
-static void buf_put(struct buf *b, const void *src, size_t n)
-{
-    if (b->oom || n == 0) return; /* n == 0: src may be an empty buffer's NULL */
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n)
-            cap *= 2;
-        unsigned char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
+/* Every part of a profile is built in a buf (buf.h) with this ceiling: a thread dump's profile
+ * is tens of KiB; a part past it fails the profile with -ENOMEM instead of growing further. */
+#define PB_MAX (256u << 20)
+#define PB_INIT                                                                                    \
+    {                                                                                              \
+        .max = PB_MAX                                                                              \
     }
-    memcpy(b->p + b->len, src, n);
-    b->len += n;
-}
 
 static void put_varint(struct buf *b, uint64_t v)
 {
@@ -52,7 +37,7 @@ static void put_varint(struct buf *b, uint64_t v)
         tmp[n++] = (unsigned char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
         v >>= 7;
     } while (v);
-    buf_put(b, tmp, n);
+    buf_append(b, tmp, n);
 }
 
 enum { WT_VARINT = 0, WT_LEN = 2 };
@@ -73,15 +58,15 @@ static void put_bytes(struct buf *b, unsigned field, const void *p, size_t n)
 {
     put_key(b, field, WT_LEN);
     put_varint(b, n);
-    buf_put(b, p, n);
+    buf_append(b, p, n);
 }
 
 /* Append sub (a finished sub-message) as field `field` of b, then empty sub for reuse. */
 static void put_msg(struct buf *b, unsigned field, struct buf *sub)
 {
-    if (sub->oom) b->oom = true;
+    if (buf_error(sub) && !buf_error(b)) b->err = buf_error(sub); /* a failed part fails b */
     put_bytes(b, field, sub->p, sub->len);
-    sub->len = 0;
+    buf_reset(sub);
 }
 
 /* ---- interning ----------------------------------------------------------------------------- */
@@ -140,7 +125,6 @@ struct pprofenc {
     } * maps;
     struct buf samples, locations, functions, mappings, comments, scratch;
     int64_t type, unit;
-    bool oom;
 };
 
 static uint64_t fnv(const char *s)
@@ -171,8 +155,8 @@ static int64_t str_id(struct pprofenc *b, const char *s)
         b->str_cap = cap;
     }
     b->str_off[b->nstr] = b->strs.len;
-    buf_put(&b->strs, s, strlen(s) + 1);
-    if (b->strs.oom) return -1;
+    buf_append(&b->strs, s, strlen(s) + 1);
+    if (buf_error(&b->strs)) return -1;
     size_t j = mix(h) & (t->cap - 1);
     while (t->vals[j])
         j = (j + 1) & (t->cap - 1);
@@ -208,15 +192,19 @@ struct pprofenc *pprofenc_create(const char *type, const char *unit)
 {
     struct pprofenc *b = calloc(1, sizeof *b);
     if (!b) return NULL;
+    struct buf *bufs[] = {&b->strs,     &b->samples,  &b->locations, &b->functions,
+                          &b->mappings, &b->comments, &b->scratch};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        buf_init(bufs[i], PB_MAX);
     b->str_cap = 64;
     b->str_off = malloc(b->str_cap * sizeof *b->str_off);
     if (!b->str_off) goto err;
     b->str_off[0] = 0;
-    buf_put(&b->strs, "", 1); /* string_table[0] must be "" */
+    buf_append(&b->strs, "", 1); /* string_table[0] must be "" */
     b->nstr = 1;
     b->type = str_id(b, type);
     b->unit = str_id(b, unit);
-    if (b->strs.oom || b->type < 0 || b->unit < 0) goto err;
+    if (buf_error(&b->strs) || b->type < 0 || b->unit < 0) goto err;
     return b;
 err:
     pprofenc_destroy(b);
@@ -229,7 +217,7 @@ void pprofenc_destroy(struct pprofenc *b)
     struct buf *bufs[] = {&b->strs,     &b->samples,  &b->locations, &b->functions,
                           &b->mappings, &b->comments, &b->scratch};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        free(bufs[i]->p);
+        buf_free(bufs[i]);
     struct table *ts[] = {&b->str_idx, &b->loc_idx, &b->fn_idx};
     for (size_t i = 0; i < 3; i++) {
         free(ts[i]->keys);
@@ -262,7 +250,7 @@ int pprofenc_mapping(struct pprofenc *b, uint64_t start, uint64_t limit, uint64_
     put_uint(s, 4, offset);
     put_uint(s, 5, (uint64_t)fn);
     put_msg(&b->mappings, 3, s);
-    return b->mappings.oom ? -ENOMEM : 0;
+    return buf_error(&b->mappings) ? -ENOMEM : 0;
 }
 
 uint64_t pprofenc_location_addr(struct pprofenc *b, uint64_t addr)
@@ -279,7 +267,7 @@ uint64_t pprofenc_location_addr(struct pprofenc *b, uint64_t addr)
     put_uint(s, 2, map);
     put_uint(s, 3, addr);
     put_msg(&b->locations, 4, s);
-    return b->locations.oom ? 0 : id;
+    return buf_error(&b->locations) ? 0 : id;
 }
 
 uint64_t pprofenc_location_name(struct pprofenc *b, const char *name)
@@ -298,23 +286,23 @@ uint64_t pprofenc_location_name(struct pprofenc *b, const char *name)
     }
     /* A location per call: these are rare (one per unanswered thread group). */
     uint64_t id = ++b->nloc;
-    struct buf *s = &b->scratch, line = {0};
+    struct buf *s = &b->scratch, line = PB_INIT;
     put_uint(&line, 1, fid);
     put_uint(s, 1, id);
     put_msg(s, 4, &line);
-    free(line.p);
+    buf_free(&line);
     put_msg(&b->locations, 4, s);
-    return b->locations.oom ? 0 : id;
+    return buf_error(&b->locations) ? 0 : id;
 }
 
 int pprofenc_sample(struct pprofenc *b, const uint64_t *locs, size_t nlocs, int64_t value,
                     const struct pprofenc_label *labels, size_t nlabels)
 {
-    struct buf s = {0}, packed = {0}, lab = {0};
+    struct buf s = PB_INIT, packed = PB_INIT, lab = PB_INIT;
     for (size_t i = 0; i < nlocs; i++)
         put_varint(&packed, locs[i]);
     put_bytes(&s, 1, packed.p, packed.len);
-    packed.len = 0;
+    buf_reset(&packed);
     put_varint(&packed, (uint64_t)value);
     put_bytes(&s, 2, packed.p, packed.len);
     int rc = 0;
@@ -329,13 +317,13 @@ int pprofenc_sample(struct pprofenc *b, const uint64_t *locs, size_t nlocs, int6
         put_msg(&s, 3, &lab);
     }
     if (rc == 0) {
-        if (s.oom || packed.oom || lab.oom) s.oom = true;
+        if (!buf_error(&s)) s.err = buf_error(&packed) ? buf_error(&packed) : buf_error(&lab);
         put_msg(&b->samples, 2, &s);
-        if (b->samples.oom) rc = -ENOMEM;
+        if (buf_error(&b->samples)) rc = -ENOMEM;
     }
-    free(s.p);
-    free(packed.p);
-    free(lab.p);
+    buf_free(&s);
+    buf_free(&packed);
+    buf_free(&lab);
     return rc;
 }
 
@@ -344,7 +332,7 @@ int pprofenc_comment(struct pprofenc *b, const char *text)
     int64_t id = str_id(b, text);
     if (id < 0) return -ENOMEM;
     put_uint(&b->comments, 13, (uint64_t)id);
-    return b->comments.oom ? -ENOMEM : 0;
+    return buf_error(&b->comments) ? -ENOMEM : 0;
 }
 
 static int gzip(const unsigned char *in, size_t n, char **out, size_t *len)
@@ -378,14 +366,14 @@ static int gzip(const unsigned char *in, size_t n, char **out, size_t *len)
 
 int pprofenc_finish(struct pprofenc *b, int64_t time_nanos, char **out, size_t *len)
 {
-    struct buf m = {0}, vt = {0};
+    struct buf m = PB_INIT, vt = PB_INIT;
     put_uint(&vt, 1, (uint64_t)b->type);
     put_uint(&vt, 2, (uint64_t)b->unit);
     put_bytes(&m, 1, vt.p, vt.len); /* sample_type */
-    buf_put(&m, b->samples.p, b->samples.len);
-    buf_put(&m, b->mappings.p, b->mappings.len);
-    buf_put(&m, b->locations.p, b->locations.len);
-    buf_put(&m, b->functions.p, b->functions.len);
+    buf_append(&m, b->samples.p, b->samples.len);
+    buf_append(&m, b->mappings.p, b->mappings.len);
+    buf_append(&m, b->locations.p, b->locations.len);
+    buf_append(&m, b->functions.p, b->functions.len);
     for (size_t i = 0; i < b->nstr; i++) {
         const char *s = (const char *)b->strs.p + b->str_off[i];
         put_bytes(&m, 6, s, strlen(s));
@@ -393,12 +381,13 @@ int pprofenc_finish(struct pprofenc *b, int64_t time_nanos, char **out, size_t *
     put_uint(&m, 9, (uint64_t)time_nanos);
     put_bytes(&m, 11, vt.p, vt.len); /* period_type */
     put_uint(&m, 12, 1);             /* period */
-    buf_put(&m, b->comments.p, b->comments.len);
-    free(vt.p);
+    buf_append(&m, b->comments.p, b->comments.len);
+    buf_free(&vt);
     int rc = -ENOMEM;
-    bool oom = m.oom || vt.oom || b->samples.oom || b->mappings.oom || b->locations.oom ||
-               b->functions.oom || b->comments.oom || b->strs.oom;
-    if (!oom) rc = gzip(m.p, m.len, out, len);
-    free(m.p);
+    bool oom = buf_error(&m) || buf_error(&vt) || buf_error(&b->samples) ||
+               buf_error(&b->mappings) || buf_error(&b->locations) || buf_error(&b->functions) ||
+               buf_error(&b->comments) || buf_error(&b->strs);
+    if (!oom) rc = gzip((const unsigned char *)m.p, m.len, out, len);
+    buf_free(&m);
     return rc;
 }

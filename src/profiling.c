@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "pprof_threads.h"
+#include "primed/buf.h"
 #include "primed/errors.h"
 #include "primed/inflight.h"
 #include "primed/jsonw.h"
@@ -73,11 +74,12 @@ int profiling_early_init(const struct primed_config *cfg, int argc, char *argv[]
  * the addresses we can name. pprof sends each distinct PC of a profile once (a few thousand);
  * SYMBOL_MAX_ADDRS bounds the answer whatever the body holds. */
 #define SYMBOL_MAX_ADDRS 65536
+/* Bounds the answer's bytes too: 65536 lines of a long C++ name stay far below it. */
+#define SYMBOL_MAX_BYTES (64u << 20)
 static int serve_symbol_post(const struct http_request *req, struct http_response *resp)
 {
-    size_t cap = 4096, len = 0;
-    char *out = malloc(cap);
-    if (!out) return errors_render(resp, PERR_INTERNAL, NULL, NULL, NULL);
+    struct buf out;
+    buf_init(&out, SYMBOL_MAX_BYTES);
     symbolize_lock();
     const char *p = req->body ? req->body : "", *end = p + (req->body ? req->body_len : 0);
     unsigned naddrs = 0;
@@ -103,22 +105,13 @@ static int serve_symbol_post(const struct http_request *req, struct http_respons
         naddrs++;
         const char *name = symbolize_addr(a, NULL);
         if (!name) continue;
-        size_t need = strlen(name) + 24;
-        if (len + need > cap) {
-            while (len + need > cap)
-                cap *= 2;
-            char *nb = realloc(out, cap);
-            if (!nb) {
-                symbolize_unlock();
-                free(out);
-                return errors_render(resp, PERR_INTERNAL, NULL, NULL, NULL);
-            }
-            out = nb;
-        }
-        len += (size_t)snprintf(out + len, cap - len, "0x%llx\t%s\n", a, name);
+        if (buf_printf(&out, "0x%llx\t%s\n", a, name) != 0) break;
     }
     symbolize_unlock();
-    http_response_body_owned(resp, 200, HTTP_TEXT, out, len);
+    size_t len;
+    char *body = buf_steal(&out, &len);
+    if (!body) return errors_render(resp, PERR_INTERNAL, NULL, NULL, NULL);
+    http_response_body_owned(resp, 200, HTTP_TEXT, body, len);
     return 0;
 }
 

@@ -18,6 +18,7 @@
 #include "admission.h"
 #include "handlers.h"
 #include "primed/api.h"
+#include "primed/assert.h"
 #include "primed/config.h"
 #include "primed/errors.h"
 #include "primed/http.h"
@@ -189,6 +190,14 @@ struct server {
  * snapshot and the hang-up watcher too. */
 static inline void set_phase(struct req *r, enum phase ph)
 {
+    /* The phases move one way: NEW -> BODY once (the first access-handler call), BODY -> WAIT
+     * (handed to the pool) or BODY -> TARPIT (a held 429), and DONE from any phase, again after
+     * DONE too (an error queued, or a tarpit released, then its answer queued). A request that
+     * goes back (WAIT after DONE, BODY twice) would be answered or counted twice. */
+    enum phase old = atomic_load_explicit(&r->phase, memory_order_relaxed);
+    PRIMED_ASSERT(ph == PH_DONE || (ph == PH_BODY && old == PH_NEW) ||
+                  ((ph == PH_WAIT || ph == PH_TARPIT) && old == PH_BODY));
+    (void)old;
     atomic_store_explicit(&r->phase, ph, memory_order_relaxed);
 }
 

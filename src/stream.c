@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "primed/assert.h"
 #include "primed/metrics.h"
 
 /* A producer that finds every block full waits up to this long for one to free, unless the reader
@@ -251,6 +252,9 @@ enum stream_get stream_block_get(struct stream *s, char **block, size_t *cap)
     if (s->cancelled) {
         g = STREAM_GET_FAILED;
     } else if (s->count == s->nblocks) {
+        /* A producer parks only while running, and a park is resumed (flag cleared) before
+         * the job runs again: a park over a park would lose one of the two resumes. */
+        PRIMED_ASSERT(!s->producer_parked);
         s->producer_parked = true; /* cleared by exactly one of stream_read / stream_cancel */
         g = STREAM_GET_FULL;
     } else {
@@ -279,6 +283,9 @@ void stream_block_commit(struct stream *s, size_t len)
     if (len == 0) return;
     pthread_mutex_lock(&s->mu);
     bool wake = false;
+    /* A commit follows a get that found a free block (so the buffer is not full unless a cancel
+     * came in between), and nothing is committed after stream_finish. */
+    PRIMED_ASSERT((s->cancelled || s->count < s->nblocks) && !s->finished);
     if (!s->cancelled && s->count < s->nblocks) {
         s->lens[(s->head + s->count) % s->nblocks] = len;
         s->count++;

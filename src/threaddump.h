@@ -13,7 +13,7 @@
 
 #define THREADDUMP_MAX_THREADS 1024 /* threads beyond this are counted in `truncated` */
 #define THREADDUMP_MAX_FRAMES 64    /* deeper stacks are cut (the outermost frames are lost) */
-#define THREADDUMP_LABEL_MAX 65     /* a request id (server.c keeps 64 chars) and its NUL */
+#define THREADDUMP_LABEL_MAX 65     /* a request id (64 chars at most) and its NUL */
 #define THREADDUMP_WAIT_MS 100
 
 enum threaddump_state {

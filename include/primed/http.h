@@ -1,8 +1,9 @@
 /* http.h — the server-independent shape of a request and a response.
  *
  * Handlers (api, metrics, profiling) see only these structs, never libmicrohttpd, so they can be
- * unit-tested without sockets. server.c adapts them to MHD. A response body is owned by the
- * response (malloc'd, freed by http_response_fini) unless body_static is set.
+ * unit-tested without sockets. server.c (requests) and respond.c (responses) adapt them to
+ * libmicrohttpd. A response body is owned by the response (malloc'd, freed by http_response_fini)
+ * unless body_static is set.
  */
 #ifndef PRIMED_HTTP_H
 #define PRIMED_HTTP_H

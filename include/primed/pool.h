@@ -45,11 +45,11 @@ enum pool_outcome {
 
 /* A unit of work, embedded by the caller in its own per-request object (the pool never
  * allocates or frees jobs). Ownership: from a successful pool_submit until `done` is called, the
- * pool may touch the job; the caller must keep it alive that long (server.c holds a reference on
- * the request for it and drops it in `done`). `run` is called exactly once per accepted job: on a
- * worker with its `local` state, or — when the job's deadline passes while it is still queued — on
- * the watchdog thread with local == NULL and cancel already set, so that the client gets its 504 at
- * the deadline and not when a worker frees up. */
+ * pool may touch the job; the caller must keep it alive that long (dispatch.c takes a reference
+ * on the request for it and drops it in `done`). `run` is called exactly once per accepted job: on
+ * a worker with its `local` state, or — when the job's deadline passes while it is still queued —
+ * on the watchdog thread with local == NULL and cancel already set, so that the client gets its 504
+ * at the deadline and not when a worker frees up. */
 struct pool_job {
     enum pool_outcome (*run)(struct pool_job *job, void *local);
     /* Called once after run, when the pool holds no pointer to the job any more (so it may drop
@@ -64,7 +64,7 @@ struct pool_job {
     /* Who the job is for (a client tag), 0 = nobody in particular. Set before submit; with a
      * per-client cap (pool_set_client_cap) it picks the FIFO the job waits in. */
     uint64_t client;
-    /* Borrowed, may be NULL: names the job in thread dumps (server.c: the request id). Set
+    /* Borrowed, may be NULL: names the job in thread dumps (dispatch.c: the request id). Set
      * before submit; must stay valid until `done` (see pool_current_label). */
     const char *label;
     /* pool-private, under the pool lock */

@@ -6,8 +6,8 @@
  * Neither side blocks on a slow peer, so a slow reader costs its buffer and never a thread
  * (the one wait: a producer facing a full buffer whose reader freed a block within the last
  * millisecond waits up to a millisecond for the next, instead of parking and re-sieving):
- *   - the consumer, finding the buffer empty, "parks" (server.c suspends the connection) and the
- *     producer's next commit (or finish) calls `wake`;
+ *   - the consumer, finding the buffer empty, "parks" (respond.c's req_park suspends the
+ * connection) and the producer's next commit (or finish) calls `wake`;
  *   - the producer, finding every block full, "parks" too (stream_block_get → STREAM_GET_FULL: it
  *     saves its position and gives its worker back); once the reader has freed half of the blocks,
  *     or the stream is cancelled, `resume` is called exactly once for that park (server.c
@@ -73,7 +73,7 @@ struct stream;
 /* Called (outside the stream lock) when a parked side must run again: `wake` by the producer
  * for the consumer, `resume` by the consumer or stream_cancel for the producer. */
 typedef void (*stream_wake_fn)(void *arg);
-/* Called by the consumer under the stream lock when the buffer is empty (server.c: suspend the
+/* Called by the consumer under the stream lock when the buffer is empty (respond.c: suspend the
  * connection). Holding the lock makes "park" happen-before the producer's "wake". */
 typedef void (*stream_park_fn)(void *arg);
 
