@@ -118,7 +118,7 @@ END_TEST
 START_TEST(random_64_bit_n_multiply_back_from_primes)
 {
     for (int i = 0; i < 2000; i++) {
-        uint64_t n = rnd() | 1u << (i % 64);
+        uint64_t n = rnd() | (uint64_t)1 << (i % 64);
         struct factor f[FACTOR_MAX];
         unsigned k = factor_u64(n, f);
         unsigned __int128 prod = 1;
