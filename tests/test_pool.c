@@ -644,6 +644,11 @@ START_TEST(client_cap_keeps_a_worker_for_other_clients)
         a[i].job.client = 0xA;
         ck_assert_int_eq(pool_submit(p, &a[i].job), 0);
     }
+    /* A's first job is running (else B could finish before any of A's started, and the count
+     * below would say nothing about the cap: a race seen once under ASan). */
+    for (int i = 0; i < 5000 && atomic_load(&a[0].runs) == 0; i++)
+        usleep(1000);
+    ck_assert_int_eq(atomic_load(&a[0].runs), 1);
     tjob_init(&b, &sem, &gate_b);
     b.job.client = 0xB;
     ck_assert_int_eq(pool_submit(p, &b.job), 0);
