@@ -346,6 +346,18 @@ struct run_setup {
     const struct stable *t;
 };
 
+/* The sieving-prime table's filler (sieve_table.h): the table owns no sieve, the generator lends
+ * it this one. Cold, once per 15.7M-number block; a ctx per block costs a 512 KB buffer and
+ * ~6500 first multiples, nothing next to the block's sieving. */
+static int fill_table_block(uint64_t byte_lo, size_t nbytes, uint8_t *out)
+{
+    sieve_ctx *c = sieve_ctx_create(0);
+    if (!c) return -ENOMEM;
+    int rc = sieve_bitmap(c, byte_lo, nbytes, out);
+    sieve_ctx_destroy(c);
+    return rc;
+}
+
 /* Choose the sieving limit and the window, get the table and the buffers, load the small and
  * medium primes. 0, -ENOMEM or -ECANCELED. */
 static int run_setup(sieve_ctx *ctx, struct job *jb, struct run_setup *rs)
@@ -364,7 +376,7 @@ static int run_setup(sieve_ctx *ctx, struct job *jb, struct run_setup *rs)
         rs->verify = true;
         rs->sq = HYBRID_LIMIT;
     }
-    if (!(rs->t = stable_acquire(rs->sq, jb->cancel)))
+    if (!(rs->t = stable_acquire(rs->sq, fill_table_block, jb->cancel)))
         return errno == ECANCELED ? -ECANCELED : -ENOMEM;
     rs->big = rs->sq > ctx->big_min;
     size_t wbytes = rs->big ? ctx->win_bytes : ctx->seg_bytes;
