@@ -4,11 +4,69 @@
  *
  * A chunk (a range of segments) knows nothing of the φ before it: it records per b its own
  * survivors (cnt) and Σ of its leaf signs (musum), and pi_plan_result adds the product later.
+ * It sieves for itself rather than with sieve.c: b's leaves must be counted after p_{b−1} and
+ * before p_b is crossed off, one prime at a time, with counters kept exact; sieve.c crosses every
+ * prime of a segment in one pass (P2, which has no such order, uses sieve.c: pi_p2.c).
  */
 #include <errno.h>
 #include <string.h>
 
 #include "pi_int.h"
+
+/* One segment of odd numbers: bit i of w[] is lo + 2i + 1 (lo a multiple of 128), nwords words;
+ * cnt[j] counts the set bits of words 8j … 8j+7. */
+struct seg {
+    uint64_t lo;
+    uint64_t *w;
+    uint32_t *cnt;
+    size_t nwords;
+    uint64_t total; /* set bits in w */
+};
+
+/* Copy the 3 … 13 pre-sieve pattern over all of s's words. */
+static void seg_presieve(struct seg *s)
+{
+    size_t off = (size_t)((s->lo >> 7) % PAT_WORDS), done = 0;
+    while (done < s->nwords) {
+        size_t n = PAT_WORDS - off;
+        if (n > s->nwords - done) n = s->nwords - done;
+        memcpy(s->w + done, pi_pat + off, n * sizeof *s->w);
+        done += n;
+        off = 0;
+    }
+}
+
+/* Clear bits [from, to). */
+static void seg_clear_bits(struct seg *s, uint64_t from, uint64_t to)
+{
+    for (uint64_t i = from; i < to; i++) /* only at range ends: a few hundred bits at most */
+        s->w[i >> 6] &= ~((uint64_t)1 << (i & 63));
+}
+
+/* Bits of the numbers <= n: [0, (n - lo + 1) / 2). */
+static inline uint64_t seg_bits_upto(const struct seg *s, uint64_t n)
+{
+    return (n - s->lo + 1) >> 1;
+}
+
+/* Incremental prefix count for increasing queries: the counters below blk are summed in sum. */
+struct walk {
+    size_t blk;
+    uint64_t sum;
+};
+
+static inline uint64_t seg_count(const struct seg *s, struct walk *wk, uint64_t k)
+{
+    size_t blk = (size_t)(k >> CNT_SHIFT);
+    while (wk->blk < blk)
+        wk->sum += s->cnt[wk->blk++];
+    uint64_t r = wk->sum;
+    size_t w1 = (size_t)(k >> 6);
+    for (size_t w = blk << 3; w < w1; w++)
+        r += (uint64_t)__builtin_popcountll(s->w[w]);
+    if (k & 63) r += (uint64_t)__builtin_popcountll(s->w[w1] & (((uint64_t)1 << (k & 63)) - 1));
+    return r;
+}
 
 /* One chunk's sieve state: the segment, each b's next odd multiple of p_b, the running sum. */
 struct hard {

@@ -1,5 +1,5 @@
-/* pi_int.h — what the π(x) units (pi*.c) share: the plan, its chunks, the tables' layout, the
- * memory budget and the odd-number segments the hard-leaf and P2 sieves work on.
+/* pi_int.h — what the π(x) units (pi*.c) share: the plan, its chunks, the tables' layout and
+ * the memory budget.
  *
  * Internal to the engine (pi.h is the contract). The plan's tables are read-only once
  * pi_plan_create returns; a chunk writes only its own struct chunk.
@@ -32,6 +32,10 @@ typedef unsigned __int128 u128;
  * malloc fails. pi_mem_put takes the size that was asked for (and accepts NULL). */
 void *pi_mem_get(size_t n);
 void pi_mem_put(void *p, size_t n);
+/* Charge (false: over the limit) or release n bytes that another allocator holds for π, e.g. a
+ * sieve_ctx's buffers, so the budget still bounds everything a chunk holds. */
+bool pi_mem_charge(size_t n);
+void pi_mem_uncharge(size_t n);
 
 /* ---------------------------------------------------------------- the plan (pi_plan.c) */
 
@@ -116,54 +120,6 @@ static inline uint64_t phi_c(uint64_t n)
  * Return 0, -ENOMEM or -ECANCELED; what they allocated is the plan's either way. */
 int pi_tables_primes(pi_plan *pl, const atomic_int *cancel);
 int pi_tables_mulpf(pi_plan *pl, const atomic_int *cancel);
-
-/* ---------------------------------------------------------------- segments (pi_segment.c) */
-
-/* One segment of odd numbers: bit i of w[] is lo + 2i + 1 (lo a multiple of 128), nwords words;
- * cnt[j] counts the set bits of words 8j … 8j+7 (hard leaves only). */
-struct seg {
-    uint64_t lo;
-    uint64_t *w;
-    uint32_t *cnt;
-    size_t nwords;
-    uint64_t total; /* set bits in w */
-};
-
-/* Copy the 3 … 13 pre-sieve pattern over all of s's words. */
-void seg_presieve(struct seg *s);
-/* Clear bits [from, to): only at range ends, a few hundred bits at most. */
-void seg_clear_bits(struct seg *s, uint64_t from, uint64_t to);
-uint64_t seg_popcount(const struct seg *s);
-/* Odd multiples of primes 17 … √hi crossed off s (all of its words), starting at p² at least:
- * the primes themselves stay; primes[k] for k <= kmax only. next[k] holds the next multiple of
- * primes[k] when next != NULL (kept across the segments of a chunk); otherwise each is derived
- * with one division. */
-void seg_sieve_full(const pi_plan *pl, struct seg *s, uint64_t hi, uint64_t *next, uint32_t kmax);
-
-/* Bits of the numbers <= n: [0, (n - lo + 1) / 2). */
-static inline uint64_t seg_bits_upto(const struct seg *s, uint64_t n)
-{
-    return (n - s->lo + 1) >> 1;
-}
-
-/* Incremental prefix count for increasing queries: the counters below blk are summed in sum. */
-struct walk {
-    size_t blk;
-    uint64_t sum;
-};
-
-static inline uint64_t seg_count(const struct seg *s, struct walk *wk, uint64_t k)
-{
-    size_t blk = (size_t)(k >> CNT_SHIFT);
-    while (wk->blk < blk)
-        wk->sum += s->cnt[wk->blk++];
-    uint64_t r = wk->sum;
-    size_t w1 = (size_t)(k >> 6);
-    for (size_t w = blk << 3; w < w1; w++)
-        r += (uint64_t)__builtin_popcountll(s->w[w]);
-    if (k & 63) r += (uint64_t)__builtin_popcountll(s->w[w1] & (((uint64_t)1 << (k & 63)) - 1));
-    return r;
-}
 
 /* ---------------------------------------------------------------- the terms */
 

@@ -13,24 +13,32 @@ static atomic_uint_fast64_t mem_used;
 static atomic_uint_fast64_t mem_peak;
 static atomic_uint_fast64_t mem_limit = PI_MEM_LIMIT_DEFAULT;
 
-void *pi_mem_get(size_t n)
+bool pi_mem_charge(size_t n)
 {
-    if (n == 0) n = 1;
     uint64_t cur = atomic_load_explicit(&mem_used, memory_order_relaxed);
     uint64_t lim = atomic_load_explicit(&mem_limit, memory_order_relaxed);
     do {
-        if (n > lim || cur > lim - n) return NULL;
+        if (n > lim || cur > lim - n) return false;
     } while (!atomic_compare_exchange_weak_explicit(&mem_used, &cur, cur + n, memory_order_relaxed,
                                                     memory_order_relaxed));
-    void *p = calloc(1, n);
-    if (!p) {
-        atomic_fetch_sub_explicit(&mem_used, n, memory_order_relaxed);
-        return NULL;
-    }
     uint64_t now = cur + n, pk = atomic_load_explicit(&mem_peak, memory_order_relaxed);
     while (pk < now && !atomic_compare_exchange_weak_explicit(
                            &mem_peak, &pk, now, memory_order_relaxed, memory_order_relaxed)) {
     }
+    return true;
+}
+
+void pi_mem_uncharge(size_t n)
+{
+    atomic_fetch_sub_explicit(&mem_used, n, memory_order_relaxed);
+}
+
+void *pi_mem_get(size_t n)
+{
+    if (n == 0) n = 1;
+    if (!pi_mem_charge(n)) return NULL;
+    void *p = calloc(1, n);
+    if (!p) pi_mem_uncharge(n);
     return p;
 }
 
