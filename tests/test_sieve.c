@@ -10,7 +10,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "check_main.h"
 #include "testutil.h"
@@ -430,74 +429,6 @@ START_TEST(nth_prime_matches_known_values)
 }
 END_TEST
 
-static uint64_t meissel(sieve_ctx *ctx, uint64_t x)
-{
-    uint64_t r = 0;
-    ck_assert_msg(sieve_pi(ctx, x, &r, NULL) == 0, "sieve_pi(%" PRIu64 ") failed", x);
-    return r;
-}
-
-START_TEST(meissel_pi_matches_published_values_primecount_and_the_sieve)
-{
-    sieve_ctx *ctx = sieve_ctx_create(0);
-    uint64_t x = 1;
-    for (int k = 0; k <= 12; k++, x *= 10)
-        ck_assert_msg(meissel(ctx, x) == published_pi[k], "pi(1e%d)", k);
-    /* Around the switch from counting (x < 1e5) to the formula: every x against the sieve. */
-    uint64_t c = count(ctx, 0, 99000);
-    for (x = 99001; x <= 101000; x++) {
-        c += count(ctx, x, x);
-        ck_assert_msg(meissel(ctx, x) == c, "x=%" PRIu64, x);
-    }
-    /* Where c = π(∛x) or b = π(√x) step: p^3 and p^2 of primes, one below and at. */
-    static const uint64_t cubes[] = {47, 1009, 7919, 15859}, squares[] = {1000003, 1999993};
-    for (size_t i = 0; i < sizeof cubes / sizeof cubes[0]; i++)
-        for (uint64_t d = 0; d <= 1; d++) {
-            uint64_t v = cubes[i] * cubes[i] * cubes[i] - d;
-            ck_assert_msg(meissel(ctx, v) == oracle_u64("primecount %" PRIu64, v), "%" PRIu64, v);
-        }
-    for (size_t i = 0; i < sizeof squares / sizeof squares[0]; i++)
-        for (uint64_t d = 0; d <= 1; d++) {
-            uint64_t v = squares[i] * squares[i] - d;
-            ck_assert_msg(meissel(ctx, v) == oracle_u64("primecount %" PRIu64, v), "%" PRIu64, v);
-        }
-    /* Random x of every magnitude up to the limit, and the limit itself. */
-    for (int i = 0; i < 24; i++) {
-        uint64_t v = (rnd() % SIEVE_PI_MAX) >> (rnd() % 36);
-        ck_assert_msg(meissel(ctx, v) == oracle_u64("primecount %" PRIu64, v), "%" PRIu64, v);
-    }
-    ck_assert_uint_eq(meissel(ctx, SIEVE_PI_MAX),
-                      oracle_u64("primecount %" PRIu64, (uint64_t)SIEVE_PI_MAX));
-    uint64_t r;
-    ck_assert_int_eq(sieve_pi(ctx, SIEVE_PI_MAX + 1, &r, NULL), -ERANGE);
-    sieve_ctx_destroy(ctx);
-}
-END_TEST
-
-static void *raise_later(void *arg)
-{
-    usleep(20000);
-    atomic_store((atomic_int *)arg, 1);
-    return NULL;
-}
-
-START_TEST(meissel_pi_sees_a_cancel_raised_while_it_runs)
-{
-    sieve_ctx *ctx = sieve_ctx_create(0);
-    atomic_int flag = 1;
-    uint64_t r = 7;
-    ck_assert_int_eq(sieve_pi(ctx, SIEVE_PI_MAX, &r, &flag), -ECANCELED);
-    atomic_store(&flag, 0);
-    pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, raise_later, &flag), 0);
-    /* ~0.15 s of CPU (pi_count since the Meissel code went): the cancel lands inside. */
-    ck_assert_int_eq(sieve_pi(ctx, SIEVE_PI_MAX, &r, &flag), -ECANCELED);
-    pthread_join(t, NULL);
-    ck_assert_uint_eq(r, 7);
-    sieve_ctx_destroy(ctx);
-}
-END_TEST
-
 START_TEST(nth_estimate_is_close)
 {
     for (uint64_t k = 1000; k <= 10000000000000u; k *= 10) {
@@ -571,8 +502,6 @@ static Suite *sieve_suite(void)
     ADD(bitmap_marks_exactly_the_primes);
     ADD(stats_count_work_done);
     ADD(nth_prime_matches_known_values);
-    ADD(meissel_pi_matches_published_values_primecount_and_the_sieve);
-    ADD(meissel_pi_sees_a_cancel_raised_while_it_runs);
     ADD(nth_estimate_is_close);
     ADD(nth_finish_sieves_both_directions);
     return s;

@@ -14,9 +14,20 @@
 
 #include "check_main.h"
 #include "primed/primality.h"
+#include "primed/sieve.h"
 #include "sieve_big.h"
 #include "sieve_table.h"
 #include "wheel.h"
+
+/* The table's filler, as sieve.c lends it (sieve_table.h: the table owns no sieve). */
+static int fill_by_sieve(uint64_t byte_lo, size_t nbytes, uint8_t *out)
+{
+    sieve_ctx *c = sieve_ctx_create(0);
+    if (!c) return -ENOMEM;
+    int rc = sieve_bitmap(c, byte_lo, nbytes, out);
+    sieve_ctx_destroy(c);
+    return rc;
+}
 
 /* Primes <= n by the plainest sieve (one byte per number), independent of the engine. */
 static uint8_t *composite_upto(uint64_t n)
@@ -56,7 +67,7 @@ static void check_window(struct sieve_big *sb, const uint8_t *comp, uint64_t to_
     uint64_t to = primality_isqrt(whi);
     if (to > to_max) to = to_max;
     const uint64_t from = 8191;
-    const struct stable *t = stable_acquire(to, NULL);
+    const struct stable *t = stable_acquire(to, fill_by_sieve, NULL);
     ck_assert_ptr_nonnull(t);
     uint8_t *got = malloc(wlen), *want = malloc(wlen);
     ck_assert_ptr_nonnull(got);
@@ -107,7 +118,7 @@ START_TEST(pool_is_bounded_and_window_beyond_promise_is_refused)
     size_t bytes = sieve_big_bytes(sb);
     ck_assert_uint_ge(bytes, (size_t)16 << 20);
     ck_assert_uint_le(bytes, (size_t)17 << 20);
-    const struct stable *t = stable_acquire(100000, NULL);
+    const struct stable *t = stable_acquire(100000, fill_by_sieve, NULL);
     ck_assert_ptr_nonnull(t);
     uint8_t *buf = malloc((size_t)33 << 20);
     ck_assert_ptr_nonnull(buf);
@@ -128,7 +139,7 @@ START_TEST(cancelled_window_leaves_nothing_for_the_next)
     uint8_t *comp = composite_upto(to);
     struct sieve_big *sb = sieve_big_create(32768, 1 << 20, 1);
     ck_assert_ptr_nonnull(sb);
-    const struct stable *t = stable_acquire(to, NULL);
+    const struct stable *t = stable_acquire(to, fill_by_sieve, NULL);
     ck_assert_ptr_nonnull(t);
     size_t wlen = 1 << 20;
     uint8_t *buf = malloc(wlen);
@@ -171,13 +182,13 @@ static void *cancel_soon(void *arg)
 
 START_TEST(table_extension_honours_cancel_and_keeps_what_it_built)
 {
-    ck_assert_ptr_nonnull(stable_acquire(1000, NULL)); /* block 0 */
+    ck_assert_ptr_nonnull(stable_acquire(1000, fill_by_sieve, NULL)); /* block 0 */
     uint64_t bytes0, lim0, bytes, lim;
     stable_stats(&bytes0, &lim0);
     /* Cancelled before any block: nothing built, the old table stays. */
     atomic_int now = 1;
     errno = 0;
-    ck_assert_ptr_null(stable_acquire(1000000000, &now));
+    ck_assert_ptr_null(stable_acquire(1000000000, fill_by_sieve, &now));
     ck_assert_int_eq(errno, ECANCELED);
     stable_stats(&bytes, &lim);
     ck_assert_uint_eq(lim, lim0);
@@ -188,7 +199,7 @@ START_TEST(table_extension_honours_cancel_and_keeps_what_it_built)
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, cancel_soon, &soon), 0);
     errno = 0;
-    const struct stable *t = stable_acquire(UINT32_MAX, &soon);
+    const struct stable *t = stable_acquire(UINT32_MAX, fill_by_sieve, &soon);
     pthread_join(th, NULL);
     stable_stats(&bytes, &lim);
     if (t == NULL) {
@@ -200,7 +211,7 @@ START_TEST(table_extension_honours_cancel_and_keeps_what_it_built)
     }
     uint64_t partial = lim;
     /* Extending from there gives the whole table, right on both sides of where it stopped. */
-    t = stable_acquire(UINT32_MAX, NULL);
+    t = stable_acquire(UINT32_MAX, fill_by_sieve, NULL);
     ck_assert_ptr_nonnull(t);
     ck_assert_uint_ge(t->limit, UINT32_MAX);
     check_table_near(t, partial);

@@ -36,9 +36,9 @@ int pi_plan_create(uint64_t x, const struct pi_opts *opts, pi_plan **out, const 
 uint64_t pi_plan_chunks(const pi_plan *plan);
 
 /* Runs chunk i. Thread-safe against other chunks of the same plan (each writes its own slot);
- * a chunk must not run twice at once. Allocates its scratch (≤ ~1 MB) from the budget and frees
- * it before returning. Returns 0, -ECANCELED, -ENOMEM or -EINVAL (i out of range). A chunk that
- * failed may be run again. */
+ * a chunk must not run twice at once. Charges its scratch (≤ ~1 MB; ~3 MB near 2^64) to the budget
+ * and frees it before returning. Returns 0, -ECANCELED, -ENOMEM or -EINVAL (i out of range). A
+ * chunk that failed may be run again. */
 int pi_run_chunk(pi_plan *plan, uint64_t i, const atomic_int *cancel);
 
 /* Combines the chunks' results (a b_hard-sized array from the budget, freed before return).

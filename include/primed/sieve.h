@@ -69,11 +69,6 @@ uint64_t sieve_nth_estimate(uint64_t k);
 int sieve_nth_finish(sieve_ctx *ctx, uint64_t x, uint64_t pi_x, uint64_t k, uint64_t *prime,
                      const atomic_int *cancel);
 
-/* π(x) for x <= SIEVE_PI_MAX by pi_count (pi.h; ctx unused), the bound kept for callers that
- * choose by it; pi.h has no bound. Returns 0, -ERANGE above SIEVE_PI_MAX, -ECANCELED, -ENOMEM. */
-#define SIEVE_PI_MAX 4000000000000ULL
-int sieve_pi(sieve_ctx *ctx, uint64_t x, uint64_t *out, const atomic_int *cancel);
-
 /* Process-wide counters for /metrics (relaxed atomics, flushed once per call, not per prime). */
 struct sieve_stats {
     uint64_t numbers_sieved; /* width of all ranges sieved */

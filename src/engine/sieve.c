@@ -336,28 +336,51 @@ __attribute__((noinline)) static void sieve_medium(sieve_ctx *ctx, uint64_t end)
     }
 }
 
-/* The engine: sieve bytes [0, nbytes) from B window by window and hand each window on. */
-static int run(sieve_ctx *ctx, struct job *jb)
+/* What run() decided for a job: the top number, the sieving limit, and the window size. */
+struct run_setup {
+    uint64_t last_num;
+    uint64_t sq; /* sieving primes up to sq (HYBRID_LIMIT when verify) */
+    bool verify; /* hybrid: survivors proved by Miller–Rabin */
+    bool big;    /* sq > big_min: windows of win_bytes, big primes by sieve_big */
+    size_t wbytes;
+    const struct stable *t;
+};
+
+/* The sieving-prime table's filler (sieve_table.h): the table owns no sieve, the generator lends
+ * it this one. Cold, once per 15.7M-number block; a ctx per block costs a 512 KB buffer and
+ * ~6500 first multiples, nothing next to the block's sieving. */
+static int fill_table_block(uint64_t byte_lo, size_t nbytes, uint8_t *out)
 {
-    uint64_t last_num = jb->mode == MODE_BITMAP ? jb->B + 30 * jb->nbytes - 1 : jb->hi;
-    uint64_t sq = primality_isqrt(last_num);
+    sieve_ctx *c = sieve_ctx_create(0);
+    if (!c) return -ENOMEM;
+    int rc = sieve_bitmap(c, byte_lo, nbytes, out);
+    sieve_ctx_destroy(c);
+    return rc;
+}
+
+/* Choose the sieving limit and the window, get the table and the buffers, load the small and
+ * medium primes. 0, -ENOMEM or -ECANCELED. */
+static int run_setup(sieve_ctx *ctx, struct job *jb, struct run_setup *rs)
+{
+    rs->last_num = jb->mode == MODE_BITMAP ? jb->B + 30 * jb->nbytes - 1 : jb->hi;
+    rs->sq = primality_isqrt(rs->last_num);
     /* Hybrid: a window narrow next to π(√hi) costs more in sieving-prime setup (one division
      * per prime up to √hi) than proving its few survivors. Then sieve only by the primes up to
      * HYBRID_LIMIT and let Miller–Rabin decide the rest. Measured here: the hybrid costs ~37 ns
      * per number, the full sieve ~3.5 ns per sieving prime (setup) + ~3 ns per number, so they
      * break even near width = π(√hi)/10 (2e7 near 2^64, 5e6 at 1e18); [2^64-1e6, 2^64-1] takes
      * 0.04 s instead of 0.75 s. */
-    bool verify = false;
-    if (jb->mode != MODE_BITMAP && ctx->hybrid && sq > HYBRID_LIMIT &&
-        (double)(jb->hi - jb->lo) < (double)sq / log((double)sq) / 10) {
-        verify = true;
-        sq = HYBRID_LIMIT;
+    rs->verify = false;
+    if (jb->mode != MODE_BITMAP && ctx->hybrid && rs->sq > HYBRID_LIMIT &&
+        (double)(jb->hi - jb->lo) < (double)rs->sq / log((double)rs->sq) / 10) {
+        rs->verify = true;
+        rs->sq = HYBRID_LIMIT;
     }
-    const struct stable *t = stable_acquire(sq, jb->cancel);
-    if (!t) return errno == ECANCELED ? -ECANCELED : -ENOMEM;
-    bool big = sq > ctx->big_min;
-    size_t wbytes = big ? ctx->win_bytes : ctx->seg_bytes;
-    if (big) {
+    if (!(rs->t = stable_acquire(rs->sq, fill_table_block, jb->cancel)))
+        return errno == ECANCELED ? -ECANCELED : -ENOMEM;
+    rs->big = rs->sq > ctx->big_min;
+    size_t wbytes = rs->big ? ctx->win_bytes : ctx->seg_bytes;
+    if (rs->big) {
         /* equal windows: each costs one pass over the big primes, so 1.5e9 numbers (50 MB)
          * take 2 windows of 25 MB rather than 32 + 18 */
         uint64_t nwin = (jb->nbytes + wbytes - 1) / wbytes;
@@ -365,68 +388,88 @@ static int run(sieve_ctx *ctx, struct job *jb)
         wbytes = (size_t)((per + ctx->seg_bytes - 1) / ctx->seg_bytes * ctx->seg_bytes);
     }
     if (wbytes > jb->nbytes) wbytes = (size_t)((jb->nbytes + 63) & ~(uint64_t)63);
+    rs->wbytes = wbytes;
     int rc = ensure_buf(ctx, wbytes);
     if (rc) return rc;
-    if (big && !ctx->big_state &&
+    if (rs->big && !ctx->big_state &&
         !(ctx->big_state = sieve_big_create(ctx->seg_bytes, ctx->win_bytes, ctx->big_pool_bytes)))
         return -ENOMEM;
-    if ((rc = load_sprimes(ctx, t, jb, sq)) != 0) return rc;
+    return load_sprimes(ctx, rs->t, jb, rs->sq);
+}
+
+/* Window bytes [wstart, wstart + wlen): presieve, then small and medium primes, per segment. */
+static int sieve_segments(sieve_ctx *ctx, struct job *jb, uint64_t wstart, size_t wlen)
+{
     uint8_t *buf = ctx->buf;
     const size_t S = ctx->seg_bytes;
     const uint64_t byte0 = jb->B / 30;
-
-    for (uint64_t wstart = 0; wstart < jb->nbytes; wstart += wbytes) {
-        size_t wlen = jb->nbytes - wstart < wbytes ? (size_t)(jb->nbytes - wstart) : wbytes;
-        for (size_t s = 0; s < wlen; s += S) {
-            if (cancelled(jb->cancel)) return -ECANCELED;
-            size_t slen = wlen - s < S ? wlen - s : S;
-            presieve_fill(buf + s, byte0 + wstart + s, slen);
-            uint64_t end = s + slen;
-            /* The smallest primes hit so often that they run in L1-sized pieces (the way
-             * primesieve's EratSmall does); the rest of the small ones sweep the segment. */
-            for (size_t sub = s; sub < end; sub += ctx->l1_bytes) {
-                uint64_t subend = end - sub < ctx->l1_bytes ? end : sub + ctx->l1_bytes;
-                for (size_t k = 0; k < ctx->sp_tiny; k++)
-                    cross_small(buf, subend, &ctx->sp[k]);
-            }
-            for (size_t k = ctx->sp_tiny; k < ctx->sp_small; k++)
-                cross_small(buf, end, &ctx->sp[k]);
-            sieve_medium(ctx, end);
-            jb->segments++;
+    for (size_t s = 0; s < wlen; s += S) {
+        if (cancelled(jb->cancel)) return -ECANCELED;
+        size_t slen = wlen - s < S ? wlen - s : S;
+        presieve_fill(buf + s, byte0 + wstart + s, slen);
+        uint64_t end = s + slen;
+        /* The smallest primes hit so often that they run in L1-sized pieces (the way
+         * primesieve's EratSmall does); the rest of the small ones sweep the segment. */
+        for (size_t sub = s; sub < end; sub += ctx->l1_bytes) {
+            uint64_t subend = end - sub < ctx->l1_bytes ? end : sub + ctx->l1_bytes;
+            for (size_t k = 0; k < ctx->sp_tiny; k++)
+                cross_small(buf, subend, &ctx->sp[k]);
         }
-        for (size_t k = 0; k < ctx->sp_n; k++)
-            ctx->sp[k].off -= wlen;
+        for (size_t k = ctx->sp_tiny; k < ctx->sp_small; k++)
+            cross_small(buf, end, &ctx->sp[k]);
+        sieve_medium(ctx, end);
+        jb->segments++;
+    }
+    for (size_t k = 0; k < ctx->sp_n; k++)
+        ctx->sp[k].off -= wlen;
+    return 0;
+}
 
+/* A sieved window to the job: copied (BITMAP), or clipped to [lo, hi] and counted or emitted. */
+static int deliver_window(sieve_ctx *ctx, struct job *jb, uint64_t wstart, size_t wlen)
+{
+    uint8_t *buf = ctx->buf;
+    if (jb->mode == MODE_BITMAP) {
+        memcpy(jb->out + wstart, buf, wlen);
+        return 0;
+    }
+    /* Clip to [lo, hi] and zero the padding up to the next word. */
+    if (wstart == 0)
+        for (int b = 0; b < 8; b++)
+            if (jb->B + wheel_residue[b] < jb->lo) buf[0] &= (uint8_t) ~(1u << b);
+    if (wstart + wlen == jb->nbytes) {
+        uint64_t rem = jb->hi - (jb->B + 30 * (jb->nbytes - 1));
+        for (int b = 0; b < 8; b++)
+            if (wheel_residue[b] > rem) buf[wlen - 1] &= (uint8_t) ~(1u << b);
+    }
+    memset(buf + wlen, 0, 8);
+    if (jb->mode == MODE_COUNT) {
+        jb->count += count_window(buf, wlen);
+        return 0;
+    }
+    return emit_window(ctx, jb, jb->B + 30 * wstart, wlen);
+}
+
+/* The engine: sieve bytes [0, nbytes) from B window by window and hand each window on. */
+static int run(sieve_ctx *ctx, struct job *jb)
+{
+    struct run_setup rs;
+    int rc = run_setup(ctx, jb, &rs);
+    if (rc) return rc;
+    for (uint64_t wstart = 0; wstart < jb->nbytes; wstart += rs.wbytes) {
+        size_t wlen = jb->nbytes - wstart < rs.wbytes ? (size_t)(jb->nbytes - wstart) : rs.wbytes;
+        if ((rc = sieve_segments(ctx, jb, wstart, wlen)) != 0) return rc;
         uint64_t W0 = jb->B + 30 * wstart;
-        uint64_t whi = (last_num - W0) / 30 < wlen ? last_num : W0 + 30 * (uint64_t)wlen - 1;
-        if (big) {
+        uint64_t whi = (rs.last_num - W0) / 30 < wlen ? rs.last_num : W0 + 30 * (uint64_t)wlen - 1;
+        if (rs.big) {
             uint64_t to = primality_isqrt(whi);
-            if (to > sq) to = sq;
-            rc = sieve_big_window(ctx->big_state, t, ctx->big_min, to, W0, whi, buf, wlen,
+            if (to > rs.sq) to = rs.sq;
+            rc = sieve_big_window(ctx->big_state, rs.t, ctx->big_min, to, W0, whi, ctx->buf, wlen,
                                   jb->cancel);
             if (rc) return rc;
         }
-        if (verify && (rc = verify_window(ctx, W0, wlen, jb->cancel)) != 0) return rc;
-
-        if (jb->mode == MODE_BITMAP) {
-            memcpy(jb->out + wstart, buf, wlen);
-            continue;
-        }
-        /* Clip to [lo, hi] and zero the padding up to the next word. */
-        if (wstart == 0)
-            for (int b = 0; b < 8; b++)
-                if (jb->B + wheel_residue[b] < jb->lo) buf[0] &= (uint8_t) ~(1u << b);
-        if (wstart + wlen == jb->nbytes) {
-            uint64_t rem = jb->hi - (jb->B + 30 * (jb->nbytes - 1));
-            for (int b = 0; b < 8; b++)
-                if (wheel_residue[b] > rem) buf[wlen - 1] &= (uint8_t) ~(1u << b);
-        }
-        memset(buf + wlen, 0, 8);
-        if (jb->mode == MODE_COUNT) {
-            jb->count += count_window(buf, wlen);
-        } else if ((rc = emit_window(ctx, jb, W0, wlen)) != 0) {
-            return rc;
-        }
+        if (rs.verify && (rc = verify_window(ctx, W0, wlen, jb->cancel)) != 0) return rc;
+        if ((rc = deliver_window(ctx, jb, wstart, wlen)) != 0) return rc;
     }
     return 0;
 }

@@ -2,8 +2,9 @@
  *
  * Readers load the current directory with acquire and use it if it is big enough; they never
  * lock. Extension is a cold path (a handful of times per process): the builder takes a mutex so
- * that two threads never both spend seconds building the same 143 MB, sieves the new blocks with
- * the engine itself (block 0 alone feeds it), and publishes a new directory with a release CAS.
+ * that two threads never both spend seconds building the same 143 MB, has the new blocks sieved by
+ * the caller's filler (the engine; block 0 alone feeds it), and publishes a new directory with a
+ * release CAS. It includes nothing of sieve.c: the dependency is one way, sieve.c → here.
  * Old directories stay reachable through `retired` (a reader may still hold one) until
  * stable_shutdown(). A lock-free build race (both build, loser frees) was rejected: it doubles
  * peak memory and CPU exactly when the table is largest.
@@ -17,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "primed/sieve.h"
 #include "wheel.h"
 
 #define BLOCK_NUMBERS ((uint64_t)30 * STABLE_BLOCK_BYTES)
@@ -62,13 +62,12 @@ static uint8_t *build_block0(void)
  * to 1e9 took >10 s and kept a cancelled request's worker for all of it): when set, the blocks
  * built so far still make a directory (*cancelled = true), so the work is kept for the next
  * caller; with none built, NULL. */
-static struct stable *build_dir(struct stable *old, size_t n, const atomic_int *cancel,
-                                bool *cancelled)
+static struct stable *build_dir(struct stable *old, size_t n, stable_fill_fn fill,
+                                const atomic_int *cancel, bool *cancelled)
 {
     size_t have = old ? old->nblocks : 0;
     struct stable *t = calloc(1, sizeof *t);
     uint8_t **blocks = calloc(n, sizeof *blocks);
-    sieve_ctx *ctx = NULL;
     size_t k = have;
     if (!t || !blocks) goto err;
     if (have) memcpy(blocks, old->blocks, have * sizeof *blocks);
@@ -76,7 +75,6 @@ static struct stable *build_dir(struct stable *old, size_t n, const atomic_int *
         if (!(blocks[0] = build_block0())) goto err;
         k = 1;
     }
-    if (k < n && !(ctx = sieve_ctx_create(0))) goto err;
     for (; k < n; k++) {
         if (cancel && atomic_load_explicit(cancel, memory_order_relaxed)) {
             *cancelled = true;
@@ -85,20 +83,17 @@ static struct stable *build_dir(struct stable *old, size_t n, const atomic_int *
             break;
         }
         if (!(blocks[k] = malloc(STABLE_BLOCK_BYTES))) goto err;
-        if (sieve_bitmap(ctx, (uint64_t)k * STABLE_BLOCK_BYTES, STABLE_BLOCK_BYTES, blocks[k]) !=
-            0) {
+        if (fill((uint64_t)k * STABLE_BLOCK_BYTES, STABLE_BLOCK_BYTES, blocks[k]) != 0) {
             free(blocks[k]);
             goto err;
         }
     }
-    sieve_ctx_destroy(ctx);
     t->nblocks = n;
     t->blocks = blocks;
     t->limit = (uint64_t)n * BLOCK_NUMBERS - 1;
     t->retired = old;
     return t;
 err:
-    sieve_ctx_destroy(ctx);
     if (blocks)
         for (size_t i = have; i < k; i++)
             free(blocks[i]);
@@ -121,7 +116,7 @@ static void publish(struct stable *old, struct stable *t)
     atomic_store_explicit(&g_limit, t->limit, memory_order_relaxed);
 }
 
-const struct stable *stable_acquire(uint64_t need, const atomic_int *cancel)
+const struct stable *stable_acquire(uint64_t need, stable_fill_fn fill, const atomic_int *cancel)
 {
     struct stable *t = atomic_load_explicit(&g_table, memory_order_acquire);
     if (t && t->limit >= need) return t;
@@ -131,7 +126,7 @@ const struct stable *stable_acquire(uint64_t need, const atomic_int *cancel)
     t = atomic_load_explicit(&g_table, memory_order_acquire);
     if (!t) {
         /* Publish block 0 first: the engine sieving the later blocks reads it lock-free. */
-        struct stable *t0 = build_dir(NULL, 1, NULL, &cancelled); /* milliseconds */
+        struct stable *t0 = build_dir(NULL, 1, fill, NULL, &cancelled); /* milliseconds */
         if (!t0) goto out;
         publish(NULL, t0);
         t = t0;
@@ -141,7 +136,7 @@ const struct stable *stable_acquire(uint64_t need, const atomic_int *cancel)
         /* Grow by at least half so that a slowly rising √hi does not rebuild directories often. */
         if (n < t->nblocks + t->nblocks / 2) n = t->nblocks + t->nblocks / 2;
         if (n > MAX_BLOCKS) n = MAX_BLOCKS;
-        struct stable *nt = build_dir(t, n, cancel, &cancelled);
+        struct stable *nt = build_dir(t, n, fill, cancel, &cancelled);
         if (nt) publish(t, nt);
         t = nt;
     }

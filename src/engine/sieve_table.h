@@ -29,12 +29,21 @@ struct stable {
     struct stable *retired; /* older directory, kept reachable for stable_shutdown() */
 };
 
+/* Fills out[0, nbytes) with the prime bitmap of bytes [byte_lo, byte_lo + nbytes), i.e. numbers
+ * 30·byte_lo … (the layout of wheel.h). Returns 0 or a negative errno. The table owns no sieve:
+ * its owner, the generator (sieve.c), lends one, so that the dependency runs one way, sieve.c →
+ * sieve_table.c (primesieve's generator owns its sieve and its sieving primes the same way). The
+ * filler may itself call stable_acquire for primes up to √ of its range: block 0 is published
+ * before any filler runs, so that call takes the lock-free path. */
+typedef int (*stable_fill_fn)(uint64_t byte_lo, size_t nbytes, uint8_t *out);
+
 /* A table with limit >= need (need is capped at 2^32-1). Builds or extends it when needed (the
  * builder is serialised by a mutex on this cold path; readers of a big enough table take no
- * lock). `cancel` (may be NULL) is polled between blocks of an extension: the blocks built so
- * far are published, and NULL is returned with errno ECANCELED. Returns NULL with errno ENOMEM
- * when memory runs out. Borrowed: valid until stable_shutdown(). */
-const struct stable *stable_acquire(uint64_t need, const atomic_int *cancel);
+ * lock): block 0 by a plain sieve of its own, every later block by `fill`, one block per call.
+ * `cancel` (may be NULL) is polled between blocks of an extension: the blocks built so far are
+ * published, and NULL is returned with errno ECANCELED. Returns NULL with errno ENOMEM when
+ * memory runs out (or the filler fails). Borrowed: valid until stable_shutdown(). */
+const struct stable *stable_acquire(uint64_t need, stable_fill_fn fill, const atomic_int *cancel);
 
 /* Byte i of the bitmap (numbers 30i .. 30i+29); i must be < limit/30 + 1. */
 static inline uint8_t stable_byte(const struct stable *t, uint64_t i)

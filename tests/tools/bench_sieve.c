@@ -4,7 +4,6 @@
  *   bench_sieve nth K           prints the K-th prime
  *   bench_sieve pi X [THREADS]  prints π(X) by the Deléglise–Rivat plan (pi.h), its chunks run
  *                               on THREADS threads (default 1) claiming them in index order
- *   bench_sieve meissel X       prints π(X) by sieve_pi (Meissel), X <= SIEVE_PI_MAX
  * then, on stderr, the wall time of the job and the peak RSS of the process. The script times
  * whole processes (like it times primesieve), so the table build is included, as it is for
  * primesieve's generation of its sieving primes. */
@@ -120,7 +119,7 @@ static int bench_pi(uint64_t x, unsigned threads, uint64_t *out)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: bench_sieve count LO HI | nth K | pi X [THREADS] | meissel X\n");
+        fprintf(stderr, "usage: bench_sieve count LO HI | nth K | pi X [THREADS]\n");
         return 2;
     }
     /* BENCH_SEGMENT_BYTES: tune the segment size without rebuilding */
@@ -140,8 +139,6 @@ int main(int argc, char **argv)
         rc = sieve_nth(ctx, arg_u64(argv[2]), &r, NULL);
     else if (strcmp(argv[1], "pi") == 0)
         rc = bench_pi(arg_u64(argv[2]), argc > 3 ? (unsigned)arg_u64(argv[3]) : 1, &r);
-    else if (strcmp(argv[1], "meissel") == 0)
-        rc = sieve_pi(ctx, arg_u64(argv[2]), &r, NULL);
     else
         rc = -EINVAL;
     clock_gettime(CLOCK_MONOTONIC, &t1);

@@ -1,0 +1,132 @@
+/* pi_int.h — what the π(x) units (pi*.c) share: the plan, its chunks, the tables' layout and
+ * the memory budget.
+ *
+ * Internal to the engine (pi.h is the contract). The plan's tables are read-only once
+ * pi_plan_create returns; a chunk writes only its own struct chunk.
+ */
+#ifndef PRIMED_PI_INT_H
+#define PRIMED_PI_INT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "primed/pi.h"
+
+typedef __int128 i128;
+typedef unsigned __int128 u128;
+
+#define PI_C 6           /* φ(n, c) for p_c = 13 from one period of 30030 */
+#define PHI_Q 30030u     /* 2·3·5·7·11·13 */
+#define PHI_PERIOD 5760u /* φ(30030, 6) */
+#define PAT_WORDS 15015u /* pre-sieve period in 64-bit words of odd numbers (128 numbers) */
+#define CNT_SHIFT 9      /* one counter per 512 bits = 1024 numbers */
+#define SEG_DEFAULT (1u << 19)
+#define DR_MIN 10000u      /* below this, count with a plain sieve */
+#define CANCEL_EVERY 4096u /* loop steps between looks at the cancel flag in table builds */
+
+/* ---------------------------------------------------------------- budget (pi_mem.c) */
+
+/* Zeroed memory charged to the process-wide π budget; NULL when it would pass the limit or
+ * malloc fails. pi_mem_put takes the size that was asked for (and accepts NULL). */
+void *pi_mem_get(size_t n);
+void pi_mem_put(void *p, size_t n);
+/* Charge (false: over the limit) or release n bytes that another allocator holds for π, e.g. a
+ * sieve_ctx's buffers, so the budget still bounds everything a chunk holds. */
+bool pi_mem_charge(size_t n);
+void pi_mem_uncharge(size_t n);
+
+/* ---------------------------------------------------------------- the plan (pi_plan.c) */
+
+enum chunk_kind { CK_HARD, CK_P2, CK_EASY, CK_S1 };
+
+struct chunk {
+    enum chunk_kind kind;
+    uint64_t lo,
+        hi;         /* HARD, P2: segment indices [lo, hi); EASY: b in [lo, hi); S1: n in [lo, hi) */
+    uint32_t bmax;  /* HARD: leaves and counts for c < b <= bmax */
+    int64_t *musum; /* HARD: [b - c - 1], Σ of the leaf signs for b in this chunk */
+    uint64_t *cnt;  /* HARD: [b - c - 1], survivors of p_1 … p_{b-1} in this chunk */
+    /* Results, written only by the thread running the chunk, then published by `done`. */
+    i128 sum;         /* HARD: Σ sign·(local φ); P2: Σ local π; EASY, S1: the sum */
+    uint64_t nprimes; /* P2: primes in the chunk's numbers */
+    uint64_t nleaves; /* P2: primes p with x / p in the chunk's numbers */
+    atomic_int done;  /* 1 after a complete run: store release by the runner, load acquire by
+                         pi_plan_result; reset (relaxed) when a run starts */
+};
+
+struct pient {
+    uint64_t bits;   /* bit i: 128w + 2i + 1 is an odd prime */
+    uint64_t before; /* odd primes below 128w */
+};
+
+struct pi_plan {
+    uint64_t x, y, z, sqrtx, seg;
+    uint64_t small_pi; /* x < DR_MIN: the answer, computed at create; nchunks = 0 */
+    bool small;
+    uint32_t a;        /* π(y) */
+    uint32_t pi_sqrty; /* π(√y) */
+    uint32_t b_hard;   /* hard leaves have b <= b_hard = min(a - 1, π(√z)) */
+    uint64_t p2_base;  /* P2 segment s covers [p2_base + s·seg, p2_base + (s+1)·seg) */
+    /* Read-only after create. */
+    uint64_t ylim;    /* tables cover [0, ylim], ylim > y, primes[a + 1] exists */
+    uint32_t *primes; /* primes[1] = 2 … primes[np]; primes[0] = 0 */
+    uint32_t np;
+    struct pient *pt; /* π table: one entry per 128 numbers (bits and count side by side, so
+                         a lookup touches one cache line) */
+    int32_t *mulpf;   /* odd m <= y: 0 if μ(m) = 0, else μ(m)·lpf(m) (m = 1: 1) */
+    size_t primes_bytes, pt_bytes, mulpf_bytes;
+    uint64_t nchunks;
+    struct chunk *chunks;
+    size_t chunks_bytes;
+    int64_t *slot_mem; /* backing store of every hard chunk's musum and cnt */
+    size_t slot_bytes;
+};
+
+/* π(n) for n <= ylim. */
+static inline uint64_t pi_tab(const pi_plan *pl, uint64_t n)
+{
+    if (n < 2) return 0;
+    uint64_t w = n >> 7;
+    unsigned nb = (unsigned)(((n & 127) + 1) >> 1);
+    uint64_t mask = nb == 64 ? UINT64_MAX : ((uint64_t)1 << nb) - 1;
+    return 1 + pl->pt[w].before + (uint64_t)__builtin_popcountll(pl->pt[w].bits & mask);
+}
+
+static inline bool pi_cancelled(const atomic_int *cancel)
+{
+    return cancel && atomic_load_explicit(cancel, memory_order_relaxed) != 0;
+}
+
+/* The largest b with hard leaves at or above lo: p_b² < x / lo, and b <= b_hard. */
+uint32_t pi_hard_bmax(const pi_plan *pl, uint64_t lo);
+
+/* ---------------------------------------------------------------- tables (pi_tables.c) */
+
+/* phi_tab[r] = #{1 <= k <= r : gcd(k, 30030) = 1}; pat[w]: bit i set iff 128w + 2i + 1 has no
+ * factor 3 … 13. Process-wide, built once by pi_tables_once(), never freed. */
+extern uint16_t pi_phi_tab[PHI_Q];
+extern uint64_t pi_pat[PAT_WORDS];
+void pi_tables_once(void);
+
+/* φ(n, c): the numbers <= n with no prime factor <= 13. */
+static inline uint64_t phi_c(uint64_t n)
+{
+    return n / PHI_Q * PHI_PERIOD + pi_phi_tab[n % PHI_Q];
+}
+
+/* Fill pl->pt, pl->primes, pl->np (up to pl->ylim), then pl->mulpf (up to pl->y, needs pl->a).
+ * Return 0, -ENOMEM or -ECANCELED; what they allocated is the plan's either way. */
+int pi_tables_primes(pi_plan *pl, const atomic_int *cancel);
+int pi_tables_mulpf(pi_plan *pl, const atomic_int *cancel);
+
+/* ---------------------------------------------------------------- the terms */
+
+/* Each runs one chunk of its kind and leaves the result in the chunk; 0, -ENOMEM, -ECANCELED. */
+int pi_hard_run(const pi_plan *pl, struct chunk *ck, const atomic_int *cancel); /* pi_hard.c */
+int pi_p2_run(const pi_plan *pl, struct chunk *ck, const atomic_int *cancel);   /* pi_p2.c */
+int pi_easy_run(const pi_plan *pl, struct chunk *ck, const atomic_int *cancel); /* pi_easy.c */
+int pi_s1_run(const pi_plan *pl, struct chunk *ck, const atomic_int *cancel);   /* pi_s1.c */
+
+#endif
