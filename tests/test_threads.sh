@@ -63,7 +63,10 @@ SIEVE='\b(sieve_count|count_chunk|count_range[a-z_.0-9]*|run|presieve_fill|cross
 found=""
 for _ in $(seq 50); do # ≤ 50 × 0.1 s for the job to start
   curl -s "$D/debug/pprof/threads?debug=1" >"$OBS_TMP/t1.txt"
-  if grep -q 'request_id=parked-count-1' "$OBS_TMP/t1.txt" && grep -Eq "$SIEVE" "$OBS_TMP/t1.txt"; then
+  # Wait for a snapshot with the parked worker inside the sieve (a symbolized count_chunk or
+  # sieve_count frame): one taken while it waits for a helper's chunk names only count_range.
+  if grep -q 'request_id=parked-count-1' "$OBS_TMP/t1.txt" && grep -Eq "$SIEVE" "$OBS_TMP/t1.txt" &&
+    grep -Eq $'^#\t0x[0-9a-f]+\t(sieve_count|count_chunk)\\+0x[0-9a-f]+$' "$OBS_TMP/t1.txt"; then
     found=1
     break
   fi
@@ -117,7 +120,11 @@ obs_ok "go tool pprof -top names: $(grep -Eo '\b(sieve_count|count_chunk|worker_
 
 if [ "$VARIANT" = release ]; then
   # the same with names from the symbol endpoint only
-  "$GO" tool pprof -symbolize=remote -top "$D/debug/pprof/threads" >"$OBS_TMP/rtop.txt" 2>&1
+  # One retry: once in CI (a loaded 2-core run) this fetch hit go's "timeout awaiting response
+  # headers" while every other dump of the script answered; it is reported when it happens.
+  "$GO" tool pprof -symbolize=remote -top "$D/debug/pprof/threads" >"$OBS_TMP/rtop.txt" 2>&1 ||
+    { echo "note: pprof -symbolize=remote failed once, retrying: $(tail -2 "$OBS_TMP/rtop.txt")"
+      "$GO" tool pprof -symbolize=remote -top "$D/debug/pprof/threads" >"$OBS_TMP/rtop.txt" 2>&1; }
   grep -Eq '\b(sieve_count|count_chunk)\b' "$OBS_TMP/rtop.txt" ||
     { cat "$OBS_TMP/rtop.txt" >&2; obs_fail "go tool pprof -symbolize=remote: no sieve names"; }
   google-pprof --text "$D/debug/pprof/threads" >"$OBS_TMP/gp.txt" 2>"$OBS_TMP/gp.err"
