@@ -270,3 +270,28 @@ def percentile(values, p):
     v = sorted(values)
     k = min(len(v) - 1, max(0, int(round(p / 100.0 * len(v) + 0.5)) - 1))
     return v[k]
+
+
+class Report:
+    """One line per check ('name  ok|FAIL  detail'), counting failures; finish() prints the
+    total and exits 1 when any check failed."""
+
+    def __init__(self, script, width=44):
+        self.script, self.width, self.failures = script, width, 0
+
+    def __call__(self, name, ok, detail=""):
+        print("%-*s %-5s %s" % (self.width, name, "ok" if ok else "FAIL", detail))
+        self.failures += not ok
+
+    def finish(self):
+        print("%s: %d failure(s)" % (self.script, self.failures))
+        raise SystemExit(1 if self.failures else 0)
+
+
+def metric(port, name):
+    """The value of an unlabelled sample `name` on GET /metrics of port, or None."""
+    r = exchange(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    for line in r.body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None

@@ -20,23 +20,13 @@ exec python3 - <<'PY'
 import json, resource, socket, sys, time
 sys.dont_write_bytecode = True
 sys.path.insert(0, "tests")
-from rawhttp import Server, Closed, Reader, connect, exchange, error_shape, SLOW
+from rawhttp import Report, metric, Server, Closed, Reader, connect, exchange, error_shape, SLOW
 
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 if soft < 2048:
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
-failures = 0
-def report(name, ok, detail):
-    global failures
-    print("%-44s %-5s %s" % (name, "ok" if ok else "FAIL", detail))
-    failures += not ok
+report = Report("test_body_abuse", 44)
 
-def metric(srv, name):
-    r = exchange(srv.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    for line in r.body.decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
 
 BATCH = b'{"queries":[{"op":"isprime","n":97}]}'  # 38 bytes
 def post(port, body, src=None, path=b"/v1/batch", timeout=5.0):
@@ -75,7 +65,7 @@ while time.time() < t_end:
             ok_batches += r.status == 200 and r.json() == {"results": [{"n": 97, "prime": True}]}
         except (Closed, OSError) as e:
             statuses[str(e)] = statuses.get(str(e), 0) + 1
-    m = metric(srv, "primed_request_memory_bytes") or 0
+    m = metric(srv.port, "primed_request_memory_bytes") or 0
     peak_mem = max(peak_mem, m)
     tick += 1
     time.sleep(0.25)
@@ -83,7 +73,7 @@ while sum(statuses.values()) < 32:
     r = post(P, BATCH, src="127.0.0.2")
     statuses[r.status] = statuses.get(r.status, 0) + 1
     ok_batches += r.status == 200
-budget = metric(srv, "primed_request_memory_budget_bytes")
+budget = metric(srv.port, "primed_request_memory_budget_bytes")
 report("A polite batches under the attack", ok_batches >= 32, "%d/32 ok %s" % (ok_batches, statuses))
 report("A memory held under the attack", peak_mem <= 4 << 20,
        "peak primed_request_memory_bytes %.0f (budget %.0f; 143 x 4 KiB = 585728)" % (peak_mem, budget))
@@ -107,8 +97,8 @@ for i in range(8):
               b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body[:-1])
     held.append(s)
 time.sleep(0.5 * SLOW)
-mem = metric(srv, "primed_request_memory_bytes")
-share_rej = metric(srv, "primed_request_memory_share_rejections_total")
+mem = metric(srv.port, "primed_request_memory_bytes")
+share_rej = metric(srv.port, "primed_request_memory_share_rejections_total")
 r = post(P, body, src="127.0.0.4")
 report("B other client's body taken", r.status == 200, "status %d" % r.status)
 report("B one client held to its share", mem is not None and mem <= 1 << 20 and share_rej >= 1,
@@ -145,7 +135,7 @@ for req, want in cases:
                "status %d (want %d) %s" % (r.status, want, shape or ""))
     except Closed as e:
         report("C body refused unread", False, "closed: %s" % e.how)
-report("C nothing charged", metric(srv, "primed_request_memory_bytes") == 0, "")
+report("C nothing charged", metric(srv.port, "primed_request_memory_bytes") == 0, "")
 
 def trickle(silent):
     s = connect(P, src="127.0.0.5", timeout=5)
@@ -192,8 +182,8 @@ s = connect(P, src="127.0.0.6", timeout=5)
 s.sendall(b"POST /v1/batch HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n"
           b"Content-Length: " + str(len(big)).encode() + b"\r\n\r\n" + big)
 time.sleep(0.5)
-held = metric(srv, "primed_ratelimit_delayed_answers")
-mem = metric(srv, "primed_request_memory_bytes")
+held = metric(srv.port, "primed_ratelimit_delayed_answers")
+mem = metric(srv.port, "primed_request_memory_bytes")
 r = Reader(s).response()
 report("E held 429 holds no body", held == 1 and mem == 0 and r.status == 429,
        "held %s, request memory %s, status %d" % (held, mem, r.status))
@@ -201,6 +191,5 @@ s.close()
 report("server alive", srv.alive(), "")
 rc = srv.stop()
 report("clean exit", rc == 0, "rc %s" % rc)
-print("test_body_abuse: %d failure(s)" % failures)
-sys.exit(1 if failures else 0)
+report.finish()
 PY

@@ -16,20 +16,9 @@ exec python3 - <<'PY'
 import shutil, signal, socket, subprocess, sys, threading, time
 sys.dont_write_bytecode = True
 sys.path.insert(0, "tests")
-from rawhttp import Server, Closed, Reader, connect, exchange, SLOW
+from rawhttp import Report, metric, Server, Closed, Reader, connect, exchange, SLOW, VARIANT
 
-failures = 0
-def report(name, ok, detail):
-    global failures
-    print("%-46s %-5s %s" % (name, "ok" if ok else "FAIL", detail))
-    failures += not ok
-
-def metric(port, name):
-    r = exchange(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    for line in r.body.decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
+report = Report("test_drain_waiting", 46)
 
 def wait_metric(port, name, want, timeout):
     end = time.time() + timeout
@@ -39,7 +28,6 @@ def wait_metric(port, name, want, timeout):
         time.sleep(0.02)
     return False
 
-from rawhttp import VARIANT
 # ~2.5 s of sieving in release and ASan builds; TSan runs it ~10x slower: a tenth of it there.
 LO, HI = 10**18, 10**18 + (150 if VARIANT == "tsan" else 1500) * 10**6
 srv = Server(["--workers", "1", "--shutdown-timeout", "20", "--refuse-hopeless", "false",
@@ -102,6 +90,5 @@ report("running count drained: 200", not isinstance(r, str) and r.status == 200
        % (r if isinstance(r, str) else r.status, got, want))
 report("exit 0 right after the running work", rc == 0 and t_exit < 12 * SLOW,
        "rc %s after %.2f s (shutdown_timeout 20 s)" % (rc, t_exit))
-print("test_drain_waiting: %d failure(s)" % failures)
-sys.exit(1 if failures else 0)
+report.finish()
 PY
