@@ -580,6 +580,7 @@ static Suite *api_suite(void)
 {
     Suite *s = suite_create("api");
     TCase *tc = tcase_create("api");
+    tcase_set_timeout(tc, 120); /* real counts and π runs: minutes under TSan on a busy machine */
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_add_test(tc, every_api_route_has_a_complete_op_row);
     tcase_add_test(tc, missing_and_malformed_numbers_are_400);

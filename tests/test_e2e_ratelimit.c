@@ -138,7 +138,16 @@ START_TEST(heavy_requests_cost_more_than_small_ones)
     ck_assert_int_eq(hdr_num(&r, "RateLimit-Remaining"), 0);
     ck_assert_int_ge(hdr_num(&r, "RateLimit-Reset"), 15);
     http_result_free(&r);
-    ck_assert_int_eq(get("/v1/isprime?n=7", NULL, &r), 429);
+    /* In debt: refused. (Under a sanitizer the count can run longer than its debt takes to
+     * refill, but it is then settled at its CPU, seconds of it, just after its answer: allow
+     * that settlement a few polls.) */
+    long st = 0;
+    for (int i = 0; i < 20 && st != 429; i++) {
+        if (i) usleep(200000);
+        http_result_free(&r);
+        st = get("/v1/isprime?n=7", NULL, &r);
+    }
+    ck_assert_int_eq(st, 429);
     ck_assert_int_ge(hdr_num(&r, "Retry-After"), 5);
     http_result_free(&r);
     stop();
