@@ -98,7 +98,6 @@ bool admission_admit(struct admission *a, const struct api_ctx *api, const struc
     if (!a->rl) return true;
     t->limited = true;
     t->cost = plan == API_ANSWERED ? 1 : api_cost(api, q);
-    t->t_ns = now_ns;
     t->label = router_label_index(rt);
     if (ratelimit_take(a->rl, &t->key, t->cost, t->label, now_ns, &t->v)) {
         t->charged = true;

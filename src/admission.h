@@ -39,7 +39,6 @@ struct admission_ticket {
     bool keyed;
     struct ratelimit_key key;
     uint64_t cost; /* tokens taken so far */
-    uint64_t t_ns; /* when charged */
     size_t label;  /* router_label_index of the route (the limited-requests counter) */
     struct ratelimit_verdict v;
 };
