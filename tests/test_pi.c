@@ -195,7 +195,7 @@ START_TEST(pi_same_for_every_alpha_segment_and_chunking)
         for (size_t a = 0; a < 4; a++)
             for (size_t s = 0; s < 4; s++) {
                 if (xs[i] > 1e11 && segs[s] && segs[s] < 65536) continue; /* too many segments */
-                struct pi_opts o = {threads[(a + s) % 3], alphas[a], segs[s]};
+                struct pi_opts o = {threads[(a + s) % 3], alphas[a], segs[s], PI_ALGO_DEFAULT, 0};
                 uint64_t got = pi_plan_run(xs[i], &o, (a + s) % 2 == 1);
                 ck_assert_msg(got == want, "pi(%" PRIu64 ") alpha %g seg %" PRIu64 ": %" PRIu64,
                               xs[i], alphas[a], segs[s], got);

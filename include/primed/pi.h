@@ -1,4 +1,5 @@
-/* pi.h — π(x), the number of primes <= x, for every x in 0 … 2^64-1 (Deléglise–Rivat).
+/* pi.h — π(x), the number of primes <= x, for every x in 0 … 2^64-1 (Gourdon's variant of the
+ * combinatorial method by default; Deléglise–Rivat kept as an independent cross-check).
  *
  * A library contract (libprimedsieve.a): no HTTP, JSON or pool types. One π(x) is a plan split
  * into independent chunks, so that a caller's workers can share it (the service drives it with
@@ -19,10 +20,13 @@ typedef struct pi_plan pi_plan;
 
 /* Tuning knobs; zero fields take the defaults. Any values give the same answer (tests vary them
  * so that the parameters step), the defaults give the speed documented in docs/sieve.md. */
+enum pi_algo { PI_ALGO_DEFAULT = 0, PI_ALGO_GOURDON, PI_ALGO_DR };
 struct pi_opts {
-    unsigned threads; /* workers expected to run the chunks (sets the chunk count); 0 = 1 */
-    double alpha;     /* y = alpha · x^(1/3), clamped to [x^(1/3), x^(1/2)]; 0 = by x */
-    uint64_t segment; /* numbers per sieve segment, a multiple of 1024; 0 = 2^19 */
+    unsigned threads;  /* workers expected to run the chunks (sets the chunk count); 0 = 1 */
+    double alpha;      /* y = alpha · x^(1/3), clamped to [x^(1/3), x^(1/2)]; 0 = by x */
+    uint64_t segment;  /* numbers per sieve segment, a multiple of 1024; 0 = 2^19 */
+    enum pi_algo algo; /* DEFAULT = GOURDON */
+    double alpha_z;    /* Gourdon: z = alpha_z · y, clamped to [y, √x); 0 = by x */
 };
 
 /* Builds the tables for π(x) (primes, π and μ/least-prime-factor up to y ≈ α·x^(1/3)) on the

@@ -45,6 +45,12 @@ int pi_run_chunk(pi_plan *plan, uint64_t i, const atomic_int *cancel)
     case CK_EASY:
         rc = pi_easy_run(plan, ck, cancel);
         break;
+    case CK_C1:
+        rc = pi_c1_run(plan, ck, cancel);
+        break;
+    case CK_AC:
+        rc = pi_ac_run(plan, ck, cancel);
+        break;
     default:
         rc = pi_s1_run(plan, ck, cancel);
         break;
@@ -66,7 +72,7 @@ int pi_plan_result(const pi_plan *plan, uint64_t *pi)
     uint64_t *acc = pi_mem_get(nb * sizeof *acc); /* transient, b_hard·8 bytes */
     if (!acc) return -ENOMEM;
     i128 phi = 0, p2 = 0;
-    uint64_t p2_before = 0, p2_n = 0;
+    uint64_t p2_before = 0, p2_n = 0, ac_before = 3; /* π(AC_FIRST − 1) */
     for (uint64_t i = 0; i < plan->nchunks; i++) {
         const struct chunk *ck = &plan->chunks[i];
         switch (ck->kind) {
@@ -82,6 +88,10 @@ int pi_plan_result(const pi_plan *plan, uint64_t *pi)
             p2_before += ck->nprimes;
             p2_n += ck->nleaves;
             break;
+        case CK_AC:
+            phi += ck->sum + (i128)ck->nleaves * (i128)ac_before;
+            ac_before += ck->nprimes;
+            break;
         default:
             phi += ck->sum;
             break;
@@ -91,6 +101,7 @@ int pi_plan_result(const pi_plan *plan, uint64_t *pi)
     /* P2 = Σ π(x / p_i) − Σ_{a < i <= a + n} (i − 1) */
     uint64_t a = plan->a;
     p2 -= (i128)(2 * (u128)a + p2_n - 1) * (i128)p2_n / 2;
+    if (plan->gourdon) phi += pi_sigma(plan);
     i128 r = phi + (i128)a - 1 - p2;
     *pi = (uint64_t)r;
     return 0;

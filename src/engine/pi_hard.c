@@ -1,6 +1,7 @@
-/* pi_hard.c — the hard special leaves of S2: φ(x / (m p_b), b − 1) counted while [0, z] is sieved
+/* pi_hard.c — the hard special leaves: φ(x / (m p_b), b − 1) counted while [0, dlim] is sieved
  * segment by segment, p_b crossed off after b's leaves, prefix counts from a counter per 1024
- * numbers. primecount's S2_hard.
+ * numbers. primecount's S2_hard (DR: m <= y < m p_b, x / (m p_b) > y) and D (Gourdon: m <= zg <
+ * m p_b, P+(m) <= y, x / (m p_b) >= p_b²); the plan's mmax and gourdon flag choose.
  *
  * A chunk (a range of segments) knows nothing of the φ before it: it records per b its own
  * survivors (cnt) and Σ of its leaf signs (musum), and pi_plan_result adds the product later.
@@ -78,13 +79,13 @@ struct hard {
     i128 sum;
 };
 
-/* Segment [lo, hi) presieved and clipped to z, with its counters and total. */
+/* Segment [lo, hi) presieved and clipped to dlim, with its counters and total. */
 static void hard_segment_fill(struct hard *h, uint64_t lo, uint64_t hi)
 {
     struct seg *s = &h->s;
     s->lo = lo;
     seg_presieve(s);
-    if (hi > h->pl->z + 1) seg_clear_bits(s, seg_bits_upto(s, h->pl->z), h->nwords * 64);
+    if (hi > h->pl->dlim + 1) seg_clear_bits(s, seg_bits_upto(s, h->pl->dlim), h->nwords * 64);
     s->total = 0;
     for (size_t j = 0; j < h->ncnt; j++) {
         uint32_t t = 0;
@@ -95,17 +96,19 @@ static void hard_segment_fill(struct hard *h, uint64_t lo, uint64_t hi)
     }
 }
 
-/* b <= π(√y): m squarefree, odd, lpf(m) > p, in (max(xp / (top+1), y / p), min(xp / lo, y)]. */
+/* b <= π(√M), M = mmax: m squarefree, odd, lpf(m) > p, in (max(xp / (top+1), M / p),
+ * min(xp / lo, M)], and (Gourdon) m <= x / p³. */
 static inline void hard_leaves_sqfree(struct hard *h, uint32_t b, uint64_t lo, uint64_t top)
 {
     const pi_plan *pl = h->pl;
-    const uint64_t y = pl->y, p = pl->primes[b], xp = pl->x / p;
+    const uint64_t y = pl->mmax, p = pl->primes[b], xp = pl->x / p;
     uint64_t phil = h->ck->cnt[b - PI_C - 1];
     int64_t *mus = &h->ck->musum[b - PI_C - 1];
     struct walk wk = {0, 0};
     uint64_t mlo = xp / (top + 1), mhi = lo ? xp / lo : y;
     if (mlo < y / p) mlo = y / p;
     if (mhi > y) mhi = y;
+    if (pl->gourdon && mhi > xp / p / p) mhi = xp / p / p;
     if (mhi > 0 && !(mhi & 1)) mhi--;
     i128 sum = 0;
     for (uint64_t m = mhi; m > mlo && m > p; m -= 2) {
@@ -124,7 +127,8 @@ static inline void hard_leaves_sqfree(struct hard *h, uint32_t b, uint64_t lo, u
     h->sum += sum;
 }
 
-/* b > π(√y): m = q prime, p < q <= y, n = xp / q in [lo, top] and n > y. */
+/* b > π(√mmax): m = q prime, p < q <= y, n = xp / q in [lo, top], and n > y (DR) or n >= p²
+ * (Gourdon; q > zg / p holds as p > √zg). */
 static inline void hard_leaves_prime(struct hard *h, uint32_t b, uint64_t lo, uint64_t top)
 {
     const pi_plan *pl = h->pl;
@@ -133,7 +137,8 @@ static inline void hard_leaves_prime(struct hard *h, uint32_t b, uint64_t lo, ui
     struct walk wk = {0, 0};
     uint64_t qhi = lo ? xp / lo : y, qlo = xp / (top + 1);
     if (qhi > y) qhi = y;
-    if (qhi > xp / (y + 1)) qhi = xp / (y + 1);
+    uint64_t qcap = pl->gourdon ? xp / p / p : xp / (y + 1);
+    if (qhi > qcap) qhi = qcap;
     if (qlo < p) qlo = p;
     if (qhi <= qlo) return;
     uint64_t l = pi_tab(pl, qhi), lmin = pi_tab(pl, qlo);
@@ -167,10 +172,10 @@ static inline void hard_cross_off(struct hard *h, uint32_t b, uint64_t lo, uint6
 static int hard_segment(struct hard *h, uint64_t sidx, const atomic_int *cancel)
 {
     const pi_plan *pl = h->pl;
-    uint64_t lo = sidx * pl->seg, hi = lo + pl->seg; /* numbers [lo, hi), those > z ignored */
+    uint64_t lo = sidx * pl->seg, hi = lo + pl->seg; /* numbers [lo, hi), those > dlim ignored */
     hard_segment_fill(h, lo, hi);
     uint32_t bseg = pi_hard_bmax(pl, lo) < h->ck->bmax ? pi_hard_bmax(pl, lo) : h->ck->bmax;
-    uint64_t top = hi - 1 < pl->z ? hi - 1 : pl->z;
+    uint64_t top = hi - 1 < pl->dlim ? hi - 1 : pl->dlim;
     for (uint32_t b = PI_C + 1; b <= bseg; b++) {
         /* one b's m scan can be ~xp·S/lo² long: look at the flag per 16 b too */
         if (b % 16 == 0 && pi_cancelled(cancel)) return -ECANCELED;
@@ -184,7 +189,7 @@ static int hard_segment(struct hard *h, uint64_t sidx, const atomic_int *cancel)
     return 0;
 }
 
-/* Segments [ck->lo, ck->hi) of [0, z]. For every b the chunk keeps phi_local[b] (ck->cnt), the
+/* Segments [ck->lo, ck->hi) of [0, dlim]. For every b the chunk keeps phi_local[b] (ck->cnt), the
  * survivors of p_1 … p_{b-1} in its earlier segments; a leaf's φ is (φ before the chunk) +
  * phi_local[b] + the segment's prefix count, and the unknown first term is added at combine
  * time as musum[b] × (φ before the chunk). */

@@ -39,19 +39,21 @@ void pi_mem_uncharge(size_t n);
 
 /* ---------------------------------------------------------------- the plan (pi_plan.c) */
 
-enum chunk_kind { CK_HARD, CK_P2, CK_EASY, CK_S1 };
+/* DR: HARD, P2, EASY, S1. Gourdon: HARD (its D), P2 (its B), S1 (its Φ0), C1, AC. */
+enum chunk_kind { CK_HARD, CK_P2, CK_EASY, CK_S1, CK_C1, CK_AC };
 
 struct chunk {
     enum chunk_kind kind;
     uint64_t lo,
-        hi;         /* HARD, P2: segment indices [lo, hi); EASY: b in [lo, hi); S1: n in [lo, hi) */
+        hi;         /* HARD, P2: segment indices [lo, hi); EASY, C1: b in [lo, hi); S1: n in [lo, hi);
+                       AC: numbers [lo, hi) whose π the chunk's leaves look up */
     uint32_t bmax;  /* HARD: leaves and counts for c < b <= bmax */
     int64_t *musum; /* HARD: [b - c - 1], Σ of the leaf signs for b in this chunk */
     uint64_t *cnt;  /* HARD: [b - c - 1], survivors of p_1 … p_{b-1} in this chunk */
     /* Results, written only by the thread running the chunk, then published by `done`. */
-    i128 sum;         /* HARD: Σ sign·(local φ); P2: Σ local π; EASY, S1: the sum */
-    uint64_t nprimes; /* P2: primes in the chunk's numbers */
-    uint64_t nleaves; /* P2: primes p with x / p in the chunk's numbers */
+    i128 sum;         /* HARD: Σ sign·(local φ); P2, AC: Σ local π; EASY, S1, C1: the sum */
+    uint64_t nprimes; /* P2, AC: primes in the chunk's numbers */
+    uint64_t nleaves; /* P2: primes p with x / p in the chunk's numbers; AC: Σ leaf weights */
     atomic_int done;  /* 1 after a complete run: store release by the runner, load acquire by
                          pi_plan_result; reset (relaxed) when a run starts */
 };
@@ -62,12 +64,17 @@ struct pient {
 };
 
 struct pi_plan {
-    uint64_t x, y, z, sqrtx, seg;
+    uint64_t x, y, z, sqrtx, seg; /* z = x / y: P2's reach */
+    bool gourdon; /* π = Φ0 + A + C + D + Σ1…Σ6 − P2 + a − 1 (Gourdon); else DR's S1 + S2 */
+    uint64_t mmax; /* leaves φ(x / (p_b m), b − 1) have m <= mmax < p_b m: DR y, Gourdon zg */
+    uint64_t dlim; /* the hard-leaf sieve covers [0, dlim]: DR x / y, Gourdon x / zg */
+    uint64_t xstar; /* Gourdon: D has p_b <= x*, A has x* < p_b <= x^(1/3) */
+    uint64_t x13;  /* ⌊x^(1/3)⌋ */
     uint64_t small_pi; /* x < DR_MIN: the answer, computed at create; nchunks = 0 */
     bool small;
     uint32_t a;        /* π(y) */
-    uint32_t pi_sqrty; /* π(√y) */
-    uint32_t b_hard;   /* hard leaves have b <= b_hard = min(a - 1, π(√z)) */
+    uint32_t pi_sqrty; /* π(√mmax): leaves with b above it have a prime m */
+    uint32_t b_hard;   /* hard leaves have b <= b_hard: DR min(a − 1, π(√z)), Gourdon π(x*) */
     uint64_t p2_base;  /* P2 segment s covers [p2_base + s·seg, p2_base + (s+1)·seg) */
     /* Read-only after create. */
     uint64_t ylim;    /* tables cover [0, ylim], ylim > y, primes[a + 1] exists */
@@ -75,7 +82,8 @@ struct pi_plan {
     uint32_t np;
     struct pient *pt; /* π table: one entry per 128 numbers (bits and count side by side, so
                          a lookup touches one cache line) */
-    int32_t *mulpf;   /* odd m <= y: 0 if μ(m) = 0, else μ(m)·lpf(m) (m = 1: 1) */
+    int32_t *mulpf;   /* odd m <= mmax: 0 if μ(m) = 0 or m has a prime factor > y, else
+                         μ(m)·lpf(m) (m = 1: 1) */
     size_t primes_bytes, pt_bytes, mulpf_bytes;
     uint64_t nchunks;
     struct chunk *chunks;
@@ -102,6 +110,8 @@ static inline bool pi_cancelled(const atomic_int *cancel)
 /* The largest b with hard leaves at or above lo: p_b² < x / lo, and b <= b_hard. */
 uint32_t pi_hard_bmax(const pi_plan *pl, uint64_t lo);
 
+uint64_t pi_icbrt(uint64_t x);
+
 /* ---------------------------------------------------------------- tables (pi_tables.c) */
 
 /* phi_tab[r] = #{1 <= k <= r : gcd(k, 30030) = 1}; pat[w]: bit i set iff 128w + 2i + 1 has no
@@ -121,6 +131,22 @@ static inline uint64_t phi_c(uint64_t n)
 int pi_tables_primes(pi_plan *pl, const atomic_int *cancel);
 int pi_tables_mulpf(pi_plan *pl, const atomic_int *cancel);
 
+/* ---------------------------------------------------------------- prime bitmaps (pi_p2.c) */
+
+/* The primes of [lo, hi] (lo >= 7, hi − lo < 30·(buffer bytes − 8)) into buf as mod-30 bytes
+ * numbered from 30·(lo / 30), sieved by ctx; returns the bytes used (8 zero bytes follow, for
+ * word reads), or 0 on ENOMEM. */
+struct sieve_ctx;
+size_t pi_block_fill(struct sieve_ctx *ctx, uint8_t *buf, uint64_t lo, uint64_t hi);
+extern const uint8_t pi_upto[30]; /* the bits of a mod-30 byte whose residue is <= r */
+
+static inline uint64_t pi_word_at(const uint8_t *b, size_t w)
+{
+    uint64_t v;
+    __builtin_memcpy(&v, b + 8 * w, 8);
+    return v;
+}
+
 /* ---------------------------------------------------------------- the terms */
 
 /* Each runs one chunk of its kind and leaves the result in the chunk; 0, -ENOMEM, -ECANCELED. */
@@ -128,5 +154,11 @@ int pi_hard_run(const pi_plan *pl, struct chunk *ck, const atomic_int *cancel); 
 int pi_p2_run(const pi_plan *pl, struct chunk *ck, const atomic_int *cancel);   /* pi_p2.c */
 int pi_easy_run(const pi_plan *pl, struct chunk *ck, const atomic_int *cancel); /* pi_easy.c */
 int pi_s1_run(const pi_plan *pl, struct chunk *ck, const atomic_int *cancel);   /* pi_s1.c */
+int pi_c1_run(const pi_plan *pl, struct chunk *ck, const atomic_int *cancel);   /* pi_c1.c */
+int pi_ac_run(const pi_plan *pl, struct chunk *ck, const atomic_int *cancel);   /* pi_ac.c */
+/* Gourdon's Σ1 … Σ6 (pi_sigma.c): closed forms and loops over p <= x^(1/3), from the tables. */
+i128 pi_sigma(const pi_plan *pl);
+/* AC chunks count their primes from this number on (smaller leaves' n never occur). */
+#define AC_FIRST 7u
 
 #endif

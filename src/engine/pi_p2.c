@@ -26,8 +26,8 @@
  * sieve never builds its 16 MB bucket pool for P2. */
 #define P2_CTX_SEG ((size_t)1 << 19)
 
-/* upto[r]: the bits of a mod-30 byte whose residue is <= r. */
-static const uint8_t upto[30] = {0x00, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x03, 0x03, 0x03,
+/* pi_upto[r]: the bits of a mod-30 byte whose residue is <= r. */
+const uint8_t pi_upto[30] = {0x00, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x03, 0x03, 0x03,
                                  0x03, 0x07, 0x07, 0x0f, 0x0f, 0x0f, 0x0f, 0x1f, 0x1f, 0x3f,
                                  0x3f, 0x3f, 0x3f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0xff};
 
@@ -44,22 +44,13 @@ struct p2 {
     u128 sum;
 };
 
-static inline uint64_t word_at(const uint8_t *b, size_t w)
-{
-    uint64_t v;
-    memcpy(&v, b + 8 * w, 8);
-    return v;
-}
-
-/* The primes of [lo, hi] (hi − lo < c->bn, lo >= 7) into buf, numbered from
- * 30·(lo / 30); returns the bytes used (words beyond are zero), or 0 on ENOMEM. */
-static size_t block_fill(struct p2 *c, uint8_t *buf, uint64_t lo, uint64_t hi)
+size_t pi_block_fill(sieve_ctx *ctx, uint8_t *buf, uint64_t lo, uint64_t hi)
 {
     uint64_t b0 = lo / 30;
     size_t nb = (size_t)(hi / 30 - b0 + 1);
-    if (sieve_bitmap(c->ctx, b0, nb, buf) != 0) return 0;
-    if (lo % 30) buf[0] &= (uint8_t)~upto[lo % 30 - 1];
-    buf[nb - 1] &= upto[hi % 30];
+    if (sieve_bitmap(ctx, b0, nb, buf) != 0) return 0;
+    if (lo % 30) buf[0] &= (uint8_t)~pi_upto[lo % 30 - 1];
+    buf[nb - 1] &= pi_upto[hi % 30];
     memset(buf + nb, 0, 8);
     return nb;
 }
@@ -74,20 +65,20 @@ static int p2_leaves(struct p2 *c, uint64_t plo, uint64_t phi)
     u128 sum = 0;
     while (phi >= plo) {
         uint64_t wlo = phi - plo >= c->bn ? phi - c->bn + 1 : plo;
-        size_t nb = block_fill(c, c->ps, wlo, phi);
+        size_t nb = pi_block_fill(c->ctx, c->ps, wlo, phi);
         if (nb == 0) return -ENOMEM;
         uint64_t pbase = 30 * (wlo / 30);
         for (size_t w = (nb + 7) / 8; w-- > 0;) {
-            for (uint64_t m = word_at(c->ps, w); m;) {
+            for (uint64_t m = pi_word_at(c->ps, w); m;) {
                 unsigned bit = 63 - (unsigned)__builtin_clzll(m);
                 m &= ~((uint64_t)1 << bit);
                 uint64_t p = pbase + 30 * (8 * w + bit / 8) + wheel_residue[bit % 8];
                 uint64_t n = x / p, kb = (n - c->s_base) / 30;
                 while (wi < (size_t)(kb >> 3))
-                    before += (uint64_t)__builtin_popcountll(word_at(c->s, wi++));
+                    before += (uint64_t)__builtin_popcountll(pi_word_at(c->s, wi++));
                 unsigned j = (unsigned)(kb & 7) * 8;
-                uint64_t mask = (((uint64_t)1 << j) - 1) | (uint64_t)upto[n % 30] << j;
-                sum += run + before + (uint64_t)__builtin_popcountll(word_at(c->s, wi) & mask);
+                uint64_t mask = (((uint64_t)1 << j) - 1) | (uint64_t)pi_upto[n % 30] << j;
+                sum += run + before + (uint64_t)__builtin_popcountll(pi_word_at(c->s, wi) & mask);
                 nleaves++;
             }
         }
@@ -103,7 +94,7 @@ static int p2_leaves(struct p2 *c, uint64_t plo, uint64_t phi)
 static int p2_block(struct p2 *c, uint64_t lo, uint64_t hi)
 {
     const pi_plan *pl = c->pl;
-    size_t nb = block_fill(c, c->s, lo, hi);
+    size_t nb = pi_block_fill(c->ctx, c->s, lo, hi);
     if (nb == 0) return -ENOMEM;
     c->s_base = 30 * (lo / 30);
     /* p in (x / (hi + 1), x / lo] ∩ (y, √x], downwards */
@@ -112,7 +103,7 @@ static int p2_block(struct p2 *c, uint64_t lo, uint64_t hi)
     if (phi > pl->sqrtx) phi = pl->sqrtx;
     int rc = p2_leaves(c, plo, phi);
     for (size_t w = 0; w < (nb + 7) / 8; w++)
-        c->run += (uint64_t)__builtin_popcountll(word_at(c->s, w));
+        c->run += (uint64_t)__builtin_popcountll(pi_word_at(c->s, w));
     return rc;
 }
 

@@ -12,7 +12,7 @@
 
 #define HARD_SLOT_CAP (24u << 20) /* bytes of per-chunk φ/μ arrays before fewer hard chunks */
 
-static uint64_t icbrt(uint64_t x)
+uint64_t pi_icbrt(uint64_t x)
 {
     uint64_t r = (uint64_t)cbrtl((long double)x);
     while (r > 0 && (u128)r * r * r > x)
@@ -38,10 +38,65 @@ uint32_t pi_hard_bmax(const pi_plan *pl, uint64_t lo)
  * μ/lpf table is 2 bytes per number up to y, so y is capped at Y_MAX (48 MB) for the memory
  * bound near 2^64 (α ≈ 9 there). */
 #define Y_MAX 24000000u
+#define GOURDON_MIN 30000u
 static double default_alpha(uint64_t x)
 {
     double l = log10((double)x);
     return l <= 7 ? 1.0 : 1.1 * l - 1.6;
+}
+
+/* Gourdon's α_y, interpolated in log10 x between measured optima (docs/sieve.md); α_z = 2 from
+ * 1e12 up (1 below: the C and D terms are too small there to move). */
+static double gourdon_alpha_y(uint64_t x)
+{
+    static const double lg[] = {6, 10, 12, 14, 16, 18, 19.3};
+    static const double al[] = {1, 2.8, 5, 6, 9, 13.6, 18};
+    double l = log10((double)x);
+    if (l <= lg[0]) return al[0];
+    for (size_t i = 1; i < sizeof lg / sizeof lg[0]; i++)
+        if (l <= lg[i]) return al[i - 1] + (al[i] - al[i - 1]) * (l - lg[i - 1]) / (lg[i] - lg[i - 1]);
+    return al[sizeof al / sizeof al[0] - 1];
+}
+
+/* zg = α_z·y in [y, x^(1/3)·x^(1/6)] (so √zg <= x^(1/4) <= x*), capped with y so the μ/lpf table (2 bytes
+ * per number up to zg) stays under 48 MB; x* = max(x^(1/4), ⌈x / y²⌉) clamped to [1, min(y,
+ * √(x / y))] (primecount's bounds); D sieves [0, x / zg]; the tables reach zg and √(x / x*). */
+static void gourdon_params(pi_plan *pl, const struct pi_opts *opts)
+{
+    uint64_t x = pl->x, y = pl->y, sq = pl->sqrtx;
+    /* x^(1/3) < y <= zg <= x^(1/3)·x^(1/6) (integer roots; primecount's bounds, without which
+     * the Σ terms miss leaves for small x) */
+    uint64_t r6 = (uint64_t)cbrt((double)sq) + 1, zmax;
+    while (r6 * r6 * r6 * r6 * r6 * r6 > x)
+        r6--;
+    zmax = pl->x13 * r6;
+    if (y > zmax) y = zmax;
+    if (y <= pl->x13) y = pl->x13 + 1;
+    if (zmax < y) zmax = y;
+    pl->y = y;
+    pl->z = x / y;
+    double az = opts->alpha_z > 0 ? opts->alpha_z : (x >= 1000000000000u ? 2.0 : 1.0);
+    double zd = az * (double)y;
+    uint64_t zg = zd >= (double)zmax ? zmax : (uint64_t)zd;
+    if (zg > Y_MAX && opts->alpha_z <= 0) zg = Y_MAX > y ? Y_MAX : y;
+    if (zg < y) zg = y;
+    uint64_t r4 = primality_isqrt(sq), yy = y * y; /* y <= √x: y² fits */
+    while ((r4 + 1) * (r4 + 1) * (r4 + 1) * (r4 + 1) <= x)
+        r4++;
+    while (r4 * r4 * r4 * r4 > x)
+        r4--;
+    uint64_t xs = x / yy + (x % yy != 0), sxy = primality_isqrt(x / y);
+    if (xs < r4) xs = r4;
+    if (xs > y) xs = y;
+    if (xs > sxy) xs = sxy;
+    if (xs < 1) xs = 1;
+    pl->mmax = zg;
+    pl->xstar = xs;
+    pl->dlim = x / zg;
+    uint64_t reach = primality_isqrt(x / xs);
+    if (reach < zg) reach = zg;
+    if (reach < y) reach = y;
+    pl->ylim = reach + 2048;
 }
 
 /* Cost weights of hard segment s: the sieve, and per active b a counter walk and leaf scan. */
@@ -119,30 +174,40 @@ static uint64_t small_pi(uint64_t x)
 static void plan_params(pi_plan *pl, const struct pi_opts *opts)
 {
     uint64_t x = pl->x;
-    double alpha = opts->alpha > 0 ? opts->alpha : default_alpha(x);
-    uint64_t cb = icbrt(x), sq = primality_isqrt(x);
+    /* Gourdon's terms start at b > c, which needs x* >= x^(1/4) >= p_c = 13: below GOURDON_MIN
+     * (28561 = 13^4, rounded up) DR answers. */
+    pl->gourdon = opts->algo != PI_ALGO_DR && x >= GOURDON_MIN;
+    double alpha = opts->alpha > 0 ? opts->alpha
+                   : pl->gourdon   ? gourdon_alpha_y(x)
+                                   : default_alpha(x);
+    uint64_t cb = pi_icbrt(x), sq = primality_isqrt(x);
     double yd = alpha * (double)cb;
     uint64_t y = yd >= (double)sq ? sq : (uint64_t)yd;
     if (y > Y_MAX && opts->alpha <= 0) y = Y_MAX;
     if (y < cb) y = cb;
     if (y > sq) y = sq;
+    pl->x13 = cb;
     pl->y = y;
     pl->z = x / y;
     pl->sqrtx = sq;
     pl->seg = opts->segment ? opts->segment : SEG_DEFAULT;
     if (pl->seg % 1024) pl->seg += 1024 - pl->seg % 1024;
+    pl->mmax = y;
+    pl->dlim = pl->z;
     pl->ylim = y + 2048; /* primes[π(y) + 1] exists: prime gaps below 2^32 are < 400 */
+    if (pl->gourdon) gourdon_params(pl, opts);
 }
 
-/* The tables, then a = π(y), π(√y) and b_hard = min(a − 1, π(√z)) (at least c). */
+/* The tables, then a = π(y), π(√mmax) and b_hard = min(a − 1, DR π(√z), Gourdon π(x*)) (at
+ * least c). */
 static int plan_tables(pi_plan *pl, const atomic_int *cancel)
 {
     int rc;
     if ((rc = pi_tables_primes(pl, cancel)) != 0) return rc;
     pl->a = (uint32_t)pi_tab(pl, pl->y);
-    pl->pi_sqrty = (uint32_t)pi_tab(pl, primality_isqrt(pl->y));
+    pl->pi_sqrty = (uint32_t)pi_tab(pl, primality_isqrt(pl->mmax));
     if ((rc = pi_tables_mulpf(pl, cancel)) != 0) return rc;
-    uint64_t sqz = primality_isqrt(pl->z);
+    uint64_t sqz = pl->gourdon ? pl->xstar : primality_isqrt(pl->z);
     uint32_t bh = (uint32_t)pi_tab(pl, sqz < pl->ylim ? sqz : pl->ylim);
     if (bh > pl->a - 1) bh = pl->a - 1;
     if (bh < PI_C) bh = PI_C;
@@ -157,11 +222,11 @@ static uint32_t hard_chunk_bmax(const pi_plan *pl, uint64_t sidx)
     return bm < PI_C + 1 ? PI_C + 1 : bm;
 }
 
-/* At most nh hard chunks of equal weight over the segments of [0, z]; fewer when their φ/μ
+/* At most nh hard chunks of equal weight over the segments of [0, dlim]; fewer when their φ/μ
  * arrays would pass HARD_SLOT_CAP. Each chunk's arrays are carved from one slot_mem. */
 static int plan_hard_chunks(pi_plan *pl, struct split *sp, uint64_t nh, const atomic_int *cancel)
 {
-    uint64_t hard_segs = pl->z / pl->seg + 1;
+    uint64_t hard_segs = pl->dlim / pl->seg + 1;
     int rc;
     for (; nh > 0; nh = nh / 2) {
         if ((rc = split_weighted(pl, 0, hard_segs, nh, hard_weight, sp, cancel)) != 0) return rc;
@@ -221,14 +286,74 @@ static int plan_easy_chunks(pi_plan *pl, struct split *sp, uint64_t ne, const at
     return 0;
 }
 
-/* Ordinary leaves by equal n ranges of [0, y], ns of them. */
+/* Ordinary leaves by equal n ranges of [0, mmax], ns of them. */
 static void plan_s1_chunks(pi_plan *pl, uint64_t ns)
 {
     for (uint64_t i = 0; i < ns; i++) {
         struct chunk *ck = &pl->chunks[pl->nchunks++];
         ck->kind = CK_S1;
-        ck->lo = (pl->y + 1) * i / ns;
-        ck->hi = (pl->y + 1) * (i + 1) / ns;
+        ck->lo = (pl->mmax + 1) * i / ns;
+        ck->hi = (pl->mmax + 1) * (i + 1) / ns;
+    }
+}
+
+/* Gourdon's C1: b in (max(c, π((x / zg)^(1/3))), π(√zg)], nc ranges of equal length. */
+static void plan_c1_chunks(pi_plan *pl, uint64_t nc)
+{
+    if (!pl->gourdon || nc == 0) return;
+    uint64_t b0 = pi_tab(pl, pi_icbrt(pl->x / pl->mmax));
+    if (b0 < PI_C) b0 = PI_C;
+    uint64_t b1 = pl->pi_sqrty + 1; /* exclusive */
+    if (b1 <= b0 + 1) return;
+    b0++;
+    for (uint64_t i = 0; i < nc; i++) {
+        uint64_t lo = b0 + (b1 - b0) * i / nc, hi = b0 + (b1 - b0) * (i + 1) / nc;
+        if (hi <= lo) continue;
+        struct chunk *ck = &pl->chunks[pl->nchunks++];
+        ck->kind = CK_C1;
+        ck->lo = lo;
+        ck->hi = hi;
+    }
+}
+
+/* Gourdon's A and C2 look up π(n) for n in [AC_FIRST, √x]. Cost model per range: sieving ~0.2 ns
+ * a number, plus ~8 ns a leaf, the leaves' n spread like 1/n² above x^(1/3)/2 (for each p, n =
+ * x / (pq) over primes q); na pieces of equal modelled cost, cut by bisection. */
+static double ac_cost(const pi_plan *pl, double n, double leaves)
+{
+    double n0 = (double)pl->x13 / 2, N = (double)pl->sqrtx;
+    double share = n <= n0 ? 0 : (1 / n0 - 1 / n) / (1 / n0 - 1 / N);
+    return 0.2 * n + 8 * leaves * share;
+}
+
+static void plan_ac_chunks(pi_plan *pl, uint64_t na)
+{
+    if (!pl->gourdon || na == 0 || pl->sqrtx < AC_FIRST) return;
+    double leaves = 0; /* A's leaves: primes q in (p, √(x / p)] for p in (x*, x^(1/3)] */
+    for (uint64_t b = pi_tab(pl, pl->xstar) + 1; b <= pi_tab(pl, pl->x13); b++)
+        leaves += (double)pi_tab(pl, primality_isqrt(pl->x / pl->primes[b])) - (double)b;
+    double total = ac_cost(pl, (double)pl->sqrtx, leaves);
+    uint64_t lo = AC_FIRST;
+    for (uint64_t i = 1; i <= na && lo <= pl->sqrtx; i++) {
+        uint64_t hi = pl->sqrtx + 1;
+        if (i < na) {
+            double want = total * (double)i / (double)na;
+            uint64_t a = lo, b = pl->sqrtx + 1;
+            while (b - a > 1) {
+                uint64_t mid = a + (b - a) / 2;
+                if (ac_cost(pl, (double)mid, leaves) < want)
+                    a = mid;
+                else
+                    b = mid;
+            }
+            hi = b;
+        }
+        if (hi <= lo) continue;
+        struct chunk *ck = &pl->chunks[pl->nchunks++];
+        ck->kind = CK_AC;
+        ck->lo = lo;
+        ck->hi = hi;
+        lo = hi;
     }
 }
 
@@ -236,8 +361,9 @@ static void plan_s1_chunks(pi_plan *pl, uint64_t ns)
 static int plan_chunks(pi_plan *pl, unsigned threads, const atomic_int *cancel)
 {
     uint64_t nh = pl->b_hard > PI_C ? 8 * (uint64_t)threads : 0, np2 = 4 * (uint64_t)threads;
-    uint64_t ne = 4 * (uint64_t)threads, ns = (pl->y >> 22) + 1;
-    uint64_t kmax = nh + np2 + ne + ns + 4;
+    uint64_t ne = 4 * (uint64_t)threads, ns = (pl->mmax >> 22) + 1;
+    uint64_t na = pl->gourdon ? 8 * (uint64_t)threads : 0, nc = pl->gourdon ? 2 : 0;
+    uint64_t kmax = nh + np2 + ne + ns + na + nc + 4;
     size_t cuts_bytes = (kmax + 1) * sizeof(uint64_t);
     struct split sp = {pi_mem_get(cuts_bytes), 0};
     if (!sp.cuts) return -ENOMEM;
@@ -246,8 +372,10 @@ static int plan_chunks(pi_plan *pl, unsigned threads, const atomic_int *cancel)
     if (!(pl->chunks = pi_mem_get(pl->chunks_bytes))) goto out;
     pl->nchunks = 0;
     if ((rc = plan_hard_chunks(pl, &sp, nh, cancel)) != 0) goto out;
+    plan_ac_chunks(pl, na);
     plan_p2_chunks(pl, np2);
-    if ((rc = plan_easy_chunks(pl, &sp, ne, cancel)) != 0) goto out;
+    if (!pl->gourdon && (rc = plan_easy_chunks(pl, &sp, ne, cancel)) != 0) goto out;
+    plan_c1_chunks(pl, nc);
     plan_s1_chunks(pl, ns);
 out:
     pi_mem_put(sp.cuts, cuts_bytes);

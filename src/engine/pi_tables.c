@@ -1,6 +1,6 @@
 /* pi_tables.c — the tables π(x) reads: per process, φ(n, 6) mod 30030 and the 3 … 13 pre-sieve
  * pattern; per plan, the primes and π(n) up to ylim (primecount's PiTable) and μ(m)·lpf(m) for
- * odd m <= y (its FactorTable).
+ * odd m <= mmax (its FactorTable).
  *
  * Every table is written once, before any chunk runs, and only read afterwards.
  */
@@ -76,22 +76,29 @@ int pi_tables_primes(pi_plan *pl, const atomic_int *cancel)
     return 0;
 }
 
-/* μ(m)·lpf(m) for odd m <= y: primes in decreasing order, so the smallest writes last. */
+/* μ(m)·lpf(m) for odd m <= mmax: primes in decreasing order, so the smallest writes last; the
+ * multiples of primes in (y, mmax] (Gourdon's zg > y) are zeroed, as their leaves have P+(m) > y. */
 int pi_tables_mulpf(pi_plan *pl, const atomic_int *cancel)
 {
-    uint64_t n = pl->y / 2 + 1; /* odd m = 2i + 1 <= y */
+    uint64_t n = pl->mmax / 2 + 1; /* odd m = 2i + 1 <= mmax */
     pl->mulpf_bytes = n * sizeof *pl->mulpf;
     if (!(pl->mulpf = pi_mem_get(pl->mulpf_bytes))) return -ENOMEM;
     int32_t *v = pl->mulpf;
     for (uint64_t i = 0; i < n; i++)
         v[i] = 1;
-    for (uint32_t k = pl->a; k >= 2; k--) {
+    uint32_t kmax = (uint32_t)pi_tab(pl, pl->mmax);
+    for (uint32_t k = kmax; k >= 2; k--) {
         uint64_t p = pl->primes[k];
-        /* p's pass costs y/2p: look at the flag every prime once p is small */
+        /* p's pass costs mmax/2p: look at the flag every prime once p is small */
         if ((k % CANCEL_EVERY == 0 || p < 65536) && pi_cancelled(cancel)) return -ECANCELED;
+        if (p > pl->y) {
+            for (uint64_t i = p / 2; i < n; i += p)
+                v[i] = 0;
+            continue;
+        }
         for (uint64_t i = p / 2; i < n; i += p) /* m = p, 3p, 5p, … */
             if (v[i]) v[i] = v[i] > 0 ? -(int32_t)p : (int32_t)p;
-        if (p * p <= pl->y)
+        if (p * p <= pl->mmax)
             for (uint64_t i = p * p / 2; i < n; i += p * p)
                 v[i] = 0;
     }

@@ -86,10 +86,15 @@ static int bench_pi_schedule(pi_plan *plan, unsigned threads)
 
 static int bench_pi(uint64_t x, unsigned threads, uint64_t *out)
 {
-    /* BENCH_PI_ALPHA, BENCH_PI_SEGMENT: tune the plan without rebuilding */
+    /* BENCH_PI_ALPHA, BENCH_PI_ALPHA_Z, BENCH_PI_SEGMENT: tune the plan without rebuilding;
+     * BENCH_PI_ALGO=dr: Deléglise–Rivat instead of Gourdon */
     const char *al = getenv("BENCH_PI_ALPHA"), *sg = getenv("BENCH_PI_SEGMENT");
-    struct pi_opts o = {
-        .threads = threads, .alpha = al ? atof(al) : 0, .segment = sg ? arg_u64(sg) : 0};
+    const char *az = getenv("BENCH_PI_ALPHA_Z"), *algo = getenv("BENCH_PI_ALGO");
+    struct pi_opts o = {.threads = threads,
+                        .alpha = al ? atof(al) : 0,
+                        .segment = sg ? arg_u64(sg) : 0,
+                        .algo = algo && strcmp(algo, "dr") == 0 ? PI_ALGO_DR : PI_ALGO_GOURDON,
+                        .alpha_z = az ? atof(az) : 0};
     struct par pa = {.cursor = 0, .err = 0};
     int rc = pi_plan_create(x, &o, &pa.plan, NULL);
     if (rc) return rc;
