@@ -45,6 +45,9 @@ uint64_t pi_plan_chunks(const pi_plan *plan);
  * chunk that failed may be run again. */
 int pi_run_chunk(pi_plan *plan, uint64_t i, const atomic_int *cancel);
 
+/* What chunk i computes, for profiles and traces: "hard", "p2", "easy", "s1", "c1" or "ac". */
+const char *pi_chunk_kind(const pi_plan *plan, uint64_t i);
+
 /* Combines the chunks' results (a b_hard-sized array from the budget, freed before return).
  * Returns 0, -ENOMEM, or -EINVAL while some chunk has not completed. */
 int pi_plan_result(const pi_plan *plan, uint64_t *pi);

@@ -59,6 +59,12 @@ int pi_run_chunk(pi_plan *plan, uint64_t i, const atomic_int *cancel)
     return rc;
 }
 
+const char *pi_chunk_kind(const pi_plan *plan, uint64_t i)
+{
+    static const char *const names[] = {"hard", "p2", "easy", "s1", "c1", "ac"};
+    return i < plan->nchunks ? names[plan->chunks[i].kind] : "none";
+}
+
 int pi_plan_result(const pi_plan *plan, uint64_t *pi)
 {
     if (plan->small) {

@@ -99,12 +99,36 @@ static void gourdon_params(pi_plan *pl, const struct pi_opts *opts)
     pl->ylim = reach + 2048;
 }
 
-/* Cost weights of hard segment s: the sieve, and per active b a counter walk and leaf scan. */
+/* Hard leaves with n in [lo, hi), estimated from a sample of at most 64 b's: per b the primes
+ * q of its leaf range (composite m, for b <= π(√mmax), are not counted: their scans cost per m,
+ * and they sit at the same n as the prime ones). */
+static double hard_leaves_est(const pi_plan *pl, uint64_t lo, uint64_t hi)
+{
+    uint32_t bm = pi_hard_bmax(pl, lo);
+    if (bm <= PI_C) return 0;
+    uint32_t step = (bm - PI_C + 63) / 64;
+    double n = 0;
+    for (uint32_t b = PI_C + 1; b <= bm; b += step) {
+        uint64_t p = pl->primes[b], xp = pl->x / p;
+        uint64_t qhi = lo && xp / lo < pl->y ? xp / lo : pl->y;
+        uint64_t cap = pl->gourdon ? xp / p / p : xp / (pl->y + 1), qlo = xp / hi;
+        if (qhi > cap) qhi = cap;
+        if (qlo < p) qlo = p;
+        if (qlo < pl->mmax / p) qlo = pl->mmax / p;
+        if (qhi > qlo) n += (double)(pi_tab(pl, qhi) - pi_tab(pl, qlo)) * step;
+    }
+    return n;
+}
+
+/* Cost weights of hard segment s (~0.4 ns a unit): the sieve, per active b a counter walk and
+ * leaf scan, and per leaf a division and a prefix count (~40 units, fitted to the per-segment
+ * CPU times of π(1e16), which peak ~100x above the sieve's cost in segments 4 … 40). */
 static double hard_weight(const pi_plan *pl, uint64_t sidx)
 {
     double nb = pi_hard_bmax(pl, sidx * pl->seg);
     if (nb < PI_C) nb = PI_C;
-    return (double)pl->seg * 0.5 + (nb - PI_C) * ((double)pl->seg / 1024 + 48);
+    double leaves = hard_leaves_est(pl, sidx * pl->seg, (sidx + 1) * pl->seg);
+    return (double)pl->seg * 0.5 + (nb - PI_C) * ((double)pl->seg / 1024 + 48) + 40 * leaves;
 }
 
 static double easy_weight(const pi_plan *pl, uint64_t b)

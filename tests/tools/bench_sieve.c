@@ -60,7 +60,7 @@ static double cpu_now(void)
 /* BENCH_PI_SCHEDULE=1: the chunks one after another on this thread, each timed by its CPU
  * clock; prints the total and the makespan of `threads` workers claiming them in index order
  * (what pool_parallel does), i.e. the speed-up the schedule allows on an idle machine. */
-static int bench_pi_schedule(pi_plan *plan, unsigned threads)
+static int bench_pi_schedule(pi_plan *plan, unsigned threads, bool verbose)
 {
     uint64_t n = pi_plan_chunks(plan);
     double busy[64] = {0}, total = 0;
@@ -70,6 +70,7 @@ static int bench_pi_schedule(pi_plan *plan, unsigned threads)
         int rc = pi_run_chunk(plan, i, NULL);
         if (rc) return rc;
         double dt = cpu_now() - t0;
+        if (verbose) fprintf(stderr, "chunk %" PRIu64 " %s %.6f\n", i, pi_chunk_kind(plan, i), dt);
         unsigned w = 0; /* the worker free first claims the next chunk */
         for (unsigned k = 1; k < threads; k++)
             if (busy[k] < busy[w]) w = k;
@@ -100,7 +101,7 @@ static int bench_pi(uint64_t x, unsigned threads, uint64_t *out)
     if (rc) return rc;
     const char *sch = getenv("BENCH_PI_SCHEDULE");
     if (sch && *sch && strcmp(sch, "0") != 0) {
-        rc = bench_pi_schedule(pa.plan, threads);
+        rc = bench_pi_schedule(pa.plan, threads, strcmp(sch, "2") == 0);
         if (rc == 0) rc = pi_plan_result(pa.plan, out);
         pi_plan_destroy(pa.plan);
         return rc;
