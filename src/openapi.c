@@ -114,6 +114,7 @@ static json_t *typed_schema(struct gen *g, const char *t)
 static json_t *spec_schema(struct gen *g, const char *spec)
 {
     json_t *props = json_object(), *req = json_array();
+    if (!spec) g->failed = true; /* a row without its answer: caught at start */
     while (spec && *spec) {
         size_t n = strcspn(spec, " ");
         char tok[SPEC_TOKEN_MAX], name[SPEC_TOKEN_MAX];
