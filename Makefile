@@ -89,7 +89,7 @@ TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(B)/tools/%)
 
 .PHONY: all deps run test check unit asan tsan bench bench-pi bench-pi-huge fuzz clean install format check-format \
-        sieve-lib sieve-test bench-service valgrind leakcheck slow-test
+        sieve-lib sieve-test bench-service valgrind leakcheck slow-test image test-image
 all: $(B)/primed $(TEST_BINS) $(TOOL_BINS)
 
 deps:
@@ -205,6 +205,14 @@ bench-pi: deps all
 	bash scripts/bench-pi-service.sh
 bench-pi-huge: deps all
 	bash scripts/bench-pi-huge.sh
+# `make image`: the container image from the Dockerfile with podman, on local debian:bookworm(-slim)
+# bases that mmdebstrap makes from this machine's apt archive when missing (scripts/image.sh).
+# `make test-image` (~2 min with the image built; not in `make test`): tests/test_image.sh runs it.
+image:
+	@bash scripts/install-deps.sh --image
+	bash scripts/image.sh
+test-image: image
+	PRIMED_TEST_IMAGE=1 bash tests/test_image.sh
 # valgrind memcheck over a short end-to-end run (its own build without tcmalloc: build/plain).
 valgrind:
 	bash scripts/valgrind-e2e.sh

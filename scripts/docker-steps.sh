@@ -124,18 +124,24 @@ stage_runtime() {
   command -v useradd >/dev/null || die "useradd missing (package passwd)"
   command -v setpriv >/dev/null || die "setpriv missing (package util-linux)"
   if [ "$mode" = apply ]; then
+    # The group first, with the same fixed id: `useradd --system --user-group` picks the next
+    # free system gid (999 on a fresh image), so USER 10001:10001 ran under a nameless group.
+    getent group "$primed_user" >/dev/null || groupadd --system --gid "$primed_uid" "$primed_user"
     if ! getent passwd "$primed_user" >/dev/null; then
       # System user: no home, no login shell, no password; fixed uid (see primed_uid).
-      useradd --system --uid "$primed_uid" --user-group --no-create-home \
+      useradd --system --uid "$primed_uid" --gid "$primed_uid" --no-create-home \
               --home-dir /nonexistent --shell /usr/sbin/nologin "$primed_user"
     fi
     [ "$(id -u "$primed_user")" -eq "$primed_uid" ] || die "user $primed_user has the wrong uid"
+    [ "$(id -g "$primed_user")" -eq "$primed_uid" ] || die "user $primed_user has the wrong gid"
+    [ "$(getent group "$primed_uid" | cut -d: -f1)" = "$primed_user" ] ||
+      die "gid $primed_uid is not the group $primed_user"
     # The image carries no package index: it is stale at once and 20 MB.
     apt-get clean
     rm -rf /var/lib/apt/lists/*
     smoke_test "$bin" setpriv --reuid="$primed_uid" --regid="$primed_uid" --clear-groups
   else
-    say "check mode: would create system user $primed_user (uid $primed_uid) and drop apt lists"
+    say "check mode: would create group and system user $primed_user (uid = gid = $primed_uid) and drop apt lists"
     if getent passwd "$primed_uid" >/dev/null &&
        [ "$(getent passwd "$primed_uid" | cut -d: -f1)" != "$primed_user" ]; then
       say "note: uid $primed_uid is taken by another user on this host (irrelevant in the image)"

@@ -103,6 +103,15 @@ static int admit_by_cost(const struct api_ctx *ctx, const struct api_query *q,
 
 /* ---- parameters and small answers ---------------------------------------------------------- */
 
+int api_params_check(const struct http_request *req, const struct api_op_def *op,
+                     struct http_params *p, struct http_response *resp)
+{
+    *p = (struct http_params){0};
+    for (int i = 0; i < HTTP_MAX_PARAMS && op->params[i].name; i++)
+        p->names[i] = op->params[i].name;
+    return http_params_check(req, p, resp);
+}
+
 int api_number_param(const struct http_params *p, int i, uint64_t *out, struct http_response *resp)
 {
     if (!p->vals[i]) {

@@ -30,8 +30,36 @@ struct api_worker {
 #define API_SMALL_PER_MS 500 /* a few Miller–Rabin tests: ~2 µs */
 #define API_SMALL_MS (1.0 / API_SMALL_PER_MS)
 
+/* One query parameter of an op, as parse reads it (api_params_check takes the names from here,
+ * in this order) and as /openapi.json describes it (src/openapi.c). */
+enum api_param_type { API_PARAM_U64 = 0, API_PARAM_WORD };
+enum api_limit_kind {
+    API_LIMIT_NONE = 0,
+    API_LIMIT_VALUE, /* the value is at most the setting */
+    API_LIMIT_WIDTH, /* to - from is at most the setting (named on `to`) */
+};
+struct api_param {
+    const char *name; /* NULL ends the list */
+    const char *about;
+    enum api_param_type type;
+    bool required;
+    uint64_t min;    /* U64: the smallest value parse accepts (below: 400 bad_parameter) */
+    uint64_t max;    /* U64: the largest that has an answer (above: 404); 0 = 2^64-1 */
+    const char *set; /* the setting (config.c's key) that bounds it: 400 limit_exceeded */
+    enum api_limit_kind limit;
+    const char *words; /* WORD: the accepted values, '|'-separated */
+};
+
 struct api_op_def {
     const char *name; /* the batch op name; equal to its route row's label (test_api checks) */
+    /* Its query parameters (a batch query's members) and its 200 answer, in openapi.c's small
+     * grammar ("n:u64 prime:bool"; `?` after a name: optional; types u64, bool, string, object,
+     * answer (any batch op's answer or an error), query (a batch query); suffixes [] [N] and
+     * [..setting] make arrays). text: the answer in text/plain too, and when. */
+    struct api_param params[HTTP_MAX_PARAMS];
+    const char *answer;
+    const char *text;
+    const char *body; /* a JSON request body (POST), in the same grammar; NULL for none */
     /* On the I/O thread: read and validate req's parameters into q (q is zeroed, q->op and
      * q->route set). Returns API_RUN or API_STREAM, or API_ANSWERED with a 4xx in resp. No work
      * beyond a primality test; the deadline check and the inline answer are api_prepare's. */
@@ -70,6 +98,9 @@ extern const struct api_op_def api_op_primes, api_op_count, api_op_isprime, api_
 /* The answer to a small query is at most this long. */
 #define API_SMALL_BODY_MAX 256
 
+/* http_params_check with the names of op's params: 0, or -1 with the 400 in resp. */
+int api_params_check(const struct http_request *req, const struct api_op_def *op,
+                     struct http_params *p, struct http_response *resp);
 /* Parameter i of p as a u64: 0, or -1 with missing_parameter / bad_parameter in resp. */
 int api_number_param(const struct http_params *p, int i, uint64_t *out, struct http_response *resp);
 /* from/to (names[0], names[1] of p, already checked by http_params_check) into q->a, q->b:

@@ -459,8 +459,8 @@ static enum api_plan batch_parse_request(const struct api_ctx *ctx, const struct
                                          struct api_query *q, struct http_response *resp)
 {
     (void)ctx;
-    struct http_params p = {.names = {NULL}};
-    if (http_params_check(req, &p, resp)) return API_ANSWERED;
+    struct http_params p;
+    if (api_params_check(req, q->op, &p, resp)) return API_ANSWERED;
     if (!is_json_type(req->get_header ? req->get_header(req, "Content-Type") : NULL)) {
         errors_render(resp, PERR_UNSUPPORTED_MEDIA, NULL, NULL,
                       "the body must be Content-Type: application/json");
@@ -487,6 +487,8 @@ static bool batch_holds_memory(const struct api_query *q)
 
 const struct api_op_def api_op_batch = {
     .name = "batch",
+    .body = "queries:query[..max_batch_queries]",
+    .answer = "results:answer[]",
     .parse = batch_parse_request,
     .cost_ms = batch_deposit_ms,
     .holds_memory = batch_holds_memory,

@@ -7,8 +7,10 @@
 #include "handlers.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "openapi.h"
 #include "primed/errors.h"
 #include "primed/jsonw.h"
 #include "primed/memwatch.h"
@@ -19,9 +21,33 @@
 #define PRIMED_VERSION "0.0.0"
 #endif
 
-/* The `/` body, derived from the route table: every main-listener path but `/` itself. */
-int handlers_init(struct handlers *h)
+/* What each built-in answers (handlers_answer); a built-in row without one fails the start
+ * (openapi_render), so a new built-in cannot be left undescribed. */
+static const struct {
+    enum route_id id;
+    const char *answer;
+} answers[] = {
+    {ROUTE_HEALTHZ, "status:string"},
+    {ROUTE_READYZ, "status:string"},
+    {ROUTE_METRICS, "@text/plain"},
+    {ROUTE_OPENAPI, "openapi:string info:object servers:object[] tags:object[] paths:object "
+                    "components:object"},
+    {ROUTE_ROOT, "name:string version:string endpoints:string[]"},
+};
+
+const char *handlers_answer(enum route_id id)
 {
+    for (size_t i = 0; i < sizeof answers / sizeof answers[0]; i++)
+        if (answers[i].id == id) return answers[i].answer;
+    return NULL;
+}
+
+/* The `/` body, derived from the route table: every main-listener path but `/` itself. */
+int handlers_init(struct handlers *h, const struct primed_config *cfg)
+{
+    h->openapi = NULL;
+    int r = openapi_render(cfg, &h->openapi, &h->openapi_len);
+    if (r != 0) return r;
     struct jsonw w;
     jsonw_init_fixed(&w, h->root_body, sizeof h->root_body);
     jsonw_lit(&w, "{\"name\":\"primed\",\"version\":");
@@ -38,6 +64,12 @@ int handlers_init(struct handlers *h)
     jsonw_lit(&w, "]}");
     h->root_len = w.len;
     return w.overflow ? -ENOSPC : 0;
+}
+
+void handlers_fini(struct handlers *h)
+{
+    free(h->openapi);
+    h->openapi = NULL;
 }
 
 bool handlers_builtin(const struct handlers *h, enum route_id id, const struct handlers_status *st,
@@ -58,6 +90,9 @@ bool handlers_builtin(const struct handlers *h, enum route_id id, const struct h
                                        : "starting");
         return true;
     }
+    case ROUTE_OPENAPI:
+        http_response_static(resp, 200, HTTP_JSON, h->openapi, h->openapi_len);
+        return true;
     case ROUTE_ROOT:
         http_response_static(resp, 200, HTTP_JSON, h->root_body, h->root_len);
         return true;

@@ -14,8 +14,8 @@
 static enum api_plan count_parse(const struct api_ctx *ctx, const struct http_request *req,
                                  struct api_query *q, struct http_response *resp)
 {
-    struct http_params p = {.names = {"from", "to"}};
-    if (http_params_check(req, &p, resp) ||
+    struct http_params p;
+    if (api_params_check(req, q->op, &p, resp) ||
         api_range_params(&p, q, ctx->cfg->max_count_range, "max_count_range", resp))
         return API_ANSWERED;
     q->by_pi = api_count_by_pi(q->a, q->b);
@@ -125,6 +125,10 @@ static enum pool_outcome count_run(const struct api_ctx *ctx, struct api_query *
 
 const struct api_op_def api_op_count = {
     .name = "count",
+    .params = {{"from", "the first number of the range", .required = true},
+               {"to", "the last number of the range (at least from)", .required = true,
+                .set = "max_count_range", .limit = API_LIMIT_WIDTH}},
+    .answer = "from:u64 to:u64 count:u64",
     .parse = count_parse,
     .cost_ms = count_cost_ms,
     .holds_memory = count_holds_memory,

@@ -15,8 +15,8 @@
 static enum api_plan factor_parse(const struct api_ctx *ctx, const struct http_request *req,
                                   struct api_query *q, struct http_response *resp)
 {
-    struct http_params p = {.names = {"n"}};
-    if (http_params_check(req, &p, resp) || api_number_param(&p, 0, &q->a, resp))
+    struct http_params p;
+    if (api_params_check(req, q->op, &p, resp) || api_number_param(&p, 0, &q->a, resp))
         return API_ANSWERED;
     if (q->a == 0) {
         errors_render(resp, PERR_BAD_PARAM, "n", NULL, "n must be at least 1 (0 has no factors)");
@@ -68,6 +68,8 @@ static enum pool_outcome factor_run(const struct api_ctx *ctx, struct api_query 
 
 const struct api_op_def api_op_factor = {
     .name = "factor",
+    .params = {{"n", "the number to factor (0 has no factorization)", .required = true, .min = 1}},
+    .answer = "n:u64 factors:u64[2][]",
     .parse = factor_parse,
     .cost_ms = factor_cost_ms,
     .holds_memory = factor_holds_memory,

@@ -17,8 +17,8 @@
 static enum api_plan nth_parse(const struct api_ctx *ctx, const struct http_request *req,
                                struct api_query *q, struct http_response *resp)
 {
-    struct http_params p = {.names = {"n"}};
-    if (http_params_check(req, &p, resp) || api_number_param(&p, 0, &q->a, resp))
+    struct http_params p;
+    if (api_params_check(req, q->op, &p, resp) || api_number_param(&p, 0, &q->a, resp))
         return API_ANSWERED;
     if (q->a == 0) {
         errors_render(resp, PERR_BAD_PARAM, "n", NULL, "n must be at least 1 (nth(1) = 2)");
@@ -74,6 +74,9 @@ static enum pool_outcome nth_run(const struct api_ctx *ctx, struct api_query *q,
 
 const struct api_op_def api_op_nth = {
     .name = "nth",
+    .params = {{"n", "which prime: nth(1) = 2", .required = true, .min = 1, .max = PI_2_64,
+                .set = "max_nth", .limit = API_LIMIT_VALUE}},
+    .answer = "n:u64 prime:u64",
     .parse = nth_parse,
     .cost_ms = nth_cost_ms,
     .holds_memory = nth_holds_memory,

@@ -8,8 +8,8 @@ static enum api_plan pi_parse(const struct api_ctx *ctx, const struct http_reque
                               struct api_query *q, struct http_response *resp)
 {
     (void)ctx;
-    struct http_params p = {.names = {"x"}};
-    if (http_params_check(req, &p, resp) || api_number_param(&p, 0, &q->a, resp))
+    struct http_params p;
+    if (api_params_check(req, q->op, &p, resp) || api_number_param(&p, 0, &q->a, resp))
         return API_ANSWERED;
     return API_RUN;
 }
@@ -77,6 +77,8 @@ static enum pool_outcome pi_run(const struct api_ctx *ctx, struct api_query *q,
 
 const struct api_op_def api_op_pi = {
     .name = "pi",
+    .params = {{"x", "count the primes up to and including x", .required = true}},
+    .answer = "x:u64 pi:u64",
     .parse = pi_parse,
     .cost_ms = pi_cost_ms,
     .holds_memory = pi_holds_memory,

@@ -11,8 +11,8 @@ static enum api_plan n_parse(const struct api_ctx *ctx, const struct http_reques
                              struct api_query *q, struct http_response *resp)
 {
     (void)ctx;
-    struct http_params p = {.names = {"n"}};
-    if (http_params_check(req, &p, resp) || api_number_param(&p, 0, &q->a, resp))
+    struct http_params p;
+    if (api_params_check(req, q->op, &p, resp) || api_number_param(&p, 0, &q->a, resp))
         return API_ANSWERED;
     return API_RUN;
 }
@@ -93,13 +93,24 @@ static enum pool_outcome twin_run(const struct api_ctx *ctx, struct api_query *q
     return POOL_DONE;
 }
 
-#define SMALL_OP(op_name, run_fn)                                                                  \
+/* 2^64 - 59: no prime above it fits in 64 bits, so next(n) for n >= it is 404 no_such_prime. */
+#define LARGEST_U64_PRIME 18446744073709551557ull
+
+#define SMALL_OP(op_name, run_fn, n_about, n_max, answer_spec)                                     \
     {                                                                                              \
-        .name = op_name, .parse = n_parse, .cost_ms = small_cost_ms,                               \
+        .name = op_name, .params = {{"n", n_about, .required = true, .max = n_max}},               \
+        .answer = answer_spec, .parse = n_parse, .cost_ms = small_cost_ms,                         \
         .holds_memory = small_holds_memory, .run = run_fn, .inline_ok = true, .batch = true,       \
     }
 
-const struct api_op_def api_op_isprime = SMALL_OP("isprime", isprime_run);
-const struct api_op_def api_op_next = SMALL_OP("next", next_run);
-const struct api_op_def api_op_prev = SMALL_OP("prev", prev_run);
-const struct api_op_def api_op_twin = SMALL_OP("twin", twin_run);
+const struct api_op_def api_op_isprime =
+    SMALL_OP("isprime", isprime_run, "the number to test", 0, "n:u64 prime:bool");
+const struct api_op_def api_op_next =
+    SMALL_OP("next", next_run, "the answer is the smallest prime above n", LARGEST_U64_PRIME - 1,
+             "n:u64 next:u64");
+const struct api_op_def api_op_prev =
+    SMALL_OP("prev", prev_run, "the answer is the largest prime below n (none for n <= 2: 404)", 0,
+             "n:u64 prev:u64");
+const struct api_op_def api_op_twin =
+    SMALL_OP("twin", twin_run, "is n the smaller of a twin pair (n, n+2)?", 0,
+             "n:u64 twin:bool pair?:u64[2]");

@@ -22,8 +22,8 @@ static bool wants_text(const struct http_request *req)
 static enum api_plan primes_parse(const struct api_ctx *ctx, const struct http_request *req,
                                   struct api_query *q, struct http_response *resp)
 {
-    struct http_params p = {.names = {"from", "to", "format"}};
-    if (http_params_check(req, &p, resp) ||
+    struct http_params p;
+    if (api_params_check(req, q->op, &p, resp) ||
         api_range_params(&p, q, ctx->cfg->max_list_range, "max_list_range", resp))
         return API_ANSWERED;
     const char *f = p.vals[2];
@@ -213,6 +213,14 @@ static enum pool_outcome primes_stream(const struct api_ctx *ctx, struct api_que
 
 const struct api_op_def api_op_primes = {
     .name = "primes",
+    .params = {{"from", "the first number of the range", .required = true},
+               {"to", "the last number of the range (at least from)", .required = true,
+                .set = "max_list_range", .limit = API_LIMIT_WIDTH},
+               {"format",
+                "json (the default) or text; without it, Accept: text/plain asks for text",
+                API_PARAM_WORD, .words = "json|text"}},
+    .answer = "from:u64 to:u64 primes:u64[] count:u64",
+    .text = "one prime per line, with format=text (or Accept: text/plain and no format)",
     .parse = primes_parse,
     .cost_ms = primes_cost_ms,
     .holds_memory = primes_holds_memory,

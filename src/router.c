@@ -39,6 +39,8 @@ static const struct route table[] = {
      "readiness (503 while starting or draining)"},
     {"/metrics", G, MAIN | DBG, ROUTE_K_BUILTIN, ROUTE_METRICS, "metrics", NULL,
      "Prometheus metrics (text format 0.0.4)"},
+    {"/openapi.json", G, MAIN, ROUTE_K_BUILTIN, ROUTE_OPENAPI, "openapi", NULL,
+     "this API's OpenAPI 3.1 description"},
     {"/", G, MAIN, ROUTE_K_BUILTIN, ROUTE_ROOT, "root", NULL, "this listing"},
     {"/debug/pprof/", G, DBG, ROUTE_K_DEBUG, ROUTE_DEBUG_INDEX, "debug", NULL, "this index"},
     {"/debug/pprof", G, DBG, ROUTE_K_DEBUG, ROUTE_DEBUG_INDEX, "debug", NULL, "this index"},

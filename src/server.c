@@ -543,8 +543,8 @@ struct server *server_create(const struct primed_config *cfg, struct pool *pool,
     atomic_init(&s->abandon, false);
     s->main = (struct listener){.srv = s, .debug = false};
     s->debug = (struct listener){.srv = s, .debug = true};
-    if (handlers_init(&s->handlers) != 0) goto err;
-    if (admission_init(&s->adm, cfg) != 0) goto err;
+    if (handlers_init(&s->handlers, cfg) != 0) goto err_handlers;
+    if (admission_init(&s->adm, cfg) != 0) goto err_handlers;
     if (metrics_register_collector(collect, s) != 0) goto err_adm;
     inflight_set_source(server_snapshot, s, cfg->workers);
     if (watch_start(s) != 0) {
@@ -572,7 +572,8 @@ err_metrics:
     metrics_unregister_collector(collect, s);
 err_adm:
     admission_fini(&s->adm);
-err:
+err_handlers:
+    handlers_fini(&s->handlers);
     pthread_cond_destroy(&s->susp_cv);
     pthread_mutex_destroy(&s->susp_mu);
     pthread_mutex_destroy(&s->mu);
@@ -684,6 +685,7 @@ void server_destroy(struct server *s)
     if (!s) return;
     server_stop(s);
     admission_fini(&s->adm);
+    handlers_fini(&s->handlers);
     pthread_cond_destroy(&s->susp_cv);
     pthread_mutex_destroy(&s->susp_mu);
     pthread_mutex_destroy(&s->mu);

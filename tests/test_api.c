@@ -571,6 +571,12 @@ START_TEST(every_api_route_has_a_complete_op_row)
         ck_assert_msg(!(op->batch || op->inline_ok) || op->run, "%s: batch/inline need run",
                       rt->path);
         ck_assert_ptr_eq(router_find(rt->id), rt);
+        /* what /openapi.json says of it (openapi.c) */
+        ck_assert_msg(op->answer && op->answer[0], "%s: op row without its answer", rt->path);
+        for (int k = 0; k < HTTP_MAX_PARAMS && op->params[k].name; k++)
+            ck_assert_msg(op->params[k].about &&
+                              (op->params[k].type != API_PARAM_WORD || op->params[k].words),
+                          "%s: parameter %s undescribed", rt->path, op->params[k].name);
     }
     ck_assert_int_ge(api_routes, 9);
 }

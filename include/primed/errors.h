@@ -36,10 +36,14 @@ enum primed_err {
     PERR__COUNT
 };
 
+/* Which routes can answer an error (its row's `where`; /openapi.json lists it there): 0 = any. */
+enum { PERR_ON_API = 1, PERR_ON_BODY = 2, PERR_ON_DEBUG = 4 };
+
 struct primed_error_info {
     int status;
     const char *code;
     const char *message; /* default message when the caller gives none */
+    unsigned where;      /* PERR_ON_* bits; 0 = any route */
 };
 
 /* Out-of-range values map to PERR_INTERNAL's entry. */

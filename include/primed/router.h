@@ -4,9 +4,10 @@
  * metric label, for an API row its operation (the op table, src/api_op.h: parse, cost, run,
  * batch…), and a one-line summary. Everything else that lists endpoints is derived from it: the
  * router itself, the 405 Allow header, the metric `handler` label set (main.c hands it to
- * metrics_init), the `/` listing (handlers.c), the /debug/pprof/ index (profiling.c) and the batch
- * op list (batch.c). Adding an endpoint is a route_id, a row and its handler (for the API: its op
- * file). No allocation, no HTTP library; never looks at the query string.
+ * metrics_init), the `/` listing (handlers.c), the /debug/pprof/ index (profiling.c), the batch
+ * op list (batch.c) and /openapi.json (openapi.c). Adding an endpoint is a route_id, a row and its
+ * handler (for the API: its op file). No allocation, no HTTP library; never looks at the query
+ * string.
  */
 #ifndef PRIMED_ROUTER_H
 #define PRIMED_ROUTER_H
@@ -23,6 +24,7 @@ enum route_id {
     ROUTE_HEALTHZ,
     ROUTE_READYZ,
     ROUTE_METRICS,
+    ROUTE_OPENAPI,
     /* the API (api.c) */
     ROUTE_PRIMES,
     ROUTE_COUNT,
