@@ -196,7 +196,11 @@ static void put(struct trace_rec *rec, const char *rid, const char *params)
     rec->ncont = (uint8_t)((len - first + TRACE_CONT_TEXT - 1) / TRACE_CONT_TEXT);
 
     pthread_mutex_lock(&t->mu);
-    if (!t->ring && t->gen != atomic_load_explicit(&gen, memory_order_relaxed)) { /* registered before this capture but after its start */
+    if (!t->ring &&
+        t->gen !=
+            atomic_load_explicit(
+                &gen,
+                memory_order_relaxed)) { /* registered before this capture but after its start */
         pthread_mutex_unlock(&t->mu);
         pthread_mutex_lock(&T.mu);
         give_spare_locked(t);
@@ -254,6 +258,14 @@ void trace_instant(const struct trace_ev *e)
     put(&r, e->rid, e->params);
 }
 
+void trace_mark(const char *name)
+{
+    if (!trace_on()) return;
+    struct trace_ev e = TRACE_EV_INIT;
+    e.name = name;
+    trace_instant(&e);
+}
+
 void trace_request(const struct trace_ev *e, const uint64_t at[TRACE__PHASES], int worker_tid)
 {
     if (!trace_on()) return;
@@ -280,7 +292,8 @@ size_t trace_text(const struct trace_view *v, uint64_t i, char *out)
     return len;
 }
 
-/* ---- counters and their sampler --------------------------------------------------------------- */
+/* ---- counters and their sampler ---------------------------------------------------------------
+ */
 
 int trace_counter_add(const char *name, uint64_t (*read)(void *arg), void *arg)
 {
@@ -370,8 +383,8 @@ static size_t rings_collect(struct trace_view *views, uint64_t *dropped)
         if (!t->used) continue;
         pthread_mutex_lock(&t->mu);
         if (t->ring) {
-            views[n] = (struct trace_view){.tid = t->tid, .ring = t->ring, .cap = t->cap,
-                                           .head = t->head};
+            views[n] =
+                (struct trace_view){.tid = t->tid, .ring = t->ring, .cap = t->cap, .head = t->head};
             memcpy(views[n++].name, t->name, sizeof t->name);
         }
         *dropped += t->dropped;

@@ -31,7 +31,8 @@ struct exp {
 static void us(struct jsonw *w, uint64_t ns)
 {
     char b[48];
-    int n = snprintf(b, sizeof b, "%llu.%03u", (unsigned long long)(ns / 1000), (unsigned)(ns % 1000));
+    int n =
+        snprintf(b, sizeof b, "%llu.%03u", (unsigned long long)(ns / 1000), (unsigned)(ns % 1000));
     jsonw_raw(w, b, (size_t)n);
 }
 

@@ -33,15 +33,15 @@ struct trace_rec {
     uint8_t ridlen;
     uint8_t plen;
     int16_t status;
-    uint16_t flags; /* TREC_F_* */
-    uint64_t ts;                   /* ns: a span's start, an instant's or a sample's time */
+    uint16_t flags;                 /* TREC_F_* */
+    uint64_t ts;                    /* ns: a span's start, an instant's or a sample's time */
     uint64_t at[TRACE__PHASES - 1]; /* span: at[0] its end; request: queued … done; counter:
                                       at[0] the value */
     uint64_t bytes;
     int64_t chunk;
     const char *name;
     const char *route;
-    int32_t wtid; /* request: the worker that ran it, 0 = none */
+    int32_t wtid;  /* request: the worker that ran it, 0 = none */
     char text[44]; /* fills the slot: 128 bytes */
 };
 struct trace_cont {

@@ -68,8 +68,8 @@ static json_int_t tid_named(json_t *evs, const char *name)
     {
         if (strcmp(json_string_value(json_object_get(e, "ph")), "M") == 0 &&
             strcmp(json_string_value(json_object_get(e, "name")), "thread_name") == 0 &&
-            strcmp(json_string_value(json_object_get(json_object_get(e, "args"), "name")),
-                   name) == 0)
+            strcmp(json_string_value(json_object_get(json_object_get(e, "args"), "name")), name) ==
+                0)
             return json_integer_value(json_object_get(e, "tid"));
     }
     return -1;
@@ -238,9 +238,9 @@ START_TEST(a_request_becomes_ordered_phases_and_a_second_capture_is_refused)
     ck_assert_ptr_nonnull(j);
     json_t *evs = json_object_get(j, "traceEvents");
     check_schema(evs);
-    static const char *const want[] = {"request", "received", "received", "queued", "queued",
-                                       "running", "running", "answering", "answering", "done",
-                                       "request"};
+    static const char *const want[] = {"request",   "received", "received", "queued",
+                                       "queued",    "running",  "running",  "answering",
+                                       "answering", "done",     "request"};
     static const char want_ph[] = "bbebebebene";
     size_t k = 0, i;
     json_t *e;
@@ -298,9 +298,8 @@ START_TEST(a_full_ring_keeps_the_newest_events_and_counts_the_rest)
         prev = seq;
         n++;
     }
-    uint64_t dropped =
-        (uint64_t)json_integer_value(json_object_get(json_object_get(j, "otherData"),
-                                                     "dropped_events"));
+    uint64_t dropped = (uint64_t)json_integer_value(
+        json_object_get(json_object_get(j, "otherData"), "dropped_events"));
     ck_assert_int_gt(n, 0);
     ck_assert_uint_gt(dropped, 0);
     /* every span sent during the capture was kept or counted as dropped (the sampler's are not

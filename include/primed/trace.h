@@ -57,13 +57,19 @@ struct trace_ev {
     int64_t chunk;      /* a chunk's index, -1 = not a chunk */
     bool stream;        /* trace_request: the answer was streamed */
 };
-#define TRACE_EV_INIT {.chunk = -1}
+#define TRACE_EV_INIT                                                                              \
+    {                                                                                              \
+        .chunk = -1                                                                                \
+    }
 
 /* A span [t0, t1] of work the calling thread did ("X": its track shows it; spans of one thread
  * nest or follow each other). */
 void trace_span(const struct trace_ev *e);
 /* A moment (an instant on the calling thread's track; t0 == 0: now). */
 void trace_instant(const struct trace_ev *e);
+
+/* An instant with a name only (shedding on/off, a heap dump written). Costs trace_on when off. */
+void trace_mark(const char *name);
 
 /* One request's life, recorded once at its end: its phases become one async track per request
  * (received → queued → running on worker N → streaming → done), nested under a "request" span.
@@ -87,6 +93,13 @@ int trace_tid(void);
 #define TRACE_SAMPLE_MS 5
 #define TRACE_MAX_COUNTERS 16
 int trace_counter_add(const char *name, uint64_t (*read)(void *arg), void *arg);
+
+/* The service's counter tracks (trace_counters.c): queue depth and busy workers of p, the
+ * request memory and stream budgets in use, open connections, tcmalloc's bytes in use (release
+ * builds). All borrowed until trace_fini. Returns 0 or -ENOSPC. */
+struct pool;
+struct stream_budget;
+int trace_counters_wire(struct pool *p, struct reqmem *mem, struct stream_budget *streams);
 
 /* Record for `seconds` (≥ 1) and render the trace: on 0, *out is the JSON (malloc'd, the
  * caller frees it) of *len bytes. Blocks the calling thread for the duration (or until
