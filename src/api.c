@@ -20,6 +20,8 @@
 #include "primed/errors.h"
 #include "primed/jsonw.h"
 #include "primed/numparse.h"
+#include "primed/pool.h"
+#include "primed/trace.h"
 
 void *api_worker_init(void *arg)
 {
@@ -189,6 +191,17 @@ enum pool_outcome api_cancel_answer(int reason, struct http_response *resp)
     errors_render(resp, PERR_UNAVAILABLE, NULL, NULL,
                   reason == POOL_CANCEL_SHUTDOWN ? "server is shutting down" : "request cancelled");
     return POOL_CANCELLED;
+}
+
+void api_trace_work(const char *what, int64_t chunk, uint64_t t0)
+{
+    struct trace_ev e = TRACE_EV_INIT;
+    e.name = what;
+    e.rid = pool_current_label();
+    e.chunk = chunk;
+    e.t0 = t0;
+    e.t1 = trace_now_ns();
+    trace_span(&e);
 }
 
 enum pool_outcome api_failed_answer(int r, const atomic_int *cancel, struct http_response *resp)

@@ -116,6 +116,11 @@ void api_render_small(struct http_response *resp, const char *k1, uint64_t v1, c
 enum pool_outcome api_cancel_answer(int reason, struct http_response *resp);
 /* The answer for a failed computation r (-ECANCELED, -ENOMEM, other). */
 enum pool_outcome api_failed_answer(int r, const atomic_int *cancel, struct http_response *resp);
+
+/* During a trace capture: a span [t0, now] named `what` ("π chunk", "sieve chunk", "π plan") on
+ * the calling worker's track, with the chunk index (-1: none) and the request id the worker
+ * wears (pool_current_label). Call only when t0 != 0, i.e. trace_on() was true at its start. */
+void api_trace_work(const char *what, int64_t chunk, uint64_t t0);
 /* Rate-limit tokens for ms of worker CPU: 1 + ms, capped at 1e9. */
 uint64_t api_tokens(double ms);
 /* Workers one request may use at once (the pool size, capped by max_inflight_per_client). */

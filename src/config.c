@@ -122,6 +122,9 @@ static const struct setting settings[] = {
      "Average bytes between heap samples (TCMALLOC_SAMPLE_PARAMETER)."},
     {"max_profile_seconds", T_UINT, F(max_profile_seconds), 0, 1, 3600, NULL, "S",
      "Upper bound of /debug/pprof/profile?seconds=."},
+    {"trace_buffer_bytes", T_BYTES, F(trace_buffer_bytes), 0, 64 * KIB, GIB, NULL, "BYTES",
+     "Ring buffers of one /debug/pprof/trace capture, all threads together (charged to "
+     "request_memory_budget while it runs); when full the oldest events are dropped."},
     {"cgroup_root", T_STRING, F(cgroup_root), CONFIG_PATH_MAX, 0, 0, NULL, "PATH",
      "Filesystem prefix under which /proc/self/cgroup, /proc/self/mountinfo and the cgroup "
      "mounts are read (tests point it at a fake tree); empty = /."},
@@ -202,6 +205,7 @@ void config_defaults(struct primed_config *cfg)
     cfg->refuse_hopeless = true;
     cfg->heap_sample_bytes = 524288;
     cfg->max_profile_seconds = 60;
+    cfg->trace_buffer_bytes = 8 * MIB;
     cfg->memory_high_water = 90;
     cfg->memory_low_water = 80;
     cfg->heap_dump_threshold = 0;

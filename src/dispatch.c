@@ -35,6 +35,7 @@
 #include "primed/memwatch.h"
 #include "primed/router.h"
 #include "primed/stream.h"
+#include "primed/trace.h"
 #include "rawreq.h"
 #include "reqbody.h"
 #include "server_int.h"
@@ -112,19 +113,85 @@ bool body_end(struct req *r)
     return ok;
 }
 
+/* ---- the trace (trace.h): every site below costs one relaxed load when no capture runs ---- */
+
+static const char *route_label(const struct req *r)
+{
+    return r->route ? r->route->label : "other";
+}
+
+static void trace_req_span(const struct req *r, const char *name, uint64_t t0)
+{
+    struct trace_ev e = TRACE_EV_INIT;
+    e.name = name;
+    e.route = route_label(r);
+    e.rid = r->request_id;
+    e.params = r->query_str;
+    e.t0 = t0;
+    e.t1 = trace_now_ns();
+    trace_span(&e);
+}
+
+/* A run of the job on a worker: "running" the first time, "streaming" when a parked stream
+ * resumes; the first run's start and end are the request's phases. */
+static void trace_run_end(struct req *r, uint64_t t0)
+{
+    uint64_t zero = 0;
+    bool first = atomic_compare_exchange_strong_explicit(
+        &r->tr_started_ns, &zero, t0, memory_order_relaxed, memory_order_relaxed);
+    trace_req_span(r, first ? "running" : "streaming", t0);
+    if (first) {
+        atomic_store_explicit(&r->tr_worker, trace_tid(), memory_order_relaxed);
+        atomic_store_explicit(&r->tr_ran_ns, trace_now_ns(), memory_order_relaxed);
+    }
+}
+
+void dispatch_trace_done(struct req *r, int status, uint64_t bytes)
+{
+    if (!trace_on()) return;
+    static const int marked[] = {429, 499, 503, 504};
+    static const char *const marks[] = {"429 rate_limited", "499 client gone", "503 unavailable",
+                                        "504 deadline"};
+    struct trace_ev e = TRACE_EV_INIT;
+    e.route = route_label(r);
+    e.rid = r->request_id;
+    e.params = r->query_str;
+    e.status = status;
+    e.bytes = bytes;
+    e.stream = r->is_stream;
+    for (size_t i = 0; i < sizeof marked / sizeof marked[0]; i++)
+        if (status == marked[i]) {
+            e.name = marks[i];
+            trace_instant(&e);
+        }
+    e.name = "request";
+    uint64_t at[TRACE__PHASES] = {
+        [TRACE_RECEIVED] = r->t0_ns,
+        [TRACE_QUEUED] = r->tr_queued_ns,
+        [TRACE_STARTED] = atomic_load_explicit(&r->tr_started_ns, memory_order_relaxed),
+        [TRACE_RAN] = atomic_load_explicit(&r->tr_ran_ns, memory_order_relaxed),
+        [TRACE_DONE] = trace_now_ns()};
+    trace_request(&e, at, atomic_load_explicit(&r->tr_worker, memory_order_relaxed));
+}
+
 /* ---- jobs ---------------------------------------------------------------------------------- */
 
 static enum pool_outcome req_job_run(struct pool_job *job, void *local)
 {
     struct req *r = (struct req *)((char *)job - offsetof(struct req, job));
     const atomic_int *cancel = &job->cancel;
+    uint64_t t0 = trace_on() ? trace_now_ns() : 0;
+    enum pool_outcome o;
     if (r->is_stream) {
         /* The deadline covers the wait in the queue; once producing, the stream is paced by
          * its reader (and a stalled reader by the connection idle timeout). */
         if (local) pool_job_clear_deadline(r->srv->pool, job);
-        return api_stream(r->srv->api, &r->query, local, r->stream, cancel);
+        o = api_stream(r->srv->api, &r->query, local, r->stream, cancel);
+    } else {
+        o = api_run(r->srv->api, &r->query, local, cancel, &r->resp);
     }
-    return api_run(r->srv->api, &r->query, local, cancel, &r->resp);
+    if (t0) trace_run_end(r, t0);
+    return o;
 }
 
 static void req_job_done(struct pool_job *job)
@@ -187,6 +254,7 @@ static bool submit(struct req *r, bool stream)
     r->job.deadline_ns =
         s->cfg->request_timeout_ms ? r->t0_ns + (uint64_t)s->cfg->request_timeout_ms * 1000000u : 0;
     req_ref(r); /* the job's reference */
+    if (trace_on()) r->tr_queued_ns = trace_now_ns();
     pthread_mutex_lock(&r->mu);
     int rc = pool_submit(s->pool, &r->job);
     if (rc == 0) {
@@ -234,7 +302,7 @@ bool finish_wait(struct req *r)
 /* The whole request (headers and body) is in: answer it here when that is cheap (errors, built-ins,
  * debug endpoints, API_ANSWERED), hold its 429 (tarpit), or hand it to a worker (submit). Returns
  * false when libmicrohttpd refused the answer (the connection is closed). */
-bool dispatch_handle(struct req *r, const char *url)
+static bool handle(struct req *r, const char *url)
 {
     struct server *s = r->srv;
     if (r->uri_too_long) return req_queue_error(r, PERR_URI_TOO_LONG, NULL, NULL, NULL);
@@ -279,4 +347,14 @@ bool dispatch_handle(struct req *r, const char *url)
     if (plan == API_ANSWERED) return req_queue_http(r, hr);
     if (plan == API_STREAM && strcmp(r->method, "HEAD") == 0) return req_queue_stream_head(r);
     return submit(r, plan == API_STREAM);
+}
+
+/* The whole request is in: handle it, and during a capture show the I/O thread's part of it. */
+bool dispatch_handle(struct req *r, const char *url)
+{
+    if (!trace_on()) return handle(r, url);
+    uint64_t t0 = trace_now_ns();
+    bool ok = handle(r, url);
+    trace_req_span(r, "dispatch", t0);
+    return ok;
 }

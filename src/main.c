@@ -26,6 +26,7 @@
 #include "primed/server.h"
 #include "primed/sieve.h"
 #include "primed/stream.h"
+#include "primed/trace.h"
 
 #define EXIT_FORCED 3 /* second signal during the drain */
 
@@ -167,6 +168,11 @@ static enum built app_start(struct app *a)
         log_event(LOG_ERROR, "startup_failed", "cannot register the request memory metrics", NULL);
         return BUILT_METRICS;
     }
+    /* /debug/pprof/trace: its buffer is charged to the request memory budget while it runs. */
+    if (trace_init(cfg->trace_buffer_bytes, &a->reqmem) != 0) {
+        log_event(LOG_ERROR, "startup_failed", "cannot register the trace metrics", NULL);
+        return BUILT_METRICS;
+    }
     /* Stream buffers: admitted against by the server, the limit set (and moved with the memory
      * limit) by memwatch, so it outlives both. */
     if (stream_budget_init(&a->streams, cfg->memory_budget) != 0) {
@@ -188,6 +194,8 @@ static enum built app_start(struct app *a)
         return BUILT_MEMWATCH;
     }
     pool_set_client_cap(a->pool, cfg->max_inflight_per_client);
+    if (trace_counters_wire(a->pool, &a->reqmem, &a->streams) != 0)
+        log_event(LOG_WARN, "trace_counters", "some trace counter tracks are missing", NULL);
     a->api.pool = a->pool;
     a->srv = server_create(cfg, a->pool, &a->api, &a->streams);
     return a->srv ? BUILT_ALL : BUILT_POOL;
@@ -214,6 +222,7 @@ static void app_serve(struct app *a)
     /* A CPU profile in flight (up to max_profile_seconds) ends now and answers with what it has,
      * instead of holding the debug listener's thread through the drain. */
     profiling_shutdown();
+    trace_shutdown(); /* likewise a trace capture */
     if (!drain_wait(a->srv, a->sfd, (uint64_t)a->cfg.shutdown_timeout * 1000)) {
         log_event(LOG_WARN, "drain_timeout", "cancelling requests still in flight", NULL);
         server_cancel_all(a->srv);
@@ -243,6 +252,7 @@ static void app_teardown(struct app *a, enum built b)
         stream_budget_destroy(&a->streams); /* also after a failed init, as stream.h asks */
         /* fall through */
     case BUILT_METRICS:
+        trace_fini(); /* ends a capture, which holds request memory */
         metrics_unregister_collector(reqmem_collect, &a->reqmem);
         reqmem_fini(&a->reqmem);
         profiling_shutdown();

@@ -36,6 +36,7 @@
 #include "primed/metrics.h"
 #include "primed/procstat.h"
 #include "primed/stream.h"
+#include "primed/trace.h"
 
 #if PRIMED_TCMALLOC
 #include <gperftools/malloc_extension_c.h>
@@ -180,6 +181,7 @@ static void maybe_dump(struct memwatch *mw, uint64_t used, uint64_t limit, uint6
                   "path", path, NULL);
     } else if (rc == 0) {
         atomic_fetch_add_explicit(&mw->dumps_written, 1, memory_order_relaxed);
+        trace_mark("heap dump written");
         log_event(LOG_WARN, "heap_dump", "heap profile written", "path", path, "used_bytes", u,
                   "limit_bytes", l, NULL);
     } else {
@@ -280,6 +282,7 @@ static void sample(struct memwatch *mw)
     snprintf(l, sizeof l, "%" PRIu64, limit);
     if (!was && used >= high) {
         atomic_store_explicit(&shedding, true, memory_order_release);
+        trace_mark("shedding on");
         atomic_fetch_add_explicit(&mw->crossings, 1, memory_order_relaxed);
         snprintf(h, sizeof h, "%" PRIu64, high);
         log_event(LOG_WARN, "memory_high_water",
@@ -288,6 +291,7 @@ static void sample(struct memwatch *mw)
                   "used_bytes", u, "high_water_bytes", h, "limit_bytes", l, NULL);
     } else if (was && used < low) {
         atomic_store_explicit(&shedding, false, memory_order_release);
+        trace_mark("shedding off");
         snprintf(h, sizeof h, "%" PRIu64, low);
         log_event(LOG_INFO, "memory_recovered", "below the low-water mark: accepting all work",
                   "used_bytes", u, "low_water_bytes", h, "limit_bytes", l, NULL);
@@ -305,6 +309,7 @@ static void sample(struct memwatch *mw)
 static void *run(void *arg)
 {
     struct memwatch *mw = arg;
+    trace_thread_name("primed-memwatch");
     pthread_mutex_lock(&mw->mu);
     while (!mw->stop) {
         pthread_mutex_unlock(&mw->mu);

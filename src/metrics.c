@@ -127,6 +127,11 @@ void metrics_connections_add(int delta)
     atomic_fetch_add_explicit(&connections, delta, memory_order_relaxed);
 }
 
+int64_t metrics_connections(void)
+{
+    return atomic_load_explicit(&connections, memory_order_relaxed);
+}
+
 /* ---- collectors (cold path: a mutex) ------------------------------------------------------ */
 
 #define MAX_COLLECTORS 16

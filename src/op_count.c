@@ -10,6 +10,7 @@
 #include "api_op.h"
 #include "primed/jsonw.h"
 #include "primed/pi.h"
+#include "primed/trace.h"
 
 static enum api_plan count_parse(const struct api_ctx *ctx, const struct http_request *req,
                                  struct api_query *q, struct http_response *resp)
@@ -63,7 +64,9 @@ static int count_chunk(void *arg, uint64_t c, void *local)
     uint64_t clo = cp->lo + c * cp->width;
     uint64_t chi = cp->hi - clo < cp->width ? cp->hi : clo + cp->width - 1;
     uint64_t n = 0;
+    uint64_t t0 = trace_on() ? trace_now_ns() : 0;
     int r = sieve_count(w->sieve, clo, chi, &n, cp->cancel);
+    if (t0) api_trace_work("sieve chunk", (int64_t)c, t0);
     if (r != 0) return r;
     atomic_fetch_add_explicit(&cp->total, n, memory_order_relaxed);
     return 0;

@@ -3,6 +3,7 @@
  */
 #include "api_op.h"
 #include "primed/pi.h"
+#include "primed/trace.h"
 
 static enum api_plan pi_parse(const struct api_ctx *ctx, const struct http_request *req,
                               struct api_query *q, struct http_response *resp)
@@ -35,23 +36,34 @@ struct pi_par {
     const atomic_int *cancel;
 };
 
+/* One chunk of the plan, a span of its own during a trace capture. */
+static int pi_chunk_traced(pi_plan *plan, uint64_t c, const atomic_int *cancel)
+{
+    uint64_t t0 = trace_on() ? trace_now_ns() : 0;
+    int r = pi_run_chunk(plan, c, cancel);
+    if (t0) api_trace_work("π chunk", (int64_t)c, t0);
+    return r;
+}
+
 static int pi_chunk(void *arg, uint64_t c, void *local)
 {
     (void)local;
     struct pi_par *pp = arg;
-    return pi_run_chunk(pp->plan, c, pp->cancel);
+    return pi_chunk_traced(pp->plan, c, pp->cancel);
 }
 
 int api_pi_parallel(const struct api_ctx *ctx, uint64_t x, uint64_t *out, const atomic_int *cancel)
 {
     struct pi_opts opts = {.threads = ctx->pool ? ctx->cfg->workers : 1};
     pi_plan *plan = NULL;
+    uint64_t t0 = trace_on() ? trace_now_ns() : 0;
     int r = pi_plan_create(x, &opts, &plan, cancel);
+    if (t0) api_trace_work("π plan", -1, t0);
     if (r != 0) goto done;
     uint64_t n = pi_plan_chunks(plan);
     if (!ctx->pool || n <= 1) {
         for (uint64_t i = 0; i < n && r == 0; i++)
-            r = pi_run_chunk(plan, i, cancel);
+            r = pi_chunk_traced(plan, i, cancel);
     } else {
         struct pi_par pp = {.par = {.fn = pi_chunk, .nchunks = n}, .plan = plan, .cancel = cancel};
         pp.par.arg = &pp;

@@ -34,6 +34,7 @@
 #include "jobq.h"
 #include "primed/assert.h"
 #include "primed/metrics.h"
+#include "primed/trace.h"
 
 struct worker {
     struct pool *p;
@@ -275,6 +276,7 @@ static void *worker_main(void *arg)
     char name[16];
     snprintf(name, sizeof name, "primed-wrk-%u", (unsigned)(w - p->w));
     pthread_setname_np(pthread_self(), name);
+    trace_thread_name(name);
     void *local = p->init ? p->init(p->arg) : NULL;
     bool failed = p->init && !local;
     self = w;
@@ -342,6 +344,7 @@ static void *watchdog_main(void *arg)
 {
     struct pool *p = arg;
     pthread_setname_np(pthread_self(), "primed-watchdog");
+    trace_thread_name("primed-watchdog");
     pthread_mutex_lock(&p->mu);
     while (!p->wd_stop) {
         uint64_t now = pool_now_ns(), next = UINT64_MAX;

@@ -25,6 +25,7 @@
 #include "primed/inflight.h"
 #include "primed/jsonw.h"
 #include "primed/log.h"
+#include "primed/trace.h"
 #include "symbolize.h"
 
 #if PRIMED_TCMALLOC
@@ -66,6 +67,42 @@ int profiling_early_init(const struct primed_config *cfg, int argc, char *argv[]
     (void)argv;
     return 0;
 #endif
+}
+
+/* ?seconds=N of a profile or trace into *secs (left alone when absent): false when it is not an
+ * integer in 1 … max_profile_seconds. */
+static bool parse_seconds(const struct http_request *req, unsigned long *secs)
+{
+    const char *s = req->get_arg ? req->get_arg(req, "seconds") : NULL;
+    if (s) {
+        char *e;
+        errno = 0;
+        *secs = strtoul(s, &e, 10);
+        if (errno || *e || e == s || s[0] == '-') *secs = 0;
+    }
+    return *secs >= 1 && *secs <= max_profile_seconds;
+}
+
+/* /debug/pprof/trace?seconds=N (default 1, as Go's): blocks this debug connection's thread for
+ * the capture, as a CPU profile does; every build (the trace needs no tcmalloc). */
+static int serve_trace(const struct http_request *req, struct http_response *resp)
+{
+    unsigned long secs = 1;
+    if (!parse_seconds(req, &secs))
+        return errors_render(resp, PERR_BAD_PARAM, "seconds", NULL,
+                             "seconds must be an integer in 1 … %u", max_profile_seconds);
+    char *out = NULL;
+    size_t len = 0;
+    int rc = trace_capture((unsigned)secs, &out, &len);
+    if (rc == -EBUSY)
+        return errors_render(resp, PERR_CONFLICT, NULL, NULL, "a trace capture is already running");
+    if (rc == -EAGAIN)
+        return errors_render(resp, PERR_OVERLOADED, NULL, NULL,
+                             "trace_buffer_bytes does not fit the request memory budget now");
+    if (rc != 0) return errors_render(resp, PERR_INTERNAL, NULL, NULL, "trace capture failed");
+    http_response_body_owned(resp, 200, HTTP_JSON, out, len);
+    http_response_header(resp, "Content-Disposition", "attachment; filename=\"trace.json\"");
+    return 0;
 }
 
 #if PRIMED_TCMALLOC
@@ -211,15 +248,8 @@ static int read_file(const char *path, char **out, size_t *len)
 
 static int serve_profile(const struct http_request *req, struct http_response *resp)
 {
-    const char *s = req->get_arg ? req->get_arg(req, "seconds") : NULL;
     unsigned long secs = 30; /* Go's default */
-    if (s) {
-        char *e;
-        errno = 0;
-        secs = strtoul(s, &e, 10);
-        if (errno || *e || e == s || s[0] == '-') secs = 0;
-    }
-    if (secs < 1 || secs > max_profile_seconds)
+    if (!parse_seconds(req, &secs))
         return errors_render(resp, PERR_BAD_PARAM, "seconds", NULL,
                              "seconds must be an integer in 1 … %u", max_profile_seconds);
     bool expected = false;
@@ -304,6 +334,7 @@ int profiling_handle(enum route_id id, const struct http_request *req, struct ht
      * too (501 under ThreadSanitizer, see threaddump.c). */
     if (id == ROUTE_DEBUG_THREADS || id == ROUTE_DEBUG_THREADS_LEGACY)
         return pprof_threads_serve(req, resp, id == ROUTE_DEBUG_THREADS_LEGACY);
+    if (id == ROUTE_DEBUG_TRACE) return serve_trace(req, resp);
 #if PRIMED_TCMALLOC
     switch (id) {
     case ROUTE_DEBUG_HEAP:

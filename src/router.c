@@ -64,6 +64,8 @@ static const struct route table[] = {
      "every thread's stack now: pprof profile; ?debug=1 grouped text, ?debug=2 one per thread"},
     {"/debug/pprof/goroutine", G, DBG, ROUTE_K_DEBUG, ROUTE_DEBUG_THREADS, "debug", NULL,
      "the thread dump at the path Go users type (alias of /debug/pprof/threads)"},
+    {"/debug/pprof/trace", G, DBG, ROUTE_K_DEBUG, ROUTE_DEBUG_TRACE, "debug", NULL,
+     "execution trace; ?seconds=N (Chrome Trace Event Format JSON: Perfetto, speedscope)"},
     /* google-pprof takes a URL that does not end in a page it knows as a base and appends
      * /pprof/profile?seconds=N, /pprof/symbol and /pprof/cmdline: these rows let
      * `google-pprof --text .../debug/pprof/threads` work as typed. */

@@ -189,6 +189,9 @@ static void *on_request_start(void *cls, const char *uri, struct MHD_Connection 
     atomic_init(&r->client_gone, false);
     atomic_init(&r->aborted, 0);
     atomic_init(&r->body_deadline_ns, 0);
+    atomic_init(&r->tr_started_ns, 0);
+    atomic_init(&r->tr_ran_ns, 0);
+    atomic_init(&r->tr_worker, 0);
     pthread_mutex_init(&r->mu, NULL);
     http_response_init(&r->resp);
     r->srv = s;
@@ -385,6 +388,7 @@ static void req_finish(struct req *r, int unanswered)
     r->answered = unanswered == 0;
     metrics_observe_request(router_label_index(r->route), r->method, status, (double)dur_ns / 1e9,
                             bytes);
+    dispatch_trace_done(r, status, bytes);
 
     pthread_mutex_lock(&s->mu);
     if (r->prev)

@@ -123,6 +123,13 @@ struct req {
     unsigned susp_gen;        /* under mu: +1 at every suspend (the hang-up watcher's fd check) */
     uint64_t tarpit_until_ns; /* PH_TARPIT: when the watcher resumes it (under mu) */
     int fd;                   /* the connection's socket (set at request start; libmicrohttpd's) */
+    /* Its trace (trace.h), while a capture runs: when the I/O thread handed it to the pool (I/O
+     * thread; the worker reads it after pool_submit's lock), when a worker first began and ended
+     * a run, and which (written by the worker, read relaxed by the I/O thread at the end: a
+     * stream may end while its producer still runs). 0 = not seen during a capture. */
+    uint64_t tr_queued_ns;
+    atomic_uint_fast64_t tr_started_ns, tr_ran_ns;
+    atomic_int tr_worker;
     /* The hang-up watcher saw the client leave: no answer is queued (on_completed logs 499).
      * Set before the job's cancel, which the worker's resume orders before finish_wait reads it. */
     atomic_bool client_gone;
@@ -260,6 +267,8 @@ bool body_end(struct req *r);
 bool dispatch_handle(struct req *r, const char *url);
 /* After the worker resumed us. */
 bool finish_wait(struct req *r);
+/* The request ends (req_finish): its life into a capture in flight, if one runs (trace.h). */
+void dispatch_trace_done(struct req *r, int status, uint64_t bytes);
 
 /* ---- watch.c: held 429s and the hang-up watcher --------------------------------------------- */
 

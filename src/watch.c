@@ -20,6 +20,7 @@
 
 #include "primed/errors.h"
 #include "primed/stream.h"
+#include "primed/trace.h"
 #include "reqbody.h"
 #include "server_int.h"
 
@@ -113,6 +114,7 @@ static void *watch_main(void *arg)
     struct server *s = arg;
     struct hangup_watch *w = &s->watch;
     pthread_setname_np(pthread_self(), "primed-hangup");
+    trace_thread_name("primed-hangup");
     w->pfd[0] = (struct pollfd){.fd = w->wake_fd, .events = POLLIN};
     while (!atomic_load_explicit(&w->stop, memory_order_acquire)) {
         unsigned n = watch_snapshot(s);

@@ -573,6 +573,9 @@ static const char *const issue15_flags[] = {"cgroup_root",         "memory_high_
                                             "memory_low_water",    "heap_dump_dir",
                                             "heap_dump_threshold", "heap_dump_keep"};
 #define NISSUE15 (sizeof(issue15_flags) / sizeof(issue15_flags[0]))
+/* ... and issue 27's (the execution trace). */
+static const char *const issue27_flags[] = {"trace_buffer_bytes"};
+#define NISSUE27 (sizeof(issue27_flags) / sizeof(issue27_flags[0]))
 #define NISSUE (sizeof(issue_flags) / sizeof(issue_flags[0]))
 
 START_TEST(help_and_example_and_each_cover_every_setting)
@@ -599,13 +602,15 @@ START_TEST(help_and_example_and_each_cover_every_setting)
     strcpy(cfg.debug_token, "secret");
     struct seen s = {.n = 0};
     config_each(&cfg, collect, &s);
-    ck_assert_int_eq(s.n, (int)(NISSUE + NISSUE15));
+    ck_assert_int_eq(s.n, (int)(NISSUE + NISSUE15 + NISSUE27));
     ck_assert_str_eq(s.token, "(set)"); /* never the secret itself */
 
-    const char *names[NISSUE + NISSUE15];
-    for (size_t i = 0; i < NISSUE + NISSUE15; i++)
-        names[i] = i < NISSUE ? issue_flags[i] : issue15_flags[i - NISSUE];
-    for (size_t i = 0; i < NISSUE + NISSUE15; i++) {
+    const char *names[NISSUE + NISSUE15 + NISSUE27];
+    for (size_t i = 0; i < NISSUE + NISSUE15 + NISSUE27; i++)
+        names[i] = i < NISSUE              ? issue_flags[i]
+                   : i < NISSUE + NISSUE15 ? issue15_flags[i - NISSUE]
+                                           : issue27_flags[i - NISSUE - NISSUE15];
+    for (size_t i = 0; i < NISSUE + NISSUE15 + NISSUE27; i++) {
         char flag[64], env[64], key[64];
         snprintf(flag, sizeof(flag), "--%s ", names[i]);
         snprintf(env, sizeof(env), "env PRIMED_%s;", names[i]);

@@ -76,6 +76,7 @@ struct primed_config {
     bool heap_sampling;           /* default true: tcmalloc sampled heap for /debug/heap */
     uint64_t heap_sample_bytes;   /* TCMALLOC_SAMPLE_PARAMETER, default 524288 */
     unsigned max_profile_seconds; /* /debug/pprof/profile?seconds= upper bound, default 60 */
+    uint64_t trace_buffer_bytes;  /* one /debug/pprof/trace capture's rings, default 8 MiB */
 
     /* living inside a memory limit (memwatch.h) */
     char cgroup_root[CONFIG_PATH_MAX];   /* prefix of /proc and the cgroup mounts; "" = "/" */

@@ -30,6 +30,8 @@ void metrics_observe_request(size_t label, const char *method, int status, doubl
                              uint64_t response_bytes);
 /* Open-connection gauge (server notify-connection callback). */
 void metrics_connections_add(int delta);
+/* Open connections now (the gauge's value; the trace's counter track reads it too). */
+int64_t metrics_connections(void);
 
 /* Collectors write families at scrape time through a writer. */
 struct metrics_writer;

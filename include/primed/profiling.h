@@ -2,8 +2,9 @@
  * listener only.
  *
  * In builds without tcmalloc (TCMALLOC=0: the sanitizer builds) every profiling endpoint answers
- * 501 not_implemented (the index and /debug/requests, which inflight.c renders, need no tcmalloc
- * and answer in every build); nothing here may crash or allocate without bound in either build.
+ * 501 not_implemented (the index, /debug/requests, which inflight.c renders, the thread dump and
+ * the execution trace, trace.c's, need no tcmalloc and answer in every build); nothing here may
+ * crash or allocate without bound in either build.
  */
 #ifndef PRIMED_PROFILING_H
 #define PRIMED_PROFILING_H
@@ -21,7 +22,7 @@ int profiling_early_init(const struct primed_config *cfg, int argc, char *argv[]
 /* Serve one debug-listener request routed to `id` (a ROUTE_DEBUG_* row of the route table; the
  * caller has matched the method and checked the debug token). Fills resp; an id that is not a
  * debug endpoint → 404 JSON error. May block the calling thread for the duration of a CPU profile
- * (bounded by cfg->max_profile_seconds). */
+ * or a trace capture (bounded by cfg->max_profile_seconds). */
 int profiling_handle(enum route_id id, const struct http_request *req, struct http_response *resp);
 
 /* Stops a running CPU profile, if any, and frees what profiling holds. */

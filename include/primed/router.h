@@ -46,6 +46,7 @@ enum route_id {
     ROUTE_DEBUG_REQUESTS,
     ROUTE_DEBUG_THREADS,        /* thread dump (pprof_threads.c) */
     ROUTE_DEBUG_THREADS_LEGACY, /* the same in gperftools' CPU format, for google-pprof */
+    ROUTE_DEBUG_TRACE,          /* execution trace (trace.c), Chrome Trace Event Format */
     ROUTE__COUNT
 };
 
