@@ -26,6 +26,9 @@ from rawhttp import Report, Server, Closed, Reader, connect, exchange, VARIANT, 
 X, WANT = (10**15, 29844570422669) if VARIANT == "asan" else (10**16, 279238341033925)
 TICK = os.sysconf("SC_CLK_TCK")
 report = Report("test_pi_singleflight", 48)
+stops = []  # exit codes of the servers (a sanitizer report at exit is a non-zero one)
+def stop_server(srv):
+    stops.append(srv.stop())
 ARGS = ["--workers", "2", "--request-timeout-ms", "900000", "--log-level", "warn"]
 PATH = "/v1/pi?x=%d" % X
 
@@ -86,7 +89,7 @@ c0 = cpu_s(srv); t0 = time.time()
 st, v = answer(open_request(srv.port))
 one = cpu_s(srv) - c0
 report("one pi(%.0e): answer" % X, st == 200 and v == WANT, "%s %s, %.2f s CPU, %.1f s wall" % (st, v, one, time.time() - t0))
-srv.stop()
+stop_server(srv)
 
 # 2. eight at once
 srv = Server(ARGS)
@@ -102,7 +105,7 @@ m = metrics(srv.port)
 report("8 concurrent: one computation", engine_runs(srv.port) - e0 == 1,
        "engine %d, joined %d, cache hits %d" % (engine_runs(srv.port) - e0,
        m.get("primed_pi_singleflight_joins_total", -1), m.get("primed_pi_cache_hits_total", -1)))
-srv.stop()
+stop_server(srv)
 
 # 3. 7 of 8 leave, the computing one first among them; the one that joined stays
 srv = Server(ARGS)
@@ -122,7 +125,7 @@ c = cpu_s(srv) - c0
 report("7 of 8 leave: the one left answered", ok and st == 200 and v == WANT, "%s %s" % (st, v))
 report("7 of 8 leave: work not started over", engine_runs(srv.port) - e0 == 1 and c <= 1.35 * one,
        "engine %d, %.2f s CPU (%.2fx one)" % (engine_runs(srv.port) - e0, c, c / one))
-srv.stop()
+stop_server(srv)
 
 # 4. all 8 leave: the CPU stops
 srv = Server(ARGS)
@@ -146,6 +149,7 @@ report("all leave: CPU stops within 1 s", ok and last - at1 < 0.05 and inflight 
        % (at1 - busy0, last - at1, stop_t if stop_t is not None else -1, inflight))
 alive = exchange(srv.port, b"GET /v1/pi?x=1000000000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 report("all leave: the server still answers", alive.status == 200, str(alive.json()))
-srv.stop()
+stop_server(srv)
+report("every server exited 0", all(rc == 0 for rc in stops), str(stops))
 report.finish()
 PY
