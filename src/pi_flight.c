@@ -5,7 +5,8 @@
  *   2. Otherwise the cheaper way by the engine's cost model (pi_cost_seconds vs
  *      pi_sieve_cost_seconds, one worker's CPU either way): a fresh π(x) (the engine's plan), or
  *      the nearest cached x0 on either side and a sieve of the gap, π(x) = π(x0) ± #primes in
- *      (x0, x] or (x, x0]. Near 1e15 a gap of 1e9 is ~0.3 s of sieving against ~3 s of π.
+ *      (x0, x] or (x, x0]. Near 1e15 a gap of 1e9 is ~0.6 s of sieving against ~3 s of π
+ *      (the break-even is ~5e9 there, ~6e10 near 1e17).
  *   3. Single-flight: the computation is a "flight" in a registry keyed by x. A request that finds
  *      one in flight joins it instead of starting its own. Every request in a flight takes part:
  *      the work is cut into chunks (the plan's chunks, or pieces of the gap) and each participant
@@ -31,8 +32,9 @@
  * answered late; a watcher thread that stops a computation once every waiter's cancel is set —
  * per-participant cancels make it unnecessary.
  *
- * Lock order: reg_mu, then a flight's mu, then a cache shard's (picache.c); nothing is called
- * with a lock held that takes one earlier in that order, and no lock is held while a chunk runs.
+ * Locks: reg_mu (the registry, refs) and each flight's mu (its state and chunks) are never held
+ * together; the only nesting is reg_mu → a cache shard's lock (the second look in flight_join).
+ * No lock is held while a plan is built or a chunk runs.
  */
 #include <errno.h>
 #include <math.h>
