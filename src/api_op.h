@@ -131,7 +131,28 @@ unsigned api_usable_workers(const struct api_ctx *ctx);
 #define API_ADMIT_MARGIN 2.0
 bool api_hopeless(const struct api_ctx *ctx, double ms, double *wall);
 
-/* π(x) by the engine, its chunks spread over idle workers (op_pi.c): 0, -ENOMEM, -ECANCELED. */
-int api_pi_parallel(const struct api_ctx *ctx, uint64_t x, uint64_t *out, const atomic_int *cancel);
+/* π(x) for an op running on worker w (pi_flight.c): from the cache (ctx->pic), else by the
+ * cheaper of the engine and a cached neighbour ± a sieved gap, shared with every request asking
+ * for the same x at the same time (single-flight), its chunks spread over idle workers; the
+ * answer goes into the cache. cancel is this request's own: it stops this request's part of the
+ * work only. Returns 0, -ENOMEM, -ECANCELED. */
+int api_pi(const struct api_ctx *ctx, struct api_worker *w, uint64_t x, uint64_t *out,
+           const atomic_int *cancel);
+/* What api_pi(x) would cost now, in seconds of one worker (0 when cached): the cost model's
+ * pi_cost_seconds, or a cached neighbour's gap by pi_sieve_cost_seconds when cheaper. */
+double api_pi_cost_seconds(const struct api_ctx *ctx, uint64_t x);
+/* api_pi's counters (what api_pi_collect exports), for tests. */
+struct api_pi_stats {
+    uint64_t engine, gap; /* computations started, by method */
+    uint64_t joined;      /* requests that joined one in flight */
+    uint64_t walks;       /* nth answers sieved from a cached point */
+    unsigned inflight;    /* computations in flight now */
+};
+void api_pi_stats_get(struct api_pi_stats *out);
+/* The k-th prime by sieving from the cached point whose π is nearest k, when that costs less than
+ * budget_s by the cost model: 0 with *prime, 1 when no cached point is that cheap (nothing done),
+ * or sieve_nth_finish's error. */
+int api_nth_walk(const struct api_ctx *ctx, struct api_worker *w, uint64_t k, double budget_s,
+                 uint64_t *prime, const atomic_int *cancel);
 
 #endif

@@ -92,6 +92,9 @@ static const struct setting settings[] = {
     {"refuse_hopeless", T_BOOL, F(refuse_hopeless), 0, 0, 0, NULL, "true|false",
      "Answer 400 limit_exceeded at once when a count/nth/pi's estimated cost on the workers it "
      "may use exceeds twice request_timeout_ms; false attempts it and lets the deadline end it."},
+    {"pi_cache_bytes", T_BYTES, F(pi_cache_bytes), 0, 4 * KIB, TIB, "off", "BYTES|off",
+     "Bound of the cache of pi(x) values shared by pi, count and nth (least recently used values "
+     "go first); charged to request_memory_budget as it fills, so at most half of it; 0 = off."},
     {"inline_small_answers", T_BOOL, F(inline_small_answers), 0, 0, 0, NULL, "true|false",
      "Answer isprime/next/prev on the I/O thread; false hands them to a worker (benchmarks)."},
     {"rate_limit", T_U64, F(rate_limit), 0, 1, 1000000000, "off", "TOKENS/S",
@@ -203,6 +206,7 @@ void config_defaults(struct primed_config *cfg)
     cfg->heap_sampling = true;
     cfg->inline_small_answers = true;
     cfg->refuse_hopeless = true;
+    cfg->pi_cache_bytes = 1 * MIB;
     cfg->heap_sample_bytes = 524288;
     cfg->max_profile_seconds = 60;
     cfg->trace_buffer_bytes = 8 * MIB;
@@ -444,6 +448,14 @@ static int cross_check(const struct primed_config *cfg, char *err, size_t errlen
                        "--stream-buffer-bytes (%" PRIu64
                        ") must not exceed --memory-budget (%" PRIu64 ")",
                        cfg->stream_buffer_bytes, cfg->memory_budget);
+        return -1;
+    }
+    if (cfg->pi_cache_bytes > cfg->request_memory_budget / 2) {
+        config_set_err(err, errlen,
+                       "--pi-cache-bytes (%" PRIu64
+                       ") must be at most half of --request-memory-budget (%" PRIu64
+                       "): a full cache holds that much of it",
+                       cfg->pi_cache_bytes, cfg->request_memory_budget);
         return -1;
     }
     if (cfg->memory_low_water >= cfg->memory_high_water) {

@@ -19,6 +19,7 @@
 #include "primed/log.h"
 #include "primed/memwatch.h"
 #include "primed/metrics.h"
+#include "primed/picache.h"
 #include "primed/pool.h"
 #include "primed/profiling.h"
 #include "primed/reqmem.h"
@@ -173,6 +174,20 @@ static enum built app_start(struct app *a)
         log_event(LOG_ERROR, "startup_failed", "cannot register the trace metrics", NULL);
         return BUILT_METRICS;
     }
+    /* The π cache: its arrays charged to the request memory budget as they grow (config.c keeps
+     * its bound at most half of it); NULL when pi_cache_bytes is 0. Its metrics exist either way.
+     */
+    int prc = picache_create(cfg->pi_cache_bytes, &a->reqmem, &a->api.pic);
+    if (prc != 0) {
+        log_event(LOG_ERROR, "startup_failed", "cannot create the pi cache", "error",
+                  strerror(-prc), NULL);
+        return BUILT_METRICS;
+    }
+    if (metrics_register_collector(picache_collect, a->api.pic) != 0 ||
+        metrics_register_collector(api_pi_collect, NULL) != 0) {
+        log_event(LOG_ERROR, "startup_failed", "cannot register the pi cache metrics", NULL);
+        return BUILT_METRICS;
+    }
     /* Stream buffers: admitted against by the server, the limit set (and moved with the memory
      * limit) by memwatch, so it outlives both. */
     if (stream_budget_init(&a->streams, cfg->memory_budget) != 0) {
@@ -253,6 +268,10 @@ static void app_teardown(struct app *a, enum built b)
         /* fall through */
     case BUILT_METRICS:
         trace_fini(); /* ends a capture, which holds request memory */
+        metrics_unregister_collector(api_pi_collect, NULL);
+        metrics_unregister_collector(picache_collect, a->api.pic);
+        picache_destroy(a->api.pic);
+        a->api.pic = NULL;
         metrics_unregister_collector(reqmem_collect, &a->reqmem);
         reqmem_fini(&a->reqmem);
         profiling_shutdown();

@@ -92,13 +92,13 @@ static int count_range(const struct api_ctx *ctx, struct api_worker *w, uint64_t
     return r;
 }
 
-/* [a, b] as π(b) − π(a−1). */
-static int count_by_pi(const struct api_ctx *ctx, uint64_t a, uint64_t b, uint64_t *out,
-                       const atomic_int *cancel)
+/* [a, b] as π(b) − π(a−1), each through the cache and single-flight (api_pi). */
+static int count_by_pi(const struct api_ctx *ctx, struct api_worker *w, uint64_t a, uint64_t b,
+                       uint64_t *out, const atomic_int *cancel)
 {
     uint64_t hi = 0, lo = 0;
-    int r = api_pi_parallel(ctx, b, &hi, cancel);
-    if (r == 0 && a > 1) r = api_pi_parallel(ctx, a - 1, &lo, cancel);
+    int r = api_pi(ctx, w, b, &hi, cancel);
+    if (r == 0 && a > 1) r = api_pi(ctx, w, a - 1, &lo, cancel);
     *out = hi - lo;
     return r;
 }
@@ -109,7 +109,7 @@ static enum pool_outcome count_run(const struct api_ctx *ctx, struct api_query *
                                    struct http_response *resp)
 {
     uint64_t n = 0;
-    int r = q->by_pi ? count_by_pi(ctx, q->a, q->b, &n, cancel)
+    int r = q->by_pi ? count_by_pi(ctx, w, q->a, q->b, &n, cancel)
                      : count_range(ctx, w, q->a, q->b, &n, cancel);
     if (r != 0) return api_failed_answer(r, cancel, resp);
     char buf[API_SMALL_BODY_MAX];

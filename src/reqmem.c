@@ -50,18 +50,28 @@ void reqmem_fini(struct reqmem *m)
     m->mu_init = false;
 }
 
-bool reqmem_charge(struct reqmem *m, uint64_t n)
+static bool charge(struct reqmem *m, uint64_t n, bool count_refusal)
 {
     if (!m) return true;
     uint_fast64_t cur = atomic_load_explicit(&m->used, memory_order_relaxed);
     do {
         if (n > m->limit || cur > m->limit - n) {
-            atomic_fetch_add_explicit(&m->rejections, 1, memory_order_relaxed);
+            if (count_refusal) atomic_fetch_add_explicit(&m->rejections, 1, memory_order_relaxed);
             return false;
         }
     } while (!atomic_compare_exchange_weak_explicit(&m->used, &cur, cur + n, memory_order_relaxed,
                                                     memory_order_relaxed));
     return true;
+}
+
+bool reqmem_charge(struct reqmem *m, uint64_t n)
+{
+    return charge(m, n, true);
+}
+
+bool reqmem_try_charge(struct reqmem *m, uint64_t n)
+{
+    return charge(m, n, false);
 }
 
 void reqmem_release(struct reqmem *m, uint64_t n)
@@ -164,7 +174,8 @@ void reqmem_collect(void *arg, struct metrics_writer *w)
 {
     struct reqmem *m = arg;
     metrics_write_one(w, "primed_request_memory_bytes", "gauge",
-                      "Bytes of request bodies and batch parses held (charged to the budget).",
+                      "Bytes of request bodies, batch parses and pi cache arrays held (charged "
+                      "to the budget).",
                       atomic_load_explicit(&m->used, memory_order_relaxed));
     metrics_write_one(w, "primed_request_memory_budget_bytes", "gauge",
                       "The request memory budget (request_memory_budget).", m->limit);

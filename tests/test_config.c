@@ -119,6 +119,7 @@ START_TEST(defaults_are_those_of_config_h)
     ck_assert_uint_eq(g->max_count_range, UINT64_MAX);
     ck_assert_uint_eq(g->max_nth, 425656284035217743ULL);
     ck_assert_uint_eq(g->max_batch_queries, 1000);
+    ck_assert_uint_eq(g->pi_cache_bytes, 1ull << 20);
     ck_assert_int_eq(g->log_level, LOG_INFO);
     ck_assert_int_eq(g->log_format, LOG_FORMAT_JSON);
     ck_assert(g->heap_sampling);
@@ -485,6 +486,16 @@ START_TEST(cross_checks_name_both_settings)
     expect_error(c, "--memory-low-water (80)", "--memory-high-water (80)", NULL);
     set_args(c, "--memory-high-water", "101", NULL);
     expect_error(c, "--memory-high-water:", "from 10 to 100", NULL);
+    /* the π cache is charged to the request memory budget: at most half of it */
+    set_args(c, "--request-memory-budget", "1MiB", "--pi-cache-bytes", "600KiB", NULL);
+    expect_error(c, "--pi-cache-bytes (614400)", "--request-memory-budget (1048576)", NULL);
+    set_args(c, "--request-memory-budget", "1MiB", "--pi-cache-bytes", "512KiB", NULL);
+    ck_assert_int_eq(load(c), CONFIG_OK);
+    set_args(c, "--pi-cache-bytes", "off", NULL);
+    ck_assert_int_eq(load(c), CONFIG_OK);
+    ck_assert_uint_eq(c->cfg.pi_cache_bytes, 0);
+    set_args(c, "--pi-cache-bytes", "1000", NULL);
+    expect_error(c, "--pi-cache-bytes:", "0 (off) or", NULL);
     set_args(c, "--heap-dump-threshold", "3", NULL);
     expect_error(c, "--heap-dump-threshold:", "0 (memory_high_water) or", NULL);
     set_args(c, "--listen", "0.0.0.0:7000", "--debug-listen", "127.0.0.1:7000", NULL);
@@ -573,9 +584,9 @@ static const char *const issue15_flags[] = {"cgroup_root",         "memory_high_
                                             "memory_low_water",    "heap_dump_dir",
                                             "heap_dump_threshold", "heap_dump_keep"};
 #define NISSUE15 (sizeof(issue15_flags) / sizeof(issue15_flags[0]))
-/* ... and issue 27's (the execution trace). */
-static const char *const issue27_flags[] = {"trace_buffer_bytes"};
-#define NISSUE27 (sizeof(issue27_flags) / sizeof(issue27_flags[0]))
+/* ... and those of issues 25 (the π cache) and 27 (the execution trace). */
+static const char *const later_flags[] = {"pi_cache_bytes", "trace_buffer_bytes"};
+#define NLATER (sizeof(later_flags) / sizeof(later_flags[0]))
 #define NISSUE (sizeof(issue_flags) / sizeof(issue_flags[0]))
 
 START_TEST(help_and_example_and_each_cover_every_setting)
@@ -602,15 +613,15 @@ START_TEST(help_and_example_and_each_cover_every_setting)
     strcpy(cfg.debug_token, "secret");
     struct seen s = {.n = 0};
     config_each(&cfg, collect, &s);
-    ck_assert_int_eq(s.n, (int)(NISSUE + NISSUE15 + NISSUE27));
+    ck_assert_int_eq(s.n, (int)(NISSUE + NISSUE15 + NLATER));
     ck_assert_str_eq(s.token, "(set)"); /* never the secret itself */
 
-    const char *names[NISSUE + NISSUE15 + NISSUE27];
-    for (size_t i = 0; i < NISSUE + NISSUE15 + NISSUE27; i++)
+    const char *names[NISSUE + NISSUE15 + NLATER];
+    for (size_t i = 0; i < NISSUE + NISSUE15 + NLATER; i++)
         names[i] = i < NISSUE              ? issue_flags[i]
                    : i < NISSUE + NISSUE15 ? issue15_flags[i - NISSUE]
-                                           : issue27_flags[i - NISSUE - NISSUE15];
-    for (size_t i = 0; i < NISSUE + NISSUE15 + NISSUE27; i++) {
+                                           : later_flags[i - NISSUE - NISSUE15];
+    for (size_t i = 0; i < NISSUE + NISSUE15 + NLATER; i++) {
         char flag[64], env[64], key[64];
         snprintf(flag, sizeof(flag), "--%s ", names[i]);
         snprintf(env, sizeof(env), "env PRIMED_%s;", names[i]);

@@ -395,6 +395,17 @@ if out=$(nginx -t -q -p "$TMP/nginx/" -e logs/error.log -c "$ROOT/configs/nginx-
 else
   bad "nginx -t: $out"
 fi
+# … and with its commented option uncommented: pi/count/nth balanced by a consistent hash of the
+# query, so that the instances' π caches add up (docs/deployment.md).
+sed -e 's/^\(\s*\)#hash: /\1/' "$ROOT/configs/nginx-lb.conf" >"$TMP/nginx/hash.conf"
+if [ "$(grep -cE '^\s*hash \$arg_x\$arg_n\$arg_from\$arg_to consistent;' "$TMP/nginx/hash.conf")" != 1 ] ||
+  ! grep -qE '^\s*location ~ \^/v1/\(pi\|count\|nth\)\$ \{' "$TMP/nginx/hash.conf"; then
+  bad "configs/nginx-lb.conf: no '#hash: ' option (upstream and location) to uncomment"
+elif out=$(nginx -t -q -p "$TMP/nginx/" -e logs/error.log -c "$TMP/nginx/hash.conf" 2>&1) && [ -z "$out" ]; then
+  ok "nginx -t configs/nginx-lb.conf with the '#hash: ' option uncommented"
+else
+  bad "nginx -t with the hash option: $out"
+fi
 
 # 5. Every PRIMED_* setting the configs set is one primed accepts: start the real binary with
 #    each config's environment (listen moved to an ephemeral loopback port, debug off) and expect

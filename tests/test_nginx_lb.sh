@@ -175,6 +175,66 @@ read -r hg_done hg_bad hg_how <<<"$headget"
 if [ "${hg_done:-0}" = 400 ] && [ "${hg_bad:-1}" = 0 ]; then ok "400 HEAD + GET pairs through nginx: 0 bad statuses"
 else bad "HEAD + GET through nginx: ${hg_done:-0} of 400 pairs done, ${hg_bad:-?} bad: ${hg_how:-no output}"; fi
 
+# --- 2c. the '#hash: ' option: π queries balanced by their arguments, so the caches add up ---
+# A second nginx runs the same file with the option uncommented. 24 distinct pi?x, each asked
+# twice: both asks of an x reach the same instance, more than one instance serves, and the
+# instances' π caches together gain exactly 24 values and 24 hits (each value computed and cached
+# once; with least_conn the second ask would usually find another instance's empty cache).
+cache_sum() { # $1: metric; sum over the three instances
+  local t=0 i v
+  for i in 1 2 3; do
+    v=$(curl -s --max-time 2 "http://127.0.0.1:${iport[$i]}/metrics" | awk -v m="$1" '$1 == m { printf "%.0f", $2 }')
+    t=$((t + ${v:-0}))
+  done
+  echo "$t"
+}
+mkdir -p "$TMP/nginx2/logs" "$TMP/nginx2/tmp"
+hport="" hpid=""
+for _ in 1 2 3; do
+  hport=$(free_port)
+  sed -e "s/^\(\s*\)listen 80;/\1listen 127.0.0.1:$hport;/" \
+      -e "s/127\.0\.0\.1:8081/127.0.0.1:${iport[1]}/g" \
+      -e "s/127\.0\.0\.1:8082/127.0.0.1:${iport[2]}/g" \
+      -e "s/127\.0\.0\.1:8083/127.0.0.1:${iport[3]}/g" \
+      -e 's/^\(\s*\)#hash: /\1/' \
+      configs/nginx-lb.conf >"$TMP/nginx2/nginx.conf"
+  nginx -p "$TMP/nginx2/" -e logs/error.log -c "$TMP/nginx2/nginx.conf" &
+  hpid=$!
+  up=0
+  for _ in $(seq 50); do
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$hport/lb-healthz")" = 200 ]; then up=1; break; fi
+    kill -0 "$hpid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ $up -eq 1 ]; then pids+=("$hpid"); break; fi
+  kill -KILL "$hpid" 2>/dev/null || true; wait "$hpid" 2>/dev/null || true; hpid=""
+done
+if [ -z "$hpid" ]; then
+  bad "nginx with the hash option did not start: $(tail -n 3 "$TMP/nginx2/logs/error.log" 2>/dev/null)"
+else
+  e0=$(cache_sum primed_pi_cache_entries) h0=$(cache_sum primed_pi_cache_hits_total)
+  urls=()
+  for k in $(seq 24); do
+    x=$((1000000007 * k + 12345))
+    urls+=(-o /dev/null "http://127.0.0.1:$hport/v1/pi?x=$x" -o /dev/null "http://127.0.0.1:$hport/v1/pi?x=$x")
+  done
+  codes=$(curl -s --max-time 60 -w '%{http_code}\n' "${urls[@]}" | sort | uniq -c | tr -s ' ')
+  sleep 0.2
+  e1=$(cache_sum primed_pi_cache_entries) h1=$(cache_sum primed_pi_cache_hits_total)
+  # upstream of each request, in order: pairs must agree
+  ups=$(grep -o 'GET /v1/pi?x=[0-9]* [^"]*" 200 .* upstream=[^ ]*' "$TMP/nginx2/logs/access.log" |
+    sed -E 's/.*x=([0-9]+) .*upstream=([^ ]+)/\1 \2/')
+  split=$(sort -u <<<"$ups" | awk '{ n[$1]++ } END { for (x in n) if (n[x] > 1) c++; print c + 0 }')
+  used=$(awk '{ print $2 }' <<<"$ups" | sort -u | wc -l)
+  if [ "$codes" = " 48 200" ] && [ "$split" = 0 ] && [ "$used" -ge 2 ] &&
+    [ $((e1 - e0)) = 24 ] && [ $((h1 - h0)) = 24 ]; then
+    ok "hash option: 24 x asked twice, each x on one instance ($used instances used), caches +24 values, +24 hits"
+  else
+    bad "hash option: codes '$codes', x split over instances: $split, instances used: $used, entries +$((e1 - e0)), hits +$((h1 - h0))"
+  fi
+  kill -TERM "$hpid" 2>/dev/null || true
+fi
+
 # --- 3. drain one instance under traffic ---
 mark=$(( $(wc -l <"$ACCESS") + 1 ))
 # ~6 connections × 1 request per 5 ms: steady, light traffic that is in flight when TERM lands.

@@ -18,6 +18,7 @@
 
 #include "primed/config.h"
 #include "primed/http.h"
+#include "primed/picache.h"
 #include "primed/pool.h"
 #include "primed/reqmem.h"
 #include "primed/router.h"
@@ -27,7 +28,8 @@ struct api_ctx {
     const struct primed_config *cfg; /* borrowed for the process lifetime */
     struct pool *pool;               /* for intra-request parallelism; NULL = sequential */
     bool inline_small;               /* answer isprime/next/prev on the I/O thread */
-    struct reqmem *mem; /* batch parses are charged here (borrowed); NULL = unbounded */
+    struct reqmem *mem;  /* batch parses are charged here (borrowed); NULL = unbounded */
+    struct picache *pic; /* π values shared by pi, count and nth (borrowed); NULL = no cache */
 };
 
 /* One operation's row of the op table (src/api_op.h): parse, cost, run, inline?, batch?.
@@ -90,6 +92,11 @@ uint64_t api_cost(const struct api_ctx *ctx, const struct api_query *q);
 /* Does a count of [a, b] go through π(b) − π(a−1) rather than a sieve of [a, b]? The cheaper of
  * the two by the engine's cost model (pi_cost_seconds, pi_sieve_cost_seconds; docs/sieve.md). */
 bool api_count_by_pi(uint64_t a, uint64_t b);
+
+/* The metrics of π(x) beyond the cache's own (picache_collect): computations in flight, requests
+ * that joined one, answers reused from a cached neighbour (a collector; arg unused). */
+struct metrics_writer;
+void api_pi_collect(void *arg, struct metrics_writer *w);
 
 /* Worker-local state (pool_create's init/fini with arg = the api_ctx). */
 void *api_worker_init(void *ctx);

@@ -60,6 +60,7 @@ struct primed_config {
     unsigned max_batch_queries; /* default 1000 */
     bool inline_small_answers;  /* default true: isprime/next/prev on the I/O thread (api.c) */
     bool refuse_hopeless;       /* default true: refuse at once what cannot fit its deadline */
+    uint64_t pi_cache_bytes; /* bound of the π value cache (picache.h), default 1 MiB; 0 = off */
 
     /* per-client limits (ratelimit.c, pool.c); off by default: see docs/configuration.md */
     uint64_t rate_limit;                   /* tokens per second per client, 0 = off */

@@ -1,7 +1,8 @@
 /* reqmem.h — the budget of memory that requests make the server hold before and while they run.
  *
  * Every byte a request brings or builds outside the stream buffers (its body as it arrives, the
- * parse of a batch body on its worker) is charged here first, against one process-wide limit
+ * parse of a batch body on its worker; the π cache's arrays as answers fill it) is charged here
+ * first, against one process-wide limit
  * (cfg.request_memory_budget). A charge that does not fit is refused, counted, and the request
  * answered 503 overloaded: so the memory of queued requests is bounded by the budget, not by
  * queue_capacity × what one request may cost.
@@ -55,6 +56,9 @@ void reqmem_fini(struct reqmem *m);
 /* Charge n bytes. Returns true, or false (nothing charged, a rejection counted) when the budget
  * would go above its limit. m == NULL: an unbounded budget (unit tests), always true. */
 bool reqmem_charge(struct reqmem *m, uint64_t n);
+/* The same for memory the server can do without (the π cache's growth, picache.h): a charge
+ * that does not fit is refused without counting a rejection, since no request was refused. */
+bool reqmem_try_charge(struct reqmem *m, uint64_t n);
 /* Give back n bytes charged earlier. Accepts m == NULL. */
 void reqmem_release(struct reqmem *m, uint64_t n);
 

@@ -2,8 +2,8 @@
  * some n = x / (p q) <= √x, looked up in a prime bitmap of [AC_FIRST, √x] that each chunk sieves
  * block by block for its own range of n (primecount's segmented π table for A + C2).
  *
- *   A  = Σ_{x* < p <= x^(1/3)} Σ_{p < q <= √(x/p)} w · π(x / (p q)),  w = 1 if x / (p q) >= y, else 2
- *   C2 = Σ_{√zg < p <= x*, p > 13} Σ_{max(p, x / p³) < q <= min(y, x / p²)} (π(x / (p q)) − b + 2)
+ *   A  = Σ_{x* < p <= x^(1/3)} Σ_{p < q <= √(x/p)} w · π(x / (p q)),  w = 1 if x / (p q) >= y, else
+ * 2 C2 = Σ_{√zg < p <= x*, p > 13} Σ_{max(p, x / p³) < q <= min(y, x / p²)} (π(x / (p q)) − b + 2)
  *
  * A chunk counts primes from its own start, like P2: it returns its primes (nprimes), Σ of the
  * leaf weights (nleaves) and Σ w·(local π) (+ the −b + 2 parts); pi_plan_result adds the earlier

@@ -44,12 +44,11 @@ enum chunk_kind { CK_HARD, CK_P2, CK_EASY, CK_S1, CK_C1, CK_AC };
 
 struct chunk {
     enum chunk_kind kind;
-    uint64_t lo,
-        hi;         /* HARD, P2: segment indices [lo, hi); EASY, C1: b in [lo, hi); S1: n in [lo, hi);
-                       AC: numbers [lo, hi) whose π the chunk's leaves look up */
-    uint32_t bmax;  /* HARD: leaves and counts for c < b <= bmax */
-    int64_t *musum; /* HARD: [b - c - 1], Σ of the leaf signs for b in this chunk */
-    uint64_t *cnt;  /* HARD: [b - c - 1], survivors of p_1 … p_{b-1} in this chunk */
+    uint64_t lo, hi; /* HARD, P2: segment indices [lo, hi); EASY, C1: b in [lo, hi); S1: n in [lo,
+                        hi); AC: numbers [lo, hi) whose π the chunk's leaves look up */
+    uint32_t bmax;   /* HARD: leaves and counts for c < b <= bmax */
+    int64_t *musum;  /* HARD: [b - c - 1], Σ of the leaf signs for b in this chunk */
+    uint64_t *cnt;   /* HARD: [b - c - 1], survivors of p_1 … p_{b-1} in this chunk */
     /* Results, written only by the thread running the chunk, then published by `done`. */
     i128 sum;         /* HARD: Σ sign·(local φ); P2, AC: Σ local π; EASY, S1, C1: the sum */
     uint64_t nprimes; /* P2, AC: primes in the chunk's numbers */
@@ -66,10 +65,10 @@ struct pient {
 struct pi_plan {
     uint64_t x, y, z, sqrtx, seg; /* z = x / y: P2's reach */
     bool gourdon; /* π = Φ0 + A + C + D + Σ1…Σ6 − P2 + a − 1 (Gourdon); else DR's S1 + S2 */
-    uint64_t mmax; /* leaves φ(x / (p_b m), b − 1) have m <= mmax < p_b m: DR y, Gourdon zg */
-    uint64_t dlim; /* the hard-leaf sieve covers [0, dlim]: DR x / y, Gourdon x / zg */
+    uint64_t mmax;  /* leaves φ(x / (p_b m), b − 1) have m <= mmax < p_b m: DR y, Gourdon zg */
+    uint64_t dlim;  /* the hard-leaf sieve covers [0, dlim]: DR x / y, Gourdon x / zg */
     uint64_t xstar; /* Gourdon: D has p_b <= x*, A has x* < p_b <= x^(1/3) */
-    uint64_t x13;  /* ⌊x^(1/3)⌋ */
+    uint64_t x13;   /* ⌊x^(1/3)⌋ */
     uint64_t small_pi; /* x < DR_MIN: the answer, computed at create; nchunks = 0 */
     bool small;
     uint32_t a;        /* π(y) */

@@ -54,12 +54,13 @@ static double gourdon_alpha_y(uint64_t x)
     double l = log10((double)x);
     if (l <= lg[0]) return al[0];
     for (size_t i = 1; i < sizeof lg / sizeof lg[0]; i++)
-        if (l <= lg[i]) return al[i - 1] + (al[i] - al[i - 1]) * (l - lg[i - 1]) / (lg[i] - lg[i - 1]);
+        if (l <= lg[i])
+            return al[i - 1] + (al[i] - al[i - 1]) * (l - lg[i - 1]) / (lg[i] - lg[i - 1]);
     return al[sizeof al / sizeof al[0] - 1];
 }
 
-/* zg = α_z·y in [y, x^(1/3)·x^(1/6)] (so √zg <= x^(1/4) <= x*), capped with y so the μ/lpf table (2 bytes
- * per number up to zg) stays under 48 MB; x* = max(x^(1/4), ⌈x / y²⌉) clamped to [1, min(y,
+/* zg = α_z·y in [y, x^(1/3)·x^(1/6)] (so √zg <= x^(1/4) <= x*), capped with y so the μ/lpf table (2
+ * bytes per number up to zg) stays under 48 MB; x* = max(x^(1/4), ⌈x / y²⌉) clamped to [1, min(y,
  * √(x / y))] (primecount's bounds); D sieves [0, x / zg]; the tables reach zg and √(x / x*). */
 static void gourdon_params(pi_plan *pl, const struct pi_opts *opts)
 {

@@ -77,7 +77,8 @@ int pi_tables_primes(pi_plan *pl, const atomic_int *cancel)
 }
 
 /* μ(m)·lpf(m) for odd m <= mmax: primes in decreasing order, so the smallest writes last; the
- * multiples of primes in (y, mmax] (Gourdon's zg > y) are zeroed, as their leaves have P+(m) > y. */
+ * multiples of primes in (y, mmax] (Gourdon's zg > y) are zeroed, as their leaves have P+(m) > y.
+ */
 int pi_tables_mulpf(pi_plan *pl, const atomic_int *cancel)
 {
     uint64_t n = pl->mmax / 2 + 1; /* odd m = 2i + 1 <= mmax */
