@@ -357,7 +357,7 @@ START_TEST(pi_budget_enomem_frees_everything)
 {
     uint64_t x = 10000000000000u, want = 346065536839u;
     int ok = 0, nomem = 0;
-    for (uint64_t limit = 0; limit <= 1000000; limit += limit < 200000 ? 4000 : 20000) {
+    for (uint64_t limit = 0; limit <= 1200000; limit += limit < 200000 ? 4000 : 20000) {
         pi_mem_set_limit(limit);
         uint64_t r = 0;
         int rc = pi_count(x, &r, NULL);
