@@ -1,6 +1,7 @@
-/* test_pi.c — π(x) by the Deléglise–Rivat plan (pi.h) against oracles it did not write: the
- * published values of π(10^k), the primecount and primesieve CLIs; chunked runs against the
- * sequential one; cancellation and the memory budget (everything freed on every path).
+/* test_pi.c — π(x) by the plan (pi.h: Gourdon by default, Deléglise–Rivat on request) against
+ * oracles it did not write: the published values of π(10^k), the primecount and primesieve CLIs;
+ * the two algorithms against each other; chunked runs against the sequential one; cancellation
+ * and the memory budget (everything freed on every path).
  * PRIMED_PI_SLOW=1 (scripts/pi-slow-test.sh) adds 10^16 … 10^19, 2^64 − 1 and primecount near
  * 2^63 and 2^64. */
 #include <check.h>
@@ -182,24 +183,48 @@ START_TEST(pi_at_cubes_squares_and_prime_powers)
 }
 END_TEST
 
-/* α, the segment size and the chunk count change y, z, every segment and chunk boundary; the
- * answer must not move. Tiny segments (1024 numbers = one counter) put leaves on boundaries. */
+/* α (and Gourdon's α_z), the segment size and the chunk count change y, z, x*, every segment and
+ * chunk boundary, for both algorithms; the answer must not move. Tiny segments (1024 numbers =
+ * one counter) put leaves on boundaries. */
 START_TEST(pi_same_for_every_alpha_segment_and_chunking)
 {
-    uint64_t xs[] = {123456789, 1000000007, 98765432101u, 2199023255552u /* 2^41 */};
-    double alphas[] = {1, 2.5, 7, 40};
+    uint64_t xs[] = {30011, 123456789, 1000000007, 98765432101u, 2199023255552u /* 2^41 */};
+    double alphas[] = {1, 2.5, 7, 40}, alpha_zs[] = {1, 1.6, 4};
     uint64_t segs[] = {1024, 3072, 65536, 0};
     unsigned threads[] = {1, 3, 8};
     for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++) {
         uint64_t want = pc_pi(xs[i]);
         for (size_t a = 0; a < 4; a++)
-            for (size_t s = 0; s < 4; s++) {
-                if (xs[i] > 1e11 && segs[s] && segs[s] < 65536) continue; /* too many segments */
-                struct pi_opts o = {threads[(a + s) % 3], alphas[a], segs[s], PI_ALGO_DEFAULT, 0};
-                uint64_t got = pi_plan_run(xs[i], &o, (a + s) % 2 == 1);
-                ck_assert_msg(got == want, "pi(%" PRIu64 ") alpha %g seg %" PRIu64 ": %" PRIu64,
-                              xs[i], alphas[a], segs[s], got);
-            }
+            for (size_t s = 0; s < 4; s++)
+                for (int g = 0; g < 2; g++) {
+                    if (xs[i] > 1e11 && segs[s] && segs[s] < 65536) continue; /* too many */
+                    struct pi_opts o = {threads[(a + s) % 3], alphas[a], segs[s],
+                                        g ? PI_ALGO_GOURDON : PI_ALGO_DR, alpha_zs[(a + s) % 3]};
+                    uint64_t got = pi_plan_run(xs[i], &o, (a + s) % 2 == 1);
+                    ck_assert_msg(got == want,
+                                  "pi(%" PRIu64 ") %s alpha %g alpha_z %g seg %" PRIu64
+                                  ": %" PRIu64,
+                                  xs[i], g ? "gourdon" : "dr", alphas[a], o.alpha_z, segs[s], got);
+                }
+    }
+}
+END_TEST
+
+/* The two algorithms share only the tables and the P2 term: on seeded random x of every
+ * magnitude (and their default parameters) they must agree. */
+START_TEST(gourdon_equals_dr_on_seeded_random_x)
+{
+    int top = slow_variant() ? 12 : 14;
+    for (int d = 4; d <= top; d++) {
+        uint64_t p = 1;
+        for (int i = 0; i < d; i++)
+            p *= 10;
+        for (int r = 0; r < (d <= 11 ? 6 : 2); r++) {
+            uint64_t x = p + rnd() % (9 * p);
+            struct pi_opts g = {.algo = PI_ALGO_GOURDON}, dr = {.algo = PI_ALGO_DR};
+            uint64_t a = pi_plan_run(x, &g, false), b = pi_plan_run(x, &dr, r % 2 == 1);
+            ck_assert_msg(a == b, "pi(%" PRIu64 "): gourdon %" PRIu64 ", dr %" PRIu64, x, a, b);
+        }
     }
 }
 END_TEST
@@ -421,6 +446,7 @@ static Suite *pi_suite(void)
     tcase_add_test(tc, pi_matches_primecount_on_random_x_every_magnitude);
     tcase_add_test(tc, pi_at_cubes_squares_and_prime_powers);
     tcase_add_test(tc, pi_same_for_every_alpha_segment_and_chunking);
+    tcase_add_test(tc, gourdon_equals_dr_on_seeded_random_x);
     tcase_add_test(tc, pi_chunks_in_random_order_equal_sequential);
     tcase_add_test(tc, pi_chunks_on_threads_equal_sequential);
     tcase_add_test(tc, pi_cancel_mid_run_stops_within_100ms_and_frees);

@@ -127,13 +127,14 @@ int pi_count(uint64_t x, uint64_t *pi, const atomic_int *cancel)
 
 /* ---------------------------------------------------------------- cost model */
 
-/* Fitted to one-thread CPU times on the reference VM (docs/sieve.md): π(x) grows like x^(2/3)
- * (the hard-leaf and P2 sieves over [0, x / y], y ~ x^(1/3)), 0.8 s at 1e14 and 14 s at 1e16. */
+/* Fitted to one-thread CPU times of Gourdon's plan on the reference VM (docs/sieve.md): 0.42 s at
+ * 1e14, 1.5 s at 1e15, 6.2 s at 1e16, 24.7 s at 1e17 — x^0.6 over that range (the D and B sieves
+ * grow like x^(2/3) / log, the tables like x^(1/3)). DR (pi_opts.algo) costs ~1.8x this. */
 double pi_cost_seconds(uint64_t x)
 {
     double xd = (double)x;
     if (xd < 1e6) return 1e-4;
-    return 3.2e-10 * pow(xd, 2.0 / 3.0) + 2e-3;
+    return 6.2 * pow(xd / 1e16, 0.6) + 2e-3;
 }
 
 /* sieve_count: 0.12 ns per number near 1e10 growing to ~3 ns near 2^64 (more and bigger sieving

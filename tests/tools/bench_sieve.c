@@ -2,8 +2,9 @@
  *
  *   bench_sieve count LO HI     prints π-count of [LO, HI]
  *   bench_sieve nth K           prints the K-th prime
- *   bench_sieve pi X [THREADS]  prints π(X) by the Deléglise–Rivat plan (pi.h), its chunks run
- *                               on THREADS threads (default 1) claiming them in index order
+ *   bench_sieve pi X [THREADS]  prints π(X) by the plan (pi.h; Gourdon, or DR with
+ *                               BENCH_PI_ALGO=dr), its chunks run on THREADS threads (default 1)
+ *                               claiming them in index order
  * then, on stderr, the wall time of the job and the peak RSS of the process. The script times
  * whole processes (like it times primesieve), so the table build is included, as it is for
  * primesieve's generation of its sieving primes. */
@@ -97,10 +98,13 @@ static int bench_pi(uint64_t x, unsigned threads, uint64_t *out)
                         .algo = algo && strcmp(algo, "dr") == 0 ? PI_ALGO_DR : PI_ALGO_GOURDON,
                         .alpha_z = az ? atof(az) : 0};
     struct par pa = {.cursor = 0, .err = 0};
+    double t_plan = cpu_now();
     int rc = pi_plan_create(x, &o, &pa.plan, NULL);
     if (rc) return rc;
+    t_plan = cpu_now() - t_plan;
     const char *sch = getenv("BENCH_PI_SCHEDULE");
     if (sch && *sch && strcmp(sch, "0") != 0) {
+        fprintf(stderr, "plan_cpu %.6f\n", t_plan);
         rc = bench_pi_schedule(pa.plan, threads, strcmp(sch, "2") == 0);
         if (rc == 0) rc = pi_plan_result(pa.plan, out);
         pi_plan_destroy(pa.plan);
