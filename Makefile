@@ -198,11 +198,13 @@ bench-service: deps all
 	@rc=0; for s in bench-http bench-pool bench-memory; do \
 	  echo "== scripts/$$s.sh"; bash scripts/$$s.sh || { echo "== $$s: FAILED"; rc=1; }; \
 	done; exit $$rc
-# π(x) through the service (issue 13): vs primecount on one worker, 1 vs 2 workers, count/nth at
-# the default deadline, cancellation measured from /proc (~4 minutes). bench-pi-huge: π(10^19)
-# and π(2^64-1) with their peak memory (tens of minutes of both cores).
+# π(x) (issues 13, 22): the engine vs primecount -t1 at 1e14 and 1e16, 2 threads vs 1, the table
+# 10^8 … 10^17 with DR beside Gourdon (scripts/bench-pi.sh, ~10 minutes); then the same through
+# the service: one worker, 1 vs 2 workers, count/nth at the default deadline, cancellation
+# measured from /proc (~5 minutes). bench-pi-huge: π(10^19) and π(2^64-1) with their peak memory
+# (tens of minutes of both cores).
 bench-pi: deps all
-	bash scripts/bench-pi-service.sh
+	@rc=0; bash scripts/bench-pi.sh || rc=1; bash scripts/bench-pi-service.sh || rc=1; exit $$rc
 bench-pi-huge: deps all
 	bash scripts/bench-pi-huge.sh
 # `make image`: the container image from the Dockerfile with podman, on local debian:bookworm(-slim)

@@ -103,23 +103,12 @@ bash scripts/loadtest.sh -b "$BIN" -d "$(( ${DUR%s} * 3 ))s" -c 32 -t 2 -r "$TMP
   -l rss stream -- --log-level warn >>"$TMP/loadtest.txt" 2>&1 || true
 
 # ---- 4. π(x) vs primecount --------------------------------------------------------------------
-PI_REPS=${PI_REPS:-3}
-PI_MAX_EXP=${PI_MAX_EXP:-16}
 pi_status=completed
 : >"$TMP/pi.dat"
 if command -v primecount >/dev/null && make -s -j2 build/tools/bench_sieve >/dev/null; then
-  for ((k = 8; k <= PI_MAX_EXP; k++)); do
-    x=1$(printf '%0*d' "$k" 0)
-    log "pi(1e$k)"
-    ours=() theirs=() ans=""
-    for ((r = 0; r < PI_REPS; r++)); do
-      if [ $((r % 2)) = 0 ]; then a=$(lib_time build/tools/bench_sieve pi "$x" 1); b=$(lib_time primecount "$x" -t1)
-      else b=$(lib_time primecount "$x" -t1); a=$(lib_time build/tools/bench_sieve pi "$x" 1); fi
-      [ "${a#* }" = "${b#* }" ] || { log "MISMATCH pi(1e$k): primed ${a#* }, primecount ${b#* }"; pi_status="FAILED: answers differ"; }
-      ans=${b#* }; ours+=("${a%% *}"); theirs+=("${b%% *}")
-    done
-    echo "$k $(printf '%s\n' "${ours[@]}" | lib_median) $(printf '%s\n' "${theirs[@]}" | lib_median) $ans" >>"$TMP/pi.dat"
-  done
+  log "pi(1e8 … 1e${PI_MAX_EXP:-16}): scripts/bench-pi.sh"
+  PI_MAX_EXP=${PI_MAX_EXP:-16} bash scripts/bench-pi.sh --table-only --dat "$TMP/pi.dat" \
+    --plot docs/bench-pi.png >>"$TMP/pi.log" 2>&1 || pi_status="FAILED: answers differ"
 else
   pi_status="not run: primecount or build/tools/bench_sieve missing"
 fi
@@ -165,17 +154,6 @@ gp_common='set terminal pngcairo size 900,520 font "DejaVu Sans,11"; set grid; s
   echo "set xlabel 'seconds since start'; set ylabel 'RSS (MiB)'; set yrange [0:*]"
   echo "plot '$TMP/rss.dat' using 1:(\$2/1048576) with lines lw 2 title 'RSS'"
 } | gnuplot || log "a plot failed (see above)"
-if [ -s "$TMP/pi.dat" ]; then
-  {
-    echo "$gp_common"
-    echo "set output 'docs/bench-pi.png'"
-    echo "set termoption noenhanced" # bench_sieve's underscore is not a subscript
-    echo "set title 'pi(x), one thread: primed (Deleglise-Rivat) vs primecount -t1, same run'"
-    echo "set xlabel 'x'; set ylabel 'wall time per process (s)'; set logscale x 10; set logscale y"
-    echo "set format x '10^%L'"
-    echo "plot '$TMP/pi.dat' using (10**\$1):2 with linespoints lw 2 title 'primed (build/tools/bench_sieve pi X 1)', '' using (10**\$1):3 with linespoints lw 2 dt 2 title 'primecount X -t1'"
-  } | gnuplot || log "a plot failed (see above)"
-fi
 log "plots written"
 
 # ---- report ----------------------------------------------------------------------------------
@@ -261,17 +239,7 @@ cores; a high value explains long tails).
 
 ## π(x): primed vs primecount (one thread, $pi_status)
 
-\`build/tools/bench_sieve pi X 1\` (the engine of \`/v1/pi\`, src/engine/pi.c: Deléglise–Rivat)
-against \`primecount X -t1\` (primecount's default, Gourdon's algorithm), alternating, median of
-$PI_REPS runs each, whole-process wall time (so the smallest x measure process start-up);
-the answers are compared. Through the service, \`scripts/bench-pi-service.sh\` measures the same
-over HTTP plus the 2-worker speed-up, count/nth at the default deadline and cancellation.
-
-![pi(x) vs primecount](bench-pi.png)
-
-| x | primed s | primecount s | ratio | π(x) |
-|---|---|---|---|---|
-$(awk '{ printf "| 10^%d | %.3f | %.3f | %.2f | %s |\n", $1, $2, $3, $2 / $3, $4 }' "$TMP/pi.dat")
+(scripts/bench-pi.sh writes this section from the run's table.)
 
 ## Raw loadtest output
 
@@ -283,4 +251,5 @@ $(cat "$TMP/loadtest.txt")
 </details>
 EOF
 } >"$OUT"
+[ "$pi_status" = completed ] && bash scripts/bench-pi.sh --no-run --dat "$TMP/pi.dat" --docs
 log "wrote $OUT and docs/bench-{latency,throughput,rss,pi}.png"
