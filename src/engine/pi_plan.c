@@ -341,37 +341,58 @@ static void plan_c1_chunks(pi_plan *pl, uint64_t nc)
     }
 }
 
-/* Gourdon's A and C2 look up π(n) for n in [AC_FIRST, √x]. Cost model per range: sieving ~0.2 ns
- * a number, plus ~8 ns a leaf, the leaves' n spread like 1/n² above x^(1/3)/2 (for each p, n =
- * x / (pq) over primes q); na pieces of equal modelled cost, cut by bisection. */
-static double ac_cost(const pi_plan *pl, double n, double leaves)
+/* Gourdon's A and C2 look up π(n) for n in [AC_FIRST, √x]. The cost of [AC_FIRST, n) is modelled
+ * as 0.5 per number (sieve and per-block b loop, ns) + 10 per leaf with x / (pq) < n, the leaves
+ * counted for at most 64 sampled b of each term with two π lookups; on a geometric grid of n the
+ * na - 1 cuts fall where the modelled cost reaches equal shares. (A 1/n² guess of the leaves'
+ * spread was tried first: at 1e17 a quarter of its chunks took 0.3 ms and the last ones 79 ms.) */
+#define AC_SAMPLES 64
+
+static double ac_leaves_below(const pi_plan *pl, double n)
 {
-    double n0 = (double)pl->x13 / 2, N = (double)pl->sqrtx;
-    double share = n <= n0 ? 0 : (1 / n0 - 1 / n) / (1 / n0 - 1 / N);
-    return 0.2 * n + 8 * leaves * share;
+    const uint64_t bx = pi_tab(pl, pl->xstar), b13 = pi_tab(pl, pl->x13);
+    uint64_t bz = pi_tab(pl, primality_isqrt(pl->mmax));
+    if (bz < PI_C) bz = PI_C;
+    double leaves = 0;
+    for (int t = 0; t < 2; t++) { /* t = 0: C2, b in (bz, bx]; t = 1: A, b in (bx, b13] */
+        uint64_t b0 = t ? bx : bz, b1 = t ? b13 : bx;
+        if (b1 <= b0) continue;
+        uint64_t step = (b1 - b0 + AC_SAMPLES - 1) / AC_SAMPLES;
+        for (uint64_t b = b0 + 1; b <= b1; b += step) {
+            uint64_t p = pl->primes[b], xp = pl->x / p, qhi, qlo;
+            if (t) {
+                qhi = primality_isqrt(xp), qlo = p;
+            } else {
+                qhi = xp / p < pl->y ? xp / p : pl->y, qlo = xp / p / p > p ? xp / p / p : p;
+            }
+            double q = (double)xp / n; /* leaves below n have q > xp / n */
+            if (q > (double)qlo) qlo = q >= (double)qhi ? qhi : (uint64_t)q;
+            if (qhi > qlo) leaves += (double)(pi_tab(pl, qhi) - pi_tab(pl, qlo)) * (double)step;
+        }
+    }
+    return leaves;
 }
 
-static void plan_ac_chunks(pi_plan *pl, uint64_t na)
+static int plan_ac_chunks(pi_plan *pl, uint64_t na)
 {
-    if (!pl->gourdon || na == 0 || pl->sqrtx < AC_FIRST) return;
-    double leaves = 0; /* A's leaves: primes q in (p, √(x / p)] for p in (x*, x^(1/3)] */
-    for (uint64_t b = pi_tab(pl, pl->xstar) + 1; b <= pi_tab(pl, pl->x13); b++)
-        leaves += (double)pi_tab(pl, primality_isqrt(pl->x / pl->primes[b])) - (double)b;
-    double total = ac_cost(pl, (double)pl->sqrtx, leaves);
+    if (!pl->gourdon || na == 0 || pl->sqrtx < AC_FIRST) return 0;
+    size_t ng = 32 * na < 2048 ? 32 * na : 2048, bytes = (ng + 1) * 2 * sizeof(double);
+    double *gn = pi_mem_get(bytes), *gc = gn + ng + 1;
+    if (!gn) return -ENOMEM;
+    double top = (double)pl->sqrtx + 1, r = log(top / AC_FIRST);
+    for (size_t i = 0; i <= ng; i++) {
+        gn[i] = i == ng ? top : AC_FIRST * exp(r * (double)i / (double)ng);
+        gc[i] = 0.5 * (gn[i] - AC_FIRST) + 10 * ac_leaves_below(pl, gn[i]);
+    }
     uint64_t lo = AC_FIRST;
-    for (uint64_t i = 1; i <= na && lo <= pl->sqrtx; i++) {
+    size_t g = 0;
+    for (uint64_t k = 1; k <= na && lo <= pl->sqrtx; k++) {
         uint64_t hi = pl->sqrtx + 1;
-        if (i < na) {
-            double want = total * (double)i / (double)na;
-            uint64_t a = lo, b = pl->sqrtx + 1;
-            while (b - a > 1) {
-                uint64_t mid = a + (b - a) / 2;
-                if (ac_cost(pl, (double)mid, leaves) < want)
-                    a = mid;
-                else
-                    b = mid;
-            }
-            hi = b;
+        if (k < na) {
+            double want = gc[ng] * (double)k / (double)na;
+            while (g < ng && gc[g] < want)
+                g++;
+            hi = (uint64_t)gn[g];
         }
         if (hi <= lo) continue;
         struct chunk *ck = &pl->chunks[pl->nchunks++];
@@ -380,6 +401,8 @@ static void plan_ac_chunks(pi_plan *pl, uint64_t na)
         ck->hi = hi;
         lo = hi;
     }
+    pi_mem_put(gn, bytes);
+    return 0;
 }
 
 /* The schedule: more pieces than workers, so the last ones are short. */
@@ -387,7 +410,7 @@ static int plan_chunks(pi_plan *pl, unsigned threads, const atomic_int *cancel)
 {
     uint64_t nh = pl->b_hard > PI_C ? 8 * (uint64_t)threads : 0, np2 = 4 * (uint64_t)threads;
     uint64_t ne = 4 * (uint64_t)threads, ns = (pl->mmax >> 22) + 1;
-    uint64_t na = pl->gourdon ? 8 * (uint64_t)threads : 0, nc = pl->gourdon ? 2 : 0;
+    uint64_t na = pl->gourdon ? 8 * (uint64_t)threads : 0, nc = pl->gourdon ? 2 * (uint64_t)threads : 0;
     uint64_t kmax = nh + np2 + ne + ns + na + nc + 4;
     size_t cuts_bytes = (kmax + 1) * sizeof(uint64_t);
     struct split sp = {pi_mem_get(cuts_bytes), 0};
@@ -397,10 +420,10 @@ static int plan_chunks(pi_plan *pl, unsigned threads, const atomic_int *cancel)
     if (!(pl->chunks = pi_mem_get(pl->chunks_bytes))) goto out;
     pl->nchunks = 0;
     if ((rc = plan_hard_chunks(pl, &sp, nh, cancel)) != 0) goto out;
-    plan_ac_chunks(pl, na);
+    plan_c1_chunks(pl, nc); /* before the long tail of small A + C2 and P2 chunks */
+    if ((rc = plan_ac_chunks(pl, na)) != 0) goto out;
     plan_p2_chunks(pl, np2);
     if (!pl->gourdon && (rc = plan_easy_chunks(pl, &sp, ne, cancel)) != 0) goto out;
-    plan_c1_chunks(pl, nc);
     plan_s1_chunks(pl, ns);
 out:
     pi_mem_put(sp.cuts, cuts_bytes);
