@@ -1,14 +1,16 @@
 /* baseline_server.c — the HTTP-overhead yardstick for scripts/bench-http.sh: a minimal
  * libmicrohttpd server with the same daemon flags and I/O thread count as primed's main listener
  * that answers every request with one constant JSON body (queued on the second access-handler
- * call, as primed does for keep-alive). Listens on 127.0.0.1:0 and writes its port to argv[1];
- * exits on SIGTERM/SIGINT. */
+ * call, as primed does for keep-alive). Listens on 127.0.0.1:0 and writes its port to argv[1]
+ * (argv[2]: I/O threads); exits on SIGTERM/SIGINT. */
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -31,7 +33,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: baseline_server PORT_FILE\n");
+        fprintf(stderr, "usage: baseline_server PORT_FILE [IO_THREADS]\n");
         return 2;
     }
     sigset_t set;
@@ -42,8 +44,12 @@ int main(int argc, char **argv)
     resp = MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
     MHD_add_response_header(resp, "Content-Type", "application/json");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    unsigned threads = n < 1 ? 1 : n > 4 ? 4 : (unsigned)n; /* as server.c io_threads() */
+    /* As primed's io_threads: argv[2], else the CPUs this process may run on, at most 32
+     * (netaddr_io_threads; the cgroup quota is not read here: benchmarks pass the count). */
+    cpu_set_t cs;
+    unsigned threads = sched_getaffinity(0, sizeof cs, &cs) == 0 ? (unsigned)CPU_COUNT(&cs) : 1;
+    if (threads > 32) threads = 32;
+    if (argc > 2 && atoi(argv[2]) > 0) threads = (unsigned)atoi(argv[2]);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
     struct MHD_Daemon *d =
         MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME,
