@@ -204,11 +204,12 @@ static void *on_request_start(void *cls, const char *uri, struct MHD_Connection 
     r->uri_too_long = r->uri_len > s->cfg->max_uri_bytes;
     r->raw_uri = uri;
     r->bad_bytes = rawreq_has_control_byte(uri);
-    size_t plen = strcspn(uri, "?");
-    snprintf(r->path, sizeof r->path, "%.*s", (int)plen, uri);
-    snprintf(r->query_str, sizeof r->query_str, "%s", uri[plen] ? uri + plen + 1 : "");
-    /* The connection's record (on_connection): its fd, its address, and a slot that names its
-     * unfinished request, so that a request libmicrohttpd abandons is still logged and freed. */
+    /* Cut copies (not snprintf: 0.1 us); the arrays' last bytes stay zero from calloc. */
+    size_t plen = strcspn(uri, "?"), qlen = uri[plen] ? r->uri_len - plen - 1 : 0;
+    memcpy(r->path, uri, plen < sizeof r->path ? plen : sizeof r->path - 1);
+    memcpy(r->query_str, uri + plen + (qlen > 0),
+           qlen < sizeof r->query_str ? qlen : sizeof r->query_str - 1);
+    /* The connection's record (on_connection): its fd, address, and unfinished request. */
     const union MHD_ConnectionInfo *sc =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     struct conn *cn = sc ? sc->socket_context : NULL;
