@@ -33,7 +33,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "n");
     char *end = NULL;
     unsigned long long n = v ? strtoull(v, &end, 10) : 0;
-    if (!v || end == v || *end) return MHD_queue_response(c, MHD_HTTP_BAD_REQUEST, bad);
+    if (!v) return MHD_queue_response(c, MHD_HTTP_OK, bad); /* /readyz and the like */
+    if (end == v || *end) return MHD_queue_response(c, MHD_HTTP_BAD_REQUEST, bad);
     char body[64];
     int len = snprintf(body, sizeof body, "{\"n\":%llu,\"prime\":%s}", n,
                        primality_is_prime(n) ? "true" : "false");
