@@ -56,11 +56,13 @@ struct conn *connsweep_add(struct connsweep *cs, int fd, const char *addr)
     c->cur = NULL;
     c->fd = fd;
     c->idx = UINT32_MAX;
+    c->swept = false;
     snprintf(c->addr, sizeof c->addr, "%s", addr);
     if (!cs || fd < 0) return c;
     pthread_mutex_lock(&cs->mu);
     if (cs->n < cs->cap) {
         c->idx = cs->n;
+        c->swept = true;
         cs->v[cs->n++] = c;
     }
     pthread_mutex_unlock(&cs->mu);
@@ -70,8 +72,8 @@ struct conn *connsweep_add(struct connsweep *cs, int fd, const char *addr)
 void connsweep_remove(struct connsweep *cs, struct conn *c)
 {
     if (!c) return;
-    if (cs && c->idx != UINT32_MAX) {
-        pthread_mutex_lock(&cs->mu);
+    if (cs && c->swept) {
+        pthread_mutex_lock(&cs->mu); /* idx moves when another connection leaves: read it here */
         struct conn *last = cs->v[--cs->n];
         cs->v[c->idx] = last;
         last->idx = c->idx;

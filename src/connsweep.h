@@ -9,6 +9,7 @@
 
 #include <poll.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #define CONN_ADDR_MAX 64
@@ -19,7 +20,8 @@
 struct conn {
     void *cur;                /* the request in progress, or NULL (server.c; I/O thread) */
     int fd;                   /* the socket, -1 if unknown */
-    unsigned idx;             /* its place in connsweep.v, or UINT32_MAX when not registered */
+    unsigned idx;             /* its place in connsweep.v (under connsweep.mu: moves on removals) */
+    bool swept;               /* registered; set before the record is published, then constant */
     char addr[CONN_ADDR_MAX]; /* the client's address as text, formatted once per connection */
 };
 
