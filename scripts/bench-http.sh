@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # HTTP overhead of primed against a minimal libmicrohttpd server (tests/tools/baseline_server.c,
 # same daemon flags and I/O threads, constant JSON body), measured in the same run with
-#   wrk -t1 -cC -d${SECONDS_PER_RUN}s http://127.0.0.1:PORT/v1/isprime?n=1000003
-# for each C in CONNS (default "64 256"). Runs alternate, ROUNDS times: baseline, primed
+#   wrk -t${WRK_THREADS:-1} -cC -d${SECONDS_PER_RUN}s http://127.0.0.1:PORT/v1/isprime?n=1000003
+# for each C in CONNS (default "64 256"; on 16 cores: WRK_THREADS=8). wrk's p99 is listed too. Runs alternate, ROUNDS times: baseline, primed
 # (isprime answered inline on the I/O thread, the default), primed with --inline-small-answers
 # false (isprime handed to the worker pool: suspend + resume) and, with BENCH_RATELIMIT=1,
 # primed with per-client rate limiting on but never reached (--rate-limit 1e9 --rate-limit-burst
@@ -21,6 +21,7 @@ ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-64 256}
 URL_PATH='/v1/isprime?n=1000003'
 IO_THREADS=${IO_THREADS:-0}
+WRK_THREADS=${WRK_THREADS:-1}
 
 [ -x "$B/primed" ] && [ -x "$B/tools/baseline_server" ] || { echo "build first: make" >&2; exit 2; }
 command -v wrk >/dev/null || { echo "wrk not installed (scripts/install-deps.sh)" >&2; exit 2; }
@@ -51,7 +52,9 @@ tck=$(getconf CLK_TCK)
 run() { # NAME CONNS → "req/s cpu_us_per_req"
   local port_var=$1_PORT pid=${LIB_SRV_PID[$1]} c0 c1 out n rps
   c0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-  out=$(wrk -t1 -c"$2" -d"${SECONDS_PER_RUN}s" "http://127.0.0.1:${!port_var}$URL_PATH")
+  out=$(wrk -t"$WRK_THREADS" -c"$2" -d"${SECONDS_PER_RUN}s" --latency \
+    "http://127.0.0.1:${!port_var}$URL_PATH")
+  echo "$1 $2 conns p99 $(awk '$1 == "99%" {print $2}' <<<"$out")" >> "$LIB_TMP/p99"
   c1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
   grep -q Non-2xx <<<"$out" && echo "$1: non-2xx answers" >&2
   n=$(awk '/requests in/ {print $1}' <<<"$out")
@@ -90,5 +93,6 @@ for c in $CONNS; do
     fi
   done
 done
+echo "p99 per run:"; sort "$LIB_TMP/p99" | sed 's/^/  /'
 echo "target: primed (and rate limiting on) >= 90% of baseline req/s: $([ $fail = 0 ] && echo met || echo NOT met)"
 exit $fail
