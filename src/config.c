@@ -57,6 +57,9 @@ static const struct setting settings[] = {
      "Sieve segment size per worker; 0 sizes it from the CPU cache."},
     {"max_connections", T_UINT, F(max_connections), 0, 1, 1000000, NULL, "N",
      "Concurrent client connections."},
+    {"io_threads", T_UINT, F(io_threads), 0, 1, 256, "auto", "N|auto",
+     "Threads serving the main listener's connections; auto (or 0) = the CPUs the process may "
+     "use (affinity and cgroup cpu.max), at most 32."},
     {"max_connections_per_ip", T_UINT, F(max_connections_per_ip), 0, 1, 1000000, "unlimited", "N",
      "Concurrent connections from one client address."},
     {"connection_timeout", T_UINT, F(connection_timeout), 0, 1, 86400, NULL, "S",
@@ -180,6 +183,7 @@ void config_defaults(struct primed_config *cfg)
     cfg->sieve_segment_bytes = 0;
     cfg->max_connections = 1024;
     cfg->max_connections_per_ip = 256;
+    cfg->io_threads = 0; /* auto */
     cfg->connection_timeout = 30;
     cfg->connection_memory_limit = 64 * KIB;
     cfg->request_timeout_ms = 30000;

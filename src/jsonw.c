@@ -365,8 +365,30 @@ static size_t escaped_len(const char *s, size_t n)
     return len;
 }
 
+/* Printable ASCII with no quote or backslash: copied as it is (the common case: ids, paths,
+ * addresses, most values; one pass instead of escaped_len's and jsonw_escape's two). */
+static bool plain_ascii(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') return false;
+    }
+    return true;
+}
+
 int jsonw_strn(struct jsonw *w, const char *s, size_t n)
 {
+    if (plain_ascii(s, n)) {
+        int rc = reserve(w, n + 2);
+        if (rc != 0) return rc;
+        char *p = w->buf + w->len;
+        p[0] = '"';
+        memcpy(p + 1, s, n);
+        p[1 + n] = '"';
+        w->len += n + 2;
+        w->buf[w->len] = '\0';
+        return 0;
+    }
     size_t need = escaped_len(s, n) + 2;
     int rc = reserve(w, need);
     if (rc != 0) return rc;
@@ -386,7 +408,7 @@ int jsonw_str(struct jsonw *w, const char *s)
 
 int jsonw_strn_trunc(struct jsonw *w, const char *s, size_t n, size_t limit)
 {
-    size_t need = escaped_len(s, n) + 2;
+    size_t need = (plain_ascii(s, n) ? n : escaped_len(s, n)) + 2;
     if (need <= limit) return jsonw_strn(w, s, n);
     if (limit < 5) {
         w->overflow = true;

@@ -7,7 +7,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,10 +64,58 @@ int netaddr_resolve(const char *host, unsigned port, struct sockaddr_storage *ss
     return 0;
 }
 
-unsigned netaddr_io_threads(void)
+/* The CPUs this process may run on: its affinity mask, then a cgroup v2 cpu.max quota on its
+ * cgroup or any ancestor (quota/period CPUs, rounded up). 0 when unknown. A cgroup v1 quota is
+ * not read (cpu.cfs_quota_us): there the affinity alone counts. */
+static unsigned cgroup_cpu_quota(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 4 ? 4 : (unsigned)n;
+    char line[512], path[PATH_MAX + 32];
+    FILE *f = fopen("/proc/self/cgroup", "re");
+    if (!f) return 0;
+    char *dir = NULL;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "0::", 3) == 0) {
+            line[strcspn(line, "\n")] = '\0';
+            dir = line + 3;
+            break;
+        }
+    fclose(f);
+    unsigned best = 0;
+    for (int depth = 0; dir && *dir && depth < 64; depth++) {
+        snprintf(path, sizeof path, "/sys/fs/cgroup%s/cpu.max", dir);
+        FILE *q = fopen(path, "re");
+        unsigned long long quota, period;
+        if (q && fscanf(q, "%llu %llu", &quota, &period) == 2 && period > 0) {
+            unsigned long long n = (quota + period - 1) / period;
+            unsigned cpus = n < 1 ? 1 : n > 65536 ? 65536 : (unsigned)n;
+            if (best == 0 || cpus < best) best = cpus;
+        }
+        if (q) fclose(q);
+        char *slash = strrchr(dir, '/');
+        if (!slash) break;
+        *slash = '\0'; /* the parent ("/a/b" -> "/a"; "/a" -> "", the root: no cpu.max) */
+    }
+    return best;
+}
+
+unsigned netaddr_allowed_cpus(void)
+{
+    cpu_set_t set;
+    unsigned n = 0;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) n = (unsigned)CPU_COUNT(&set);
+    if (n == 0) {
+        long o = sysconf(_SC_NPROCESSORS_ONLN);
+        n = o < 1 ? 1 : (unsigned)o;
+    }
+    unsigned q = cgroup_cpu_quota();
+    return q && q < n ? q : n;
+}
+
+unsigned netaddr_io_threads(unsigned want)
+{
+    if (want) return want;
+    unsigned n = netaddr_allowed_cpus();
+    return n > NETADDR_IO_THREADS_AUTO_MAX ? NETADDR_IO_THREADS_AUTO_MAX : n;
 }
 
 /* "main debug\n" into path, atomically (readers see no file or the whole line). The temporary

@@ -17,8 +17,15 @@ int netaddr_resolve(const char *host, unsigned port, struct sockaddr_storage *ss
  * when capped). Never 0. */
 unsigned netaddr_connection_limit(unsigned want);
 
-/* I/O threads for the main listener: the online CPUs, 1 … 4. */
-unsigned netaddr_io_threads(void);
+/* The CPUs this process may use: its affinity mask, capped by a cgroup v2 cpu.max quota. ≥ 1. */
+unsigned netaddr_allowed_cpus(void);
+
+/* Auto I/O threads stop here (docs/benchmarks.md: more threads than cores only add switches). */
+#define NETADDR_IO_THREADS_AUTO_MAX 32u
+
+/* I/O threads for the main listener: want (the io_threads setting), or for 0 (auto) the CPUs the
+ * process may use, 1 … NETADDR_IO_THREADS_AUTO_MAX. */
+unsigned netaddr_io_threads(unsigned want);
 
 /* "main debug\n" into path, atomically (readers see no file or the whole line), mode 0644.
  * Returns 0, or -1 with errno. */

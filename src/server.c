@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "admission.h"
+#include "connsweep.h"
 #include "primed/errors.h"
 #include "primed/http.h"
 #include "primed/inflight.h"
@@ -157,6 +158,7 @@ static enum MHD_Result nul_arg_it(void *cls, enum MHD_ValueKind kind, const char
     return MHD_YES;
 }
 
+/* The client's address as text (once per connection: its record keeps it). */
 static void client_addr(struct MHD_Connection *c, char *out, size_t outlen)
 {
     snprintf(out, outlen, "-");
@@ -202,13 +204,19 @@ static void *on_request_start(void *cls, const char *uri, struct MHD_Connection 
     r->uri_too_long = r->uri_len > s->cfg->max_uri_bytes;
     r->raw_uri = uri;
     r->bad_bytes = rawreq_has_control_byte(uri);
-    size_t plen = strcspn(uri, "?");
-    snprintf(r->path, sizeof r->path, "%.*s", (int)plen, uri);
-    snprintf(r->query_str, sizeof r->query_str, "%s", uri[plen] ? uri + plen + 1 : "");
-    client_addr(conn, r->client_addr, sizeof r->client_addr);
-    const union MHD_ConnectionInfo *fi =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    r->fd = fi ? fi->connect_fd : -1;
+    /* Cut copies (not snprintf: 0.1 us); the arrays' last bytes stay zero from calloc. */
+    size_t plen = strcspn(uri, "?"), qlen = uri[plen] ? r->uri_len - plen - 1 : 0;
+    memcpy(r->path, uri, plen < sizeof r->path ? plen : sizeof r->path - 1);
+    memcpy(r->query_str, uri + plen + (qlen > 0),
+           qlen < sizeof r->query_str ? qlen : sizeof r->query_str - 1);
+    /* The connection's record (on_connection): its fd, address, and unfinished request. */
+    const union MHD_ConnectionInfo *sc =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn *cn = sc ? sc->socket_context : NULL;
+    snprintf(r->client_addr, sizeof r->client_addr, "%s", cn ? cn->addr : "-");
+    r->fd = cn ? cn->fd : -1;
+    r->slot = cn ? &cn->cur : NULL;
+    if (r->slot) *r->slot = r;
     const char *q = strchr(uri, '?');
     if (q && !rawreq_query_fits(s->cfg->connection_memory_limit, r->uri_len, q + 1)) {
         r->too_many_args = true;
@@ -217,12 +225,6 @@ static void *on_request_start(void *cls, const char *uri, struct MHD_Connection 
          * the query right after the '?' so that nothing is parsed. */
         ((char *)q)[1] = '\0';
     }
-    /* The connection's socket context is a slot that names its unfinished request (see
-     * on_connection), so a request libmicrohttpd abandons is still logged and freed. */
-    const union MHD_ConnectionInfo *sc =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    r->slot = sc ? sc->socket_context : NULL;
-    if (r->slot) *r->slot = r;
     pthread_mutex_lock(&s->mu);
     r->next = s->inflight;
     if (s->inflight)
@@ -360,7 +362,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 static void req_finish(struct req *r, int unanswered)
 {
     struct server *s = r->srv;
-    if (r->slot) *r->slot = r->slot; /* the connection has no unfinished request any more */
+    if (r->slot) *r->slot = NULL; /* the connection has no unfinished request any more */
     tarpit_release(r);
     /* Whatever the reason, the answer is no longer wanted: a client that went away, a timeout.
      * Stops a producing worker within one segment. */
@@ -420,22 +422,27 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     req_finish(r, unanswered);
 }
 
-/* The socket context is a slot holding either its own address (no request in progress) or the
- * request the URI-log callback started and on_completed has not finished yet. libmicrohttpd
- * 0.9.75 skips the completion callback for a request it abandons while parsing the request line
- * (e.g. its pool ran out): that request is finished here, when the connection closes, as a 400
- * (libmicrohttpd answered it with its own error page, or not at all). No allocation: the slot is
- * libmicrohttpd's. Both callbacks run on the connection's I/O thread, completion first. */
+/* The socket context is the connection's record (connsweep.h; the main listener's are swept).
+ * Its `cur` names a request on_completed has not finished: libmicrohttpd 0.9.75 skips that
+ * callback for a request it abandons while parsing the request line (its pool ran out), which is
+ * finished here as a 400. Both run on the connection's I/O thread, completion first. */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
+    struct listener *l = cls;
+    struct connsweep *cs = l->debug ? NULL : &l->srv->sweep;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        *socket_context = socket_context;
+        char addr[CONN_ADDR_MAX];
+        client_addr(conn, addr, sizeof addr);
+        const union MHD_ConnectionInfo *fi =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = connsweep_add(cs, fi ? fi->connect_fd : -1, addr);
         metrics_connections_add(1);
         return;
     }
-    void *v = *socket_context;
-    if (v != NULL && v != (void *)socket_context) req_finish(v, 400);
+    struct conn *cn = *socket_context;
+    if (cn && cn->cur) req_finish(cn->cur, 400);
+    connsweep_remove(cs, cn);
     *socket_context = NULL;
     metrics_connections_add(-1);
 }
@@ -470,21 +477,14 @@ static int start_listener(struct server *s, struct listener *l, const char *host
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD;
     if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
-    /* poll, not epoll, on the main listener: libmicrohttpd 0.9.75's epoll mode is edge-triggered
-     * and drops a connection's read readiness after any short read, so a client whose last
-     * bytes and FIN arrive together (send one byte, close) is never read again: its socket sat
-     * in CLOSE-WAIT until the idle timeout, holding a connection slot and its address's share
-     * of max_connections_per_ip. poll is level-triggered and sees the EOF on the next round.
-     * Its cost is O(connections of the thread) per wake-up instead of O(ready ones): the same
-     * CPU per request (~13 us) with a few connections, ~29 us instead of ~13 us with 500 idle
-     * keep-alive connections open (docs/reliability.md). Rejected: epoll plus a short timeout
-     * before the first request (misses a FIN that comes with the last bytes of a later
-     * request), or a watcher thread of our own on the sockets (races libmicrohttpd's close
-     * and fd reuse). */
+    /* epoll on the main listener: O(ready connections) per wake-up, so idle keep-alive
+     * connections cost nothing. Its edge-triggered mode can miss a FIN that comes with the last
+     * bytes; the half-close sweep makes up for it (connsweep.c; poll, the alternative, cost
+     * twice the CPU per request with 500 idle connections open: docs/reliability.md). */
     if (l->debug)
         flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL; /* profiles block */
     else
-        flags |= MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME;
+        flags |= MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
     struct MHD_OptionItem ops[16];
     int n = 0;
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
@@ -501,7 +501,7 @@ static int start_listener(struct server *s, struct listener *l, const char *host
         if (c->max_connections_per_ip)
             ops[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
                                                c->max_connections_per_ip, NULL};
-        unsigned t = netaddr_io_threads();
+        unsigned t = netaddr_io_threads(c->io_threads);
         if (t > 1) ops[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, t, NULL};
     } else {
         ops[n++] =
@@ -551,6 +551,7 @@ struct server *server_create(const struct primed_config *cfg, struct pool *pool,
     if (admission_init(&s->adm, cfg) != 0) goto err_handlers;
     if (metrics_register_collector(collect, s) != 0) goto err_adm;
     inflight_set_source(server_snapshot, s, cfg->workers);
+    if (connsweep_init(&s->sweep, cfg->max_connections) != 0) goto err_metrics;
     if (watch_start(s) != 0) {
         log_event(LOG_ERROR, "start_failed", "cannot start the hang-up watcher", NULL);
         goto err_metrics;
@@ -571,6 +572,7 @@ err_main:
     MHD_stop_daemon(s->main.d);
 err_watch:
     watch_stop(s);
+    connsweep_fini(&s->sweep);
 err_metrics:
     inflight_set_source(NULL, NULL, 0);
     metrics_unregister_collector(collect, s);
@@ -688,6 +690,7 @@ void server_destroy(struct server *s)
 {
     if (!s) return;
     server_stop(s);
+    connsweep_fini(&s->sweep); /* after the daemons: every connection has been removed */
     admission_fini(&s->adm);
     handlers_fini(&s->handlers);
     pthread_cond_destroy(&s->susp_cv);

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "admission.h"
+#include "connsweep.h"
 #include "handlers.h"
 #include "primed/api.h"
 #include "primed/assert.h"
@@ -192,6 +193,7 @@ struct server {
     unsigned nstarted;
     struct handlers handlers; /* the built-in endpoints; read-only after create */
     struct hangup_watch watch;
+    struct connsweep sweep; /* the main listener's connections (internally locked) */
 };
 /* The phase is written by the I/O thread only and read (relaxed) by the /debug/requests
  * snapshot and the hang-up watcher too. */

@@ -43,6 +43,9 @@
  * Rejected: watching all connections (races libmicrohttpd's own close; see start_listener in
  * server.c), or the worker peeking at the socket (the engine knows only its cancel flag). */
 #define WATCH_TICK_MS 40
+/* The half-close sweep (connsweep.c) every this many ticks: a half-closed socket leaves
+ * CLOSE-WAIT within ~0.3 s. */
+#define SWEEP_TICKS 6
 
 /* The suspended requests whose work is not cancelled yet, each with a reference and its suspend
  * generation, into w->reqs / w->pfd[1…]. Lock order s->mu → r->mu (nothing takes s->mu under
@@ -116,7 +119,8 @@ static void *watch_main(void *arg)
     pthread_setname_np(pthread_self(), "primed-hangup");
     trace_thread_name("primed-hangup");
     w->pfd[0] = (struct pollfd){.fd = w->wake_fd, .events = POLLIN};
-    while (!atomic_load_explicit(&w->stop, memory_order_acquire)) {
+    for (unsigned tick = 0; !atomic_load_explicit(&w->stop, memory_order_acquire); tick++) {
+        if (tick % SWEEP_TICKS == 0) connsweep_run(&s->sweep);
         unsigned n = watch_snapshot(s);
         int k = poll(w->pfd, n + 1, WATCH_TICK_MS);
         for (unsigned i = 0; i < n; i++) {

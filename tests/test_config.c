@@ -585,7 +585,7 @@ static const char *const issue15_flags[] = {"cgroup_root",         "memory_high_
                                             "heap_dump_threshold", "heap_dump_keep"};
 #define NISSUE15 (sizeof(issue15_flags) / sizeof(issue15_flags[0]))
 /* ... and those of issues 25 (the π cache) and 27 (the execution trace). */
-static const char *const later_flags[] = {"pi_cache_bytes", "trace_buffer_bytes"};
+static const char *const later_flags[] = {"pi_cache_bytes", "trace_buffer_bytes", "io_threads"};
 #define NLATER (sizeof(later_flags) / sizeof(later_flags[0]))
 #define NISSUE (sizeof(issue_flags) / sizeof(issue_flags[0]))
 

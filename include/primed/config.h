@@ -42,6 +42,7 @@ struct primed_config {
     /* HTTP limits */
     unsigned max_connections;           /* default 1024 */
     unsigned max_connections_per_ip;    /* default 256; 0 = unlimited */
+    unsigned io_threads;                /* main listener's I/O threads; 0 = auto (netaddr.h) */
     unsigned connection_timeout;        /* idle seconds, default 30 */
     uint64_t connection_memory_limit;   /* bytes per connection, default 64 KiB */
     unsigned request_timeout_ms;        /* default 30000 */
