@@ -410,7 +410,8 @@ static int plan_chunks(pi_plan *pl, unsigned threads, const atomic_int *cancel)
 {
     uint64_t nh = pl->b_hard > PI_C ? 8 * (uint64_t)threads : 0, np2 = 4 * (uint64_t)threads;
     uint64_t ne = 4 * (uint64_t)threads, ns = (pl->mmax >> 22) + 1;
-    uint64_t na = pl->gourdon ? 8 * (uint64_t)threads : 0, nc = pl->gourdon ? 2 * (uint64_t)threads : 0;
+    uint64_t na = pl->gourdon ? 8 * (uint64_t)threads : 0,
+             nc = pl->gourdon ? 2 * (uint64_t)threads : 0;
     uint64_t kmax = nh + np2 + ne + ns + na + nc + 4;
     size_t cuts_bytes = (kmax + 1) * sizeof(uint64_t);
     struct split sp = {pi_mem_get(cuts_bytes), 0};
