@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "check_main.h"
+#include "pi_int.h" /* struct pi_plan and pi_plan_terms: the terms one by one */
 #include "primed/pi.h"
 #include "primed/sieve.h"
 #include "testutil.h"
@@ -225,6 +226,57 @@ START_TEST(gourdon_equals_dr_on_seeded_random_x)
             uint64_t a = pi_plan_run(x, &g, false), b = pi_plan_run(x, &dr, r % 2 == 1);
             ck_assert_msg(a == b, "pi(%" PRIu64 "): gourdon %" PRIu64 ", dr %" PRIu64, x, a, b);
         }
+    }
+}
+END_TEST
+
+/* primecount prints every term of Gourdon's formula for given α_y, α_z (-s): with the same
+ * parameters (y = ⌊α_y·x^(1/3)⌋, z = ⌊α_z·y⌋, the same x*) each of ours must equal its — Σ (ours
+ * plus Σ0, which ours keeps in P2), A + C, B (our P2 plus Σ_{a<i<=π(√x)} (i − 1)) and Φ0 + D (its k
+ * = 8 moves leaves between Φ0 and D, our c = 6; their sum is the same). An independent
+ * implementation, term by term. */
+static i128 pc_term(const char *out, const char *name)
+{
+    char key[32];
+    snprintf(key, sizeof key, "\n%s = ", name);
+    const char *at = strstr(out, key);
+    ck_assert_msg(at != NULL, "primecount printed no %s", name);
+    return (i128)strtoll(at + strlen(key), NULL, 10);
+}
+
+START_TEST(gourdon_terms_match_primecount_term_by_term)
+{
+    uint64_t xs[] = {1000000000000u, 31415926535897u,
+                     slow_variant() ? 99999999977u : 1000000000000007u};
+    for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++) {
+        uint64_t x = xs[i];
+        char cmd[160], out[8192];
+        snprintf(cmd, sizeof cmd, "primecount %" PRIu64 " --alpha-y=5 --alpha-z=2 -s -t1 2>&1", x);
+        FILE *f = popen(cmd, "r");
+        ck_assert_ptr_nonnull(f);
+        size_t n = fread(out + 1, 1, sizeof out - 2, f);
+        out[0] = '\n';
+        out[n + 1] = '\0';
+        ck_assert_int_eq(pclose(f), 0);
+        struct pi_opts o = {.threads = 3, .alpha = 5, .algo = PI_ALGO_GOURDON, .alpha_z = 2};
+        pi_plan *pl;
+        ck_assert_int_eq(pi_plan_create(x, &o, &pl, NULL), 0);
+        for (uint64_t c = 0; c < pi_plan_chunks(pl); c++)
+            ck_assert_int_eq(pi_run_chunk(pl, c, NULL), 0);
+        ck_assert_uint_eq(pl->y, (uint64_t)pc_term(out, "y"));
+        ck_assert_uint_eq(pl->mmax, (uint64_t)pc_term(out, "z"));
+        ck_assert_uint_eq(pl->xstar, (uint64_t)pc_term(out, "x_star"));
+        struct pi_terms t;
+        ck_assert_int_eq(pi_plan_terms(pl, &t), 0);
+        i128 ps = (i128)pi_of(pl->sqrtx), a = pl->a;
+        i128 sigma0 = a - 1 + ps * (ps - 1) / 2 - a * (a - 1) / 2; /* ours sits in P2 */
+        ck_assert_msg(t.sigma + sigma0 == pc_term(out, "Sigma"), "Sigma of %" PRIu64, x);
+        ck_assert_msg(t.c1 + t.ac == pc_term(out, "A + C"), "A + C of %" PRIu64, x);
+        ck_assert_msg(t.p2 + ps * (ps - 1) / 2 - a * (a - 1) / 2 == pc_term(out, "B"),
+                      "B of %" PRIu64, x);
+        ck_assert_msg(t.s1 + t.hard == pc_term(out, "Phi0") + pc_term(out, "D"),
+                      "Phi0 + D of %" PRIu64, x);
+        pi_plan_destroy(pl);
     }
 }
 END_TEST
@@ -447,6 +499,7 @@ static Suite *pi_suite(void)
     tcase_add_test(tc, pi_at_cubes_squares_and_prime_powers);
     tcase_add_test(tc, pi_same_for_every_alpha_segment_and_chunking);
     tcase_add_test(tc, gourdon_equals_dr_on_seeded_random_x);
+    tcase_add_test(tc, gourdon_terms_match_primecount_term_by_term);
     tcase_add_test(tc, pi_chunks_in_random_order_equal_sequential);
     tcase_add_test(tc, pi_chunks_on_threads_equal_sequential);
     tcase_add_test(tc, pi_cancel_mid_run_stops_within_100ms_and_frees);

@@ -65,50 +65,64 @@ const char *pi_chunk_kind(const pi_plan *plan, uint64_t i)
     return i < plan->nchunks ? names[plan->chunks[i].kind] : "none";
 }
 
-int pi_plan_result(const pi_plan *plan, uint64_t *pi)
+int pi_plan_terms(const pi_plan *plan, struct pi_terms *t)
 {
-    if (plan->small) {
-        *pi = plan->small_pi;
-        return 0;
-    }
+    *t = (struct pi_terms){0};
+    if (plan->small) return -EINVAL;
     for (uint64_t i = 0; i < plan->nchunks; i++)
         if (!atomic_load_explicit(&plan->chunks[i].done, memory_order_acquire)) return -EINVAL;
     /* φ before each hard chunk: the earlier chunks' counts, b by b (chunks are in order). */
     uint64_t nb = plan->b_hard > PI_C ? plan->b_hard - PI_C : 1;
     uint64_t *acc = pi_mem_get(nb * sizeof *acc); /* transient, b_hard·8 bytes */
     if (!acc) return -ENOMEM;
-    i128 phi = 0, p2 = 0;
     uint64_t p2_before = 0, p2_n = 0, ac_before = 3; /* π(AC_FIRST − 1) */
     for (uint64_t i = 0; i < plan->nchunks; i++) {
         const struct chunk *ck = &plan->chunks[i];
         switch (ck->kind) {
         case CK_HARD:
-            phi += ck->sum;
+            t->hard += ck->sum;
             for (uint32_t k = 0; k < ck->bmax - PI_C && k < nb; k++) {
-                phi += (i128)ck->musum[k] * (i128)acc[k];
+                t->hard += (i128)ck->musum[k] * (i128)acc[k];
                 acc[k] += ck->cnt[k];
             }
             break;
         case CK_P2:
-            p2 += ck->sum + (i128)ck->nleaves * (i128)(plan->a + p2_before);
+            t->p2 += ck->sum + (i128)ck->nleaves * (i128)(plan->a + p2_before);
             p2_before += ck->nprimes;
             p2_n += ck->nleaves;
             break;
         case CK_AC:
-            phi += ck->sum + (i128)ck->nleaves * (i128)ac_before;
+            t->ac += ck->sum + (i128)ck->nleaves * (i128)ac_before;
             ac_before += ck->nprimes;
             break;
+        case CK_EASY:
+            t->easy += ck->sum;
+            break;
+        case CK_C1:
+            t->c1 += ck->sum;
+            break;
         default:
-            phi += ck->sum;
+            t->s1 += ck->sum;
             break;
         }
     }
     pi_mem_put(acc, nb * sizeof *acc);
     /* P2 = Σ π(x / p_i) − Σ_{a < i <= a + n} (i − 1) */
-    uint64_t a = plan->a;
-    p2 -= (i128)(2 * (u128)a + p2_n - 1) * (i128)p2_n / 2;
-    if (plan->gourdon) phi += pi_sigma(plan);
-    i128 r = phi + (i128)a - 1 - p2;
+    t->p2 -= (i128)(2 * (u128)plan->a + p2_n - 1) * (i128)p2_n / 2;
+    if (plan->gourdon) t->sigma = pi_sigma(plan);
+    return 0;
+}
+
+int pi_plan_result(const pi_plan *plan, uint64_t *pi)
+{
+    if (plan->small) {
+        *pi = plan->small_pi;
+        return 0;
+    }
+    struct pi_terms t;
+    int rc = pi_plan_terms(plan, &t);
+    if (rc) return rc;
+    i128 r = t.s1 + t.hard + t.easy + t.c1 + t.ac + t.sigma + (i128)plan->a - 1 - t.p2;
     *pi = (uint64_t)r;
     return 0;
 }

@@ -157,6 +157,16 @@ int pi_c1_run(const pi_plan *pl, struct chunk *ck, const atomic_int *cancel);   
 int pi_ac_run(const pi_plan *pl, struct chunk *ck, const atomic_int *cancel);   /* pi_ac.c */
 /* Gourdon's Σ1 … Σ6 (pi_sigma.c): closed forms and loops over p <= x^(1/3), from the tables. */
 i128 pi_sigma(const pi_plan *pl);
+/* Every term of a completed plan (tests compare them with primecount's --Phi0, --D, --AC,
+ * --B and --Sigma): π(x) = s1 + hard + easy + c1 + ac + sigma + a − 1 − p2. DR: s1 = S1, hard =
+ * S2_hard, easy = S2_easy + S2_trivial. Gourdon: s1 = Φ0, hard = D, c1 + ac = A + C, sigma =
+ * Σ1 … Σ6, p2 = B − Σ_{a < i <= π(√x)} (i − 1). 0, -ENOMEM, or -EINVAL (a chunk not done, or
+ * a small x answered without terms). */
+struct pi_terms {
+    i128 s1, hard, easy, c1, ac, sigma, p2;
+};
+int pi_plan_terms(const pi_plan *plan, struct pi_terms *t);
+
 /* AC chunks count their primes from this number on (smaller leaves' n never occur). */
 #define AC_FIRST 7u
 
