@@ -1,7 +1,7 @@
 /* sieve.c — the segmented mod-30 sieve of Eratosthenes behind sieve_count/foreach/bitmap.
  *
  * A range is cut into windows, a window into segments of seg_bytes (L2/4). Per segment: the
- * presieve pattern is copied (7 … 59), then small and medium sieving primes cross off their
+ * presieve patterns are AND-ed in (7 … 163), then small and medium sieving primes cross off their
  * multiples, segment-local and cache-hot. Big primes (far more bytes between two multiples than a
  * segment holds) are handled once per window by sieve_big.c: one division each finds the first
  * multiple, and the hits are sorted into L2-sized buckets before they are applied. The window
