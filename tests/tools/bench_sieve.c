@@ -132,6 +132,9 @@ int main(int argc, char **argv)
     const char *seg = getenv("BENCH_SEGMENT_BYTES");
     sieve_ctx *ctx = sieve_ctx_create(seg ? (size_t)arg_u64(seg) : 0);
     if (!ctx) return 1;
+    /* BENCH_POOL_BYTES: the big primes' bucket pool (sieve_ctx_set_bucket_pool) */
+    const char *pool = getenv("BENCH_POOL_BYTES");
+    if (pool) sieve_ctx_set_bucket_pool(ctx, (size_t)arg_u64(pool));
     /* BENCH_NO_HYBRID=1: always the full sieve (to re-measure the hybrid's break-even) */
     const char *nh = getenv("BENCH_NO_HYBRID");
     if (nh && *nh && strcmp(nh, "0") != 0) sieve_ctx_set_hybrid(ctx, false);
