@@ -316,15 +316,20 @@ static int emit_window(sieve_ctx *ctx, struct job *jb, uint64_t W0, size_t wlen)
     for (size_t w = 0; w < wlen; w += 8) {
         uint64_t bits;
         memcpy(&bits, buf + w, 8);
-        while (bits) {
-            unsigned b = (unsigned)__builtin_ctzll(bits);
-            bits &= bits - 1;
-            jb->batch[jb->batch_n++] = W0 + 30 * (uint64_t)(w + b / 8) + wheel_residue[b % 8];
-            if (jb->batch_n == BATCH_CAP) {
-                int rc = flush_batch(jb);
-                if (rc) return rc;
-            }
+        if (!bits) continue;
+        /* a word holds at most 64 primes: make room once per word, not once per prime */
+        if (jb->batch_n > BATCH_CAP - 64) {
+            int rc = flush_batch(jb);
+            if (rc) return rc;
         }
+        uint64_t *out = jb->batch + jb->batch_n;
+        const uint64_t base = W0 + 30 * (uint64_t)w;
+        size_t k = 0;
+        for (; bits; bits &= bits - 1) {
+            unsigned b = (unsigned)__builtin_ctzll(bits);
+            out[k++] = base + 30 * (uint64_t)(b / 8) + wheel_residue[b % 8];
+        }
+        jb->batch_n += k;
     }
     return 0;
 }
