@@ -80,7 +80,7 @@ endif
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(B)/tests/%)
 # The engine's tests link libprimedsieve.a and Check only (no libmicrohttpd, jansson or curl).
-ENGINE_TESTS := test_sieve test_sieve_big test_primality test_pi test_factor
+ENGINE_TESTS := test_sieve test_sieve_big test_primality test_pi test_factor test_sieve_kernels
 ENGINE_TEST_BINS := $(ENGINE_TESTS:%=$(B)/tests/%)
 SERVICE_TEST_BINS := $(filter-out $(ENGINE_TEST_BINS),$(TEST_BINS))
 # Unit tests: every Check binary except the end-to-end ones (test_e2e_*), which start build/primed.

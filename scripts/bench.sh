@@ -5,6 +5,7 @@
 # count near 2^64. Both answers are compared, a mismatch fails the run.
 # Usage: scripts/bench.sh [REPS]   (default 3; the machine is shared, keep it short)
 #        BENCH_ONLY=pi scripts/bench.sh [REPS]   only the π(x) rows
+#        BENCH_ONLY=count scripts/bench.sh [REPS] only the three count rows
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPS=${1:-${REPS:-3}}
@@ -70,6 +71,11 @@ bench() { # name target lo hi
 bench "count [0, 1e10]"               1.5 0 10000000000
 bench "count [1e18, 1e18+1e9]"        2.0 1000000000000000000 1000000001000000000
 bench "count [2^64-1e9, 2^64-1]"      "" 18446744072709551615 18446744073709551615
+# BENCH_ONLY=count: the count rows alone (and the load), for tuning the sieve's loops
+if [ "${BENCH_ONLY:-}" = count ]; then
+  echo "load: $(uptime | sed 's/.*load average/load average/')"
+  exit $fail
+fi
 # nth prime: primed's sieve_nth (li estimate, π(x) by Deléglise–Rivat, sieve the gap) against
 # primecount, which also counts combinatorially (its default Gourdon algorithm), one thread each.
 # Sieving [0, x] instead took 3.0 s for nth(1e9) and 44 s for nth(1e10) (primesieve -n: 2.4 s and

@@ -189,6 +189,40 @@ int jsonw_u64(struct jsonw *w, uint64_t v)
     return jsonw_raw(w, tmp, n);
 }
 
+/* The run of items that fits: v[i] is written as the decimal of v[i] / 10^4 (cached: a sorted
+ * list of primes changes it every ~20 items near 1e9) and four digits from the table. Listing
+ * [0, 1e9] formatted each number afresh at ~10 ns (half of the server's CPU in a gperftools
+ * profile); with the cache it is a multiplication, a 16-byte copy and two table lookups.
+ * Each item has JSONW_U64_MAX + 1 bytes reserved; the prefix copy writes 16 of them. */
+static char *u64_run(char *p, const uint64_t *v, size_t n, char sep, bool *need_sep)
+{
+    char pre[16] = {0};
+    size_t plen = 0;
+    uint64_t cq = UINT64_MAX; /* v / 10^4 <= 1.9e15 never equals it */
+    for (size_t i = 0; i < n; i++) {
+        if (*need_sep) *p++ = sep;
+        *need_sep = true;
+        if (v[i] < 10000) {
+            p += format_small(p, (uint32_t)v[i]);
+            continue;
+        }
+        uint64_t q = v[i] / 10000;
+        uint32_t lo = (uint32_t)(v[i] - q * 10000);
+        if (q != cq) {
+            char tmp[JSONW_U64_MAX];
+            cq = q;
+            plen = jsonw_u64_format(tmp, q); /* <= 16 digits */
+            memcpy(pre, tmp, sizeof pre);
+        }
+        memcpy(p, pre, sizeof pre);
+        p += plen;
+        memcpy(p, digit_pairs + 2 * (lo / 100), 2);
+        memcpy(p + 2, digit_pairs + 2 * (lo % 100), 2);
+        p += 4;
+    }
+    return p;
+}
+
 size_t jsonw_u64_items(struct jsonw *w, const uint64_t *v, size_t n, char sep, bool *need_sep)
 {
     size_t i = 0;
@@ -204,12 +238,8 @@ size_t jsonw_u64_items(struct jsonw *w, const uint64_t *v, size_t n, char sep, b
         }
         size_t batch = room / (JSONW_U64_MAX + 1);
         if (batch > n - i) batch = n - i;
-        char *p = w->buf + w->len;
-        for (size_t end = i + batch; i < end; i++) {
-            if (*need_sep) *p++ = sep;
-            *need_sep = true;
-            p += jsonw_u64_format(p, v[i]);
-        }
+        char *p = u64_run(w->buf + w->len, v + i, batch, sep, need_sep);
+        i += batch;
         w->len = (size_t)(p - w->buf);
     }
     /* The tail that might fit even though a worst-case item does not: exact sizes. */

@@ -340,6 +340,35 @@ START_TEST(u64_items_fill_buffers_with_whole_numbers_only)
 }
 END_TEST
 
+/* Runs of close, increasing values (as primes are listed) share the digits above the last four:
+ * items must match snprintf where those digits change, around every power of ten, next to
+ * values below 10^4 and up to 2^64 - 1. */
+START_TEST(u64_items_match_snprintf_for_increasing_runs)
+{
+    static const uint64_t starts[] = {
+        0, 9000, 99990, 999999990, 1000000000, 99999999990, 9999999999999990, UINT64_MAX - 500};
+    for (size_t t = 0; t < sizeof starts / sizeof starts[0]; t++) {
+        enum { N = 400 };
+        uint64_t v[N];
+        char want[N * 21 + 1], buf[N * 21 + 1];
+        size_t wl = 0;
+        uint64_t x = starts[t];
+        for (int i = 0; i < N; i++) {
+            v[i] = x;
+            wl += (size_t)snprintf(want + wl, sizeof want - wl, "%s%" PRIu64, i ? "\n" : "", x);
+            uint64_t step = 1 + rnd() % (i % 50 == 0 ? 20000 : 40);
+            x = UINT64_MAX - x < step ? UINT64_MAX : x + step;
+        }
+        struct jsonw w;
+        jsonw_init_fixed(&w, buf, sizeof buf);
+        bool need_sep = false;
+        ck_assert_uint_eq(jsonw_u64_items(&w, v, N, '\n', &need_sep), N);
+        ck_assert_uint_eq(w.len, wl);
+        ck_assert_msg(memcmp(buf, want, wl) == 0, "run from %" PRIu64, starts[t]);
+    }
+}
+END_TEST
+
 START_TEST(steal_from_fixed_writer_copies)
 {
     char buf[16];
@@ -372,6 +401,7 @@ static Suite *jsonw_suite(void)
     tcase_add_test(tc, truncated_string_stays_valid_json_and_marks_cut);
     tcase_add_test(tc, escape_reports_consumed_input);
     tcase_add_test(tc, u64_items_fill_buffers_with_whole_numbers_only);
+    tcase_add_test(tc, u64_items_match_snprintf_for_increasing_runs);
     tcase_add_test(tc, steal_from_fixed_writer_copies);
     suite_add_tcase(s, tc);
     return s;

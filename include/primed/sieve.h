@@ -69,6 +69,17 @@ uint64_t sieve_nth_estimate(uint64_t k);
 int sieve_nth_finish(sieve_ctx *ctx, uint64_t x, uint64_t pi_x, uint64_t k, uint64_t *prime,
                      const atomic_int *cancel);
 
+/* Vector kernels (the pre-sieve's AND of patterns, the count of a window): a portable variant
+ * and AVX2 / AVX-512 ones; the best this CPU supports (cpuid) is used unless one is forced.
+ * sieve_isa_select(name) forces the variant `name` process-wide from the next window on (tests
+ * compare every variant with the portable one; benchmarks); NULL restores the best. Returns 0,
+ * or -ENOTSUP for an unknown name or a variant this CPU cannot run. Every variant gives the
+ * same answers. sieve_isa_name() names the variant in use; sieve_isa_variant(i) the i-th one
+ * (0 = "portable"), NULL past the last. */
+int sieve_isa_select(const char *name);
+const char *sieve_isa_name(void);
+const char *sieve_isa_variant(size_t i);
+
 /* Process-wide counters for /metrics (relaxed atomics, flushed once per call, not per prime). */
 struct sieve_stats {
     uint64_t numbers_sieved; /* width of all ranges sieved */

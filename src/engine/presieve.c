@@ -1,101 +1,98 @@
 /* presieve.c — the periodic patterns of presieve.h.
  *
- * A pattern for a set of primes P has period prod(P) bytes (30 prod(P) numbers). The first
- * pattern (7 … 19, 323 KB) is copied, the others (23 … 59) are AND-ed in by one fused pass, so
- * the segment is written once. To keep that pass in long straight runs, the short patterns are
- * stored repeated to at least REPEAT_MIN bytes (a whole number of periods): a run ends only where
- * one of the patterns wraps. One pattern for all primes would need ~10^20 bytes; a separate
- * pass per pattern costs a segment read+write each (measured: 18% of a count to 1e10).
+ * A pattern for a set of primes P has period prod(P) bytes (30 prod(P) numbers). The 35 primes
+ * 7 … 163 are grouped into 16 patterns of at most ~33 KB each (a quadruple, two triples, twelve
+ * pairs, one single); a segment is their AND, written once by one vector kernel
+ * (sieve_kernels.h). Each pattern is stored one period plus RUN bytes long, so that from any
+ * phase RUN bytes can be read straight: the fill proceeds in runs of RUN bytes, re-deriving each
+ * phase with one modulo per run.
+ * Measured (count [0, 1e10], gperftools): before, 7 … 59 in 5 patterns (a 323 KB copy of 7 … 19
+ * and 4 AND-ed ones) and 61 … 163 crossed off one by one by the small-prime loop, which was 88 %
+ * of the time; the primes 61 … 163 make about a fifth of those crossings, and AND-ing 16 streams
+ * with 32- or 64-byte vectors costs a fraction of that (docs/sieve.md has the numbers).
+ * Rejected: one pattern per prime (35 streams: twice the loads); larger groups (7·11·13·17·19 is
+ * 323 KB, a third of L2, and evicts the segment).
  */
 #include "presieve.h"
 
 #include <pthread.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "sieve_kernels.h"
 #include "wheel.h"
 
-#define REPEAT_MIN 65536u
-#define NPAT 5
+#define NPAT SIEVE_KERNEL_STREAMS
+#define RUN 8192u       /* bytes per kernel call: the kernel's dst stays in L1 between passes */
+#define PERIODS 180706u /* sum of the 16 periods below (build() checks) */
+#define SMALL_BYTES 6   /* bytes 0 … 5 hold 1 … 179, which contain the pattern primes */
 
-struct pattern {
-    uint32_t primes[5];
-    size_t period; /* bytes: product of the primes */
-    size_t len;    /* stored bytes: a multiple of period, >= REPEAT_MIN unless period is bigger */
-    uint8_t *bytes;
+static const uint16_t g_groups[NPAT][4] = {
+    {7, 11, 13, 17}, {19, 23, 67}, {29, 31, 37}, {41, 163}, {43, 157}, {47, 151},
+    {53, 149},       {59, 139},    {61, 137},    {71, 131}, {73, 127}, {79, 113},
+    {83, 109},       {89, 107},    {97, 103},    {101},
 };
 
 /* Written once under pthread_once, read-only afterwards (pthread_once orders the writes). The
  * storage is static, so there is nothing to free and nothing can fail. */
-static struct pattern g_pat[NPAT] = {
-    {{7, 11, 13, 17, 19}, 7u * 11 * 13 * 17 * 19, 0, NULL},
-    {{23, 29, 31, 0, 0}, 23u * 29 * 31, 0, NULL},
-    {{37, 41, 0, 0, 0}, 37u * 41, 0, NULL},
-    {{43, 47, 0, 0, 0}, 43u * 47, 0, NULL},
-    {{53, 59, 0, 0, 0}, 53u * 59, 0, NULL},
-};
+static size_t g_period[NPAT];
+static const uint8_t *g_bytes[NPAT];
+static uint8_t g_small[SMALL_BYTES]; /* the exact prime bitmap of 0 … 179 */
+static uint8_t g_store[PERIODS + NPAT * RUN];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static uint8_t g_store[323323 + 4 * (REPEAT_MIN + 20677)];
+
+static int is_small_prime(unsigned n)
+{
+    if (n < 2) return 0;
+    for (unsigned d = 2; d * d <= n; d++)
+        if (n % d == 0) return 0;
+    return 1;
+}
 
 static void build(void)
 {
     uint8_t *at = g_store;
     for (size_t k = 0; k < NPAT; k++) {
-        struct pattern *pt = &g_pat[k];
-        pt->len = pt->period;
-        while (pt->len < REPEAT_MIN)
-            pt->len += pt->period;
-        pt->bytes = at;
-        at += pt->len;
-        memset(pt->bytes, 0xff, pt->len);
-        for (int j = 0; j < 5 && pt->primes[j]; j++) {
-            uint64_t p = pt->primes[j];
-            for (uint64_t m = p; m < 30 * (uint64_t)pt->len; m += p) {
+        size_t period = 1;
+        for (int j = 0; j < 4 && g_groups[k][j]; j++)
+            period *= g_groups[k][j];
+        size_t len = period + RUN;
+        if (at + len > g_store + sizeof g_store) __builtin_trap(); /* PERIODS is wrong */
+        memset(at, 0xff, len);
+        for (int j = 0; j < 4 && g_groups[k][j]; j++) {
+            uint64_t p = g_groups[k][j];
+            for (uint64_t m = p; m < 30 * (uint64_t)len; m += p) {
                 int bit = wheel_bit_of[m % 30];
-                if (bit >= 0) pt->bytes[m / 30] &= (uint8_t) ~(1u << bit);
+                if (bit >= 0) at[m / 30] &= (uint8_t) ~(1u << bit);
             }
         }
+        g_period[k] = period;
+        g_bytes[k] = at;
+        at += len;
     }
-}
-
-static inline uint64_t load64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
+    for (unsigned i = 0; i < SMALL_BYTES; i++)
+        for (unsigned b = 0; b < 8; b++)
+            if (is_small_prime(30 * i + wheel_residue[b])) g_small[i] |= (uint8_t)(1u << b);
 }
 
 void presieve_fill(uint8_t *dst, uint64_t byte_index, size_t n)
 {
     pthread_once(&g_once, build);
+    const struct sieve_kernels *kern = sieve_kernels();
     size_t off[NPAT];
     for (size_t k = 0; k < NPAT; k++)
-        off[k] = (size_t)(byte_index % g_pat[k].period);
-    const uint8_t *a = g_pat[0].bytes, *b = g_pat[1].bytes, *c = g_pat[2].bytes,
-                  *d = g_pat[3].bytes, *e = g_pat[4].bytes;
+        off[k] = (size_t)(byte_index % g_period[k]);
     for (size_t done = 0; done < n;) {
-        size_t run = n - done;
+        size_t run = n - done < RUN ? n - done : RUN;
+        const uint8_t *src[NPAT];
         for (size_t k = 0; k < NPAT; k++)
-            if (g_pat[k].len - off[k] < run) run = g_pat[k].len - off[k];
-        const uint8_t *pa = a + off[0], *pb = b + off[1], *pc = c + off[2], *pd = d + off[3],
-                      *pe = e + off[4];
-        uint8_t *o = dst + done;
-        size_t i = 0;
-        for (; i + 8 <= run; i += 8) {
-            uint64_t v =
-                load64(pa + i) & load64(pb + i) & load64(pc + i) & load64(pd + i) & load64(pe + i);
-            memcpy(o + i, &v, 8);
-        }
-        for (; i < run; i++)
-            o[i] = pa[i] & pb[i] & pc[i] & pd[i] & pe[i];
-        for (size_t k = 0; k < NPAT; k++) {
-            off[k] += run;
-            if (off[k] == g_pat[k].len) off[k] = 0;
-        }
+            src[k] = g_bytes[k] + off[k]; /* off < period: period + RUN stored bytes suffice */
+        kern->and_streams(dst + done, src, run);
+        for (size_t k = 0; k < NPAT; k++)
+            off[k] = (off[k] + run) % g_period[k];
         done += run;
     }
-    /* Bytes 0 and 1 hold 1 (not prime) and the pattern primes themselves (7 … 59). */
-    if (byte_index == 0 && n > 0) dst[0] = 0xfe; /* 7, 11, 13, 17, 19, 23, 29 are prime; 1 is not */
-    if (byte_index <= 1 && byte_index + n > 1)
-        dst[1 - byte_index] |= 0xdf; /* 31, 37, 41, 43, 47, 53, 59 (not 49) */
+    /* The patterns cleared the primes 7 … 163 themselves (and left 1): bytes 0 … 5 (numbers up
+     * to 179, whose composites all have a factor ≤ 13) take the exact bitmap. */
+    for (uint64_t i = byte_index; i < SMALL_BYTES && i < byte_index + n; i++)
+        dst[i - byte_index] = g_small[i];
 }

@@ -1,6 +1,6 @@
 /* presieve.h — removes the multiples of the smallest wheel primes by copying patterns.
  *
- * The primes 7 … PRESIEVE_LAST_PRIME (59) cross off so many bits per segment that copying (and
+ * The primes 7 … PRESIEVE_LAST_PRIME (163) cross off so many bits per segment that copying (and
  * AND-ing) precomputed periodic patterns is far cheaper than sieving them. The patterns are
  * built once per process (a few hundred KB, pthread_once) and never written afterwards.
  */
@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 /* Largest prime handled by the patterns; the engine sieves only primes above it. */
-#define PRESIEVE_LAST_PRIME 59u
+#define PRESIEVE_LAST_PRIME 163u
 
 /* dst[i] = mod-30 bitmap byte of absolute byte index `byte_index + i` (numbers 30(byte_index+i)
  * + residue) with every multiple of 7 … PRESIEVE_LAST_PRIME cleared, except those primes

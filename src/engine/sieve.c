@@ -1,7 +1,7 @@
 /* sieve.c — the segmented mod-30 sieve of Eratosthenes behind sieve_count/foreach/bitmap.
  *
  * A range is cut into windows, a window into segments of seg_bytes (L2/4). Per segment: the
- * presieve pattern is copied (7 … 59), then small and medium sieving primes cross off their
+ * presieve patterns are AND-ed in (7 … 163), then small and medium sieving primes cross off their
  * multiples, segment-local and cache-hot. Big primes (far more bytes between two multiples than a
  * segment holds) are handled once per window by sieve_big.c: one division each finds the first
  * multiple, and the hits are sorted into L2-sized buckets before they are applied. The window
@@ -30,6 +30,7 @@
 #include "presieve.h"
 #include "primed/primality.h"
 #include "sieve_big.h"
+#include "sieve_kernels.h"
 #include "sieve_table.h"
 #include "wheel.h"
 
@@ -106,7 +107,10 @@ sieve_ctx *sieve_ctx_create(size_t segment_bytes)
     ctx->small_max = s / 4;
     long l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE);
     ctx->l1_bytes = l1 >= 16384 && (size_t)l1 < s ? (size_t)l1 : s;
-    ctx->tiny_max = ctx->l1_bytes / 4;
+    /* Tiny primes have 8 hits per p bytes; below L1/8 (4 KiB here) a piece of L1 holds 8+ of
+     * their cycles. Measured on [0, 1e10] (sorted by residue): tiny_max = L1/4 1.067 s,
+     * L1/8 1.042 s, L1/16 1.10 s. */
+    ctx->tiny_max = ctx->l1_bytes / 8;
     ctx->hybrid = true;
     return ctx;
 }
@@ -269,6 +273,33 @@ static int load_sprimes(sieve_ctx *ctx, const struct stable *t, struct job *jb, 
     return 0;
 }
 
+/* Order sp[from … to) by residue class, in place (American flag sort: 8 buckets, each element
+ * swapped straight to its bucket). cross_small switches on the class, so runs of one class keep
+ * that jump predicted: [0, 1e10] took 1.087 s unsorted, 1.042 s sorted. The order of crossing
+ * is free. */
+static void sort_by_residue(struct sprime *sp, size_t from, size_t to)
+{
+    size_t next[8] = {0}, end[8];
+    for (size_t k = from; k < to; k++)
+        next[sp[k].ri]++;
+    for (size_t r = 0, at = from; r < 8; r++) {
+        at += next[r];
+        end[r] = at;
+        next[r] = at - next[r];
+    }
+    for (unsigned r = 0; r < 8; r++)
+        while (next[r] < end[r]) {
+            unsigned c = sp[next[r]].ri;
+            if (c == r) {
+                next[r]++;
+                continue;
+            }
+            struct sprime t = sp[next[c]]; /* c's slot holds something not yet placed */
+            sp[next[c]++] = sp[next[r]];
+            sp[next[r]] = t;
+        }
+}
+
 static int flush_batch(struct job *jb)
 {
     if (jb->batch_n == 0) return 0;
@@ -285,28 +316,28 @@ static int emit_window(sieve_ctx *ctx, struct job *jb, uint64_t W0, size_t wlen)
     for (size_t w = 0; w < wlen; w += 8) {
         uint64_t bits;
         memcpy(&bits, buf + w, 8);
-        while (bits) {
-            unsigned b = (unsigned)__builtin_ctzll(bits);
-            bits &= bits - 1;
-            jb->batch[jb->batch_n++] = W0 + 30 * (uint64_t)(w + b / 8) + wheel_residue[b % 8];
-            if (jb->batch_n == BATCH_CAP) {
-                int rc = flush_batch(jb);
-                if (rc) return rc;
-            }
+        if (!bits) continue;
+        /* a word holds at most 64 primes: make room once per word, not once per prime */
+        if (jb->batch_n > BATCH_CAP - 64) {
+            int rc = flush_batch(jb);
+            if (rc) return rc;
         }
+        uint64_t *out = jb->batch + jb->batch_n;
+        const uint64_t base = W0 + 30 * (uint64_t)w;
+        size_t k = 0;
+        for (; bits; bits &= bits - 1) {
+            unsigned b = (unsigned)__builtin_ctzll(bits);
+            out[k++] = base + 30 * (uint64_t)(b / 8) + wheel_residue[b % 8];
+        }
+        jb->batch_n += k;
     }
     return 0;
 }
 
+/* The bytes past wlen up to the next word are zero (deliver_window). */
 static uint64_t count_window(const uint8_t *buf, size_t wlen)
 {
-    uint64_t c = 0;
-    for (size_t w = 0; w < wlen; w += 8) {
-        uint64_t bits;
-        memcpy(&bits, buf + w, 8);
-        c += (uint64_t)__builtin_popcountll(bits);
-    }
-    return c;
+    return sieve_kernels()->popcount(buf, (wlen + 7) & ~(size_t)7);
 }
 
 /* Hybrid mode: clear the survivors of a partial sieve that are not prime. */
@@ -394,7 +425,10 @@ static int run_setup(sieve_ctx *ctx, struct job *jb, struct run_setup *rs)
     if (rs->big && !ctx->big_state &&
         !(ctx->big_state = sieve_big_create(ctx->seg_bytes, ctx->win_bytes, ctx->big_pool_bytes)))
         return -ENOMEM;
-    return load_sprimes(ctx, rs->t, jb, rs->sq);
+    if ((rc = load_sprimes(ctx, rs->t, jb, rs->sq)) != 0) return rc;
+    sort_by_residue(ctx->sp, 0, ctx->sp_tiny);
+    sort_by_residue(ctx->sp, ctx->sp_tiny, ctx->sp_small);
+    return 0;
 }
 
 /* Window bytes [wstart, wstart + wlen): presieve, then small and medium primes, per segment. */

@@ -28,6 +28,9 @@
 #define BLOCK_ENTRIES ((BLOCK_BYTES - 16) / 8)
 /* Apply when fewer free blocks than buckets + SLACK remain: see apply() for why that suffices. */
 #define SLACK 4
+/* apply() prefetches the byte of the entry this many places ahead: the slice is in L2, not L1;
+ * [1e18, 1e18+1e9] took 1.62 s without, 1.49 s with 16 (8: 1.53, 32: 1.49). */
+#define PREFETCH 16
 
 /* One pending hit. pq = q << 3 | bit of p mod 30 (p = 30q + residue, p < 2^32 so q < 2^28);
  * ow = offset in the slice << 3 | wheel index of the multiplier. */
@@ -36,12 +39,14 @@ struct bentry {
     uint32_t ow;
 };
 
+/* BLOCK_BYTES long and aligned to it, entries up to its end: a write cursor at a multiple of
+ * BLOCK_BYTES is the end of a full block (or NULL: no block yet). */
 struct bblock {
     struct bblock *next;
-    uint32_t n;
-    uint32_t pad;
+    uint64_t pad;
     struct bentry e[BLOCK_ENTRIES];
 };
+_Static_assert(sizeof(struct bblock) == BLOCK_BYTES, "entries must end the block");
 
 struct sieve_big {
     unsigned shift;      /* slice = 1 << shift bytes */
@@ -50,7 +55,10 @@ struct sieve_big {
     size_t pool_n;
     struct bblock *free; /* free list through next */
     size_t free_n;
-    struct bblock **heads; /* nb_max lists; each head is the block being filled */
+    /* nb_max buckets: the next free entry of the bucket's newest block, which heads a list of
+     * full ones through next; NULL when empty. One pointer per push, no block header to read:
+     * push was 20 % of a count of [1e18, 1e18+1e9] with a count in each block's header. */
+    struct bentry **cur;
 };
 
 struct sieve_big *sieve_big_create(size_t bucket_bytes, size_t max_window_bytes, size_t pool_bytes)
@@ -64,9 +72,9 @@ struct sieve_big *sieve_big_create(size_t bucket_bytes, size_t max_window_bytes,
     sb->nb_max = (max_window_bytes >> shift) + 1;
     size_t n = (pool_bytes ? pool_bytes : DEFAULT_POOL_BYTES) / BLOCK_BYTES;
     if (n < 4 * (sb->nb_max + SLACK)) n = 4 * (sb->nb_max + SLACK);
-    sb->heads = calloc(sb->nb_max, sizeof *sb->heads);
+    sb->cur = calloc(sb->nb_max, sizeof *sb->cur);
     sb->pool = aligned_alloc(BLOCK_BYTES, n * BLOCK_BYTES);
-    if (!sb->heads || !sb->pool) {
+    if (!sb->cur || !sb->pool) {
         sieve_big_destroy(sb);
         return NULL;
     }
@@ -82,27 +90,35 @@ void sieve_big_destroy(struct sieve_big *sb)
 {
     if (!sb) return;
     free(sb->pool);
-    free(sb->heads);
+    free(sb->cur);
     free(sb);
 }
 
 size_t sieve_big_bytes(const struct sieve_big *sb)
 {
-    return sb->pool_n * BLOCK_BYTES + sb->nb_max * sizeof *sb->heads;
+    return sb->pool_n * BLOCK_BYTES + sb->nb_max * sizeof *sb->cur;
+}
+
+static inline struct bblock *block_of(struct bentry *c)
+{
+    return (struct bblock *)((uintptr_t)c & ~(uintptr_t)(BLOCK_BYTES - 1));
+}
+
+static struct bentry *new_block(struct sieve_big *sb, struct bentry *c)
+{
+    struct bblock *h = sb->free; /* never NULL: callers keep SLACK + one block per bucket free */
+    sb->free = h->next;
+    sb->free_n--;
+    h->next = c ? block_of(c - 1) : NULL;
+    return h->e;
 }
 
 static inline void push(struct sieve_big *sb, size_t b, uint32_t pq, uint32_t ow)
 {
-    struct bblock *h = sb->heads[b];
-    if (!h || h->n == BLOCK_ENTRIES) {
-        h = sb->free; /* never NULL: callers keep SLACK + one block per bucket free */
-        sb->free = h->next;
-        sb->free_n--;
-        h->n = 0;
-        h->next = sb->heads[b];
-        sb->heads[b] = h;
-    }
-    h->e[h->n++] = (struct bentry){pq, ow};
+    struct bentry *c = sb->cur[b];
+    if (((uintptr_t)c & (BLOCK_BYTES - 1)) == 0) c = new_block(sb, c);
+    *c = (struct bentry){pq, ow};
+    sb->cur[b] = c + 1;
 }
 
 static inline void release(struct sieve_big *sb, struct bblock *blk)
@@ -122,14 +138,18 @@ static void apply(struct sieve_big *sb, uint8_t *buf, size_t wlen, size_t nb)
     const unsigned shift = sb->shift;
     const uint64_t slice = (uint64_t)1 << shift;
     for (size_t s = 0; s < nb; s++) {
-        struct bblock *blk = sb->heads[s];
-        if (!blk) continue;
-        sb->heads[s] = NULL;
+        struct bentry *c = sb->cur[s];
+        if (!c) continue;
+        sb->cur[s] = NULL;
+        struct bblock *blk = block_of(c - 1);
+        uint32_t n = (uint32_t)(c - blk->e); /* the newest block; the rest are full */
         uint8_t *seg = buf + (s << shift);
         const uint64_t base = (uint64_t)s << shift;
         const uint64_t slen = wlen - base < slice ? wlen - base : slice;
         while (blk) {
-            for (uint32_t k = 0; k < blk->n; k++) {
+            for (uint32_t k = 0; k < n; k++) {
+                if (k + PREFETCH < n)
+                    __builtin_prefetch(seg + (blk->e[k + PREFETCH].ow >> 3), 1, 3);
                 const uint32_t pq = blk->e[k].pq;
                 const uint64_t q = pq >> 3;
                 const struct wheel_step *st = wheel_steps[pq & 7];
@@ -147,6 +167,7 @@ static void apply(struct sieve_big *sb, uint8_t *buf, size_t wlen, size_t nb)
             struct bblock *next = blk->next;
             release(sb, blk);
             blk = next;
+            n = BLOCK_ENTRIES;
         }
     }
 }
@@ -154,12 +175,15 @@ static void apply(struct sieve_big *sb, uint8_t *buf, size_t wlen, size_t nb)
 /* Forget every pending entry (cancellation). */
 static void drop(struct sieve_big *sb, size_t nb)
 {
-    for (size_t s = 0; s < nb; s++)
-        while (sb->heads[s]) {
-            struct bblock *next = sb->heads[s]->next;
-            release(sb, sb->heads[s]);
-            sb->heads[s] = next;
+    for (size_t s = 0; s < nb; s++) {
+        struct bblock *blk = sb->cur[s] ? block_of(sb->cur[s] - 1) : NULL;
+        sb->cur[s] = NULL;
+        while (blk) {
+            struct bblock *next = blk->next;
+            release(sb, blk);
+            blk = next;
         }
+    }
 }
 
 int sieve_big_window(struct sieve_big *sb, const struct stable *t, uint64_t from, uint64_t to,

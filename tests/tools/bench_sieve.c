@@ -142,9 +142,18 @@ int main(int argc, char **argv)
     const char *seg = getenv("BENCH_SEGMENT_BYTES");
     sieve_ctx *ctx = sieve_ctx_create(seg ? (size_t)arg_u64(seg) : 0);
     if (!ctx) return 1;
+    /* BENCH_POOL_BYTES: the big primes' bucket pool (sieve_ctx_set_bucket_pool) */
+    const char *pool = getenv("BENCH_POOL_BYTES");
+    if (pool) sieve_ctx_set_bucket_pool(ctx, (size_t)arg_u64(pool));
     /* BENCH_NO_HYBRID=1: always the full sieve (to re-measure the hybrid's break-even) */
     const char *nh = getenv("BENCH_NO_HYBRID");
     if (nh && *nh && strcmp(nh, "0") != 0) sieve_ctx_set_hybrid(ctx, false);
+    /* BENCH_ISA=portable|avx2|avx512|…: force a kernel variant (sieve_isa_select) */
+    const char *isa = getenv("BENCH_ISA");
+    if (isa && *isa && sieve_isa_select(isa) != 0) {
+        fprintf(stderr, "bench_sieve: variant %s not supported here\n", isa);
+        return 2;
+    }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     uint64_t r = 0;
@@ -165,11 +174,11 @@ int main(int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("%" PRIu64 "\n", r);
-    fprintf(stderr, "seconds %.3f cpu %.3f maxrss_kb %ld\n",
+    fprintf(stderr, "seconds %.3f cpu %.3f maxrss_kb %ld isa %s\n",
             (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
             (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
                 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
-            ru.ru_maxrss);
+            ru.ru_maxrss, sieve_isa_name());
     sieve_ctx_destroy(ctx);
     sieve_shutdown();
     return 0;
