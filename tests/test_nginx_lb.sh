@@ -213,12 +213,12 @@ if [ -z "$hpid" ]; then
   bad "nginx with the hash option did not start: $(tail -n 3 "$TMP/nginx2/logs/error.log" 2>/dev/null)"
 else
   e0=$(cache_sum primed_pi_cache_entries) h0=$(cache_sum primed_pi_cache_hits_total)
-  urls=()
+  hurls=() # its own list: step 3 reuses step 1's urls
   for k in $(seq 24); do
     x=$((1000000007 * k + 12345))
-    urls+=(-o /dev/null "http://127.0.0.1:$hport/v1/pi?x=$x" -o /dev/null "http://127.0.0.1:$hport/v1/pi?x=$x")
+    hurls+=(-o /dev/null "http://127.0.0.1:$hport/v1/pi?x=$x" -o /dev/null "http://127.0.0.1:$hport/v1/pi?x=$x")
   done
-  codes=$(curl -s --max-time 60 -w '%{http_code}\n' "${urls[@]}" | sort | uniq -c | tr -s ' ')
+  codes=$(curl -s --max-time 60 -w '%{http_code}\n' "${hurls[@]}" | sort | uniq -c | tr -s ' ')
   sleep 0.2
   e1=$(cache_sum primed_pi_cache_entries) h1=$(cache_sum primed_pi_cache_hits_total)
   # upstream of each request, in order: pairs must agree
