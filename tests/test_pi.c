@@ -281,6 +281,29 @@ START_TEST(gourdon_terms_match_primecount_term_by_term)
 }
 END_TEST
 
+/* The plan's integer roots near 2^64: 65536^4 and 1626^6 overflow 64 bits, and the 4th-root loop
+ * once spun forever there (a worker lost for good on /v1/pi?x=18446744073709551615). Creating the
+ * plan is ~2.5 s; running it is `make slow-test` / `make bench-pi-huge`. */
+START_TEST(pi_plan_parameters_near_2_64)
+{
+    uint64_t xs[] = {UINT64_MAX, 18445618199572250625u /* 65535^4 */, 18445618199572250624u};
+    for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++) {
+        pi_plan *pl;
+        struct pi_opts o = {.threads = 2};
+        ck_assert_int_eq(pi_plan_create(xs[i], &o, &pl, NULL), 0);
+        ck_assert(pl->gourdon);
+        ck_assert_uint_gt(pl->y, pl->x13);
+        ck_assert_uint_le(pl->y, pl->mmax);
+        ck_assert_uint_le((u128)pl->mmax * pl->mmax, (u128)xs[i]); /* zg <= √x */
+        uint64_t r4 = xs[i] >= 18445618199572250625u ? 65535 : 65534;
+        ck_assert_uint_ge(pl->xstar, r4); /* x* >= ⌊x^(1/4)⌋ */
+        ck_assert_uint_le(pl->xstar, pl->y);
+        ck_assert_uint_gt(pi_plan_chunks(pl), 4);
+        pi_plan_destroy(pl);
+    }
+}
+END_TEST
+
 START_TEST(pi_chunks_in_random_order_equal_sequential)
 {
     uint64_t x = slow_variant() ? 3000000000000u : 300000000000000u;
@@ -500,6 +523,7 @@ static Suite *pi_suite(void)
     tcase_add_test(tc, pi_same_for_every_alpha_segment_and_chunking);
     tcase_add_test(tc, gourdon_equals_dr_on_seeded_random_x);
     tcase_add_test(tc, gourdon_terms_match_primecount_term_by_term);
+    tcase_add_test(tc, pi_plan_parameters_near_2_64);
     tcase_add_test(tc, pi_chunks_in_random_order_equal_sequential);
     tcase_add_test(tc, pi_chunks_on_threads_equal_sequential);
     tcase_add_test(tc, pi_cancel_mid_run_stops_within_100ms_and_frees);

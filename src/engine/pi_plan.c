@@ -67,8 +67,9 @@ static void gourdon_params(pi_plan *pl, const struct pi_opts *opts)
     uint64_t x = pl->x, y = pl->y, sq = pl->sqrtx;
     /* x^(1/3) < y <= zg <= x^(1/3)·x^(1/6) (integer roots; primecount's bounds, without which
      * the Σ terms miss leaves for small x) */
+    /* integer roots in u128: near 2^64, 1626^6 and 65536^4 overflow 64 bits */
     uint64_t r6 = (uint64_t)cbrt((double)sq) + 1, zmax;
-    while (r6 * r6 * r6 * r6 * r6 * r6 > x)
+    while ((u128)r6 * r6 * r6 * r6 * r6 * r6 > x)
         r6--;
     zmax = pl->x13 * r6;
     if (y > zmax) y = zmax;
@@ -82,9 +83,9 @@ static void gourdon_params(pi_plan *pl, const struct pi_opts *opts)
     if (zg > Y_MAX && opts->alpha_z <= 0) zg = Y_MAX > y ? Y_MAX : y;
     if (zg < y) zg = y;
     uint64_t r4 = primality_isqrt(sq), yy = y * y; /* y <= √x: y² fits */
-    while ((r4 + 1) * (r4 + 1) * (r4 + 1) * (r4 + 1) <= x)
+    while ((u128)(r4 + 1) * (r4 + 1) * (r4 + 1) * (r4 + 1) <= x)
         r4++;
-    while (r4 * r4 * r4 * r4 > x)
+    while ((u128)r4 * r4 * r4 * r4 > x)
         r4--;
     uint64_t xs = x / yy + (x % yy != 0), sxy = primality_isqrt(x / y);
     if (xs < r4) xs = r4;
