@@ -17,37 +17,40 @@
 #define A PERR_ON_API
 #define D PERR_ON_DEBUG
 #define BODY PERR_ON_BODY
+#define ANY 0 /* any route */
 static const struct primed_error_info error_table[PERR__COUNT] = {
     [PERR_BAD_PARAM] = {400, "bad_parameter", "a parameter has an invalid value", A | D},
     [PERR_MISSING_PARAM] = {400, "missing_parameter", "a required parameter is missing", A},
     [PERR_UNKNOWN_PARAM] = {400, "unknown_parameter", "unknown parameter", A | D},
     [PERR_LIMIT_EXCEEDED] = {400, "limit_exceeded", "the request exceeds a configured limit", A},
-    [PERR_BAD_REQUEST] = {400, "bad_request", "the request line or a header is malformed"},
+    [PERR_BAD_REQUEST] = {400, "bad_request", "the request line or a header is malformed", ANY},
     [PERR_BAD_JSON] = {400, "bad_json", "the request body is not the JSON expected", BODY},
     [PERR_UNAUTHORIZED] = {401, "unauthorized", "a valid debug token is required", D},
-    [PERR_NOT_FOUND] = {404, "not_found", "no such resource"},
+    [PERR_NOT_FOUND] = {404, "not_found", "no such resource", ANY},
     [PERR_NO_SUCH_PRIME] = {404, "no_such_prime",
                             "no prime satisfies the request within 0 ... 2^64-1", A},
-    [PERR_METHOD_NOT_ALLOWED] = {405, "method_not_allowed", "method not allowed for this resource"},
+    [PERR_METHOD_NOT_ALLOWED] = {405, "method_not_allowed", "method not allowed for this resource",
+                                 ANY},
     [PERR_NOT_ACCEPTABLE] = {406, "not_acceptable",
                              "cannot produce a representation the client accepts", A},
     [PERR_REQUEST_TIMEOUT] = {408, "request_timeout",
                               "the request body did not arrive within body_timeout_ms", BODY},
     [PERR_CONFLICT] = {409, "conflict", "the request conflicts with an operation in progress", D},
     [PERR_BODY_TOO_LARGE] = {413, "body_too_large", "the request body is too large", BODY},
-    [PERR_URI_TOO_LONG] = {414, "uri_too_long", "the request URI is too long"},
+    [PERR_URI_TOO_LONG] = {414, "uri_too_long", "the request URI is too long", ANY},
     [PERR_UNSUPPORTED_MEDIA] = {415, "unsupported_media_type", "unsupported request content type",
                                 BODY},
     [PERR_RATE_LIMITED] = {429, "rate_limited",
                            "this client has used its share of the service, retry later", A},
-    [PERR_HEADERS_TOO_LARGE] = {431, "headers_too_large", "the request headers are too large"},
-    [PERR_INTERNAL] = {500, "internal", "internal error"},
+    [PERR_HEADERS_TOO_LARGE] = {431, "headers_too_large", "the request headers are too large", ANY},
+    [PERR_INTERNAL] = {500, "internal", "internal error", ANY},
     [PERR_NOT_IMPLEMENTED] = {501, "not_implemented", "not implemented in this build", D},
-    [PERR_OVERLOADED] = {503, "overloaded", "the server is overloaded, retry later"},
-    [PERR_UNAVAILABLE] = {503, "unavailable", "the server is not ready or is shutting down"},
+    [PERR_OVERLOADED] = {503, "overloaded", "the server is overloaded, retry later", ANY},
+    [PERR_UNAVAILABLE] = {503, "unavailable", "the server is not ready or is shutting down", ANY},
     [PERR_DEADLINE] = {504, "deadline_exceeded", "the request did not finish in time", A},
 };
 #undef A
+#undef ANY
 #undef D
 #undef BODY
 
