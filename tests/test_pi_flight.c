@@ -34,9 +34,11 @@ static bool slow_variant(void)
 
 /* An x whose π takes long enough that requests sent together overlap (~0.8 s of CPU in a
  * release build at 1e14, several seconds under a sanitizer at 1e13). */
+/* Long enough that participants are still inside it after 100 ms (300 ms under the sanitizers):
+ * Gourdon's π(1e14) takes ~0.2 s on 2 workers, π(1e13) ~0.3 s under ASan. */
 static uint64_t big_x(void)
 {
-    return slow_variant() ? 10000000000000ull : 100000000000000ull;
+    return slow_variant() ? 100000000000000ull : 1000000000000000ull;
 }
 
 static void setup(bool with_cache)
