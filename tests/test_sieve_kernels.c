@@ -78,6 +78,94 @@ START_TEST(every_variant_popcounts_like_the_portable_one)
 }
 END_TEST
 
+/* wheel_first_multiple by its definition, in 128 bits: the least k >= max(⌈W0/p⌉, p) coprime to
+ * 30; a hit when p·k - W0 <= span. */
+static bool first_multiple_naive(uint64_t p, uint64_t W0, uint64_t span, uint32_t *ow)
+{
+    __uint128_t k = W0 / p + (W0 % p != 0);
+    if (k < p) k = p;
+    while (wheel_bit_of[(unsigned)(k % 30)] < 0)
+        k++;
+    __uint128_t d = (__uint128_t)p * k - W0;
+    if (d > span) return false;
+    *ow = (uint32_t)((uint64_t)d / 30 << 3 | (uint64_t)wheel_bit_of[(unsigned)(k % 30)]);
+    return true;
+}
+
+/* A random odd p in [2^16, 2^32) coprime to 30, often an edge of that range. */
+static uint32_t coprime30(void)
+{
+    static const uint32_t edge[] = {65537, 65539, 4294967291u, 4294967279u, 4294967231u};
+    uint64_t p = rnd() % 4 == 0 ? edge[rnd() % 5] : 65536 + rnd() % (((uint64_t)1 << 32) - 65536);
+    while (wheel_bit_of[p % 30] < 0 || p >= ((uint64_t)1 << 32))
+        p = p + 1 >= ((uint64_t)1 << 32) ? 65537 : p + 1;
+    return (uint32_t)p;
+}
+
+#define FM_BATCH 300
+START_TEST(every_variant_finds_first_multiples_like_the_definition)
+{
+    size_t nv;
+    const struct sieve_kernels *v = sieve_kernels_all(&nv);
+    static uint32_t p[FM_BATCH], hit[FM_BATCH + 16], ow[FM_BATCH + 16], whit[FM_BATCH],
+        wow[FM_BATCH];
+    uint64_t hits = 0, misses = 0, tested = 0;
+    for (int round = 0; round < 3000; round++) {
+        size_t n = round < 40 ? (size_t)round : (size_t)(rnd() % FM_BATCH);
+        /* windows at 0, below p^2, anywhere, and at the very top of the range */
+        uint64_t span = rnd() % 8 == 0 ? ((uint64_t)1 << 30) - 1 : rnd() % ((uint64_t)1 << 30);
+        uint64_t W0, p0 = coprime30();
+        switch (round % 4) {
+        case 0:
+            W0 = rnd() % 3 == 0 ? 0 : rnd() % ((uint64_t)1 << 40);
+            break;
+        case 1:
+            W0 = p0 * p0 - rnd() % ((uint64_t)1 << 32);
+            break; /* primes near √W0 */
+        case 2:    /* often a multiple of p0, which is in the batch: a quotient with no remainder */
+            W0 = rnd() % 2 ? rnd() : 30 * p0 * (rnd() % (UINT64_MAX / 30 / p0));
+            break;
+        default:
+            W0 = UINT64_MAX - span - rnd() % 1000;
+            break;
+        }
+        if (W0 > UINT64_MAX - span) W0 = UINT64_MAX - span;
+        W0 -= W0 % 30;
+        size_t want = 0;
+        for (size_t i = 0; i < n; i++) {
+            p[i] = coprime30();
+            if (round % 4 == 1) { /* p^2 just below or above W0: the first multiple is p^2 */
+                uint64_t q = p0 + 30 * (rnd() % 2001) - 30 * 1000;
+                p[i] = q >= 65536 && q < ((uint64_t)1 << 32) ? (uint32_t)q : (uint32_t)p0;
+            }
+            if (round % 4 == 2 && i % 5 == 0) p[i] = (uint32_t)p0;
+            if (first_multiple_naive(p[i], W0, span, &wow[want])) whit[want++] = (uint32_t)i;
+        }
+        hits += want;
+        misses += n - want;
+        for (size_t j = 0; j < nv; j++) {
+            if (!v[j].supported() || !v[j].first_multiples) continue; /* NULL: sieve_big's loop */
+            tested++;
+            for (size_t i = 0; i < FM_BATCH + 16; i++)
+                hit[i] = ow[i] = 0xdeadbeef;
+            size_t h = v[j].first_multiples(p, n, W0, span, hit, ow);
+            ck_assert_msg(h == want, "%s: %zu hits, want %zu (W0 %" PRIu64 ")", v[j].name, h, want,
+                          W0);
+            for (size_t i = 0; i < h; i++)
+                ck_assert_msg(hit[i] == whit[i] && ow[i] == wow[i],
+                              "%s: p %u W0 %" PRIu64 " span %" PRIu64 ": ow %u want %u", v[j].name,
+                              p[hit[i]], W0, span, ow[i], wow[i]);
+            for (size_t i = n + 7; i < FM_BATCH + 16; i++) /* room for n + 7, no more */
+                ck_assert_msg(hit[i] == 0xdeadbeef && ow[i] == 0xdeadbeef, "%s wrote past n + 7",
+                              v[j].name);
+        }
+    }
+    ck_assert_uint_gt(hits, 1000); /* both outcomes were exercised */
+    ck_assert_uint_gt(misses, 1000);
+    if (!tested) fprintf(stderr, "sieve kernels: no first-multiples kernel on this CPU\n");
+}
+END_TEST
+
 /* Whether the pre-sieve should have kept 30·b + r: no prime factor in 7 … 163 unless it is
  * that prime, and not 1. */
 static bool presieve_keeps(uint64_t x)
@@ -172,6 +260,7 @@ static Suite *kernels_suite(void)
     } while (0)
     ADD(every_variant_ands_streams_like_the_portable_one);
     ADD(every_variant_popcounts_like_the_portable_one);
+    ADD(every_variant_finds_first_multiples_like_the_definition);
     ADD(presieve_matches_trial_division_in_every_variant);
     ADD(every_variant_counts_like_primesieve);
     return s;

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sieve_kernels.h"
 #include "wheel.h"
 
 #define MIN_SHIFT 15 /* 32 KiB slices at least: the pool must hold a few blocks per bucket */
@@ -31,6 +32,7 @@
 /* apply() prefetches the byte of the entry this many places ahead: the slice is in L2, not L1;
  * [1e18, 1e18+1e9] took 1.62 s without, 1.49 s with 16 (8: 1.53, 32: 1.49). */
 #define PREFETCH 16
+#define BATCH 256 /* primes per call of the first-multiples kernel */
 
 /* One pending hit. pq = q << 3 | bit of p mod 30 (p = 30q + residue, p < 2^32 so q < 2^28);
  * ow = offset in the slice << 3 | wheel index of the multiplier. */
@@ -186,29 +188,66 @@ static void drop(struct sieve_big *sb, size_t nb)
     }
 }
 
+/* File prime p's first hit (ow = byte offset from W0 << 3 | wheel index) in its bucket. */
+static inline void file(struct sieve_big *sb, uint8_t *buf, size_t wlen, size_t nb, uint64_t p,
+                        uint32_t ow)
+{
+    const unsigned shift = sb->shift;
+    if (sb->free_n < nb + SLACK) apply(sb, buf, wlen, nb);
+    push(sb, ow >> (3 + shift), (uint32_t)(p / 30) << 3 | (uint32_t)wheel_bit_of[p % 30],
+         ow & (uint32_t)(((uint64_t)8 << shift) - 1));
+}
+
+/* File the primes from *p on, up to `last`, one division each; *p becomes the first prime past
+ * last (or 0 past the table). */
+static void file_one_by_one(struct sieve_big *sb, struct stable_iter *it, uint64_t *p,
+                            uint64_t last, uint64_t W0, uint64_t whi, uint8_t *buf, size_t wlen,
+                            size_t nb)
+{
+    for (; *p != 0 && *p <= last; *p = stable_iter_next(it)) {
+        uint64_t off;
+        unsigned wi;
+        if (wheel_first_multiple(*p, W0, whi, &off, &wi))
+            file(sb, buf, wlen, nb, *p, (uint32_t)(off << 3 | wi));
+    }
+}
+
 int sieve_big_window(struct sieve_big *sb, const struct stable *t, uint64_t from, uint64_t to,
                      uint64_t W0, uint64_t whi, uint8_t *buf, size_t wlen, const atomic_int *cancel)
 {
     if (to <= from || wlen == 0) return 0;
     const unsigned shift = sb->shift;
-    const uint64_t mask = ((uint64_t)1 << shift) - 1;
-    const size_t nb = (size_t)((wlen + mask) >> shift);
+    const size_t nb = (size_t)((wlen + ((size_t)1 << shift) - 1) >> shift);
     if (nb > sb->nb_max) return -EINVAL; /* a window larger than promised at create */
+    const struct sieve_kernels *kern = sieve_kernels();
     struct stable_iter it;
     stable_iter_init(&it, t, from + 1);
-    uint64_t n = 0;
-    for (uint64_t p; (p = stable_iter_next(&it)) != 0 && p <= to;) {
-        uint64_t off;
-        unsigned wi;
-        if ((++n & 0xfffff) == 0 && cancel && atomic_load_explicit(cancel, memory_order_relaxed)) {
-            drop(sb, nb);
-            return -ECANCELED;
-        }
-        if (!wheel_first_multiple(p, W0, whi, &off, &wi)) continue;
-        if (sb->free_n < nb + SLACK) apply(sb, buf, wlen, nb);
-        push(sb, (size_t)(off >> shift), (uint32_t)(p / 30) << 3 | (uint32_t)wheel_bit_of[p % 30],
-             (uint32_t)((off & mask) << 3 | wi));
+    uint64_t p = stable_iter_next(&it);
+    /* Primes below 2^16 (only with segments of a few KiB, see sieve.c's big_min) one by one:
+     * the kernels take p >= 2^16. Without a kernel, all of them, polling cancel every 2^24
+     * numbers (~800k primes near 1e9). */
+    const uint64_t last = kern->first_multiples && to > 65535 ? 65535 : to;
+    while (p != 0 && p <= last) {
+        const uint64_t upto = last - p > ((uint64_t)1 << 24) ? p + ((uint64_t)1 << 24) : last;
+        file_one_by_one(sb, &it, &p, upto, W0, whi, buf, wlen, nb);
+        if (cancel && atomic_load_explicit(cancel, memory_order_relaxed)) goto cancelled;
+    }
+    /* The rest in batches: the first multiples of a batch by the vector kernel (no division, and
+     * no branch on whether a prime hits, a coin flip per prime near √hi), then filed. */
+    uint32_t P[BATCH], hit[BATCH + 7], ow[BATCH + 7];
+    for (uint64_t batches = 1; kern->first_multiples && p != 0 && p <= to; batches++) {
+        size_t n = 0;
+        for (; n < BATCH && p != 0 && p <= to; p = stable_iter_next(&it))
+            P[n++] = (uint32_t)p;
+        size_t h = kern->first_multiples(P, n, W0, whi - W0, hit, ow);
+        for (size_t j = 0; j < h; j++)
+            file(sb, buf, wlen, nb, P[hit[j]], ow[j]);
+        if ((batches & 0xfff) == 0 && cancel && atomic_load_explicit(cancel, memory_order_relaxed))
+            goto cancelled; /* every 2^20 primes */
     }
     apply(sb, buf, wlen, nb);
     return 0;
+cancelled:
+    drop(sb, nb);
+    return -ECANCELED;
 }

@@ -28,7 +28,7 @@ void sieve_big_destroy(struct sieve_big *sb); /* accepts NULL */
 
 /* AND into buf[0 … wlen) (the window whose byte 0 stands for W0, a multiple of 30, and whose
  * last number is whi) the multiples of every prime of t in (from, to]. wlen <= max_window_bytes.
- * Returns 0 or -ECANCELED (cancel polled every 2^20 primes; the window is then half done). */
+ * Returns 0 or -ECANCELED (cancel polled every 2^20 primes or so; the window is then half done). */
 int sieve_big_window(struct sieve_big *sb, const struct stable *t, uint64_t from, uint64_t to,
                      uint64_t W0, uint64_t whi, uint8_t *buf, size_t wlen,
                      const atomic_int *cancel);
