@@ -54,6 +54,12 @@ int sieve_foreach(sieve_ctx *ctx, uint64_t lo, uint64_t hi, sieve_emit_fn emit, 
  * setup is amortised). Any split is correct; this one is efficient. */
 uint64_t sieve_chunk_width(uint64_t lo, uint64_t hi);
 
+/* The widest [lo, hi] that a ctx with the hybrid on (the default) answers by the hybrid (sieve
+ * to 2^20, Miller–Rabin on the survivors) rather than by a full sieve, whose setup is a pass over
+ * all π(√hi) sieving primes; 0 when hi is too low for the hybrid. For callers that cut a range
+ * into chunks (op_primes.c's stream): a full-sieve chunk costs that pass whatever its width. */
+uint64_t sieve_hybrid_width(uint64_t hi);
+
 /* nth prime, 1-based: nth(1) = 2. Single-threaded: π(x) by pi_count (pi.h, every x), then the
  * gap sieved with ctx. Returns 0, -ERANGE when the k-th
  * prime exceeds 2^64-1 (k > 425656284035217743), -EINVAL for k = 0, -ECANCELED, -ENOMEM. */

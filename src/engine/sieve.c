@@ -402,8 +402,7 @@ static int run_setup(sieve_ctx *ctx, struct job *jb, struct run_setup *rs)
      * break even near width = π(√hi)/10 (2e7 near 2^64, 5e6 at 1e18); [2^64-1e6, 2^64-1] takes
      * 0.04 s instead of 0.75 s. */
     rs->verify = false;
-    if (jb->mode != MODE_BITMAP && ctx->hybrid && rs->sq > HYBRID_LIMIT &&
-        (double)(jb->hi - jb->lo) < (double)rs->sq / log((double)rs->sq) / 10) {
+    if (jb->mode != MODE_BITMAP && ctx->hybrid && jb->hi - jb->lo < sieve_hybrid_width(jb->hi)) {
         rs->verify = true;
         rs->sq = HYBRID_LIMIT;
     }
@@ -594,6 +593,12 @@ uint64_t sieve_chunk_width(uint64_t lo, uint64_t hi)
     if (w < 100000000) w = 100000000;
     if (w > 1000000000) w = 1000000000;
     return (w + unit - 1) / unit * unit;
+}
+
+uint64_t sieve_hybrid_width(uint64_t hi)
+{
+    uint64_t sq = primality_isqrt(hi);
+    return sq > HYBRID_LIMIT ? (uint64_t)((double)sq / log((double)sq) / 10) : 0;
 }
 
 void sieve_stats_get(struct sieve_stats *out)
