@@ -170,6 +170,7 @@ rss_peak=$(awk 'BEGIN { m = 0 } $2 > m { m = $2 } END { printf "%.1f", m / 10485
 rss_first=$(awk 'NR == 1 { printf "%.1f", $2 / 1048576 }' "$TMP/rss.dat" 2>/dev/null || echo "?")
 rss_last=$(awk 'END { printf "%.1f", $2 / 1048576 }' "$TMP/rss.dat" 2>/dev/null || echo "?")
 
+[ -f "$OUT" ] && cp "$OUT" "$TMP/old.md"
 {
   cat <<EOF
 # primed benchmarks
@@ -251,5 +252,22 @@ $(cat "$TMP/loadtest.txt")
 </details>
 EOF
 } >"$OUT"
+# Sections other scripts wrote into the old file (bench-http.sh's HTTP front table, …) are carried
+# over, before the raw output: this run does not measure them, and dropping them would lose them.
+if [ -f "$TMP/old.md" ]; then
+  python3 - "$TMP/old.md" "$OUT" <<'PY'
+import re, sys
+old, new = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+ours = {m.group(1) for m in re.finditer(r"^## (.*)$", new, re.M)}
+sections = re.split(r"(?m)^(?=## )", old)[1:]
+keep = [sec for sec in sections if sec.splitlines()[0][3:] not in ours
+        and not sec.startswith("## Sieve: primed vs primesieve")
+        and not sec.startswith("## π(x): primed vs primecount")]
+if keep:
+    at = new.index("## Raw loadtest output")
+    new = new[:at] + "".join(s.rstrip("\n") + "\n\n" for s in keep) + new[at:]
+    open(sys.argv[2], "w").write(new)
+PY
+fi
 [ "$pi_status" = completed ] && bash scripts/bench-pi.sh --no-run --dat "$TMP/pi.dat" --docs
 log "wrote $OUT and docs/bench-{latency,throughput,rss,pi}.png"

@@ -14,6 +14,12 @@ PRIMED_BIN=$PWD/build/primed
 make -s -j2 build/tools/bench_sieve >/dev/null
 BIN=build/tools/bench_sieve
 lib_load_check
+# Which CPU, its caches (the sieve sizes its segments from them) and the kernel variant the
+# sieve dispatches to on it (src/engine/sieve_kernels.c; bench_sieve prints it).
+isa=$("$BIN" count 0 100 2>&1 >/dev/null | sed -n 's/.* isa \([^ ]*\).*/\1/p')
+echo "cpu: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1);" \
+  "L1d $(($(getconf LEVEL1_DCACHE_SIZE) / 1024)) KiB, L2 $(($(getconf LEVEL2_CACHE_SIZE) / 1024)) KiB;" \
+  "AVX-512 $(grep -qw avx512f /proc/cpuinfo && echo yes || echo no); sieve kernels: $isa"
 
 now() { date +%s.%N; }
 elapsed() { awk -v x="$1" -v y="$2" 'BEGIN { printf "%.4f", y - x }'; } # t0 t1 → seconds
