@@ -4,9 +4,9 @@
  * and_streams runs as two passes of 8 streams each (the first stores, the second AND-s into what
  * the first stored): 8 pointers, dst and the index fit the 15 usable registers, 16 would not; the
  * presieve hands over at most 8 KiB per call, so the second pass re-reads dst from L1.
- * First multiples have no portable or AVX2 variant (NULL): sieve_big.c's one-at-a-time loop with
- * a 64-bit division is what they would be, and batching it only added stores ([1e18, 1e18+1e9]
- * 1.39 → 1.44 s); AVX2 has no 64-bit multiply or 64-bit integer ↔ double conversions.
+ * First multiples have no portable variant (NULL): sieve_big.c's one-at-a-time loop with a
+ * 64-bit division is what it would be, and batching that loop only added stores ([1e18,
+ * 1e18+1e9] 1.39 → 1.44 s).
  * Counting has no AVX2 variant: POPCNT over 64-bit words is 0.3 % of a count of [0, 1e10]
  * (gperftools profile, docs/sieve.md), so the AVX2 row keeps the portable loop; VPOPCNTDQ is
  * used where the CPU has it because it costs nothing to have.
@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "primed/sieve.h"
-#include "wheel.h" /* the wheel tables of first_multiples_avx512 */
+#include "wheel.h" /* the wheel tables of first_multiples_* */
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -108,6 +108,90 @@ TARGET_AVX2 static void and_avx2(uint8_t *dst, const uint8_t *const src[SIEVE_KE
 {
     and8_avx2(dst, src, n, true);
     and8_avx2(dst, src + 8, n, false);
+}
+
+/* first_multiples for AVX2, 4 primes at a time, the same steps as first_multiples_avx512 below.
+ * AVX2 has no 64-bit multiply and no 64-bit integer <-> double conversions; they are built from
+ * what it has, for the sizes that occur here: every converted value is below 2^52 (2^52 + x is
+ * exact as a double, its low bits are x), every product has one factor below 2^32. */
+#define M52 0x4330000000000000LL /* the bits of 2^52 as a double */
+
+TARGET_AVX2 static inline __m256d u52_to_pd(__m256i x)
+{
+    const __m256i m = _mm256_set1_epi64x(M52);
+    return _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(x, m)), _mm256_castsi256_pd(m));
+}
+
+TARGET_AVX2 static inline __m256i pd_to_u52(__m256d y) /* 0 <= y < 2^52, truncated */
+{
+    const __m256i m = _mm256_set1_epi64x(M52);
+    __m256d t = _mm256_round_pd(y, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    return _mm256_xor_si256(_mm256_castpd_si256(_mm256_add_pd(t, _mm256_castsi256_pd(m))), m);
+}
+
+TARGET_AVX2 static inline __m256i mul_u32(__m256i a, __m256i b) /* a * b mod 2^64, b < 2^32 */
+{
+    __m256i hi = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), b);
+    return _mm256_add_epi64(_mm256_mul_epu32(a, b), _mm256_slli_epi64(hi, 32));
+}
+
+TARGET_AVX2 static size_t first_multiples_avx2(const uint32_t *p, size_t n, uint64_t W0,
+                                               uint64_t span, uint32_t *hit, uint32_t *ow)
+{
+    long long tab[32] = {0}; /* r -> (next residue coprime to 30) - r | its wheel index << 8 */
+    for (unsigned r = 0; r < 30; r++)
+        tab[r] = (long long)(wheel_residue[wheel_next_index[r]] - r) | wheel_next_index[r] << 8;
+    int32_t pick[16][8] = {{0}}; /* 4-bit mask -> the low dwords of its lanes, first */
+    for (unsigned b = 0; b < 16; b++)
+        for (unsigned j = 0, k = 0; j < 4; j++)
+            if (b >> j & 1) pick[b][k++] = (int32_t)(2 * j);
+    const __m256i w0 = _mm256_set1_epi64x((long long)W0), zero = _mm256_setzero_si256();
+    const __m256i ones = _mm256_set1_epi64x(-1), sign = _mm256_set1_epi64x(INT64_MIN);
+    const __m256i spanx = _mm256_set1_epi64x((long long)(span ^ (uint64_t)INT64_MIN));
+    const __m256i magic = _mm256_set1_epi64x(0x88888889), lo8 = _mm256_set1_epi64x(0xff);
+    const __m256i lanes = _mm256_setr_epi64x(0, 1, 2, 3);
+    const __m256d w0d = _mm256_set1_pd((double)W0), d30 = _mm256_set1_pd(30.0);
+    size_t h = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        uint32_t tail[4] = {65537, 65537, 65537, 65537};
+        const uint32_t *src = p + i;
+        if (n - i < 4) {
+            memcpy(tail, p + i, (n - i) * sizeof *p);
+            src = tail;
+        }
+        const __m256i vp =
+            _mm256_cvtepu32_epi64(_mm_loadu_si128((const __m128i *)(const void *)src));
+        __m256i q = pd_to_u52(_mm256_div_pd(w0d, u52_to_pd(vp)));
+        __m256i r = _mm256_sub_epi64(w0, mul_u32(q, vp)); /* in (-p, 2p) */
+        const __m256i neg = _mm256_cmpgt_epi64(zero, r);
+        q = _mm256_add_epi64(q, neg);
+        r = _mm256_add_epi64(r, _mm256_and_si256(neg, vp));
+        const __m256i over = _mm256_cmpgt_epi64(r, _mm256_sub_epi64(vp, _mm256_set1_epi64x(1)));
+        q = _mm256_sub_epi64(q, over);
+        r = _mm256_sub_epi64(r, _mm256_and_si256(over, vp));
+        __m256i k = _mm256_sub_epi64(q, _mm256_xor_si256(_mm256_cmpeq_epi64(r, zero), ones));
+        k = _mm256_blendv_epi8(k, vp, _mm256_cmpgt_epi64(vp, k));
+        const __m256i k30 = pd_to_u52(_mm256_div_pd(u52_to_pd(k), d30));
+        const __m256i r30 = _mm256_sub_epi64(
+            k, _mm256_sub_epi64(_mm256_slli_epi64(k30, 5), _mm256_slli_epi64(k30, 1)));
+        const __m256i t = _mm256_i64gather_epi64(tab, r30, 8);
+        k = _mm256_add_epi64(k, _mm256_and_si256(t, lo8));
+        const __m256i d = _mm256_sub_epi64(mul_u32(k, vp), w0);
+        __m256i got = _mm256_xor_si256(_mm256_cmpgt_epi64(_mm256_xor_si256(d, sign), spanx), ones);
+        got = _mm256_and_si256(got,
+                               _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)(n - i)), lanes));
+        const __m256i off = _mm256_srli_epi64(_mm256_mul_epu32(d, magic), 36);
+        const __m256i o = _mm256_or_si256(_mm256_slli_epi64(off, 3), _mm256_srli_epi64(t, 8));
+        const unsigned bits = (unsigned)_mm256_movemask_pd(_mm256_castsi256_pd(got));
+        const __m256i idx = _mm256_loadu_si256((const __m256i *)(const void *)pick[bits]);
+        _mm_storeu_si128((__m128i *)(void *)(ow + h),
+                         _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(o, idx)));
+        _mm_storeu_si128(
+            (__m128i *)(void *)(hit + h),
+            _mm_add_epi32(_mm_srli_epi32(_mm256_castsi256_si128(idx), 1), _mm_set1_epi32((int)i)));
+        h += (size_t)__builtin_popcount(bits);
+    }
+    return h;
 }
 
 TARGET_AVX512 static void and8_avx512(uint8_t *dst, const uint8_t *const s[8], size_t n, bool first)
@@ -209,7 +293,7 @@ static bool has_avx512vp(void)
 static const struct sieve_kernels g_variants[] = {
     {"portable", always, and_portable, popcount_portable, NULL},
 #if defined(__x86_64__)
-    {"avx2", has_avx2, and_avx2, popcount_portable, NULL},
+    {"avx2", has_avx2, and_avx2, popcount_portable, first_multiples_avx2},
     {"avx512", has_avx512, and_avx512, popcount_portable, first_multiples_avx512},
     {"avx512vpopcnt", has_avx512vp, and_avx512, popcount_avx512vp, first_multiples_avx512},
 #endif
