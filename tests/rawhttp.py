@@ -288,10 +288,17 @@ class Report:
         raise SystemExit(1 if self.failures else 0)
 
 
-def metric(port, name):
-    """The value of an unlabelled sample `name` on GET /metrics of port, or None."""
+def metrics(port):
+    """Every sample on GET /metrics of port: {'name{labels}': value}."""
     r = exchange(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    out = {}
     for line in r.body.decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
+        if line and not line.startswith("#"):
+            k, v = line.rsplit(" ", 1)
+            out[k] = float(v)
+    return out
+
+
+def metric(port, name):
+    """The value of the sample `name` (with its labels, if any) on GET /metrics of port, or None."""
+    return metrics(port).get(name)

@@ -25,7 +25,7 @@ exec python3 - <<'PY'
 import json, os, random, socket, subprocess, sys, threading, time
 sys.dont_write_bytecode = True
 sys.path.insert(0, "tests")
-from rawhttp import Report, Server, Closed, Reader, connect, exchange, VARIANT, SLOW
+from rawhttp import Report, Server, Closed, Reader, connect, exchange, metrics, VARIANT, SLOW
 
 report = Report("test_pi_cache", 46)
 stops = []  # exit codes of the servers (a sanitizer report at exit is a non-zero one)
@@ -61,15 +61,6 @@ class Conn:
             if (r.header("connection") or "").lower() == "close":
                 self.s.close(); self.s = None
             return r
-
-def metrics(port):
-    r = exchange(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    out = {}
-    for line in r.body.decode().splitlines():
-        if line and not line.startswith("#"):
-            k, v = line.rsplit(" ", 1)
-            out[k] = float(v)
-    return out
 
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:

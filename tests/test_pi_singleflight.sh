@@ -20,7 +20,7 @@ exec python3 - <<'PY'
 import os, socket, sys, threading, time
 sys.dont_write_bytecode = True
 sys.path.insert(0, "tests")
-from rawhttp import Report, Server, Closed, Reader, connect, exchange, VARIANT, SLOW
+from rawhttp import Report, Server, Closed, Reader, connect, exchange, metrics, VARIANT, SLOW
 
 # π(10^15), π(10^16): the published values (OEIS A006880), which test_pi checks primecount against.
 X, WANT = (10**15, 29844570422669) if VARIANT == "asan" else (10**16, 279238341033925)
@@ -38,15 +38,6 @@ def cpu_s(srv):
     with open("/proc/%d/stat" % srv.proc.pid) as f:
         rest = f.read().rsplit(")", 1)[1].split()
     return (int(rest[11]) + int(rest[12])) / TICK
-
-def metrics(port):
-    r = exchange(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    out = {}
-    for line in r.body.decode().splitlines():
-        if line and not line.startswith("#"):
-            k, v = line.rsplit(" ", 1)
-            out[k] = float(v)
-    return out
 
 def engine_runs(port):
     return metrics(port).get('primed_pi_computations_total{method="engine"}', -1)
