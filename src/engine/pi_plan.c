@@ -101,12 +101,12 @@ static void gourdon_params(pi_plan *pl, const struct pi_opts *opts)
     pl->ylim = reach + 2048;
 }
 
-/* Hard leaves with n in [lo, hi), estimated from a sample of at most 64 b's: per b the primes
- * q of its leaf range (composite m, for b <= π(√mmax), are not counted: their scans cost per m,
- * and they sit at the same n as the prime ones). */
-static double hard_leaves_est(const pi_plan *pl, uint64_t lo, uint64_t hi)
+/* Hard leaves with n in [lo, hi), estimated from a sample of at most 64 b's up to
+ * bm = pi_hard_bmax(pl, lo): per b the primes q of its leaf range (composite m, for
+ * b <= π(√mmax), are not counted: their scans cost per m, and they sit at the same n as the
+ * prime ones). */
+static double hard_leaves_est(const pi_plan *pl, uint64_t lo, uint64_t hi, uint32_t bm)
 {
-    uint32_t bm = pi_hard_bmax(pl, lo);
     if (bm <= PI_C) return 0;
     uint32_t step = (bm - PI_C + 63) / 64;
     double n = 0;
@@ -127,9 +127,9 @@ static double hard_leaves_est(const pi_plan *pl, uint64_t lo, uint64_t hi)
  * CPU times of π(1e16), which peak ~100x above the sieve's cost in segments 4 … 40). */
 static double hard_weight(const pi_plan *pl, uint64_t sidx)
 {
-    double nb = pi_hard_bmax(pl, sidx * pl->seg);
-    if (nb < PI_C) nb = PI_C;
-    double leaves = hard_leaves_est(pl, sidx * pl->seg, (sidx + 1) * pl->seg);
+    const uint32_t bm = pi_hard_bmax(pl, sidx * pl->seg);
+    const double nb = bm < PI_C ? PI_C : bm;
+    double leaves = hard_leaves_est(pl, sidx * pl->seg, (sidx + 1) * pl->seg, bm);
     return (double)pl->seg * 0.5 + (nb - PI_C) * ((double)pl->seg / 1024 + 48) + 40 * leaves;
 }
 
