@@ -148,6 +148,19 @@ START_TEST(same_x_from_8_requests_is_computed_once)
 }
 END_TEST
 
+/* A and B asking for x, B joined to A's flight, the computation some chunks in (the prologue
+ * of the tests where participants leave). */
+static void submit_joined_pair(struct req *a, struct req *b, uint64_t x)
+{
+    struct api_pi_stats before = stats();
+    submit(a, x);
+    submit(b, x);
+    for (int i = 0; i < 60000 && stats().joined == before.joined; i++)
+        usleep(1000);
+    ck_assert_uint_eq(stats().joined - before.joined, 1);
+    usleep(slow_variant() ? 300000 : 100000); /* some chunks under way */
+}
+
 /* A and B in one flight; A's client leaves: A answers at once, B gets the value, and the work
  * was not started over (one computation). */
 START_TEST(a_leaving_participant_hands_over)
@@ -156,12 +169,7 @@ START_TEST(a_leaving_participant_hands_over)
     uint64_t x = big_x() + 777, want = pi_of(x);
     struct api_pi_stats before = stats();
     struct req a, b;
-    submit(&a, x);
-    submit(&b, x);
-    for (int i = 0; i < 60000 && stats().joined == before.joined; i++)
-        usleep(1000);
-    ck_assert_uint_eq(stats().joined - before.joined, 1);
-    usleep(slow_variant() ? 300000 : 100000); /* some chunks under way */
+    submit_joined_pair(&a, &b, x);
     uint64_t t0 = pool_now_ns();
     pool_job_cancel(&a.job, POOL_CANCEL_CLIENT);
     ck_assert(wait_done(&a, 10000));
@@ -188,11 +196,7 @@ START_TEST(all_leaving_stops_the_work)
     uint64_t x = big_x() * 3, want = pi_of(x);
     struct api_pi_stats before = stats();
     struct req a, b;
-    submit(&a, x);
-    submit(&b, x);
-    for (int i = 0; i < 60000 && stats().joined == before.joined; i++)
-        usleep(1000);
-    usleep(100000);
+    submit_joined_pair(&a, &b, x);
     uint64_t t0 = pool_now_ns();
     pool_job_cancel(&a.job, POOL_CANCEL_CLIENT);
     pool_job_cancel(&b.job, POOL_CANCEL_DEADLINE);
