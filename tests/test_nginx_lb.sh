@@ -52,27 +52,37 @@ echo "instances on ports ${iport[1]} ${iport[2]} ${iport[3]}"
 
 # --- nginx with the checked-in config, ports rewritten ---
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-mkdir -p "$TMP/nginx/logs" "$TMP/nginx/tmp"
-nport="" ngpid=""
-for _ in 1 2 3; do   # the free port can be taken between probe and bind: retry
-  nport=$(free_port)
-  sed -e "s/^\(\s*\)listen 80;/\1listen 127.0.0.1:$nport;/" \
-      -e "s/127\.0\.0\.1:8081/127.0.0.1:${iport[1]}/g" \
-      -e "s/127\.0\.0\.1:8082/127.0.0.1:${iport[2]}/g" \
-      -e "s/127\.0\.0\.1:8083/127.0.0.1:${iport[3]}/g" \
-      configs/nginx-lb.conf >"$TMP/nginx/nginx.conf"
-  grep -q "listen 127.0.0.1:$nport;" "$TMP/nginx/nginx.conf" || { echo "FAIL could not rewrite listen"; exit 1; }
-  nginx -p "$TMP/nginx/" -e logs/error.log -c "$TMP/nginx/nginx.conf" &
-  ngpid=$!
-  up=0
-  for _ in $(seq 50); do
-    if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$nport/lb-healthz")" = 200 ]; then up=1; break; fi
-    kill -0 "$ngpid" 2>/dev/null || break
-    sleep 0.1
+# start_nginx DIR [SED_EXPR]: configs/nginx-lb.conf on a free loopback port with the three
+# instances as upstreams (and SED_EXPR applied), under DIR; sets NG_PORT and NG_PID (empty when
+# it did not come up: the free port can be taken between probe and bind, so it tries 3 ports).
+start_nginx() {
+  local dir=$1 extra=${2:-} up
+  mkdir -p "$dir/logs" "$dir/tmp"
+  NG_PORT="" NG_PID=""
+  for _ in 1 2 3; do
+    NG_PORT=$(free_port)
+    sed -e "s/^\(\s*\)listen 80;/\1listen 127.0.0.1:$NG_PORT;/" \
+        -e "s/127\.0\.0\.1:8081/127.0.0.1:${iport[1]}/g" \
+        -e "s/127\.0\.0\.1:8082/127.0.0.1:${iport[2]}/g" \
+        -e "s/127\.0\.0\.1:8083/127.0.0.1:${iport[3]}/g" \
+        ${extra:+-e "$extra"} configs/nginx-lb.conf >"$dir/nginx.conf"
+    grep -q "listen 127.0.0.1:$NG_PORT;" "$dir/nginx.conf" || { echo "FAIL could not rewrite listen"; exit 1; }
+    nginx -p "$dir/" -e logs/error.log -c "$dir/nginx.conf" &
+    NG_PID=$!
+    up=0
+    for _ in $(seq 50); do
+      if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$NG_PORT/lb-healthz")" = 200 ]; then up=1; break; fi
+      kill -0 "$NG_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    if [ $up -eq 1 ]; then pids+=("$NG_PID"); return 0; fi
+    kill -KILL "$NG_PID" 2>/dev/null || true; wait "$NG_PID" 2>/dev/null || true; NG_PID=""
   done
-  if [ $up -eq 1 ]; then pids+=("$ngpid"); break; fi
-  kill -KILL "$ngpid" 2>/dev/null || true; wait "$ngpid" 2>/dev/null || true; ngpid=""
-done
+  return 1
+}
+
+start_nginx "$TMP/nginx" || true
+nport=$NG_PORT ngpid=$NG_PID
 [ -n "$ngpid" ] || { echo "FAIL nginx did not start:"; tail -n 5 "$TMP/nginx/logs/error.log"; exit 1; }
 LB=http://127.0.0.1:$nport
 ACCESS=$TMP/nginx/logs/access.log
@@ -188,27 +198,8 @@ cache_sum() { # $1: metric; sum over the three instances
   done
   echo "$t"
 }
-mkdir -p "$TMP/nginx2/logs" "$TMP/nginx2/tmp"
-hport="" hpid=""
-for _ in 1 2 3; do
-  hport=$(free_port)
-  sed -e "s/^\(\s*\)listen 80;/\1listen 127.0.0.1:$hport;/" \
-      -e "s/127\.0\.0\.1:8081/127.0.0.1:${iport[1]}/g" \
-      -e "s/127\.0\.0\.1:8082/127.0.0.1:${iport[2]}/g" \
-      -e "s/127\.0\.0\.1:8083/127.0.0.1:${iport[3]}/g" \
-      -e 's/^\(\s*\)#hash: /\1/' \
-      configs/nginx-lb.conf >"$TMP/nginx2/nginx.conf"
-  nginx -p "$TMP/nginx2/" -e logs/error.log -c "$TMP/nginx2/nginx.conf" &
-  hpid=$!
-  up=0
-  for _ in $(seq 50); do
-    if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$hport/lb-healthz")" = 200 ]; then up=1; break; fi
-    kill -0 "$hpid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ $up -eq 1 ]; then pids+=("$hpid"); break; fi
-  kill -KILL "$hpid" 2>/dev/null || true; wait "$hpid" 2>/dev/null || true; hpid=""
-done
+start_nginx "$TMP/nginx2" 's/^\(\s*\)#hash: /\1/' || true
+hport=$NG_PORT hpid=$NG_PID
 if [ -z "$hpid" ]; then
   bad "nginx with the hash option did not start: $(tail -n 3 "$TMP/nginx2/logs/error.log" 2>/dev/null)"
 else
