@@ -61,8 +61,8 @@ uint64_t api_tokens(double ms)
 
 uint64_t api_cost(const struct api_ctx *ctx, const struct api_query *q)
 {
-    (void)ctx;
-    return api_tokens(q->op->cost_ms(q));
+    (void)ctx; /* prices are from scratch, whatever the π cache holds */
+    return api_tokens(q->op->cost_ms(NULL, q));
 }
 
 bool api_query_expensive(const struct api_query *q)
@@ -93,7 +93,7 @@ bool api_hopeless(const struct api_ctx *ctx, double ms, double *wall)
 static int admit_by_cost(const struct api_ctx *ctx, const struct api_query *q,
                          struct http_response *resp)
 {
-    double ms = q->op->cost_ms(q), wall;
+    double ms = q->op->cost_ms(ctx, q), wall;
     if (!api_hopeless(ctx, ms, &wall)) return 0;
     unsigned nw = api_usable_workers(ctx);
     errors_render(resp, PERR_LIMIT_EXCEEDED, NULL, NULL,

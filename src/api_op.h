@@ -65,8 +65,12 @@ struct api_op_def {
      * beyond a primality test; the deadline check and the inline answer are api_prepare's. */
     enum api_plan (*parse)(const struct api_ctx *ctx, const struct http_request *req,
                            struct api_query *q, struct http_response *resp);
-    /* Worker milliseconds of a parsed q (the cost model above); >= 0, finite. Pure. */
-    double (*cost_ms)(const struct api_query *q);
+    /* Worker milliseconds of a parsed q (the cost model above); >= 0, finite. ctx NULL: from
+     * scratch, a function of q alone — the price (docs/configuration.md: prices do not depend
+     * on the π cache). ctx: as the π cache stands now, where a value it holds costs nothing and
+     * one a cached neighbour is near costs the sieve of the gap (api_pi_cost_seconds) — the
+     * hopeless check, so that a cached π(1e19) is answered, not refused. */
+    double (*cost_ms)(const struct api_ctx *ctx, const struct api_query *q);
     /* Does q make the server hold memory beyond a worker's fixed segment (a stream buffer,
      * π tables, a batch's answers)? Such work is refused while memory is above the high-water
      * mark (memwatch.h). It is a question about memory, not CPU, hence not derived from cost_ms:

@@ -346,14 +346,15 @@ static json_t *batch_parse(const struct api_ctx *ctx, const struct api_query *q,
     return NULL;
 }
 
-/* The worker milliseconds of every query of qs, by the cost model, without running any: each is
- * prepared as its GET (with small answers kept off the I/O-thread path, so none is computed
- * here); one that prepare answers (an error, a refusal) costs what a small query does. */
-static double batch_price_ms(const struct api_ctx *ctx, json_t *qs)
+/* The worker milliseconds of every query of qs, by the cost model, without running any: *price
+ * from scratch, *now as the π cache stands (cost_ms). Each is prepared as its GET (with small
+ * answers kept off the I/O-thread path, so none is computed here); one that prepare answers (an
+ * error, a refusal) costs what a small query does. */
+static void batch_cost_ms(const struct api_ctx *ctx, json_t *qs, double *price, double *now)
 {
     struct api_ctx pctx = *ctx;
     pctx.inline_small = false;
-    double ms = 0;
+    *price = *now = 0;
     for (size_t i = 0; i < json_array_size(qs); i++) {
         struct http_response er;
         http_response_init(&er);
@@ -363,11 +364,11 @@ static double batch_price_ms(const struct api_ctx *ctx, json_t *qs)
         memset(&sq, 0, sizeof sq);
         enum api_plan plan =
             route < 0 ? API_ANSWERED : api_prepare(&pctx, (enum route_id)route, &bq.req, &sq, &er);
-        ms += plan == API_ANSWERED ? API_SMALL_MS : sq.op->cost_ms(&sq);
+        *price += plan == API_ANSWERED ? API_SMALL_MS : sq.op->cost_ms(NULL, &sq);
+        *now += plan == API_ANSWERED ? API_SMALL_MS : sq.op->cost_ms(&pctx, &sq);
         api_query_fini(&sq);
         http_response_fini(&er);
     }
-    return ms;
 }
 
 /* Before any query runs: the batch's whole price is its queries' sum, refused like a single
@@ -377,13 +378,14 @@ static double batch_price_ms(const struct api_ctx *ctx, json_t *qs)
 static int batch_admit(const struct api_ctx *ctx, struct api_query *q, json_t *qs,
                        struct http_response *resp)
 {
-    double ms = batch_price_ms(ctx, qs), wall;
-    if (api_hopeless(ctx, ms, &wall)) {
+    double ms, now, wall;
+    batch_cost_ms(ctx, qs, &ms, &now);
+    if (api_hopeless(ctx, now, &wall)) {
         unsigned nw = api_usable_workers(ctx);
         errors_render(resp, PERR_LIMIT_EXCEEDED, "queries", NULL,
                       "the batch's %zu queries are estimated at %.3g s on %u worker%s (%.3g s of "
                       "CPU), deadline request_timeout_ms = %u ms",
-                      json_array_size(qs), wall, nw, nw == 1 ? "" : "s", ms / 1000.0,
+                      json_array_size(qs), wall, nw, nw == 1 ? "" : "s", now / 1000.0,
                       ctx->cfg->request_timeout_ms);
         return -1;
     }
@@ -473,8 +475,9 @@ static enum api_plan batch_parse_request(const struct api_ctx *ctx, const struct
 
 /* The deposit, one small query per BATCH_MIN_QUERY_BYTES. The worker prices the parsed queries
  * before running any (batch_admit) and charges the whole through q->charge. */
-static double batch_deposit_ms(const struct api_query *q)
+static double batch_deposit_ms(const struct api_ctx *ctx, const struct api_query *q)
 {
+    (void)ctx;
     return (double)(q->body_len / BATCH_MIN_QUERY_BYTES) / API_SMALL_PER_MS;
 }
 

@@ -12,6 +12,14 @@
 #include "primed/pi.h"
 #include "primed/trace.h"
 
+/* π(b) − π(a−1) by the cost model, or, with ctx, as the cache would have it now (a cached π
+ * costs nothing; api_pi_cost_seconds). */
+static double by_pi_seconds(const struct api_ctx *ctx, uint64_t a, uint64_t b)
+{
+    if (!ctx) return pi_cost_seconds(b) + (a > 1 ? pi_cost_seconds(a - 1) : 0.0);
+    return api_pi_cost_seconds(ctx, b) + (a > 1 ? api_pi_cost_seconds(ctx, a - 1) : 0.0);
+}
+
 static enum api_plan count_parse(const struct api_ctx *ctx, const struct http_request *req,
                                  struct api_query *q, struct http_response *resp)
 {
@@ -19,23 +27,18 @@ static enum api_plan count_parse(const struct api_ctx *ctx, const struct http_re
     if (api_params_check(req, q->op, &p, resp) ||
         api_range_params(&p, q, ctx->cfg->max_count_range, "max_count_range", resp))
         return API_ANSWERED;
-    q->by_pi = api_count_by_pi(q->a, q->b);
+    q->by_pi = by_pi_seconds(ctx, q->a, q->b) < pi_sieve_cost_seconds(q->a, q->b);
     return API_RUN;
-}
-
-static double count_by_pi_seconds(uint64_t a, uint64_t b)
-{
-    return pi_cost_seconds(b) + (a > 1 ? pi_cost_seconds(a - 1) : 0.0);
 }
 
 bool api_count_by_pi(uint64_t a, uint64_t b)
 {
-    return a <= b && count_by_pi_seconds(a, b) < pi_sieve_cost_seconds(a, b);
+    return a <= b && by_pi_seconds(NULL, a, b) < pi_sieve_cost_seconds(a, b);
 }
 
-static double count_cost_ms(const struct api_query *q)
+static double count_cost_ms(const struct api_ctx *ctx, const struct api_query *q)
 {
-    return 1000.0 * fmin(count_by_pi_seconds(q->a, q->b), pi_sieve_cost_seconds(q->a, q->b));
+    return 1000.0 * fmin(by_pi_seconds(ctx, q->a, q->b), pi_sieve_cost_seconds(q->a, q->b));
 }
 
 /* Above this a count is "large": a count of 1e10 numbers is ~1 s of sieving on one worker, or

@@ -30,8 +30,9 @@ static enum api_plan factor_parse(const struct api_ctx *ctx, const struct http_r
  * allows twice that for rho's variance. Trial division and Miller–Rabin are the floor. */
 #define FACTOR_MS_AT_2_64 1.0
 
-static double factor_cost_ms(const struct api_query *q)
+static double factor_cost_ms(const struct api_ctx *ctx, const struct api_query *q)
 {
+    (void)ctx;
     double ms = FACTOR_MS_AT_2_64 * pow((double)q->a / 18446744073709551616.0, 0.25);
     return ms > API_SMALL_MS ? ms : API_SMALL_MS;
 }

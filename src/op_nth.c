@@ -46,10 +46,10 @@ static double finish_seconds(uint64_t x)
 }
 
 /* π(x) at the estimate x plus a sieve of the gap. */
-static double nth_cost_ms(const struct api_query *q)
+static double nth_cost_ms(const struct api_ctx *ctx, const struct api_query *q)
 {
     uint64_t x = sieve_nth_estimate(q->a);
-    return 1000.0 * (pi_cost_seconds(x) + finish_seconds(x));
+    return 1000.0 * ((ctx ? api_pi_cost_seconds(ctx, x) : pi_cost_seconds(x)) + finish_seconds(x));
 }
 
 /* Above this nth builds a Meissel π table of tens of MiB. */

@@ -17,8 +17,9 @@ static enum api_plan n_parse(const struct api_ctx *ctx, const struct http_reques
     return API_RUN;
 }
 
-static double small_cost_ms(const struct api_query *q)
+static double small_cost_ms(const struct api_ctx *ctx, const struct api_query *q)
 {
+    (void)ctx;
     (void)q;
     return API_SMALL_MS;
 }

@@ -51,8 +51,9 @@ static double height_factor(uint64_t hi)
     return hi <= 10000000000ull ? 1.0 : 1.0 + 1.5 * (log10((double)hi) - 10.0);
 }
 
-static double primes_cost_ms(const struct api_query *q)
+static double primes_cost_ms(const struct api_ctx *ctx, const struct api_query *q)
 {
+    (void)ctx; /* a listing sieves: no π shortcut, so no cache */
     return COST_LIST_FACTOR * ((double)(q->b - q->a) + 1.0) / COST_NUMBERS_PER_MS *
            height_factor(q->b);
 }

@@ -15,6 +15,7 @@
 #include "primed/errors.h"
 #include "primed/config.h"
 #include "primed/pi.h"
+#include "primed/picache.h"
 #include "primed/reqmem.h"
 
 static struct primed_config cfg;
@@ -505,6 +506,54 @@ START_TEST(batch_is_priced_before_any_query_runs)
 }
 END_TEST
 
+/* A π value the cache holds is answered, not refused as hopeless: the check looks at the cache
+ * as it stands (cost_ms with ctx). The price does not (docs/configuration.md: prices are from
+ * scratch, whatever the cache holds), for a GET as for a batch. */
+START_TEST(hopeless_check_sees_the_pi_cache_prices_do_not)
+{
+    char b[4096];
+    cfg.request_timeout_ms = 1000;
+    cfg.max_batch_queries = 20;
+    const uint64_t top = UINT64_MAX, pi_top = 425656284035217743ull; /* published */
+    const uint64_t price_top = price(ROUTE_PI, top, 0);
+    ck_assert_int_eq(call(ROUTE_PI, NULL,
+                          Q(.names = {"x"}, .vals = {"18446744073709551615"}, .n = 1), b, sizeof b),
+                     400);
+    ck_assert_str_eq(code_of(b), "limit_exceeded");
+    struct picache *pic;
+    ck_assert_int_eq(picache_create(1 << 20, NULL, &pic), 0);
+    ctx.pic = pic;
+    picache_put(pic, top, pi_top);
+    ck_assert_int_eq(call(ROUTE_PI, NULL,
+                          Q(.names = {"x"}, .vals = {"18446744073709551615"}, .n = 1), b, sizeof b),
+                     200);
+    ck_assert_str_eq(b, "{\"x\":18446744073709551615,\"pi\":425656284035217743}");
+    ck_assert_int_eq(call(ROUTE_COUNT, NULL,
+                          Q(.names = {"from", "to"}, .vals = {"0", "18446744073709551615"}, .n = 2),
+                          b, sizeof b),
+                     200);
+    ck_assert_ptr_nonnull(strstr(b, "\"count\":425656284035217743"));
+    ck_assert_uint_eq(price(ROUTE_PI, top, 0), price_top);
+    ck_assert_uint_eq(price(ROUTE_COUNT, 0, top), price_top);
+    /* 20 × π(1e14) together are hopeless under 1 s (batch_is_priced_before_any_query_runs);
+     * cached, they are charged (here: refused by the test's charge, before any runs) their
+     * from-scratch price. */
+    picache_put(pic, 100000000000000ull, 3204941750802ull);
+    char body[2048] = "{\"queries\":[";
+    for (int i = 0; i < 20; i++)
+        strcat(body, i ? ",{\"op\":\"pi\",\"x\":\"1e14\"}" : "{\"op\":\"pi\",\"x\":\"1e14\"}");
+    strcat(body, "]}");
+    struct charge_rec rec = {.refuse = true};
+    struct http_response resp = run_priced_batch(body, &rec);
+    ck_assert_int_eq(resp.status, 429);
+    ck_assert_int_eq(rec.calls, 1);
+    ck_assert_uint_ge(rec.tokens, 20 * (price(ROUTE_PI, 100000000000000ull, 0) - 1));
+    http_response_fini(&resp);
+    ctx.pic = NULL;
+    picache_destroy(pic);
+}
+END_TEST
+
 START_TEST(prices_follow_the_work)
 {
     ck_assert_uint_eq(price(ROUTE_ISPRIME, 18446744073709551557ull, 0), 1);
@@ -599,6 +648,7 @@ static Suite *api_suite(void)
     tcase_add_test(tc, batch_parse_is_charged_to_the_request_budget);
     tcase_add_test(tc, prices_follow_the_work);
     tcase_add_test(tc, batch_is_priced_before_any_query_runs);
+    tcase_add_test(tc, hopeless_check_sees_the_pi_cache_prices_do_not);
     tcase_add_test(tc, pi_answers_and_bad_inputs);
     tcase_add_test(tc, count_by_sieve_and_by_pi_agree);
     tcase_add_test(tc, hopeless_requests_are_refused_up_front);
