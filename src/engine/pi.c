@@ -141,13 +141,16 @@ int pi_count(uint64_t x, uint64_t *pi, const atomic_int *cancel)
 
 /* ---------------------------------------------------------------- cost model */
 
-/* Fitted to one-thread CPU times of Gourdon's plan on the reference VM (docs/sieve.md): 0.42 s at
- * 1e14, 1.5 s at 1e15, 6.2 s at 1e16, 24.7 s at 1e17 — x^0.6 over that range (the D and B sieves
- * grow like x^(2/3) / log, the tables like x^(1/3)). DR (pi_opts.algo) costs ~1.8x this. */
+/* Fitted to the CPU times of Gourdon's plan on the reference VM (docs/sieve.md): 0.42 s at 1e14,
+ * 1.5 s at 1e15, 6.2 s at 1e16, 24.7 s at 1e17, 105 s at 1e18 — x^0.6 over that range (the D and
+ * B sieves grow like x^(2/3) / log, the tables like x^(1/3)) — and 1,096 s at 2^64 − 1: x^0.83
+ * above 1e18, where y and z meet their table cap (pi_plan.c's Y_MAX). DR (pi_opts.algo) costs
+ * ~1.8x this. */
 double pi_cost_seconds(uint64_t x)
 {
     double xd = (double)x;
     if (xd < 1e6) return 1e-4;
+    if (xd > 1e18) return 6.2 * pow(100.0, 0.6) * pow(xd / 1e18, 0.83) + 2e-3;
     return 6.2 * pow(xd / 1e16, 0.6) + 2e-3;
 }
 
