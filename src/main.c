@@ -201,6 +201,11 @@ static enum built app_start(struct app *a)
                   strerror(-rc), NULL);
         return BUILT_STREAMS;
     }
+    if (sieve_warm() != 0)
+        log_event(LOG_WARN, "sieve_warm",
+                  "the sieving-prime table's first block was not built: "
+                  "the first sieving request will build it",
+                  NULL);
     a->pool =
         pool_create(cfg->workers, cfg->queue_capacity, api_worker_init, api_worker_fini, &a->api);
     if (!a->pool) {

@@ -101,6 +101,12 @@ void sieve_stats_get(struct sieve_stats *out);
  * 30*(byte_lo+nbytes) <= 2^64 - 30. Used to build the shared table. Returns 0 or -ENOMEM. */
 int sieve_bitmap(sieve_ctx *ctx, uint64_t byte_lo, size_t nbytes, uint8_t *out);
 
+/* Builds the shared sieving-prime table's first block (the primes below 15.7M, 512 KiB; ~50 ms
+ * here), which every sieve call needs: a server calls it before it serves, so that no request
+ * pays for it (a rate-limited request is metered, and the first one after start was stopped for
+ * the table's CPU). 0 or -ENOMEM; a later sieve call builds it if this failed. */
+int sieve_warm(void);
+
 /* Frees the shared sieving-prime table. Call only when no thread is sieving (at exit); a later
  * sieve call rebuilds it. */
 void sieve_shutdown(void);

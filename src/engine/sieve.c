@@ -609,6 +609,11 @@ void sieve_stats_get(struct sieve_stats *out)
     stable_stats(&out->table_bytes, &out->table_limit);
 }
 
+int sieve_warm(void)
+{
+    return stable_acquire(PRESIEVE_LAST_PRIME + 1, fill_table_block, NULL) ? 0 : -ENOMEM;
+}
+
 void sieve_shutdown(void)
 {
     stable_shutdown();
