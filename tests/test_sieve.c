@@ -221,6 +221,24 @@ static void check_foreach(sieve_ctx *ctx, uint64_t lo, uint64_t hi)
     free(c.v);
 }
 
+/* The default ctx sieves a job without big primes in L2-sized segments and one with them in
+ * L2/4 (seg_low, sieve.c): several segments of each kind, a job on either side of the switch
+ * (√hi = big_min = 8 × L2/4, 4e12 with a 1 MiB L2), listed and counted. */
+START_TEST(low_and_big_segment_sizes_match_primesieve)
+{
+    sieve_ctx *ctx = sieve_ctx_create(0);
+    const uint64_t w = slow_variant() ? 40000000 : 100000000; /* > 3 segments of 1 MiB */
+    uint64_t edge = 8 * 262144; /* big_min with 256 KiB segments (an L2 of 1 MiB) */
+    edge *= edge;
+    const uint64_t lo[] = {0, 1000000000000 - w / 2, edge - w, edge - w / 2, edge};
+    for (size_t i = 0; i < sizeof lo / sizeof lo[0]; i++)
+        ck_assert_msg(count(ctx, lo[i], lo[i] + w) == ps_count(lo[i], lo[i] + w),
+                      "[%" PRIu64 ", +%" PRIu64 "]", lo[i], w);
+    check_foreach(ctx, 999000000, 1000000000 + 31457280); /* across a 1 MiB segment's end */
+    sieve_ctx_destroy(ctx);
+}
+END_TEST
+
 START_TEST(foreach_matches_primesieve_listing)
 {
     sieve_ctx *ctx = sieve_ctx_create(1024);
@@ -493,6 +511,7 @@ static Suite *sieve_suite(void)
     ADD(random_windows_match_primesieve);
     ADD(windows_straddling_segment_boundaries_match_primesieve);
     ADD(windows_near_1e18_and_2_64_match_primesieve);
+    ADD(low_and_big_segment_sizes_match_primesieve);
     ADD(foreach_matches_primesieve_listing);
     ADD(foreach_returns_callback_stop_value_and_batches_are_bounded);
     ADD(chunked_count_equals_unsplit_count);
