@@ -143,7 +143,8 @@ bool api_hopeless(const struct api_ctx *ctx, double ms, double *wall);
 int api_pi(const struct api_ctx *ctx, struct api_worker *w, uint64_t x, uint64_t *out,
            const atomic_int *cancel);
 /* What api_pi(x) would cost now, in seconds of one worker (0 when cached): the cost model's
- * pi_cost_seconds, or a cached neighbour's gap by pi_sieve_cost_seconds when cheaper. */
+ * pi_cost_seconds, or a cached neighbour's gap by pi_sieve_cost_seconds when cheaper. ctx NULL:
+ * from scratch, pi_cost_seconds (the price; cost_ms). */
 double api_pi_cost_seconds(const struct api_ctx *ctx, uint64_t x);
 /* api_pi's counters (what api_pi_collect exports), for tests. */
 struct api_pi_stats {

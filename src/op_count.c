@@ -16,7 +16,6 @@
  * costs nothing; api_pi_cost_seconds). */
 static double by_pi_seconds(const struct api_ctx *ctx, uint64_t a, uint64_t b)
 {
-    if (!ctx) return pi_cost_seconds(b) + (a > 1 ? pi_cost_seconds(a - 1) : 0.0);
     return api_pi_cost_seconds(ctx, b) + (a > 1 ? api_pi_cost_seconds(ctx, a - 1) : 0.0);
 }
 

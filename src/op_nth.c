@@ -49,7 +49,7 @@ static double finish_seconds(uint64_t x)
 static double nth_cost_ms(const struct api_ctx *ctx, const struct api_query *q)
 {
     uint64_t x = sieve_nth_estimate(q->a);
-    return 1000.0 * ((ctx ? api_pi_cost_seconds(ctx, x) : pi_cost_seconds(x)) + finish_seconds(x));
+    return 1000.0 * (api_pi_cost_seconds(ctx, x) + finish_seconds(x));
 }
 
 /* Above this nth builds a Meissel π table of tens of MiB. */

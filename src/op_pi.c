@@ -17,7 +17,7 @@ static enum api_plan pi_parse(const struct api_ctx *ctx, const struct http_reque
 
 static double pi_cost_ms(const struct api_ctx *ctx, const struct api_query *q)
 {
-    return 1000.0 * (ctx ? api_pi_cost_seconds(ctx, q->a) : pi_cost_seconds(q->a));
+    return 1000.0 * api_pi_cost_seconds(ctx, q->a);
 }
 
 #define EXPENSIVE_PI_SECONDS 0.5 /* π(1e15)-ish: tables of a few MiB from the π budget */
