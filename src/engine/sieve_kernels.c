@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "primed/sieve.h"
-#include "wheel.h" /* the wheel tables of first_multiples_* */
+#include "wheel.h" /* WHEEL_M, for the first multiples' step table */
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -135,16 +135,37 @@ TARGET_AVX2 static inline __m256i mul_u32(__m256i a, __m256i b) /* a * b mod 2^6
     return _mm256_add_epi64(_mm256_mul_epu32(a, b), _mm256_slli_epi64(hi, 32));
 }
 
+/* The first multiples' step table (both kernels): r = n mod 30 -> (the next residue coprime to 30,
+ * from r on) - r | that residue's wheel index << 8 (wheel.h); 30 and 31 unused. */
+#define NEXT_I(r)                                                                                  \
+    ((r) <= 1    ? 0                                                                               \
+     : (r) <= 7  ? 1                                                                               \
+     : (r) <= 11 ? 2                                                                               \
+     : (r) <= 13 ? 3                                                                               \
+     : (r) <= 17 ? 4                                                                               \
+     : (r) <= 19 ? 5                                                                               \
+     : (r) <= 23 ? 6                                                                               \
+                 : 7)
+#define NEXT_T(r) ((uint32_t)(WHEEL_M(NEXT_I(r)) - (r)) | (uint32_t)NEXT_I(r) << 8)
+static const uint32_t next_tab[32] = {
+    NEXT_T(0),  NEXT_T(1),  NEXT_T(2),  NEXT_T(3),  NEXT_T(4),  NEXT_T(5),  NEXT_T(6),  NEXT_T(7),
+    NEXT_T(8),  NEXT_T(9),  NEXT_T(10), NEXT_T(11), NEXT_T(12), NEXT_T(13), NEXT_T(14), NEXT_T(15),
+    NEXT_T(16), NEXT_T(17), NEXT_T(18), NEXT_T(19), NEXT_T(20), NEXT_T(21), NEXT_T(22), NEXT_T(23),
+    NEXT_T(24), NEXT_T(25), NEXT_T(26), NEXT_T(27), NEXT_T(28), NEXT_T(29), 0,          0};
+
+static const int32_t pick4[16][8] = {/* a 4-bit mask -> the low dwords of its lanes, first */
+                                     {0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0},
+                                     {2, 0, 0, 0, 0, 0, 0, 0}, {0, 2, 0, 0, 0, 0, 0, 0},
+                                     {4, 0, 0, 0, 0, 0, 0, 0}, {0, 4, 0, 0, 0, 0, 0, 0},
+                                     {2, 4, 0, 0, 0, 0, 0, 0}, {0, 2, 4, 0, 0, 0, 0, 0},
+                                     {6, 0, 0, 0, 0, 0, 0, 0}, {0, 6, 0, 0, 0, 0, 0, 0},
+                                     {2, 6, 0, 0, 0, 0, 0, 0}, {0, 2, 6, 0, 0, 0, 0, 0},
+                                     {4, 6, 0, 0, 0, 0, 0, 0}, {0, 4, 6, 0, 0, 0, 0, 0},
+                                     {2, 4, 6, 0, 0, 0, 0, 0}, {0, 2, 4, 6, 0, 0, 0, 0}};
+
 TARGET_AVX2 static size_t first_multiples_avx2(const uint32_t *p, size_t n, uint64_t W0,
                                                uint64_t span, uint32_t *hit, uint32_t *ow)
 {
-    long long tab[32] = {0}; /* r -> (next residue coprime to 30) - r | its wheel index << 8 */
-    for (unsigned r = 0; r < 30; r++)
-        tab[r] = (long long)(wheel_residue[wheel_next_index[r]] - r) | wheel_next_index[r] << 8;
-    int32_t pick[16][8] = {{0}}; /* 4-bit mask -> the low dwords of its lanes, first */
-    for (unsigned b = 0; b < 16; b++)
-        for (unsigned j = 0, k = 0; j < 4; j++)
-            if (b >> j & 1) pick[b][k++] = (int32_t)(2 * j);
     const __m256i w0 = _mm256_set1_epi64x((long long)W0), zero = _mm256_setzero_si256();
     const __m256i ones = _mm256_set1_epi64x(-1), sign = _mm256_set1_epi64x(INT64_MIN);
     const __m256i spanx = _mm256_set1_epi64x((long long)(span ^ (uint64_t)INT64_MIN));
@@ -174,7 +195,8 @@ TARGET_AVX2 static size_t first_multiples_avx2(const uint32_t *p, size_t n, uint
         const __m256i k30 = pd_to_u52(_mm256_div_pd(u52_to_pd(k), d30));
         const __m256i r30 = _mm256_sub_epi64(
             k, _mm256_sub_epi64(_mm256_slli_epi64(k30, 5), _mm256_slli_epi64(k30, 1)));
-        const __m256i t = _mm256_i64gather_epi64(tab, r30, 8);
+        const __m256i t =
+            _mm256_cvtepu32_epi64(_mm256_i64gather_epi32((const int *)next_tab, r30, 4));
         k = _mm256_add_epi64(k, _mm256_and_si256(t, lo8));
         const __m256i d = _mm256_sub_epi64(mul_u32(k, vp), w0);
         __m256i got = _mm256_xor_si256(_mm256_cmpgt_epi64(_mm256_xor_si256(d, sign), spanx), ones);
@@ -183,7 +205,7 @@ TARGET_AVX2 static size_t first_multiples_avx2(const uint32_t *p, size_t n, uint
         const __m256i off = _mm256_srli_epi64(_mm256_mul_epu32(d, magic), 36);
         const __m256i o = _mm256_or_si256(_mm256_slli_epi64(off, 3), _mm256_srli_epi64(t, 8));
         const unsigned bits = (unsigned)_mm256_movemask_pd(_mm256_castsi256_pd(got));
-        const __m256i idx = _mm256_loadu_si256((const __m256i *)(const void *)pick[bits]);
+        const __m256i idx = _mm256_loadu_si256((const __m256i *)(const void *)pick4[bits]);
         _mm_storeu_si128((__m128i *)(void *)(ow + h),
                          _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(o, idx)));
         _mm_storeu_si128(
@@ -224,10 +246,7 @@ TARGET_AVX512VP static uint64_t popcount_avx512vp(const uint8_t *buf, size_t n)
 TARGET_AVX512DQ static size_t first_multiples_avx512(const uint32_t *p, size_t n, uint64_t W0,
                                                      uint64_t span, uint32_t *hit, uint32_t *ow)
 {
-    uint32_t tab[32] = {0}; /* r -> (next residue coprime to 30) - r | its wheel index << 8 */
-    for (unsigned r = 0; r < 30; r++)
-        tab[r] = (uint32_t)(wheel_residue[wheel_next_index[r]] - r) | wheel_next_index[r] << 8u;
-    const __m512i t0 = _mm512_loadu_si512(tab), t1 = _mm512_loadu_si512(tab + 16);
+    const __m512i t0 = _mm512_loadu_si512(next_tab), t1 = _mm512_loadu_si512(next_tab + 16);
     const __m512i w0 = _mm512_set1_epi64((long long)W0), one = _mm512_set1_epi64(1);
     const __m512i thirty = _mm512_set1_epi64(30), spanv = _mm512_set1_epi64((long long)span);
     const __m512i magic = _mm512_set1_epi64(0x88888889); /* d / 30 = d * magic >> 36, d < 2^32 */
