@@ -39,6 +39,15 @@ static uint64_t rnd(void)
     return xorshift64(&rng_state);
 }
 
+/* A random number of magnitude 10^d: in [10^d, 10^(d+1)). */
+static uint64_t rnd_magnitude(int d)
+{
+    uint64_t p = 1;
+    for (int i = 0; i < d; i++)
+        p *= 10;
+    return p + rnd() % (9 * p);
+}
+
 static uint64_t pc_pi(uint64_t x)
 {
     return oracle_u64("primecount %" PRIu64, x);
@@ -148,12 +157,9 @@ START_TEST(pi_matches_primecount_on_random_x_every_magnitude)
 {
     int top = slow_variant() ? 13 : 15;
     for (int d = 3; d <= top; d++) {
-        uint64_t p = 1;
-        for (int i = 0; i < d; i++)
-            p *= 10;
         int reps = d <= 12 ? 4 : 1;
         for (int r = 0; r < reps; r++) {
-            uint64_t x = p + rnd() % (9 * p);
+            uint64_t x = rnd_magnitude(d);
             ck_assert_msg(pi_of(x) == pc_pi(x), "pi(%" PRIu64 ")", x);
         }
     }
@@ -217,11 +223,8 @@ START_TEST(gourdon_equals_dr_on_seeded_random_x)
 {
     int top = slow_variant() ? 12 : 14;
     for (int d = 4; d <= top; d++) {
-        uint64_t p = 1;
-        for (int i = 0; i < d; i++)
-            p *= 10;
         for (int r = 0; r < (d <= 11 ? 6 : 2); r++) {
-            uint64_t x = p + rnd() % (9 * p);
+            uint64_t x = rnd_magnitude(d);
             struct pi_opts g = {.algo = PI_ALGO_GOURDON}, dr = {.algo = PI_ALGO_DR};
             uint64_t a = pi_plan_run(x, &g, false), b = pi_plan_run(x, &dr, r % 2 == 1);
             ck_assert_msg(a == b, "pi(%" PRIu64 "): gourdon %" PRIu64 ", dr %" PRIu64, x, a, b);
@@ -482,10 +485,7 @@ START_TEST(nth_matches_primecount_on_random_k)
     ck_assert_ptr_nonnull(ctx);
     int top = slow_variant() ? 11 : 13;
     for (int d = 3; d <= top; d++) {
-        uint64_t p = 1;
-        for (int i = 0; i < d; i++)
-            p *= 10;
-        uint64_t k = p + rnd() % (9 * p), got = 0;
+        uint64_t k = rnd_magnitude(d), got = 0;
         ck_assert_int_eq(sieve_nth(ctx, k, &got, NULL), 0);
         ck_assert_msg(got == oracle_u64("primecount -n %" PRIu64, k), "nth(%" PRIu64 ")", k);
     }
